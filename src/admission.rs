@@ -1,0 +1,83 @@
+//! The gateway's cached admission state. Reading the store on every connection
+//! would cost a round of queries per tunnel; instead the last [`Snapshot`] is
+//! kept and reloaded only when the store's [`Generation`] says a change that
+//! affects admission was committed. The store bumps the generation before the
+//! changing call returns, so the next admission after it always sees the change.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+
+use crate::clock::SharedClock;
+use crate::policy::{PolicySettings, Snapshot};
+use crate::store::{Generation, Store, StoreError};
+
+/// Reload at least this often, so windows that ended long ago leave memory.
+const MAX_AGE: Duration = Duration::from_secs(60);
+
+struct Loaded {
+    generation: u64,
+    loaded_at: Instant,
+    snapshot: Arc<Snapshot>,
+}
+
+/// The admission snapshot, reloaded on change.
+pub struct AdmissionCache {
+    store: Arc<dyn Store>,
+    generation: Arc<Generation>,
+    settings: PolicySettings,
+    clock: SharedClock,
+    current: ArcSwapOption<Loaded>,
+    reload: tokio::sync::Mutex<()>,
+}
+
+impl AdmissionCache {
+    /// A cache over `store`, applying `settings` to every snapshot.
+    pub fn new(store: Arc<dyn Store>, settings: PolicySettings, clock: SharedClock) -> Self {
+        Self {
+            generation: store.generation(),
+            store,
+            settings,
+            clock,
+            current: ArcSwapOption::empty(),
+            reload: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn fresh(&self) -> Option<Arc<Snapshot>> {
+        let cur = self.current.load();
+        let cur = cur.as_ref()?;
+        (cur.generation == self.generation.get() && cur.loaded_at.elapsed() < MAX_AGE).then(|| cur.snapshot.clone())
+    }
+
+    /// The current snapshot; reloads it from the store if something changed.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        if let Some(s) = self.fresh() {
+            return Ok(s);
+        }
+        // One reload at a time; whoever waited finds it done.
+        let _guard = self.reload.lock().await;
+        if let Some(s) = self.fresh() {
+            return Ok(s);
+        }
+        // Read the generation first: a change committed during the load bumps it
+        // again and the next caller reloads.
+        let generation = self.generation.get();
+        let mut snapshot = self.store.load_admission_snapshot(self.clock.now()).await?;
+        snapshot.settings = self.settings;
+        let snapshot = Arc::new(snapshot);
+        self.current.store(Some(Arc::new(Loaded {
+            generation,
+            loaded_at: Instant::now(),
+            snapshot: snapshot.clone(),
+        })));
+        tracing::debug!(generation, devices = snapshot.devices.len(), "admission snapshot reloaded");
+        Ok(snapshot)
+    }
+
+    /// Forgets the snapshot (another node changed the shared database).
+    pub fn invalidate(&self) {
+        self.generation.bump();
+    }
+}

@@ -1,0 +1,235 @@
+//! The command line: `init`, `serve`, `migrate`, `token create`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::domain::{Role, VendorId};
+use crate::pki;
+use crate::store::{self, NewUser};
+
+/// Portier: time-bounded, audited remote-maintenance tunnels for hospitals.
+#[derive(Debug, Parser)]
+#[command(name = "portier", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a development setup: PKI in DIR/certs, DIR/portier.toml, the SQLite
+    /// database, and a bootstrap admin token (printed once). Refuses to overwrite.
+    Init {
+        /// Directory to create the setup in.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print `{"admin_token": …, "config": …}` instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the gateway (and the admin API) until Ctrl-C / SIGTERM.
+    Serve {
+        /// Configuration file.
+        #[arg(long, env = "PORTIER_CONFIG", conflicts_with = "dev")]
+        config: Option<PathBuf>,
+        /// Quick start: create ./portier-dev on first run (as `init` does), then serve it.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// `portier token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API account and print its token (shown once).
+    Create {
+        /// admin, security, auditor or vendor.
+        #[arg(long)]
+        role: String,
+        /// Account name (unique).
+        #[arg(long)]
+        name: String,
+        /// The vendor a `vendor` account is scoped to.
+        #[arg(long)]
+        vendor: Option<String>,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Directory `serve --dev` uses.
+pub const DEV_DIR: &str = "portier-dev";
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { dir, json } => {
+            let created = init(&dir).await?;
+            print_init(&created, json)?;
+            Ok(())
+        }
+        Command::Serve { config, dev } => {
+            let config = match (config, dev) {
+                (_, true) => {
+                    let dir = PathBuf::from(DEV_DIR);
+                    if !dir.join("portier.toml").exists() {
+                        let created = init(&dir).await?;
+                        print_init(&created, false)?;
+                    }
+                    dir.join("portier.toml")
+                }
+                (Some(c), false) => c,
+                (None, false) => bail!("give --config FILE, or --dev for the development quick start"),
+            };
+            let settings = load(&config)?;
+            crate::telemetry::init(settings.log.format, &settings.log.filter);
+            let app = App::start(&settings).await?;
+            tracing::info!(gateway = %app.gateway_addr, "portier serving");
+            app.run_until_signal().await;
+            Ok(())
+        }
+        Command::Migrate { config } => {
+            let settings = load(&config)?;
+            let store = store::connect(&settings.database.url).await?;
+            store.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::Create { role, name, vendor, config },
+        } => {
+            let settings = load(&config)?;
+            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e} (expected admin, security, auditor or vendor)"))?;
+            let store = store::connect(&settings.database.url).await?;
+            store.migrate().await?;
+            let vendor_id = vendor.map(VendorId);
+            match (role, &vendor_id) {
+                (Role::Vendor, None) => bail!("a vendor token needs --vendor ID"),
+                (r, Some(_)) if r != Role::Vendor => bail!("--vendor is only for the vendor role"),
+                _ => {}
+            }
+            if let Some(v) = &vendor_id {
+                store.vendor(v).await.with_context(|| format!("vendor {v}"))?;
+            }
+            let token = create_token(store.as_ref(), role, &name, vendor_id, "cli").await?;
+            println!("{token}");
+            Ok(())
+        }
+    }
+}
+
+fn load(path: &Path) -> anyhow::Result<Settings> {
+    Settings::load(path).with_context(|| format!("loading {}", path.display()))
+}
+
+/// What `init` created.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InitResult {
+    pub admin_token: String,
+    pub config: PathBuf,
+}
+
+fn print_init(r: &InitResult, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(r)?);
+    } else {
+        println!("Created {}", r.config.display());
+        println!("Bootstrap admin token (shown once, keep it safe):");
+        println!("{}", r.admin_token);
+    }
+    Ok(())
+}
+
+async fn create_token(store: &dyn store::Store, role: Role, name: &str, vendor_id: Option<VendorId>, actor: &str) -> anyhow::Result<String> {
+    let (token, token_sha256) = crate::token::generate();
+    let now = SystemClock.now();
+    let user = store
+        .create_user(
+            &NewUser {
+                name: name.to_owned(),
+                role,
+                vendor_id,
+                token_sha256,
+            },
+            now,
+        )
+        .await
+        .with_context(|| format!("creating account {name:?}"))?;
+    store
+        .append_audit(&crate::audit::AuditEvent::new(
+            now,
+            actor,
+            "token.created",
+            user.id.as_str(),
+            "success",
+            serde_json::json!({ "name": user.name, "role": user.role, "vendor_id": user.vendor_id }),
+        ))
+        .await?;
+    Ok(token)
+}
+
+/// Creates a development setup in `dir` (see `portier init --help`).
+pub async fn init(dir: &Path) -> anyhow::Result<InitResult> {
+    let config = dir.join("portier.toml");
+    let certs = dir.join("certs");
+    let db = dir.join("portier.db");
+    for existing in [&config, &certs, &db] {
+        if existing.exists() {
+            bail!("{} already exists: refusing to overwrite an existing setup", existing.display());
+        }
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    pki::generate_dev_pki(&certs)?;
+    std::fs::write(&config, DEV_CONFIG).with_context(|| format!("writing {}", config.display()))?;
+    let settings = Settings::load(&config)?;
+    let store = store::connect(&settings.database.url).await?;
+    store.migrate().await?;
+    let admin_token = create_token(store.as_ref(), Role::Admin, "bootstrap-admin", None, "cli:init").await?;
+    Ok(InitResult { admin_token, config })
+}
+
+/// The development configuration `init` writes: loopback listeners, TLS 1.3 only.
+const DEV_CONFIG: &str = r#"# Portier development configuration, written by `portier init`.
+# Every key can be overridden by PORTIER_<SECTION>_<KEY>, e.g. PORTIER_DATABASE_URL.
+
+[gateway]
+listen = "127.0.0.1:8443"
+cert = "certs/server.pem"
+key = "certs/server.key"
+vendor_ca = "certs/vendor-ca.pem"
+tls_versions = ["1.3"]
+handshake_timeout_secs = 10
+connect_timeout_secs = 5
+max_connections = 10000
+linger_secs = 2
+node = "local"
+
+[database]
+url = "sqlite://portier.db"
+
+[policy]
+max_window_hours = 12
+max_emergency_minutes = 240
+report_due_hours = 24
+on_overdue_report = "block"
+
+[log]
+format = "text"
+filter = "info"
+"#;

@@ -1,0 +1,311 @@
+//! `portier.toml`: every key has a safe default and can be overridden by an
+//! environment variable `PORTIER_<SECTION>_<KEY>` (e.g. `PORTIER_DATABASE_URL`).
+//! Unknown keys, in the file or the environment, are errors.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::policy::{OverdueMode, PolicySettings};
+
+/// Sections that environment overrides may address.
+const SECTIONS: [&str; 4] = ["gateway", "database", "policy", "log"];
+
+/// Configuration errors, with the file or key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid value: {0}")]
+    Invalid(String),
+}
+
+/// `[gateway]`: the technicians' TLS listener.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    pub listen: SocketAddr,
+    /// PEM chain of the gateway's server certificate.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// PEM of the CA that signs technicians' certificates.
+    pub vendor_ca: PathBuf,
+    /// `["1.3"]` by default; add `"1.2"` only for legacy clients.
+    pub tls_versions: Vec<String>,
+    pub handshake_timeout_secs: u64,
+    pub connect_timeout_secs: u64,
+    pub max_connections: usize,
+    pub linger_secs: u64,
+    /// This node's name in session records.
+    pub node: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            cert: "certs/server.pem".into(),
+            key: "certs/server.key".into(),
+            vendor_ca: "certs/vendor-ca.pem".into(),
+            tls_versions: vec!["1.3".into()],
+            handshake_timeout_secs: 10,
+            connect_timeout_secs: 5,
+            max_connections: 10_000,
+            linger_secs: 2,
+            node: "local".into(),
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://FILE` (relative to the configuration file) or `postgres://…`.
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://portier.db".into(),
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    /// Longest window that may be requested.
+    pub max_window_hours: u32,
+    /// Longest emergency grant.
+    pub max_emergency_minutes: u32,
+    /// A report is due this long after its window ends.
+    pub report_due_hours: u32,
+    /// `block` (default) or `warn`.
+    pub on_overdue_report: OverdueMode,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            max_window_hours: 12,
+            max_emergency_minutes: 240,
+            report_due_hours: 24,
+            on_overdue_report: OverdueMode::Block,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub gateway: GatewayConfig,
+    pub database: DatabaseConfig,
+    pub policy: PolicyConfig,
+    pub log: LogConfig,
+}
+
+impl Settings {
+    /// Reads `path`, applies `PORTIER_*` overrides from the process environment,
+    /// resolves relative paths against the file's directory and validates.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, base, std::env::vars())
+    }
+
+    /// Parses a configuration text with the given environment.
+    pub fn from_toml(text: &str, base: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix("PORTIER_") else { continue };
+            let lower = rest.to_ascii_lowercase();
+            let Some((section, key)) = lower.split_once('_') else { continue };
+            if !SECTIONS.contains(&section) {
+                continue;
+            }
+            let table = doc
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .ok_or_else(|| ConfigError::Parse(format!("[{section}] is not a table")))?;
+            table.insert(key.to_owned(), env_value(&raw));
+        }
+        let mut s: Settings = toml::Value::Table(doc)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        s.resolve_paths(base);
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.gateway.cert);
+        abs(&mut self.gateway.key);
+        abs(&mut self.gateway.vendor_ca);
+        if let Some(file) = self.database.url.strip_prefix("sqlite://") {
+            let (file, query) = file.split_once('?').map_or((file, None), |(f, q)| (f, Some(q)));
+            if !file.is_empty() && Path::new(file).is_relative() && file != ":memory:" {
+                let joined = base.join(file);
+                self.database.url = match query {
+                    Some(q) => format!("sqlite://{}?{q}", joined.display()),
+                    None => format!("sqlite://{}", joined.display()),
+                };
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        crate::gateway::tls::versions(&self.gateway.tls_versions).map_err(|e| ConfigError::Invalid(format!("gateway.tls_versions: {e}")))?;
+        let positive = [
+            ("gateway.handshake_timeout_secs", self.gateway.handshake_timeout_secs),
+            ("gateway.connect_timeout_secs", self.gateway.connect_timeout_secs),
+            ("gateway.max_connections", self.gateway.max_connections as u64),
+            ("policy.max_window_hours", u64::from(self.policy.max_window_hours)),
+            ("policy.max_emergency_minutes", u64::from(self.policy.max_emergency_minutes)),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
+            }
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid(format!(
+                "database.url {:?} must start with sqlite:// or postgres://",
+                self.database.url
+            )));
+        }
+        Ok(())
+    }
+
+    /// The policy's configurable part.
+    pub fn policy_settings(&self) -> PolicySettings {
+        PolicySettings {
+            report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
+            on_overdue: self.policy.on_overdue_report,
+        }
+    }
+
+    /// The gateway's limits.
+    pub fn gateway_settings(&self) -> crate::gateway::GatewaySettings {
+        crate::gateway::GatewaySettings {
+            handshake_timeout: Duration::from_secs(self.gateway.handshake_timeout_secs),
+            connect_timeout: Duration::from_secs(self.gateway.connect_timeout_secs),
+            max_connections: self.gateway.max_connections,
+            linger: Duration::from_secs(self.gateway.linger_secs),
+            node: self.gateway.node.clone(),
+        }
+    }
+}
+
+/// An environment value is read as a TOML value when it is one (numbers,
+/// booleans, arrays), and as a plain string otherwise.
+fn env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let s = Settings::from_toml("", Path::new("/etc/portier"), env(&[])).unwrap();
+        assert!(s.gateway.listen.ip().is_loopback());
+        assert_eq!(s.gateway.tls_versions, vec!["1.3"]);
+        assert_eq!(s.database.url, "sqlite:///etc/portier/portier.db");
+        assert_eq!(s.gateway.cert, Path::new("/etc/portier/certs/server.pem"));
+    }
+
+    #[test]
+    fn environment_overrides_keys() {
+        let s = Settings::from_toml(
+            "[gateway]\nlisten = \"127.0.0.1:1\"\n",
+            Path::new("/x"),
+            env(&[
+                ("PORTIER_GATEWAY_LISTEN", "127.0.0.1:9999"),
+                ("PORTIER_GATEWAY_MAX_CONNECTIONS", "12"),
+                ("PORTIER_GATEWAY_TLS_VERSIONS", "[\"1.2\", \"1.3\"]"),
+                ("PORTIER_DATABASE_URL", "postgres://localhost/p"),
+                ("PORTIER_POLICY_ON_OVERDUE_REPORT", "warn"),
+                ("PORTIER_TEST_PG_URL", "ignored: not a section"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.gateway.listen.port(), 9999);
+        assert_eq!(s.gateway.max_connections, 12);
+        assert_eq!(s.gateway.tls_versions.len(), 2);
+        assert_eq!(s.database.url, "postgres://localhost/p");
+        assert_eq!(s.policy.on_overdue_report, OverdueMode::Warn);
+    }
+
+    #[test]
+    fn unknown_and_bad_keys_are_refused() {
+        for (text, vars) in [
+            ("[gateway]\nlisten_on = \"x\"\n", env(&[])),
+            ("[nope]\n", env(&[])),
+            ("", env(&[("PORTIER_GATEWAY_LISTNE", "127.0.0.1:1")])),
+            ("[gateway]\ntls_versions = [\"1.1\"]\n", env(&[])),
+            ("[gateway]\nhandshake_timeout_secs = 0\n", env(&[])),
+            ("[database]\nurl = \"mysql://x\"\n", env(&[])),
+            ("[policy]\non_overdue_report = \"ignore\"\n", env(&[])),
+            ("not toml", env(&[])),
+        ] {
+            assert!(Settings::from_toml(text, Path::new("/x"), vars).is_err(), "{text:?} should fail");
+        }
+    }
+}

@@ -1,0 +1,427 @@
+//! The TLS gateway: accepts technicians' connections, asks the policy, records
+//! the session durably, then pumps bytes to the device until the tunnel ends.
+
+mod registry;
+pub mod tls;
+mod tunnel;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info_span, Instrument};
+
+use crate::admission::AdmissionCache;
+use crate::audit::{AuditEvent, GATEWAY_ACTOR};
+use crate::clock::SharedClock;
+use crate::domain::{EndReason, Fingerprint, SessionId};
+use crate::pki::CertInfo;
+use crate::policy::{self, Admission, Decision, Denial, DenyReason, Facts};
+use crate::store::{Journal, JournalEntry, Session, SessionEnd};
+
+pub use registry::{LiveInfo, LiveSession, Registry};
+pub use tunnel::{drive, Pump};
+
+/// Tunable limits of the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// A client must finish its TLS handshake within this.
+    pub handshake_timeout: Duration,
+    /// Connecting to the device must succeed within this.
+    pub connect_timeout: Duration,
+    /// Connections handled at once; beyond, new ones are closed at once.
+    pub max_connections: usize,
+    /// After one side closes, the other has this long to finish.
+    pub linger: Duration,
+    /// This node's name, recorded with its sessions.
+    pub node: String,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            max_connections: 10_000,
+            linger: Duration::from_secs(2),
+            node: "local".into(),
+        }
+    }
+}
+
+/// What the gateway shares with the rest of Portier.
+#[derive(Clone)]
+pub struct GatewayDeps {
+    pub cache: Arc<AdmissionCache>,
+    pub journal: Journal,
+    pub registry: Arc<Registry>,
+    pub clock: SharedClock,
+}
+
+/// At most this many handshake failures per second reach the audit trail; the
+/// rest are counted, so a flood of garbage cannot flood the trail.
+const HANDSHAKE_AUDITS_PER_SECOND: u64 = 20;
+
+struct Shared {
+    settings: GatewaySettings,
+    deps: GatewayDeps,
+    acceptor: TlsAcceptor,
+    audit_second: AtomicI64,
+    audits_this_second: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+/// A bound gateway, ready to [`run`](Gateway::run).
+pub struct Gateway {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Gateway {
+    /// Binds the listener. Use port 0 to let the system choose (tests).
+    pub async fn bind(addr: SocketAddr, tls: Arc<rustls::ServerConfig>, settings: GatewaySettings, deps: GatewayDeps) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(Self::from_listener(listener, tls, settings, deps))
+    }
+
+    /// Wraps an already-bound listener.
+    pub fn from_listener(listener: TcpListener, tls: Arc<rustls::ServerConfig>, settings: GatewaySettings, deps: GatewayDeps) -> Self {
+        Self {
+            listener,
+            shared: Arc::new(Shared {
+                settings,
+                deps,
+                acceptor: TlsAcceptor::from(tls),
+                audit_second: AtomicI64::new(0),
+                audits_this_second: AtomicU64::new(0),
+                suppressed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Accepts connections until `shutdown`, then cuts the live tunnels
+    /// (`gateway_shutdown`) and waits for their records to be written.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let limit = Arc::new(Semaphore::new(self.shared.settings.max_connections));
+        let tasks = TaskTracker::new();
+        tracing::info!(addr = ?self.listener.local_addr().ok(), "gateway listening");
+        loop {
+            let accepted = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                a = self.listener.accept() => a,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                tracing::warn!(%peer, "connection limit reached, closing");
+                continue;
+            };
+            let shared = self.shared.clone();
+            tasks.spawn(async move {
+                handle(shared, tcp, peer).await;
+                drop(permit);
+            });
+        }
+        let cut = self.shared.deps.registry.cut_all(EndReason::GatewayShutdown);
+        tracing::info!(cut, "gateway stopping");
+        tasks.close();
+        if tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.is_err() {
+            tracing::warn!("some connections did not finish within 10 s of shutdown");
+        }
+    }
+}
+
+/// The facts the policy needs, from a completed handshake.
+struct Presented {
+    sni: Option<String>,
+    fingerprint: Option<Fingerprint>,
+    leaf: Option<Vec<u8>>,
+}
+
+fn presented(tls: &TlsStream<TcpStream>) -> Presented {
+    let conn = tls.get_ref().1;
+    let leaf = conn.peer_certificates().and_then(|c| c.first());
+    Presented {
+        sni: conn.server_name().map(str::to_owned),
+        fingerprint: leaf.map(|c| Fingerprint::of_der(c.as_ref())),
+        leaf: leaf.map(|c| c.as_ref().to_vec()),
+    }
+}
+
+async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+    let id = SessionId::generate();
+    let span = info_span!("conn", %peer, id = %id);
+    async move {
+        let _ = tcp.set_nodelay(true);
+        let handshake = tokio::time::timeout(shared.settings.handshake_timeout, shared.acceptor.accept(tcp)).await;
+        let mut tls = match handshake {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => return handshake_failed(&shared, &id, peer, &e.to_string()).await,
+            Err(_) => return handshake_failed(&shared, &id, peer, "handshake timeout").await,
+        };
+        let facts = presented(&tls);
+        let decision = match shared.deps.cache.snapshot().await {
+            Ok(snap) => {
+                let f = Facts {
+                    sni: facts.sni.as_deref(),
+                    fingerprint: facts.fingerprint,
+                    source_ip: peer.ip(),
+                };
+                let d = policy::decide(&f, &snap, shared.deps.clock.now());
+                match d {
+                    Decision::Allow(a) => {
+                        let found = facts.sni.as_deref().and_then(|n| snap.device_by_name(n));
+                        let address = found.map(|d| d.address.clone()).unwrap_or_default();
+                        let subject = facts
+                            .fingerprint
+                            .and_then(|f| snap.technicians.get(&f))
+                            .map(|t| t.subject.clone())
+                            .unwrap_or_default();
+                        Ok((a, address, subject))
+                    }
+                    Decision::Deny(d) => Err(d),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "admission state unavailable");
+                Err(Denial {
+                    reason: DenyReason::StoreUnavailable,
+                    vendor_id: None,
+                    technician_id: None,
+                    device_id: None,
+                })
+            }
+        };
+        match decision {
+            Ok((admission, address, subject)) => tunnel(&shared, tls, &id, peer, admission, &address, subject, &facts).await,
+            Err(denial) => {
+                record_denial(&shared, &id, peer, &facts, &denial).await;
+                deny_on_wire(&mut tls, denial.reason, &id).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+/// `PORTIER DENIED <reason> <id>`, then close_notify.
+async fn deny_on_wire(tls: &mut TlsStream<TcpStream>, reason: DenyReason, id: &SessionId) {
+    let line = format!("PORTIER DENIED {} {}\n", reason.code(), id);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        tls.write_all(line.as_bytes()).await?;
+        tls.shutdown().await
+    })
+    .await;
+}
+
+async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts: &Presented, denial: &Denial) {
+    let subject = facts.leaf.as_deref().and_then(|der| CertInfo::from_der(der).ok()).map(|c| c.subject);
+    tracing::info!(reason = denial.reason.code(), sni = ?facts.sni, "tunnel denied");
+    let event = AuditEvent::new(
+        shared.deps.clock.now(),
+        GATEWAY_ACTOR,
+        "admission.denied",
+        id.as_str(),
+        "denied",
+        json!({
+            "reason": denial.reason.code(),
+            "source_ip": peer.ip().to_canonical().to_string(),
+            "source_port": peer.port(),
+            "sni": facts.sni,
+            "certificate_fingerprint": facts.fingerprint.map(|f| f.to_hex()),
+            "certificate_subject": subject,
+            "vendor_id": denial.vendor_id,
+            "technician_id": denial.technician_id,
+            "device_id": denial.device_id,
+            "node": shared.settings.node,
+        }),
+    );
+    // Waits for the write so the trail holds the denial before the client hears
+    // of it; bounded, because a stalled store must not stall the refusal.
+    match tokio::time::timeout(Duration::from_secs(2), shared.deps.journal.write(JournalEntry::Audit(event))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "denial not recorded"),
+        Err(_) => tracing::error!("denial not recorded: store too slow"),
+    }
+}
+
+async fn handshake_failed(shared: &Shared, id: &SessionId, peer: SocketAddr, error: &str) {
+    tracing::info!(error, "TLS handshake failed");
+    let now = shared.deps.clock.now();
+    let second = now.timestamp();
+    if shared.audit_second.swap(second, Ordering::AcqRel) != second {
+        shared.audits_this_second.store(0, Ordering::Release);
+    }
+    if shared.audits_this_second.fetch_add(1, Ordering::AcqRel) >= HANDSHAKE_AUDITS_PER_SECOND {
+        shared.suppressed.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let suppressed = shared.suppressed.swap(0, Ordering::AcqRel);
+    let event = AuditEvent::new(
+        now,
+        GATEWAY_ACTOR,
+        "tls.handshake_failed",
+        id.as_str(),
+        "denied",
+        json!({
+            "source_ip": peer.ip().to_canonical().to_string(),
+            "source_port": peer.port(),
+            "error": error,
+            "suppressed_since_last": suppressed,
+            "node": shared.settings.node,
+        }),
+    );
+    // Not awaited: nobody is waiting on the other end of a failed handshake.
+    let journal = shared.deps.journal.clone();
+    tokio::spawn(async move {
+        if let Err(e) = journal.write(JournalEntry::Audit(event)).await {
+            tracing::warn!(error = %e, "handshake failure not recorded");
+        }
+    });
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn tunnel(
+    shared: &Shared,
+    mut tls: TlsStream<TcpStream>,
+    id: &SessionId,
+    peer: SocketAddr,
+    a: Admission,
+    address: &str,
+    subject: String,
+    facts: &Presented,
+) {
+    let deps = &shared.deps;
+    let started_at = crate::audit::truncate_micros(deps.clock.now());
+    let session = Session {
+        id: id.clone(),
+        window_id: a.window_id.clone(),
+        vendor_id: a.vendor_id.clone(),
+        technician_id: a.technician_id.clone(),
+        technician_subject: subject,
+        device_id: a.device_id.clone(),
+        source_ip: peer.ip().to_canonical(),
+        source_port: peer.port(),
+        node: shared.settings.node.clone(),
+        started_at,
+        ended_at: None,
+        bytes_from_vendor: 0,
+        bytes_to_vendor: 0,
+        end_reason: None,
+    };
+    let event = AuditEvent::new(
+        started_at,
+        GATEWAY_ACTOR,
+        "session.started",
+        id.as_str(),
+        "success",
+        json!({
+            "window_id": a.window_id,
+            "vendor_id": a.vendor_id,
+            "technician_id": a.technician_id,
+            "technician_subject": session.technician_subject,
+            "device_id": a.device_id,
+            "source_ip": session.source_ip.to_string(),
+            "source_port": session.source_port,
+            "deadline": a.deadline,
+            "emergency": a.emergency,
+            "report_overdue_warning": a.report_overdue_warning,
+            "node": shared.settings.node,
+        }),
+    );
+    // Invariant 2: no byte reaches the device before the session is on disk.
+    if let Err(e) = deps.journal.write(JournalEntry::SessionStarted(session, event)).await {
+        tracing::error!(error = %e, "session record not written: refusing the tunnel");
+        let denial = Denial {
+            reason: DenyReason::StoreUnavailable,
+            vendor_id: Some(a.vendor_id),
+            technician_id: Some(a.technician_id),
+            device_id: Some(a.device_id),
+        };
+        record_denial(shared, id, peer, facts, &denial).await;
+        deny_on_wire(&mut tls, DenyReason::StoreUnavailable, id).await;
+        return;
+    }
+    let live = Arc::new(LiveSession::new(
+        id.clone(),
+        a.window_id.clone(),
+        a.vendor_id.clone(),
+        a.technician_id.clone(),
+        a.device_id.clone(),
+        started_at,
+        a.deadline,
+    ));
+    deps.registry.insert(live.clone());
+    tracing::info!(vendor = %a.vendor_id, technician = %a.technician_id, device = %a.device_id, window = %a.window_id, deadline = %a.deadline, "tunnel admitted");
+
+    let connected = tokio::time::timeout(shared.settings.connect_timeout, TcpStream::connect(address)).await;
+    let (reason, up, down, detail) = match connected {
+        Ok(Ok(mut device)) => {
+            let _ = device.set_nodelay(true);
+            let mut pump = Pump::new(&mut tls, &mut device);
+            let reason = drive(&mut pump, &live, &deps.clock, shared.settings.linger).await;
+            (reason, pump.bytes_from_vendor(), pump.bytes_to_vendor(), None)
+        }
+        Ok(Err(e)) => (EndReason::Error, 0, 0, Some(format!("device_unreachable: {e}"))),
+        Err(_) => (EndReason::Error, 0, 0, Some("device_unreachable: connect timeout".to_owned())),
+    };
+    deps.registry.remove(id);
+    if detail.is_some() {
+        tracing::warn!(address, detail = ?detail, "device unreachable");
+        deny_on_wire(&mut tls, DenyReason::DeviceUnreachable, id).await;
+    } else {
+        let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
+    }
+    drop(tls);
+
+    let ended_at = crate::audit::truncate_micros(deps.clock.now());
+    let end = SessionEnd {
+        id: id.clone(),
+        ended_at,
+        bytes_from_vendor: up,
+        bytes_to_vendor: down,
+        end_reason: reason,
+    };
+    let event = AuditEvent::new(
+        ended_at,
+        GATEWAY_ACTOR,
+        "session.ended",
+        id.as_str(),
+        "success",
+        json!({
+            "end_reason": reason.as_str(),
+            "bytes_from_vendor": up,
+            "bytes_to_vendor": down,
+            "detail": detail,
+            "window_id": a.window_id,
+            "vendor_id": a.vendor_id,
+        }),
+    );
+    tracing::info!(reason = reason.as_str(), bytes_from_vendor = up, bytes_to_vendor = down, "tunnel ended");
+    if let Err(e) = deps.journal.write(JournalEntry::SessionEnded(end, event)).await {
+        // The start is on record; the end will be closed as gateway_restart at next start.
+        tracing::error!(error = %e, "session end not recorded");
+    }
+}

@@ -1,0 +1,288 @@
+//! The byte pump between technician and device, and the loop that ends it: when
+//! a side closes, when the tunnel is cut, or at its deadline.
+//!
+//! Both directions are polled from one task over `&mut` streams, so no split lock
+//! is needed; each direction owns one buffer allocated with the tunnel, and the
+//! byte counters are plain integers.
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::registry::LiveSession;
+use crate::clock::SharedClock;
+use crate::domain::EndReason;
+
+/// Buffer per direction: large enough to fill a TLS record several times over.
+const BUF_SIZE: usize = 64 * 1024;
+
+/// One direction of the copy.
+struct Direction {
+    buf: Box<[u8]>,
+    pos: usize,
+    cap: usize,
+    read_done: bool,
+    need_flush: bool,
+    done: bool,
+    /// Bytes delivered to the writer.
+    bytes: u64,
+}
+
+impl Direction {
+    fn new() -> Self {
+        Self {
+            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            pos: 0,
+            cap: 0,
+            read_done: false,
+            need_flush: false,
+            done: false,
+            bytes: 0,
+        }
+    }
+
+    /// Copies until the reader reaches end of stream, then shuts the writer down.
+    fn poll_copy<R, W>(&mut self, cx: &mut Context<'_>, mut r: Pin<&mut R>, mut w: Pin<&mut W>) -> Poll<io::Result<()>>
+    where
+        R: AsyncRead + ?Sized,
+        W: AsyncWrite + ?Sized,
+    {
+        loop {
+            if self.pos == self.cap && !self.read_done {
+                let mut rb = ReadBuf::new(&mut *self.buf);
+                match r.as_mut().poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {
+                        let n = rb.filled().len();
+                        if n == 0 {
+                            self.read_done = true;
+                        } else {
+                            self.pos = 0;
+                            self.cap = n;
+                        }
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {
+                        // Nothing more to read for now: push out what the writer buffered.
+                        if self.need_flush {
+                            ready!(w.as_mut().poll_flush(cx))?;
+                            self.need_flush = false;
+                        }
+                        return Poll::Pending;
+                    }
+                }
+            }
+            while self.pos < self.cap {
+                let chunk = self.buf.get(self.pos..self.cap).unwrap_or_default();
+                let n = ready!(w.as_mut().poll_write(cx, chunk))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.pos += n;
+                self.bytes += n as u64;
+                self.need_flush = true;
+            }
+            if self.read_done {
+                ready!(w.as_mut().poll_flush(cx))?;
+                ready!(w.as_mut().poll_shutdown(cx))?;
+                return Poll::Ready(Ok(()));
+            }
+        }
+    }
+}
+
+/// Which side of the tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Vendor,
+    Device,
+}
+
+/// Something that happened in the pump.
+#[derive(Debug)]
+enum PumpEvent {
+    /// `side` finished sending (end of stream, or an error while reading or relaying it).
+    Finished(Side, Option<io::Error>),
+}
+
+/// Copies both ways between the vendor's stream and the device's.
+pub struct Pump<'a, V: ?Sized, D: ?Sized> {
+    vendor: &'a mut V,
+    device: &'a mut D,
+    up: Direction,
+    down: Direction,
+}
+
+impl<'a, V, D> Pump<'a, V, D>
+where
+    V: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    D: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    /// A pump between the two streams.
+    pub fn new(vendor: &'a mut V, device: &'a mut D) -> Self {
+        Self {
+            vendor,
+            device,
+            up: Direction::new(),
+            down: Direction::new(),
+        }
+    }
+
+    /// Bytes delivered from the vendor to the device.
+    pub fn bytes_from_vendor(&self) -> u64 {
+        self.up.bytes
+    }
+
+    /// Bytes delivered from the device to the vendor.
+    pub fn bytes_to_vendor(&self) -> u64 {
+        self.down.bytes
+    }
+
+    fn both_done(&self) -> bool {
+        self.up.done && self.down.done
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<PumpEvent> {
+        if !self.up.done {
+            if let Poll::Ready(r) = self.up.poll_copy(cx, Pin::new(&mut *self.vendor), Pin::new(&mut *self.device)) {
+                self.up.done = true;
+                return Poll::Ready(PumpEvent::Finished(Side::Vendor, r.err()));
+            }
+        }
+        if !self.down.done {
+            if let Poll::Ready(r) = self.down.poll_copy(cx, Pin::new(&mut *self.device), Pin::new(&mut *self.vendor)) {
+                self.down.done = true;
+                return Poll::Ready(PumpEvent::Finished(Side::Device, r.err()));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// How a side's finishing ends the session.
+fn reason_for(side: Side, err: Option<&io::Error>) -> EndReason {
+    use io::ErrorKind::*;
+    let closed = match err {
+        None => true,
+        // A peer that drops TCP without TLS close_notify, or resets, has closed.
+        Some(e) => matches!(e.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe),
+    };
+    match (side, closed) {
+        (Side::Vendor, true) => EndReason::ClientClosed,
+        (Side::Device, true) => EndReason::DeviceClosed,
+        (_, false) => EndReason::Error,
+    }
+}
+
+/// Runs the pump until the tunnel ends, and says why it ended. After the first
+/// side closes, the other gets `linger` to finish sending what it has.
+pub async fn drive<V, D>(pump: &mut Pump<'_, V, D>, live: &LiveSession, clock: &SharedClock, linger: Duration) -> EndReason
+where
+    V: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    D: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let mut deadline_rx = live.watch_deadline();
+    let mut first_close: Option<EndReason> = None;
+    let linger_sleep = tokio::time::sleep(Duration::MAX);
+    tokio::pin!(linger_sleep);
+    loop {
+        let deadline = *deadline_rx.borrow_and_update();
+        let left = (deadline - clock.now()).to_std().unwrap_or(Duration::ZERO);
+        tokio::select! {
+            biased;
+            _ = live.cut_requested() => return live.cut_reason().unwrap_or(EndReason::Terminated),
+            _ = tokio::time::sleep(left) => {
+                // The deadline may have moved while we slept.
+                if clock.now() >= *deadline_rx.borrow() {
+                    return EndReason::WindowEnded;
+                }
+            }
+            changed = deadline_rx.changed() => {
+                if changed.is_err() {
+                    // The registry entry is gone: nothing can move the deadline any more.
+                    deadline_rx = tokio::sync::watch::channel(deadline).1;
+                }
+            }
+            PumpEvent::Finished(side, err) = poll_fn(|cx| pump.poll_event(cx)) => {
+                if let Some(e) = &err {
+                    tracing::debug!(?side, error = %e, "tunnel side finished with an error");
+                }
+                let reason = reason_for(side, err.as_ref());
+                let first = *first_close.get_or_insert(reason);
+                if pump.both_done() || reason == EndReason::Error {
+                    return first;
+                }
+                linger_sleep.as_mut().reset(tokio::time::Instant::now() + linger);
+            }
+            _ = &mut linger_sleep, if first_close.is_some() => {
+                return first_close.unwrap_or(EndReason::Error);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn copies_both_ways_and_counts() {
+        let (mut vendor_far, mut vendor) = tokio::io::duplex(1024);
+        let (mut device, mut device_far) = tokio::io::duplex(1024);
+        let live = LiveSession::new(
+            "s".into(),
+            "w".into(),
+            "v".into(),
+            "t".into(),
+            "d".into(),
+            chrono::Utc::now(),
+            chrono::Utc::now() + chrono::Duration::hours(1),
+        );
+        let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        let echo = tokio::spawn(async move {
+            let mut buf = vec![0; 100_000];
+            let mut got = 0;
+            while got < 100_000 {
+                let n = device_far.read(&mut buf[got..]).await.unwrap();
+                device_far.write_all(&buf[got..got + n]).await.unwrap();
+                got += n;
+            }
+        });
+        let client = tokio::spawn(async move {
+            let data = vec![7u8; 100_000];
+            let (mut r, mut w) = tokio::io::split(&mut vendor_far);
+            let write = async {
+                w.write_all(&data).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut back = Vec::new();
+            let read = r.read_to_end(&mut back);
+            let (_, n) = tokio::join!(write, read);
+            n.unwrap();
+            back
+        });
+        let mut pump = Pump::new(&mut vendor, &mut device);
+        let reason = drive(&mut pump, &live, &clock, Duration::from_secs(2)).await;
+        assert_eq!(reason, EndReason::ClientClosed);
+        assert_eq!(pump.bytes_from_vendor(), 100_000);
+        drop(pump);
+        drop(device);
+        drop(vendor);
+        echo.await.unwrap();
+        assert_eq!(client.await.unwrap().len(), 100_000);
+    }
+
+    #[test]
+    fn reasons_by_side_and_error() {
+        assert_eq!(reason_for(Side::Vendor, None), EndReason::ClientClosed);
+        assert_eq!(reason_for(Side::Device, None), EndReason::DeviceClosed);
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(reason_for(Side::Vendor, Some(&eof)), EndReason::ClientClosed);
+        let other = io::Error::other("boom");
+        assert_eq!(reason_for(Side::Device, Some(&other)), EndReason::Error);
+    }
+}

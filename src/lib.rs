@@ -1,0 +1,19 @@
+//! Portier: a telemaintenance access broker for hospitals.
+//!
+//! Vendors' technicians reach medical devices through a TLS gateway that admits a
+//! tunnel only from the vendor's declared networks, during an approved window,
+//! records every session before the first byte flows, and cuts it at the end.
+
+pub mod admission;
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod gateway;
+pub mod pki;
+pub mod policy;
+pub mod store;
+pub mod telemetry;
+pub mod token;

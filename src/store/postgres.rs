@@ -1,0 +1,855 @@
+//! The backend for several gateway nodes sharing one state: PostgreSQL with its
+//! native types (TIMESTAMPTZ, CIDR, INET). Audit appends take a transaction-scoped
+//! advisory lock so that several processes extend one chain without forking it.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions, PgRow};
+use sqlx::{PgPool, QueryBuilder, Row};
+
+use super::*;
+use crate::audit::{chain_hash, AuditEvent, AuditRecord, GENESIS_HASH};
+use crate::domain::{DeviceName, Fingerprint, Role, WindowState};
+use crate::policy::{DeviceEntry, TechnicianEntry, VendorEntry, WindowEntry};
+
+/// Advisory lock key guarding the audit chain's tail ("PORTIER" in ASCII).
+const AUDIT_CHAIN_LOCK: i64 = 0x504f_5254_4945_52;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// PostgreSQL-backed [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    generation: Arc<Generation>,
+}
+
+// TIMESTAMPTZ is native here; these keep the shape of the SQLite backend's code.
+fn us(t: DateTime<Utc>) -> DateTime<Utc> {
+    t
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn from_us(v: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+    Ok(v)
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn opt_from_us(v: Option<DateTime<Utc>>) -> StoreResult<Option<DateTime<Utc>>> {
+    Ok(v)
+}
+
+fn parse<T: FromStr>(what: &str, s: &str) -> StoreResult<T> {
+    s.parse().map_err(|_| StoreError::Corrupt(format!("{what} {s:?}")))
+}
+
+impl PgStore {
+    /// Connects to the database of a `postgres://` URL.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let opts = PgConnectOptions::from_str(url).map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await
+            .map_err(StoreError::Unavailable)?;
+        Ok(Self {
+            pool,
+            generation: Arc::new(Generation::default()),
+        })
+    }
+
+    async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT network::text FROM vendor_networks WHERE vendor_id = $1 ORDER BY network")
+            .bind(vendor.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|n| parse("network", n)).collect()
+    }
+
+    fn vendor_row(row: &PgRow, networks: Vec<IpNet>) -> StoreResult<Vendor> {
+        Ok(Vendor {
+            id: VendorId(row.try_get("id")?),
+            name: row.try_get("name")?,
+            networks,
+            security_contact: row.try_get("security_contact")?,
+            enabled: row.try_get("enabled")?,
+            created_at: from_us(row.try_get("created_at")?)?,
+        })
+    }
+
+    fn technician_row(row: &PgRow) -> StoreResult<Technician> {
+        let fp: String = row.try_get("fingerprint_sha256")?;
+        Ok(Technician {
+            id: TechnicianId(row.try_get("id")?),
+            vendor_id: VendorId(row.try_get("vendor_id")?),
+            name: row.try_get("name")?,
+            subject: row.try_get("subject")?,
+            fingerprint: parse::<Fingerprint>("fingerprint", &fp)?,
+            certificate_pem: row.try_get("certificate_pem")?,
+            not_after: from_us(row.try_get("not_after")?)?,
+            revoked_at: opt_from_us(row.try_get("revoked_at")?)?,
+            created_at: from_us(row.try_get("created_at")?)?,
+        })
+    }
+
+    fn device_row(row: &PgRow, vendor_ids: Vec<VendorId>) -> StoreResult<Device> {
+        let name: String = row.try_get("name")?;
+        Ok(Device {
+            id: DeviceId(row.try_get("id")?),
+            name: parse::<DeviceName>("device name", &name)?,
+            address: row.try_get("address")?,
+            protocol: row.try_get("protocol")?,
+            description: row.try_get("description")?,
+            enabled: row.try_get("enabled")?,
+            vendor_ids,
+            created_at: from_us(row.try_get("created_at")?)?,
+        })
+    }
+
+    fn window_row(row: &PgRow, device_ids: Vec<DeviceId>, extra_networks: Vec<IpNet>) -> StoreResult<Window> {
+        let state: String = row.try_get("state")?;
+        Ok(Window {
+            id: WindowId(row.try_get("id")?),
+            vendor_id: VendorId(row.try_get("vendor_id")?),
+            device_ids,
+            starts_at: from_us(row.try_get("starts_at")?)?,
+            ends_at: from_us(row.try_get("ends_at")?)?,
+            state: parse::<WindowState>("window state", &state)?,
+            reason: row.try_get("reason")?,
+            emergency: row.try_get("emergency")?,
+            extra_networks,
+            requested_by: row.try_get("requested_by")?,
+            approved_by: row.try_get("approved_by")?,
+            decided_by: row.try_get("decided_by")?,
+            decided_at: opt_from_us(row.try_get("decided_at")?)?,
+            decision_reason: row.try_get("decision_reason")?,
+            closed_at: opt_from_us(row.try_get("closed_at")?)?,
+            created_at: from_us(row.try_get("created_at")?)?,
+        })
+    }
+
+    fn session_row(row: &PgRow) -> StoreResult<Session> {
+        let ip: std::net::IpAddr = row.try_get("source_ip")?;
+        let port: i32 = row.try_get("source_port")?;
+        let reason: Option<String> = row.try_get("end_reason")?;
+        let from_vendor: i64 = row.try_get("bytes_from_vendor")?;
+        let to_vendor: i64 = row.try_get("bytes_to_vendor")?;
+        Ok(Session {
+            id: SessionId(row.try_get("id")?),
+            window_id: WindowId(row.try_get("window_id")?),
+            vendor_id: VendorId(row.try_get("vendor_id")?),
+            technician_id: TechnicianId(row.try_get("technician_id")?),
+            technician_subject: row.try_get("technician_subject")?,
+            device_id: DeviceId(row.try_get("device_id")?),
+            source_ip: ip,
+            source_port: u16::try_from(port).map_err(|_| StoreError::Corrupt(format!("port {port}")))?,
+            node: row.try_get("node")?,
+            started_at: from_us(row.try_get("started_at")?)?,
+            ended_at: opt_from_us(row.try_get("ended_at")?)?,
+            bytes_from_vendor: u64::try_from(from_vendor).unwrap_or(0),
+            bytes_to_vendor: u64::try_from(to_vendor).unwrap_or(0),
+            end_reason: reason.map(|r| parse("end reason", &r)).transpose()?,
+        })
+    }
+
+    fn audit_row(row: &PgRow) -> StoreResult<AuditRecord> {
+        Ok(AuditRecord {
+            seq: row.try_get("seq")?,
+            at: from_us(row.try_get("at")?)?,
+            actor: row.try_get("actor")?,
+            action: row.try_get("action")?,
+            object: row.try_get("object")?,
+            outcome: row.try_get("outcome")?,
+            details: row.try_get("details")?,
+            prev_hash: row.try_get("prev_hash")?,
+            hash: row.try_get("hash")?,
+        })
+    }
+
+    fn user_row(row: &PgRow) -> StoreResult<User> {
+        let role: String = row.try_get("role")?;
+        let vendor: Option<String> = row.try_get("vendor_id")?;
+        Ok(User {
+            id: crate::domain::UserId(row.try_get("id")?),
+            name: row.try_get("name")?,
+            role: parse::<Role>("role", &role)?,
+            vendor_id: vendor.map(VendorId),
+            created_at: from_us(row.try_get("created_at")?)?,
+            disabled_at: opt_from_us(row.try_get("disabled_at")?)?,
+        })
+    }
+
+    async fn windows_where(&self, filter: &WindowFilter, id: Option<&WindowId>) -> StoreResult<Vec<Window>> {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new("SELECT * FROM windows w WHERE 1 = 1");
+        if let Some(id) = id {
+            q.push(" AND w.id = ").push_bind(id.as_str());
+        }
+        if let Some(s) = filter.state {
+            q.push(" AND w.state = ").push_bind(s.as_str());
+        }
+        if let Some(v) = &filter.vendor_id {
+            q.push(" AND w.vendor_id = ").push_bind(v.as_str());
+        }
+        if let Some(d) = &filter.device_id {
+            q.push(" AND EXISTS (SELECT 1 FROM window_devices wd WHERE wd.window_id = w.id AND wd.device_id = ")
+                .push_bind(d.as_str())
+                .push(")");
+        }
+        if let Some(t) = filter.since {
+            q.push(" AND w.ends_at > ").push_bind(us(t));
+        }
+        if let Some(t) = filter.until {
+            q.push(" AND w.starts_at < ").push_bind(us(t));
+        }
+        q.push(" ORDER BY w.starts_at, w.id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let wid: String = row.try_get("id")?;
+            let devices: Vec<String> = sqlx::query_scalar("SELECT device_id FROM window_devices WHERE window_id = $1 ORDER BY device_id")
+                .bind(&wid)
+                .fetch_all(&self.pool)
+                .await?;
+            let extra: Vec<String> = sqlx::query_scalar("SELECT network::text FROM window_extra_networks WHERE window_id = $1 ORDER BY network")
+                .bind(&wid)
+                .fetch_all(&self.pool)
+                .await?;
+            let extra = extra.iter().map(|n| parse("network", n)).collect::<StoreResult<_>>()?;
+            out.push(Self::window_row(row, devices.into_iter().map(DeviceId).collect(), extra)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Appends one event to the chain inside an open write transaction.
+async fn append_audit_in(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<AuditRecord> {
+    // Serializes appends across every process sharing the database: no fork, no gap.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_CHAIN_LOCK).execute(&mut *conn).await?;
+    let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await?;
+    let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_owned()));
+    let seq = prev_seq + 1;
+    let details = e.details.to_string();
+    let hash = chain_hash(&prev_hash, seq, e.at, &e.actor, &e.action, &e.object, &e.outcome, &details);
+    sqlx::query("INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(seq)
+        .bind(us(e.at))
+        .bind(&e.actor)
+        .bind(&e.action)
+        .bind(&e.object)
+        .bind(&e.outcome)
+        .bind(&details)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(AuditRecord {
+        seq,
+        at: e.at,
+        actor: e.actor.clone(),
+        action: e.action.clone(),
+        object: e.object.clone(),
+        outcome: e.outcome.clone(),
+        details,
+        prev_hash,
+        hash,
+    })
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn migrate(&self) -> StoreResult<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    fn generation(&self) -> Arc<Generation> {
+        self.generation.clone()
+    }
+
+    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
+        let id = VendorId::generate();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES ($1, $2, $3, TRUE, $4)")
+            .bind(id.as_str())
+            .bind(&v.name)
+            .bind(&v.security_contact)
+            .bind(us(at))
+            .execute(&mut *tx)
+            .await?;
+        for n in &v.networks {
+            sqlx::query("INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
+                .bind(id.as_str())
+                .bind(n.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.generation.bump();
+        self.vendor(&id).await
+    }
+
+    async fn vendor(&self, id: &VendorId) -> StoreResult<Vendor> {
+        let row = sqlx::query("SELECT * FROM vendors WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("vendor"))?;
+        Self::vendor_row(&row, self.networks_of(id).await?)
+    }
+
+    async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
+        let rows = sqlx::query("SELECT * FROM vendors ORDER BY name").fetch_all(&self.pool).await?;
+        let mut nets: HashMap<String, Vec<IpNet>> = HashMap::new();
+        for (v, n) in sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network::text FROM vendor_networks ORDER BY network")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            nets.entry(v).or_default().push(parse("network", &n)?);
+        }
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Self::vendor_row(r, nets.remove(&id).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM vendors WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::NotFound("vendor"));
+        }
+        sqlx::query("DELETE FROM vendor_networks WHERE vendor_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+        for n in networks {
+            sqlx::query("INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
+                .bind(id.as_str())
+                .bind(n.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.generation.bump();
+        self.vendor(id).await
+    }
+
+    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool) -> StoreResult<Vendor> {
+        let done = sqlx::query("UPDATE vendors SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("vendor"));
+        }
+        self.generation.bump();
+        self.vendor(id).await
+    }
+
+    async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician> {
+        let id = TechnicianId::generate();
+        sqlx::query(
+            "INSERT INTO technicians (id, vendor_id, name, subject, fingerprint_sha256, certificate_pem, not_after, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(id.as_str())
+        .bind(t.vendor_id.as_str())
+        .bind(&t.name)
+        .bind(&t.subject)
+        .bind(t.fingerprint.to_hex())
+        .bind(&t.certificate_pem)
+        .bind(us(t.not_after))
+        .bind(us(at))
+        .execute(&self.pool)
+        .await?;
+        self.generation.bump();
+        self.technician(&id).await
+    }
+
+    async fn technician(&self, id: &TechnicianId) -> StoreResult<Technician> {
+        let row = sqlx::query("SELECT * FROM technicians WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("technician"))?;
+        Self::technician_row(&row)
+    }
+
+    async fn list_technicians(&self, vendor: &VendorId) -> StoreResult<Vec<Technician>> {
+        sqlx::query("SELECT * FROM technicians WHERE vendor_id = $1 ORDER BY created_at, id")
+            .bind(vendor.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::technician_row)
+            .collect()
+    }
+
+    async fn revoke_technician(&self, vendor: &VendorId, id: &TechnicianId, at: DateTime<Utc>) -> StoreResult<Technician> {
+        let done = sqlx::query("UPDATE technicians SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND vendor_id = $3")
+            .bind(us(at))
+            .bind(id.as_str())
+            .bind(vendor.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("technician"));
+        }
+        self.generation.bump();
+        self.technician(id).await
+    }
+
+    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device> {
+        let id = DeviceId::generate();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO devices (id, name, address, protocol, description, enabled, created_at) VALUES ($1, $2, $3, $4, $5, TRUE, $6)")
+            .bind(id.as_str())
+            .bind(d.name.as_str())
+            .bind(&d.address)
+            .bind(&d.protocol)
+            .bind(&d.description)
+            .bind(us(at))
+            .execute(&mut *tx)
+            .await?;
+        for v in &d.vendor_ids {
+            sqlx::query("INSERT INTO device_vendors (device_id, vendor_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id.as_str())
+                .bind(v.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.generation.bump();
+        self.device(&id).await
+    }
+
+    async fn device(&self, id: &DeviceId) -> StoreResult<Device> {
+        let row = sqlx::query("SELECT * FROM devices WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("device"))?;
+        let vendors: Vec<String> = sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = $1 ORDER BY vendor_id")
+            .bind(id.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        Self::device_row(&row, vendors.into_iter().map(VendorId).collect())
+    }
+
+    async fn list_devices(&self) -> StoreResult<Vec<Device>> {
+        let rows = sqlx::query("SELECT * FROM devices ORDER BY name").fetch_all(&self.pool).await?;
+        let mut assigned: HashMap<String, Vec<VendorId>> = HashMap::new();
+        for (d, v) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors ORDER BY vendor_id")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            assigned.entry(d).or_default().push(VendorId(v));
+        }
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("id")?;
+                Self::device_row(r, assigned.remove(&id).unwrap_or_default())
+            })
+            .collect()
+    }
+
+    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool) -> StoreResult<Device> {
+        let done = sqlx::query("UPDATE devices SET enabled = $1 WHERE id = $2")
+            .bind(enabled)
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("device"));
+        }
+        self.generation.bump();
+        self.device(id).await
+    }
+
+    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window> {
+        let id = WindowId::generate();
+        let state = if w.approved_by.is_some() { WindowState::Approved } else { WindowState::Requested };
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO windows (id, vendor_id, starts_at, ends_at, state, reason, emergency, requested_by, approved_by, decided_by, decided_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(id.as_str())
+        .bind(w.vendor_id.as_str())
+        .bind(us(w.starts_at))
+        .bind(us(w.ends_at))
+        .bind(state.as_str())
+        .bind(&w.reason)
+        .bind(w.emergency)
+        .bind(&w.requested_by)
+        .bind(&w.approved_by)
+        .bind(&w.approved_by)
+        .bind(w.approved_by.as_ref().map(|_| us(at)))
+        .bind(us(at))
+        .execute(&mut *tx)
+        .await?;
+        for d in &w.device_ids {
+            sqlx::query("INSERT INTO window_devices (window_id, device_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(id.as_str())
+                .bind(d.as_str())
+                .execute(&mut *tx)
+                .await?;
+        }
+        for n in &w.extra_networks {
+            sqlx::query("INSERT INTO window_extra_networks (window_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
+                .bind(id.as_str())
+                .bind(n.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        if state == WindowState::Approved {
+            self.generation.bump();
+        }
+        self.window(&id).await
+    }
+
+    async fn window(&self, id: &WindowId) -> StoreResult<Window> {
+        self.windows_where(&WindowFilter::default(), Some(id))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NotFound("window"))
+    }
+
+    async fn list_windows(&self, f: &WindowFilter) -> StoreResult<Vec<Window>> {
+        self.windows_where(f, None).await
+    }
+
+    async fn transition_window(&self, id: &WindowId, t: &WindowTransition) -> StoreResult<Window> {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new("UPDATE windows SET state = ");
+        q.push_bind(t.to.as_str());
+        q.push(", decided_by = ").push_bind(&t.by);
+        q.push(", decided_at = ").push_bind(us(t.at));
+        q.push(", decision_reason = ").push_bind(&t.reason);
+        if t.to == WindowState::Approved {
+            q.push(", approved_by = ").push_bind(&t.by);
+        }
+        if t.to == WindowState::Revoked {
+            q.push(", closed_at = ").push_bind(us(t.at));
+        }
+        q.push(" WHERE id = ").push_bind(id.as_str());
+        q.push(" AND state IN (");
+        let mut sep = q.separated(", ");
+        for s in &t.from {
+            sep.push_bind(s.as_str());
+        }
+        q.push(")");
+        let done = q.build().execute(&self.pool).await?;
+        if done.rows_affected() == 0 {
+            let current = self.window(id).await?;
+            return Err(StoreError::Conflict(format!("window is {}", current.state.as_str())));
+        }
+        self.generation.bump();
+        self.window(id).await
+    }
+
+    async fn session(&self, id: &SessionId) -> StoreResult<Session> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("session"))?;
+        Self::session_row(&row)
+    }
+
+    async fn list_sessions(&self, f: &SessionFilter) -> StoreResult<Vec<Session>> {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new("SELECT * FROM sessions WHERE 1 = 1");
+        if let Some(v) = &f.vendor_id {
+            q.push(" AND vendor_id = ").push_bind(v.as_str());
+        }
+        if let Some(d) = &f.device_id {
+            q.push(" AND device_id = ").push_bind(d.as_str());
+        }
+        if let Some(w) = &f.window_id {
+            q.push(" AND window_id = ").push_bind(w.as_str());
+        }
+        match f.active {
+            Some(true) => {
+                q.push(" AND ended_at IS NULL");
+            }
+            Some(false) => {
+                q.push(" AND ended_at IS NOT NULL");
+            }
+            None => {}
+        }
+        if let Some(t) = f.since {
+            q.push(" AND started_at >= ").push_bind(us(t));
+        }
+        if let Some(t) = f.until {
+            q.push(" AND started_at < ").push_bind(us(t));
+        }
+        q.push(" ORDER BY started_at, id");
+        if let Some(l) = f.limit {
+            q.push(" LIMIT ").push_bind(i64::from(l));
+        }
+        q.build().fetch_all(&self.pool).await?.iter().map(Self::session_row).collect()
+    }
+
+    async fn close_orphan_sessions(&self, node: &str, at: DateTime<Utc>) -> StoreResult<u64> {
+        let done = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = 'gateway_restart' WHERE node = $2 AND ended_at IS NULL")
+            .bind(us(at))
+            .bind(node)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let mut admission_changed = false;
+        for entry in entries {
+            match entry {
+                JournalEntry::SessionStarted(s, event) => {
+                    sqlx::query(
+                        "INSERT INTO sessions (id, window_id, vendor_id, technician_id, technician_subject, device_id, source_ip, source_port, node, started_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                    )
+                    .bind(s.id.as_str())
+                    .bind(s.window_id.as_str())
+                    .bind(s.vendor_id.as_str())
+                    .bind(s.technician_id.as_str())
+                    .bind(&s.technician_subject)
+                    .bind(s.device_id.as_str())
+                    .bind(canonical_ip(s.source_ip))
+                    .bind(i32::from(s.source_port))
+                    .bind(&s.node)
+                    .bind(us(s.started_at))
+                    .execute(&mut *tx)
+                    .await?;
+                    // The first session of a window makes its report mandatory.
+                    let marked = sqlx::query("UPDATE windows SET had_session = TRUE WHERE id = $1 AND NOT had_session")
+                        .bind(s.window_id.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    admission_changed |= marked.rows_affected() > 0;
+                    append_audit_in(&mut tx, event).await?;
+                }
+                JournalEntry::SessionEnded(end, event) => {
+                    sqlx::query(
+                        "UPDATE sessions SET ended_at = $1, bytes_from_vendor = $2, bytes_to_vendor = $3, end_reason = $4
+                         WHERE id = $5 AND ended_at IS NULL",
+                    )
+                    .bind(us(end.ended_at))
+                    .bind(i64::try_from(end.bytes_from_vendor).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(end.bytes_to_vendor).unwrap_or(i64::MAX))
+                    .bind(end.end_reason.as_str())
+                    .bind(end.id.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                    append_audit_in(&mut tx, event).await?;
+                }
+                JournalEntry::Audit(event) => {
+                    append_audit_in(&mut tx, event).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        if admission_changed {
+            self.generation.bump();
+        }
+        Ok(())
+    }
+
+    async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        let mut q = QueryBuilder::<sqlx::Postgres>::new("SELECT * FROM audit_events WHERE 1 = 1");
+        if let Some(t) = f.since {
+            q.push(" AND at >= ").push_bind(us(t));
+        }
+        if let Some(t) = f.until {
+            q.push(" AND at < ").push_bind(us(t));
+        }
+        if let Some(s) = f.after_seq {
+            q.push(" AND seq > ").push_bind(s);
+        }
+        if let Some(a) = &f.action {
+            q.push(" AND action = ").push_bind(a);
+        }
+        q.push(" ORDER BY seq");
+        if let Some(l) = f.limit {
+            q.push(" LIMIT ").push_bind(i64::from(l));
+        }
+        q.build().fetch_all(&self.pool).await?.iter().map(Self::audit_row).collect()
+    }
+
+    async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
+        let mut tx = self.pool.begin().await?;
+        let rec = append_audit_in(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>) -> StoreResult<User> {
+        let id = crate::domain::UserId::generate();
+        sqlx::query("INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(id.as_str())
+            .bind(&u.name)
+            .bind(u.role.as_str())
+            .bind(u.vendor_id.as_ref().map(VendorId::as_str))
+            .bind(&u.token_sha256)
+            .bind(us(at))
+            .execute(&self.pool)
+            .await?;
+        let row = sqlx::query("SELECT * FROM api_users WHERE id = $1").bind(id.as_str()).fetch_one(&self.pool).await?;
+        Self::user_row(&row)
+    }
+
+    async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
+        sqlx::query("SELECT * FROM api_users WHERE token_sha256 = $1 AND disabled_at IS NULL")
+            .bind(token_sha256)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(Self::user_row)
+            .transpose()
+    }
+
+    async fn lockdown(&self) -> StoreResult<LockdownState> {
+        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1").fetch_one(&self.pool).await?;
+        Ok(LockdownState {
+            active: row.try_get("active")?,
+            reason: row.try_get("reason")?,
+            set_by: row.try_get("set_by")?,
+            set_at: opt_from_us(row.try_get("set_at")?)?,
+        })
+    }
+
+    async fn set_lockdown(&self, s: &LockdownState) -> StoreResult<()> {
+        sqlx::query("UPDATE lockdown SET active = $1, reason = $2, set_by = $3, set_at = $4 WHERE id = 1")
+            .bind(s.active)
+            .bind(&s.reason)
+            .bind(&s.set_by)
+            .bind(s.set_at.map(us))
+            .execute(&self.pool)
+            .await?;
+        self.generation.bump();
+        Ok(())
+    }
+
+    async fn load_admission_snapshot(&self, now: DateTime<Utc>) -> StoreResult<Snapshot> {
+        // One read transaction, so the snapshot is consistent.
+        let mut tx = self.pool.begin().await?;
+        let mut snap = Snapshot {
+            lockdown: sqlx::query_scalar("SELECT active FROM lockdown WHERE id = 1").fetch_one(&mut *tx).await?,
+            ..Snapshot::default()
+        };
+        for (id, enabled) in sqlx::query_as::<_, (String, bool)>("SELECT id, enabled FROM vendors").fetch_all(&mut *tx).await? {
+            snap.vendors.insert(
+                VendorId(id),
+                VendorEntry {
+                    enabled,
+                    networks: Vec::new(),
+                    oldest_unreported_end: None,
+                },
+            );
+        }
+        for (vendor, net) in sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network::text FROM vendor_networks").fetch_all(&mut *tx).await? {
+            if let Some(v) = snap.vendors.get_mut(vendor.as_str()) {
+                v.networks.push(parse("network", &net)?);
+            }
+        }
+        for (vendor, end) in sqlx::query_as::<_, (String, DateTime<Utc>)>(
+            "SELECT w.vendor_id, MIN(COALESCE(w.closed_at, w.ends_at)) FROM windows w
+             WHERE w.had_session AND NOT w.emergency AND w.state IN ('approved', 'revoked')
+               AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.window_id = w.id)
+             GROUP BY w.vendor_id",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            if let Some(v) = snap.vendors.get_mut(vendor.as_str()) {
+                v.oldest_unreported_end = Some(from_us(end)?);
+            }
+        }
+        for (id, vendor, fp, subject, revoked) in sqlx::query_as::<_, (String, String, String, String, bool)>(
+            "SELECT id, vendor_id, fingerprint_sha256, subject, revoked_at IS NOT NULL FROM technicians",
+        )
+                .fetch_all(&mut *tx)
+                .await?
+        {
+            snap.technicians.insert(
+                parse("fingerprint", &fp)?,
+                TechnicianEntry {
+                    id: TechnicianId(id),
+                    vendor_id: VendorId(vendor),
+                    subject,
+                    revoked,
+                },
+            );
+        }
+        let mut by_id: HashMap<String, String> = HashMap::new();
+        for (id, name, address, enabled) in
+            sqlx::query_as::<_, (String, String, String, bool)>("SELECT id, name, address, enabled FROM devices").fetch_all(&mut *tx).await?
+        {
+            by_id.insert(id.clone(), name.clone());
+            snap.devices.insert(
+                name,
+                DeviceEntry {
+                    id: DeviceId(id),
+                    address,
+                    enabled,
+                    vendor_ids: Vec::new(),
+                },
+            );
+        }
+        for (device, vendor) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors").fetch_all(&mut *tx).await? {
+            if let Some(d) = by_id.get(&device).and_then(|name| snap.devices.get_mut(name)) {
+                d.vendor_ids.push(VendorId(vendor));
+            }
+        }
+        let mut extra: HashMap<String, Vec<IpNet>> = HashMap::new();
+        for (window, net) in sqlx::query_as::<_, (String, String)>(
+            "SELECT n.window_id, n.network::text FROM window_extra_networks n JOIN windows w ON w.id = n.window_id
+             WHERE w.state = 'approved' AND w.ends_at > $1",
+        )
+        .bind(us(now))
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            extra.entry(window).or_default().push(parse("network", &net)?);
+        }
+        for (id, vendor, starts, ends, emergency, device) in sqlx::query_as::<_, (String, String, DateTime<Utc>, DateTime<Utc>, bool, String)>(
+            "SELECT w.id, w.vendor_id, w.starts_at, w.ends_at, w.emergency, wd.device_id
+             FROM windows w JOIN window_devices wd ON wd.window_id = w.id
+             WHERE w.state = 'approved' AND w.ends_at > $1",
+        )
+        .bind(us(now))
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            let extra_networks = extra.get(&id).cloned().unwrap_or_default();
+            snap.windows.entry(DeviceId(device)).or_default().push(WindowEntry {
+                id: WindowId(id),
+                vendor_id: VendorId(vendor),
+                starts_at: from_us(starts)?,
+                ends_at: from_us(ends)?,
+                emergency,
+                extra_networks,
+            });
+        }
+        tx.commit().await?;
+        Ok(snap)
+    }
+}

@@ -1,0 +1,240 @@
+//! The records the store reads and writes.
+
+use std::net::IpAddr;
+
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::audit::AuditEvent;
+use crate::domain::{
+    DeviceId, DeviceName, EndReason, Fingerprint, Role, SessionId, TechnicianId, UserId, VendorId, WindowId, WindowState,
+};
+
+/// A vendor and its declared networks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vendor {
+    pub id: VendorId,
+    pub name: String,
+    pub networks: Vec<IpNet>,
+    pub security_contact: Option<String>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A vendor to create.
+#[derive(Debug, Clone)]
+pub struct NewVendor {
+    pub name: String,
+    pub networks: Vec<IpNet>,
+    pub security_contact: Option<String>,
+}
+
+/// A technician: a client certificate bound to a vendor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Technician {
+    pub id: TechnicianId,
+    pub vendor_id: VendorId,
+    pub name: String,
+    pub subject: String,
+    #[serde(rename = "fingerprint_sha256", serialize_with = "ser_fingerprint")]
+    pub fingerprint: Fingerprint,
+    pub certificate_pem: String,
+    pub not_after: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+fn ser_fingerprint<S: serde::Serializer>(f: &Fingerprint, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&f.to_hex())
+}
+
+/// A technician to register.
+#[derive(Debug, Clone)]
+pub struct NewTechnician {
+    pub vendor_id: VendorId,
+    pub name: String,
+    pub subject: String,
+    pub fingerprint: Fingerprint,
+    pub certificate_pem: String,
+    pub not_after: DateTime<Utc>,
+}
+
+/// A device behind the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub id: DeviceId,
+    pub name: DeviceName,
+    /// `host:port` the gateway connects to.
+    pub address: String,
+    /// A label for the flow matrix (`ssh`, `https`, `dicom`…).
+    pub protocol: String,
+    pub description: Option<String>,
+    pub enabled: bool,
+    pub vendor_ids: Vec<VendorId>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A device to create.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub name: DeviceName,
+    pub address: String,
+    pub protocol: String,
+    pub description: Option<String>,
+    pub vendor_ids: Vec<VendorId>,
+}
+
+/// A maintenance window (or an emergency grant).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Window {
+    pub id: WindowId,
+    pub vendor_id: VendorId,
+    pub device_ids: Vec<DeviceId>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub state: WindowState,
+    pub reason: String,
+    pub emergency: bool,
+    pub extra_networks: Vec<IpNet>,
+    pub requested_by: String,
+    pub approved_by: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_reason: Option<String>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A window to create: `requested`, or `approved` at once for an emergency grant.
+#[derive(Debug, Clone)]
+pub struct NewWindow {
+    pub vendor_id: VendorId,
+    pub device_ids: Vec<DeviceId>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub reason: String,
+    pub requested_by: String,
+    pub emergency: bool,
+    /// Set for emergency grants, which are created approved by their granter.
+    pub approved_by: Option<String>,
+    pub extra_networks: Vec<IpNet>,
+}
+
+/// A state change of a window, applied only if it is still in `from`.
+#[derive(Debug, Clone)]
+pub struct WindowTransition {
+    pub from: Vec<WindowState>,
+    pub to: WindowState,
+    pub by: String,
+    pub reason: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Filters of the window list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct WindowFilter {
+    pub state: Option<WindowState>,
+    pub vendor_id: Option<VendorId>,
+    pub device_id: Option<DeviceId>,
+    /// Windows ending after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Windows starting before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A session record (DESIGN.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub window_id: WindowId,
+    pub vendor_id: VendorId,
+    pub technician_id: TechnicianId,
+    pub technician_subject: String,
+    pub device_id: DeviceId,
+    pub source_ip: IpAddr,
+    pub source_port: u16,
+    /// The gateway node that carried it.
+    pub node: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub bytes_from_vendor: u64,
+    pub bytes_to_vendor: u64,
+    pub end_reason: Option<EndReason>,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionEnd {
+    pub id: SessionId,
+    pub ended_at: DateTime<Utc>,
+    pub bytes_from_vendor: u64,
+    pub bytes_to_vendor: u64,
+    pub end_reason: EndReason,
+}
+
+/// Filters of the session list; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    pub vendor_id: Option<VendorId>,
+    pub device_id: Option<DeviceId>,
+    pub window_id: Option<WindowId>,
+    /// `Some(true)`: only live sessions; `Some(false)`: only ended ones.
+    pub active: Option<bool>,
+    /// Sessions started at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Sessions started before.
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// A durable gateway write; the journal groups many in one transaction.
+#[derive(Debug, Clone)]
+pub enum JournalEntry {
+    /// A tunnel was admitted: its record and audit event, written before any byte flows.
+    SessionStarted(Session, AuditEvent),
+    /// A tunnel ended.
+    SessionEnded(SessionEnd, AuditEvent),
+    /// Any other event (denials…).
+    Audit(AuditEvent),
+}
+
+/// Filters of the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    /// Events with a sequence number above this.
+    pub after_seq: Option<i64>,
+    pub action: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// An API account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub name: String,
+    pub role: Role,
+    pub vendor_id: Option<VendorId>,
+    pub created_at: DateTime<Utc>,
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// An API account to create; only the token's SHA-256 is stored.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub name: String,
+    pub role: Role,
+    pub vendor_id: Option<VendorId>,
+    pub token_sha256: String,
+}
+
+/// The lockdown ("mise en sécurité") switch.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct LockdownState {
+    pub active: bool,
+    pub reason: Option<String>,
+    pub set_by: Option<String>,
+    pub set_at: Option<DateTime<Utc>>,
+}

@@ -1,0 +1,34 @@
+//! API bearer tokens: 256 random bits, shown once, stored only as SHA-256.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+/// Prefix that makes a leaked token recognisable by secret scanners.
+pub const PREFIX: &str = "ptk_";
+
+/// A fresh token and the hash to store.
+pub fn generate() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = format!("{PREFIX}{}", hex::encode(bytes));
+    let hash = hash(&token);
+    (token, hash)
+}
+
+/// The stored form of a token.
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tokens_are_long_random_and_hashed() {
+        let (a, ha) = super::generate();
+        let (b, _) = super::generate();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), super::PREFIX.len() + 64);
+        assert_eq!(ha, super::hash(&a));
+        assert!(!ha.contains(&a[4..]));
+    }
+}
