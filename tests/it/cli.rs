@@ -1,0 +1,70 @@
+//! The `portier` binary: init, refusal to overwrite, token creation.
+
+use std::process::Command;
+
+fn portier() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_portier"))
+}
+
+#[test]
+fn init_creates_a_setup_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = dir.path().join("site");
+    let out = portier().args(["init", "--json", "--dir"]).arg(&setup).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let token = v["admin_token"].as_str().unwrap();
+    assert!(token.starts_with("ptk_") && token.len() == 68);
+    assert!(v["config"].as_str().unwrap().ends_with("portier.toml"));
+    for f in ["server-ca.pem", "server.pem", "vendor-ca.pem"] {
+        assert!(setup.join("certs").join(f).exists(), "{f}");
+    }
+    #[cfg(unix)]
+    for k in ["server-ca.key", "server.key", "vendor-ca.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(setup.join("certs").join(k)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{k}");
+    }
+    let config = std::fs::read_to_string(setup.join("portier.toml")).unwrap();
+    assert!(config.contains("listen = \"127.0.0.1:"));
+    // The token is stored only as its hash.
+    let db = std::fs::read(setup.join("portier.db")).unwrap();
+    assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
+
+    let again = portier().args(["init", "--dir"]).arg(&setup).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
+
+    let tok = portier()
+        .args(["token", "create", "--role", "security", "--name", "soc-1", "--config"])
+        .arg(setup.join("portier.toml"))
+        .output()
+        .unwrap();
+    assert!(tok.status.success(), "{}", String::from_utf8_lossy(&tok.stderr));
+    assert!(String::from_utf8_lossy(&tok.stdout).trim().starts_with("ptk_"));
+    let bad = portier()
+        .args(["token", "create", "--role", "vendor", "--name", "v", "--config"])
+        .arg(setup.join("portier.toml"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn help_documents_every_subcommand() {
+    let out = portier().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for sub in ["init", "serve", "migrate", "token"] {
+        assert!(text.contains(sub), "{sub} missing from --help");
+    }
+}
+
+#[test]
+fn serve_refuses_a_bad_config_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("portier.toml");
+    std::fs::write(&cfg, "[gateway]\nlisten = \"not an address\"\n").unwrap();
+    let out = portier().args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid configuration"));
+}

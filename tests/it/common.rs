@@ -1,0 +1,414 @@
+//! Test helpers: fresh databases (SQLite always, PostgreSQL when
+//! `PORTIER_TEST_PG_URL` is set), a generated PKI, an echo device, a gateway on
+//! port 0 and technician clients bound to chosen loopback addresses.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use portier::admission::AdmissionCache;
+use portier::clock::{SharedClock, SystemClock};
+use portier::domain::{DeviceName, WindowState};
+use portier::gateway::{tls, Gateway, GatewayDeps, GatewaySettings, Registry};
+use portier::pki::{CertAuthority, CertInfo, Issued};
+use portier::policy::PolicySettings;
+use portier::store::{self, Device, Journal, NewDevice, NewTechnician, NewVendor, NewWindow, Store, Technician, Vendor, Window, WindowTransition};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use tokio_util::sync::CancellationToken;
+
+/// Defines one test per backend: `<name>::sqlite` and `<name>::postgres`
+/// (the latter says it is skipped when `PORTIER_TEST_PG_URL` is not set).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body($crate::common::TestDb::sqlite().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                match $crate::common::TestDb::postgres().await {
+                    Some(db) => $body(db).await,
+                    None => eprintln!("skipped: PORTIER_TEST_PG_URL is not set"),
+                }
+            }
+        }
+    };
+}
+
+/// A fresh, migrated database that disappears with the value.
+pub struct TestDb {
+    pub url: String,
+    pub store: Arc<dyn Store>,
+    pub kind: Backend,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("portier.db").display());
+        let store = store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self {
+            url,
+            store,
+            kind: Backend::Sqlite,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    pub async fn postgres() -> Option<Self> {
+        let admin = std::env::var("PORTIER_TEST_PG_URL").ok().filter(|s| !s.is_empty())?;
+        let name = format!("portier_t_{}", uuid::Uuid::new_v4().simple());
+        let admin_store = sqlx::PgPool::connect(&admin).await.expect("PORTIER_TEST_PG_URL unreachable");
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin_store).await.unwrap();
+        admin_store.close().await;
+        let url = with_database(&admin, &name);
+        let store = store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        Some(Self {
+            url,
+            store,
+            kind: Backend::Postgres,
+            _dir: None,
+            pg: Some((admin, name)),
+        })
+    }
+
+    /// The same database, opened so that every write fails.
+    pub fn read_only_url(&self) -> String {
+        match self.kind {
+            Backend::Sqlite => format!("{}?mode=ro", self.url),
+            Backend::Postgres => format!("{}?options=-c%20default_transaction_read_only%3Don", self.url),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, name)) = self.pg.take() {
+            // Drop the database from a thread of its own: Drop cannot await.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// The PKI of a test: server CA + gateway certificate, vendor CA.
+pub struct Pki {
+    pub server_ca: CertAuthority,
+    pub server: Issued,
+    pub vendor_ca: CertAuthority,
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn generate() -> Self {
+        let server_ca = CertAuthority::generate("test server CA", 2).unwrap();
+        let server = server_ca.issue_server(&["localhost", "127.0.0.1"], 2).unwrap();
+        let vendor_ca = CertAuthority::generate("test vendor CA", 2).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("server-ca.pem"), server_ca.cert_pem()).unwrap();
+        Self {
+            server_ca,
+            server,
+            vendor_ca,
+            dir,
+        }
+    }
+
+    pub fn server_ca_path(&self) -> PathBuf {
+        self.dir.path().join("server-ca.pem")
+    }
+
+    pub fn gateway_tls(&self) -> Arc<rustls::ServerConfig> {
+        let chain = vec![CertificateDer::from_pem_slice(self.server.cert_pem.as_bytes()).unwrap()];
+        let key = PrivateKeyDer::from_pem_slice(self.server.key_pem.as_bytes()).unwrap();
+        let vendor_ca = vec![CertificateDer::from_pem_slice(self.vendor_ca.cert_pem().as_bytes()).unwrap()];
+        tls::gateway_server_config(chain, key, vendor_ca, &[&rustls::version::TLS13]).unwrap()
+    }
+
+    /// A client configuration presenting `cert` (or no certificate).
+    pub fn client_tls(&self, cert: Option<&Issued>, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ClientConfig> {
+        let ca = vec![CertificateDer::from_pem_slice(self.server_ca.cert_pem().as_bytes()).unwrap()];
+        match cert {
+            Some(c) => tls::technician_client_config(
+                ca,
+                "localhost",
+                vec![CertificateDer::from_pem_slice(c.cert_pem.as_bytes()).unwrap()],
+                PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap(),
+                versions,
+            )
+            .unwrap(),
+            None => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca[0].clone()).unwrap();
+                Arc::new(
+                    rustls::ClientConfig::builder_with_provider(tls::provider())
+                        .with_protocol_versions(versions)
+                        .unwrap()
+                        .with_root_certificates(roots)
+                        .with_no_client_auth(),
+                )
+            }
+        }
+    }
+}
+
+/// An echo server standing in for a device.
+pub async fn echo_device() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A gateway on 127.0.0.1:0 over `store`.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub registry: Arc<Registry>,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl TestGateway {
+    pub async fn spawn(store: Arc<dyn Store>, pki: &Pki) -> Self {
+        Self::spawn_with(store, pki, PolicySettings::default()).await
+    }
+
+    pub async fn spawn_with(store: Arc<dyn Store>, pki: &Pki, policy: PolicySettings) -> Self {
+        let clock: SharedClock = Arc::new(SystemClock);
+        let (journal, _task) = Journal::start(store.clone());
+        let registry = Arc::new(Registry::default());
+        let deps = GatewayDeps {
+            cache: Arc::new(AdmissionCache::new(store, policy, clock.clone())),
+            journal,
+            registry: registry.clone(),
+            clock,
+        };
+        let settings = GatewaySettings {
+            handshake_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(2),
+            linger: Duration::from_millis(500),
+            ..GatewaySettings::default()
+        };
+        let gw = Gateway::bind("127.0.0.1:0".parse().unwrap(), pki.gateway_tls(), settings, deps).await.unwrap();
+        let addr = gw.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(gw.run(shutdown.clone()));
+        Self {
+            addr,
+            registry,
+            shutdown,
+            task,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// Connects from `source` (a loopback address) to the gateway, asking for `sni`.
+pub async fn connect_from(
+    source: &str,
+    gateway: SocketAddr,
+    sni: &str,
+    cfg: Arc<rustls::ClientConfig>,
+) -> std::io::Result<TlsStream<tokio::net::TcpStream>> {
+    let sock = TcpSocket::new_v4()?;
+    sock.bind(SocketAddr::new(source.parse::<IpAddr>().unwrap(), 0))?;
+    let tcp = sock.connect(gateway).await?;
+    let name = ServerName::try_from(sni.to_owned()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), TlsConnector::from(cfg).connect(name, tcp))
+        .await
+        .map_err(|_| std::io::Error::other("handshake timeout"))?
+}
+
+/// Reads what the gateway says until it closes (bounded).
+pub async fn read_all(tls: &mut TlsStream<tokio::net::TcpStream>) -> std::io::Result<String> {
+    let mut out = Vec::new();
+    let r = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut out))
+        .await
+        .map_err(|_| std::io::Error::other("no close within 5 s"))?;
+    match r {
+        Ok(_) => Ok(String::from_utf8_lossy(&out).into_owned()),
+        // A peer closing without waiting for our close_notify is fine once we have the line.
+        Err(_) if !out.is_empty() => Ok(String::from_utf8_lossy(&out).into_owned()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sends `data` and reads the same number of bytes back.
+pub async fn echo_roundtrip(tls: &mut TlsStream<tokio::net::TcpStream>, data: &[u8]) -> Vec<u8> {
+    tls.write_all(data).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut back = vec![0; data.len()];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut back)).await.unwrap().unwrap();
+    back
+}
+
+/// The standard scene: vendor "acme" declaring 127.0.0.2/32, technician "alice",
+/// device "mri-1" (the echo server) assigned to acme, and an approved window
+/// around now.
+pub struct Scene {
+    pub vendor: Vendor,
+    pub tech: Technician,
+    pub tech_cert: Issued,
+    pub device: Device,
+    pub window: Window,
+}
+
+pub async fn approved_window(store: &dyn Store, vendor: &Vendor, device: &Device, starts: DateTime<Utc>, ends: DateTime<Utc>) -> Window {
+    let w = store
+        .create_window(
+            &NewWindow {
+                vendor_id: vendor.id.clone(),
+                device_ids: vec![device.id.clone()],
+                starts_at: starts,
+                ends_at: ends,
+                reason: "firmware update".into(),
+                requested_by: "vendor-user".into(),
+                emergency: false,
+                approved_by: None,
+                extra_networks: vec![],
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    store
+        .transition_window(
+            &w.id,
+            &WindowTransition {
+                from: vec![WindowState::Requested],
+                to: WindowState::Approved,
+                by: "security-user".into(),
+                reason: None,
+                at: Utc::now(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+pub async fn technician(store: &dyn Store, pki: &Pki, vendor: &Vendor, name: &str) -> (Technician, Issued) {
+    let cert = pki.vendor_ca.issue_client(name, Some(&vendor.name), 2).unwrap();
+    let info = CertInfo::from_pem(&cert.cert_pem).unwrap();
+    let tech = store
+        .add_technician(
+            &NewTechnician {
+                vendor_id: vendor.id.clone(),
+                name: name.into(),
+                subject: info.subject,
+                fingerprint: info.fingerprint,
+                certificate_pem: cert.cert_pem.clone(),
+                not_after: info.not_after,
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    (tech, cert)
+}
+
+pub async fn scene(store: &dyn Store, pki: &Pki, device_addr: SocketAddr) -> Scene {
+    let vendor = store
+        .create_vendor(
+            &NewVendor {
+                name: "Acme Imaging".into(),
+                networks: vec![portier::domain::parse_network("127.0.0.2").unwrap()],
+                security_contact: Some("soc@acme.example".into()),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let (tech, tech_cert) = technician(store, pki, &vendor, "alice").await;
+    let device = store
+        .create_device(
+            &NewDevice {
+                name: "mri-1".parse::<DeviceName>().unwrap(),
+                address: device_addr.to_string(),
+                protocol: "echo".into(),
+                description: None,
+                vendor_ids: vec![vendor.id.clone()],
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let window = approved_window(store, &vendor, &device, now - chrono::Duration::minutes(5), now + chrono::Duration::hours(1)).await;
+    Scene {
+        vendor,
+        tech,
+        tech_cert,
+        device,
+        window,
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most 5 s.
+pub async fn eventually<T, F, Fut>(mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "condition not met within 5 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];

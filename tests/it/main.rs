@@ -1,0 +1,8 @@
+//! Portier's integration tests: one binary, shared helpers in `common`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+mod cli;
+mod gateway;
+mod store;
