@@ -72,7 +72,11 @@ impl AdmissionCache {
             loaded_at: Instant::now(),
             snapshot: snapshot.clone(),
         })));
-        tracing::debug!(generation, devices = snapshot.devices.len(), "admission snapshot reloaded");
+        tracing::debug!(
+            generation,
+            devices = snapshot.devices.len(),
+            "admission snapshot reloaded"
+        );
         Ok(snapshot)
     }
 

@@ -30,14 +30,19 @@ impl App {
     /// binds the gateway and starts serving.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
         let clock: SharedClock = Arc::new(SystemClock);
-        let store = store::connect(&settings.database.url).await.context("opening the database")?;
+        let store = store::connect(&settings.database.url)
+            .await
+            .context("opening the database")?;
         store.migrate().await.context("applying migrations")?;
         let orphans = store
             .close_orphan_sessions(&settings.gateway.node, clock.now())
             .await
             .context("closing sessions left open by the previous run")?;
         if orphans > 0 {
-            tracing::warn!(orphans, "sessions left open by the previous run closed as gateway_restart");
+            tracing::warn!(
+                orphans,
+                "sessions left open by the previous run closed as gateway_restart"
+            );
         }
 
         let g = &settings.gateway;
@@ -53,7 +58,11 @@ impl App {
         let (journal, journal_task) = Journal::start(store.clone());
         let registry = Arc::new(Registry::default());
         let deps = GatewayDeps {
-            cache: Arc::new(AdmissionCache::new(store.clone(), settings.policy_settings(), clock.clone())),
+            cache: Arc::new(AdmissionCache::new(
+                store.clone(),
+                settings.policy_settings(),
+                clock.clone(),
+            )),
             journal: journal.clone(),
             registry: registry.clone(),
             clock: clock.clone(),
@@ -73,7 +82,10 @@ impl App {
             "success",
             serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "gateway": gateway_addr.to_string(), "database": redact_url(&settings.database.url) }),
         );
-        journal.write(crate::store::JournalEntry::Audit(event)).await.context("recording the start")?;
+        journal
+            .write(crate::store::JournalEntry::Audit(event))
+            .await
+            .context("recording the start")?;
         drop(journal);
 
         let shutdown = CancellationToken::new();
@@ -124,7 +136,12 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => {
             let creds = url.get(scheme + 3..at).unwrap_or("");
             let user = creds.split(':').next().unwrap_or("");
-            format!("{}{}:***{}", url.get(..scheme + 3).unwrap_or(""), user, url.get(at..).unwrap_or(""))
+            format!(
+                "{}{}:***{}",
+                url.get(..scheme + 3).unwrap_or(""),
+                user,
+                url.get(at..).unwrap_or("")
+            )
         }
         _ => url.to_owned(),
     }

@@ -35,7 +35,14 @@ pub struct AuditEvent {
 
 impl AuditEvent {
     /// A new event at `at` (truncated to microseconds, the stored precision).
-    pub fn new(at: DateTime<Utc>, actor: &str, action: &str, object: &str, outcome: &str, details: serde_json::Value) -> Self {
+    pub fn new(
+        at: DateTime<Utc>,
+        actor: &str,
+        action: &str,
+        object: &str,
+        outcome: &str,
+        details: serde_json::Value,
+    ) -> Self {
         Self {
             at: truncate_micros(at),
             actor: actor.to_owned(),
@@ -74,7 +81,16 @@ pub fn canonical_time(t: DateTime<Utc>) -> String {
 
 /// The hash of an event given the previous one's (hex).
 #[allow(clippy::too_many_arguments)]
-pub fn chain_hash(prev_hash: &str, seq: i64, at: DateTime<Utc>, actor: &str, action: &str, object: &str, outcome: &str, details: &str) -> String {
+pub fn chain_hash(
+    prev_hash: &str,
+    seq: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    object: &str,
+    outcome: &str,
+    details: &str,
+) -> String {
     let canonical = serde_json::json!([seq, canonical_time(at), actor, action, object, outcome, details]);
     let mut h = Sha256::new();
     // An unparsable previous hash (only possible after tampering) still chains
@@ -91,7 +107,16 @@ impl AuditRecord {
     /// Whether this record's hash matches its content and the given previous hash.
     pub fn hash_is_valid(&self, prev_hash: &str) -> bool {
         self.prev_hash == prev_hash
-            && chain_hash(prev_hash, self.seq, self.at, &self.actor, &self.action, &self.object, &self.outcome, &self.details) == self.hash
+            && chain_hash(
+                prev_hash,
+                self.seq,
+                self.at,
+                &self.actor,
+                &self.action,
+                &self.object,
+                &self.outcome,
+                &self.details,
+            ) == self.hash
     }
 }
 
@@ -106,7 +131,16 @@ mod tests {
         assert_eq!(base.len(), 64);
         let variants = [
             chain_hash(GENESIS_HASH, 2, at, "a", "b", "c", "d", "{}"),
-            chain_hash(GENESIS_HASH, 1, at + chrono::Duration::microseconds(1), "a", "b", "c", "d", "{}"),
+            chain_hash(
+                GENESIS_HASH,
+                1,
+                at + chrono::Duration::microseconds(1),
+                "a",
+                "b",
+                "c",
+                "d",
+                "{}",
+            ),
             chain_hash(GENESIS_HASH, 1, at, "x", "b", "c", "d", "{}"),
             chain_hash(GENESIS_HASH, 1, at, "a", "x", "c", "d", "{}"),
             chain_hash(GENESIS_HASH, 1, at, "a", "b", "x", "d", "{}"),

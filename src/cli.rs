@@ -112,10 +112,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Token {
-            command: TokenCommand::Create { role, name, vendor, config },
+            command:
+                TokenCommand::Create {
+                    role,
+                    name,
+                    vendor,
+                    config,
+                },
         } => {
             let settings = load(&config)?;
-            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e} (expected admin, security, auditor or vendor)"))?;
+            let role: Role = role
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{e} (expected admin, security, auditor or vendor)"))?;
             let store = store::connect(&settings.database.url).await?;
             store.migrate().await?;
             let vendor_id = vendor.map(VendorId);
@@ -156,7 +164,13 @@ fn print_init(r: &InitResult, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn create_token(store: &dyn store::Store, role: Role, name: &str, vendor_id: Option<VendorId>, actor: &str) -> anyhow::Result<String> {
+async fn create_token(
+    store: &dyn store::Store,
+    role: Role,
+    name: &str,
+    vendor_id: Option<VendorId>,
+    actor: &str,
+) -> anyhow::Result<String> {
     let (token, token_sha256) = crate::token::generate();
     let now = SystemClock.now();
     let user = store
@@ -191,7 +205,10 @@ pub async fn init(dir: &Path) -> anyhow::Result<InitResult> {
     let db = dir.join("portier.db");
     for existing in [&config, &certs, &db] {
         if existing.exists() {
-            bail!("{} already exists: refusing to overwrite an existing setup", existing.display());
+            bail!(
+                "{} already exists: refusing to overwrite an existing setup",
+                existing.display()
+            );
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -156,12 +156,22 @@ impl Settings {
     }
 
     /// Parses a configuration text with the given environment.
-    pub fn from_toml(text: &str, base: &Path, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+    pub fn from_toml(
+        text: &str,
+        base: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         for (name, raw) in env {
-            let Some(rest) = name.strip_prefix("PORTIER_") else { continue };
+            let Some(rest) = name.strip_prefix("PORTIER_") else {
+                continue;
+            };
             let lower = rest.to_ascii_lowercase();
-            let Some((section, key)) = lower.split_once('_') else { continue };
+            let Some((section, key)) = lower.split_once('_') else {
+                continue;
+            };
             if !SECTIONS.contains(&section) {
                 continue;
             }
@@ -202,20 +212,27 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        crate::gateway::tls::versions(&self.gateway.tls_versions).map_err(|e| ConfigError::Invalid(format!("gateway.tls_versions: {e}")))?;
+        crate::gateway::tls::versions(&self.gateway.tls_versions)
+            .map_err(|e| ConfigError::Invalid(format!("gateway.tls_versions: {e}")))?;
         let positive = [
             ("gateway.handshake_timeout_secs", self.gateway.handshake_timeout_secs),
             ("gateway.connect_timeout_secs", self.gateway.connect_timeout_secs),
             ("gateway.max_connections", self.gateway.max_connections as u64),
             ("policy.max_window_hours", u64::from(self.policy.max_window_hours)),
-            ("policy.max_emergency_minutes", u64::from(self.policy.max_emergency_minutes)),
+            (
+                "policy.max_emergency_minutes",
+                u64::from(self.policy.max_emergency_minutes),
+            ),
         ];
         for (key, v) in positive {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres://") || self.database.url.starts_with("postgresql://")) {
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
             return Err(ConfigError::Invalid(format!(
                 "database.url {:?} must start with sqlite:// or postgres://",
                 self.database.url
@@ -305,7 +322,10 @@ mod tests {
             ("[policy]\non_overdue_report = \"ignore\"\n", env(&[])),
             ("not toml", env(&[])),
         ] {
-            assert!(Settings::from_toml(text, Path::new("/x"), vars).is_err(), "{text:?} should fail");
+            assert!(
+                Settings::from_toml(text, Path::new("/x"), vars).is_err(),
+                "{text:?} should fail"
+            );
         }
     }
 }

@@ -143,7 +143,8 @@ impl TryFrom<String> for DeviceName {
                 && l.len() <= 63
                 && !l.starts_with('-')
                 && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         };
         // An all-numeric name would look like an IP address, which is never sent as SNI.
         let numeric = lower.bytes().all(|b| b.is_ascii_digit() || b == b'.');
@@ -392,7 +393,10 @@ mod tests {
 
     #[test]
     fn device_names_are_sni_labels() {
-        assert_eq!("MRI-1.Radiology".parse::<DeviceName>().unwrap().as_str(), "mri-1.radiology");
+        assert_eq!(
+            "MRI-1.Radiology".parse::<DeviceName>().unwrap().as_str(),
+            "mri-1.radiology"
+        );
         for bad in ["", "-a", "a-", "a..b", "a b", "10.0.0.1", "é", &"a".repeat(64)] {
             assert!(bad.parse::<DeviceName>().is_err(), "{bad:?} should be refused");
         }

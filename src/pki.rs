@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use rcgen::{
-    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 
 use crate::domain::Fingerprint;
@@ -66,7 +66,11 @@ impl CertAuthority {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name, Some("Portier"));
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         validity(&mut params, days);
         let cert = params.self_signed(&key)?;
         Ok(Self { cert, key })
@@ -119,7 +123,13 @@ impl CertAuthority {
 
     /// Signs a technician's CSR. The subject is set by the CA, not taken from the
     /// CSR: only its public key is used.
-    pub fn sign_csr(&self, csr_pem: &str, common_name: &str, organization: Option<&str>, days: i64) -> Result<String, PkiError> {
+    pub fn sign_csr(
+        &self,
+        csr_pem: &str,
+        common_name: &str,
+        organization: Option<&str>,
+        days: i64,
+    ) -> Result<String, PkiError> {
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
         csr.params = client_params(common_name, organization, days);
         Ok(csr.signed_by(&self.cert, &self.key)?.pem())
@@ -148,7 +158,8 @@ pub struct CertInfo {
 impl CertInfo {
     /// Reads a DER certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
         let not_after = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
             .ok_or_else(|| PkiError::BadCertificate("not_after out of range".into()))?;
         Ok(Self {
@@ -240,7 +251,10 @@ pub fn generate_dev_pki(dir: &Path) -> Result<DevPkiPaths, PkiError> {
     write_public(&paths.server_ca, &server_ca.cert_pem())?;
     write_private(&paths.server_ca_key, &server_ca.key_pem())?;
     // The chain: leaf then CA, so clients that only know the CA can verify.
-    write_public(&paths.server_cert, &format!("{}{}", server.cert_pem, server_ca.cert_pem()))?;
+    write_public(
+        &paths.server_cert,
+        &format!("{}{}", server.cert_pem, server_ca.cert_pem()),
+    )?;
     write_private(&paths.server_key, &server.key_pem)?;
     write_public(&paths.vendor_ca, &vendor_ca.cert_pem())?;
     write_private(&paths.vendor_ca_key, &vendor_ca.key_pem())?;

@@ -89,13 +89,23 @@ pub struct Gateway {
 
 impl Gateway {
     /// Binds the listener. Use port 0 to let the system choose (tests).
-    pub async fn bind(addr: SocketAddr, tls: Arc<rustls::ServerConfig>, settings: GatewaySettings, deps: GatewayDeps) -> io::Result<Self> {
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Arc<rustls::ServerConfig>,
+        settings: GatewaySettings,
+        deps: GatewayDeps,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         Ok(Self::from_listener(listener, tls, settings, deps))
     }
 
     /// Wraps an already-bound listener.
-    pub fn from_listener(listener: TcpListener, tls: Arc<rustls::ServerConfig>, settings: GatewaySettings, deps: GatewayDeps) -> Self {
+    pub fn from_listener(
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        settings: GatewaySettings,
+        deps: GatewayDeps,
+    ) -> Self {
         Self {
             listener,
             shared: Arc::new(Shared {
@@ -147,7 +157,10 @@ impl Gateway {
         let cut = self.shared.deps.registry.cut_all(EndReason::GatewayShutdown);
         tracing::info!(cut, "gateway stopping");
         tasks.close();
-        if tokio::time::timeout(Duration::from_secs(10), tasks.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("some connections did not finish within 10 s of shutdown");
         }
     }
@@ -215,7 +228,9 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
             }
         };
         match decision {
-            Ok((admission, address, subject)) => tunnel(&shared, tls, &id, peer, admission, &address, subject, &facts).await,
+            Ok((admission, address, subject)) => {
+                tunnel(&shared, tls, &id, peer, admission, &address, subject, &facts).await
+            }
             Err(denial) => {
                 record_denial(&shared, &id, peer, &facts, &denial).await;
                 deny_on_wire(&mut tls, denial.reason, &id).await;
@@ -237,7 +252,11 @@ async fn deny_on_wire(tls: &mut TlsStream<TcpStream>, reason: DenyReason, id: &S
 }
 
 async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts: &Presented, denial: &Denial) {
-    let subject = facts.leaf.as_deref().and_then(|der| CertInfo::from_der(der).ok()).map(|c| c.subject);
+    let subject = facts
+        .leaf
+        .as_deref()
+        .and_then(|der| CertInfo::from_der(der).ok())
+        .map(|c| c.subject);
     tracing::info!(reason = denial.reason.code(), sni = ?facts.sni, "tunnel denied");
     let event = AuditEvent::new(
         shared.deps.clock.now(),
@@ -260,7 +279,12 @@ async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts:
     );
     // Waits for the write so the trail holds the denial before the client hears
     // of it; bounded, because a stalled store must not stall the refusal.
-    match tokio::time::timeout(Duration::from_secs(2), shared.deps.journal.write(JournalEntry::Audit(event))).await {
+    match tokio::time::timeout(
+        Duration::from_secs(2),
+        shared.deps.journal.write(JournalEntry::Audit(event)),
+    )
+    .await
+    {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "denial not recorded"),
         Err(_) => tracing::error!("denial not recorded: store too slow"),
@@ -385,7 +409,12 @@ async fn tunnel(
             (reason, pump.bytes_from_vendor(), pump.bytes_to_vendor(), None)
         }
         Ok(Err(e)) => (EndReason::Error, 0, 0, Some(format!("device_unreachable: {e}"))),
-        Err(_) => (EndReason::Error, 0, 0, Some("device_unreachable: connect timeout".to_owned())),
+        Err(_) => (
+            EndReason::Error,
+            0,
+            0,
+            Some("device_unreachable: connect timeout".to_owned()),
+        ),
     };
     deps.registry.remove(id);
     if detail.is_some() {
@@ -419,7 +448,12 @@ async fn tunnel(
             "vendor_id": a.vendor_id,
         }),
     );
-    tracing::info!(reason = reason.as_str(), bytes_from_vendor = up, bytes_to_vendor = down, "tunnel ended");
+    tracing::info!(
+        reason = reason.as_str(),
+        bytes_from_vendor = up,
+        bytes_to_vendor = down,
+        "tunnel ended"
+    );
     if let Err(e) = deps.journal.write(JournalEntry::SessionEnded(end, event)).await {
         // The start is on record; the end will be closed as gateway_restart at next start.
         tracing::error!(error = %e, "session end not recorded");

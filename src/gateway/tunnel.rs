@@ -53,7 +53,7 @@ impl Direction {
     {
         loop {
             if self.pos == self.cap && !self.read_done {
-                let mut rb = ReadBuf::new(&mut *self.buf);
+                let mut rb = ReadBuf::new(&mut self.buf);
                 match r.as_mut().poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) => {
                         let n = rb.filled().len();
@@ -147,13 +147,19 @@ where
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<PumpEvent> {
         if !self.up.done {
-            if let Poll::Ready(r) = self.up.poll_copy(cx, Pin::new(&mut *self.vendor), Pin::new(&mut *self.device)) {
+            if let Poll::Ready(r) = self
+                .up
+                .poll_copy(cx, Pin::new(&mut *self.vendor), Pin::new(&mut *self.device))
+            {
                 self.up.done = true;
                 return Poll::Ready(PumpEvent::Finished(Side::Vendor, r.err()));
             }
         }
         if !self.down.done {
-            if let Poll::Ready(r) = self.down.poll_copy(cx, Pin::new(&mut *self.device), Pin::new(&mut *self.vendor)) {
+            if let Poll::Ready(r) = self
+                .down
+                .poll_copy(cx, Pin::new(&mut *self.device), Pin::new(&mut *self.vendor))
+            {
                 self.down.done = true;
                 return Poll::Ready(PumpEvent::Finished(Side::Device, r.err()));
             }
@@ -168,7 +174,10 @@ fn reason_for(side: Side, err: Option<&io::Error>) -> EndReason {
     let closed = match err {
         None => true,
         // A peer that drops TCP without TLS close_notify, or resets, has closed.
-        Some(e) => matches!(e.kind(), UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe),
+        Some(e) => matches!(
+            e.kind(),
+            UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe
+        ),
     };
     match (side, closed) {
         (Side::Vendor, true) => EndReason::ClientClosed,
@@ -179,7 +188,12 @@ fn reason_for(side: Side, err: Option<&io::Error>) -> EndReason {
 
 /// Runs the pump until the tunnel ends, and says why it ended. After the first
 /// side closes, the other gets `linger` to finish sending what it has.
-pub async fn drive<V, D>(pump: &mut Pump<'_, V, D>, live: &LiveSession, clock: &SharedClock, linger: Duration) -> EndReason
+pub async fn drive<V, D>(
+    pump: &mut Pump<'_, V, D>,
+    live: &LiveSession,
+    clock: &SharedClock,
+    linger: Duration,
+) -> EndReason
 where
     V: AsyncRead + AsyncWrite + Unpin + ?Sized,
     D: AsyncRead + AsyncWrite + Unpin + ?Sized,

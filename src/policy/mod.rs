@@ -14,9 +14,7 @@ use serde::Serialize;
 
 use crate::domain::{DeviceId, Fingerprint, TechnicianId, VendorId, WindowId};
 
-pub use snapshot::{
-    DeviceEntry, OverdueMode, PolicySettings, Snapshot, TechnicianEntry, VendorEntry, WindowEntry,
-};
+pub use snapshot::{DeviceEntry, OverdueMode, PolicySettings, Snapshot, TechnicianEntry, VendorEntry, WindowEntry};
 
 /// What the gateway knows about a connection once its TLS handshake is done.
 #[derive(Debug, Clone, Copy)]

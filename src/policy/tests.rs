@@ -66,7 +66,15 @@ fn base() -> Snapshot {
             },
         );
     }
-    add_window(&mut s, "w1", "mri-1", "2026-03-10T08:00:00Z", "2026-03-10T12:00:00Z", false, &[]);
+    add_window(
+        &mut s,
+        "w1",
+        "mri-1",
+        "2026-03-10T08:00:00Z",
+        "2026-03-10T12:00:00Z",
+        false,
+        &[],
+    );
     s
 }
 
@@ -99,32 +107,170 @@ const IP: &str = "203.0.113.9";
 #[test]
 fn every_reason_code_in_a_table() {
     let s = base();
-    let cases: &[(&str, Option<&str>, Option<u8>, &str, &str, Result<&str, DenyReason>)] = &[
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        Option<u8>,
+        &'a str,
+        &'a str,
+        Result<&'a str, DenyReason>,
+    );
+    let cases: &[Case] = &[
         ("allowed", Some("mri-1"), Some(1), IP, IN, Ok("w1")),
         ("sni is case-insensitive", Some("MRI-1"), Some(1), IP, IN, Ok("w1")),
         ("no sni", None, Some(1), IP, IN, Err(DenyReason::UnknownDevice)),
-        ("unknown sni", Some("xray-9"), Some(1), IP, IN, Err(DenyReason::UnknownDevice)),
-        ("disabled device", Some("old-1"), Some(1), IP, IN, Err(DenyReason::DeviceDisabled)),
-        ("no certificate", Some("mri-1"), None, IP, IN, Err(DenyReason::UnknownTechnician)),
-        ("unknown certificate", Some("mri-1"), Some(9), IP, IN, Err(DenyReason::UnknownTechnician)),
-        ("revoked technician", Some("mri-1"), Some(2), IP, IN, Err(DenyReason::UnknownTechnician)),
-        ("other vendor's device", Some("ct-1"), Some(1), IP, IN, Err(DenyReason::DeviceNotAssigned)),
-        ("undeclared source", Some("mri-1"), Some(1), "192.0.2.1", IN, Err(DenyReason::SourceIpNotDeclared)),
-        ("second declared network", Some("mri-1"), Some(1), "198.51.100.7", IN, Ok("w1")),
-        ("host network is exact", Some("mri-1"), Some(1), "198.51.100.8", IN, Err(DenyReason::SourceIpNotDeclared)),
-        ("ipv6 declared network", Some("mri-1"), Some(1), "2001:db8:ac:1::5", IN, Ok("w1")),
-        ("ipv6 outside", Some("mri-1"), Some(1), "2001:db8:ad::5", IN, Err(DenyReason::SourceIpNotDeclared)),
-        ("ipv4-mapped ipv6 inside", Some("mri-1"), Some(1), "::ffff:203.0.113.9", IN, Ok("w1")),
-        ("ipv4-mapped ipv6 outside", Some("mri-1"), Some(1), "::ffff:192.0.2.1", IN, Err(DenyReason::SourceIpNotDeclared)),
-        ("before the window", Some("mri-1"), Some(1), IP, "2026-03-10T07:59:59Z", Err(DenyReason::NoActiveWindow)),
-        ("start is inclusive", Some("mri-1"), Some(1), IP, "2026-03-10T08:00:00Z", Ok("w1")),
-        ("last instant inside", Some("mri-1"), Some(1), IP, "2026-03-10T11:59:59.999Z", Ok("w1")),
-        ("end is exclusive", Some("mri-1"), Some(1), IP, "2026-03-10T12:00:00Z", Err(DenyReason::NoActiveWindow)),
-        ("another day", Some("mri-1"), Some(1), IP, "2026-03-11T09:00:00Z", Err(DenyReason::NoActiveWindow)),
+        (
+            "unknown sni",
+            Some("xray-9"),
+            Some(1),
+            IP,
+            IN,
+            Err(DenyReason::UnknownDevice),
+        ),
+        (
+            "disabled device",
+            Some("old-1"),
+            Some(1),
+            IP,
+            IN,
+            Err(DenyReason::DeviceDisabled),
+        ),
+        (
+            "no certificate",
+            Some("mri-1"),
+            None,
+            IP,
+            IN,
+            Err(DenyReason::UnknownTechnician),
+        ),
+        (
+            "unknown certificate",
+            Some("mri-1"),
+            Some(9),
+            IP,
+            IN,
+            Err(DenyReason::UnknownTechnician),
+        ),
+        (
+            "revoked technician",
+            Some("mri-1"),
+            Some(2),
+            IP,
+            IN,
+            Err(DenyReason::UnknownTechnician),
+        ),
+        (
+            "other vendor's device",
+            Some("ct-1"),
+            Some(1),
+            IP,
+            IN,
+            Err(DenyReason::DeviceNotAssigned),
+        ),
+        (
+            "undeclared source",
+            Some("mri-1"),
+            Some(1),
+            "192.0.2.1",
+            IN,
+            Err(DenyReason::SourceIpNotDeclared),
+        ),
+        (
+            "second declared network",
+            Some("mri-1"),
+            Some(1),
+            "198.51.100.7",
+            IN,
+            Ok("w1"),
+        ),
+        (
+            "host network is exact",
+            Some("mri-1"),
+            Some(1),
+            "198.51.100.8",
+            IN,
+            Err(DenyReason::SourceIpNotDeclared),
+        ),
+        (
+            "ipv6 declared network",
+            Some("mri-1"),
+            Some(1),
+            "2001:db8:ac:1::5",
+            IN,
+            Ok("w1"),
+        ),
+        (
+            "ipv6 outside",
+            Some("mri-1"),
+            Some(1),
+            "2001:db8:ad::5",
+            IN,
+            Err(DenyReason::SourceIpNotDeclared),
+        ),
+        (
+            "ipv4-mapped ipv6 inside",
+            Some("mri-1"),
+            Some(1),
+            "::ffff:203.0.113.9",
+            IN,
+            Ok("w1"),
+        ),
+        (
+            "ipv4-mapped ipv6 outside",
+            Some("mri-1"),
+            Some(1),
+            "::ffff:192.0.2.1",
+            IN,
+            Err(DenyReason::SourceIpNotDeclared),
+        ),
+        (
+            "before the window",
+            Some("mri-1"),
+            Some(1),
+            IP,
+            "2026-03-10T07:59:59Z",
+            Err(DenyReason::NoActiveWindow),
+        ),
+        (
+            "start is inclusive",
+            Some("mri-1"),
+            Some(1),
+            IP,
+            "2026-03-10T08:00:00Z",
+            Ok("w1"),
+        ),
+        (
+            "last instant inside",
+            Some("mri-1"),
+            Some(1),
+            IP,
+            "2026-03-10T11:59:59.999Z",
+            Ok("w1"),
+        ),
+        (
+            "end is exclusive",
+            Some("mri-1"),
+            Some(1),
+            IP,
+            "2026-03-10T12:00:00Z",
+            Err(DenyReason::NoActiveWindow),
+        ),
+        (
+            "another day",
+            Some("mri-1"),
+            Some(1),
+            IP,
+            "2026-03-11T09:00:00Z",
+            Err(DenyReason::NoActiveWindow),
+        ),
     ];
     for (name, sni, tech, ip, now, want) in cases {
         let got = ask(&s, *sni, *tech, ip, now).map(|a| a.window_id.0);
-        assert_eq!(got.as_deref().map_err(|e| *e), want.as_ref().map(|w| *w).map_err(|e| *e), "case: {name}");
+        assert_eq!(
+            got.as_deref().map_err(|e| *e),
+            want.as_ref().map(|w| *w).map_err(|e| *e),
+            "case: {name}"
+        );
     }
 }
 
@@ -148,7 +294,10 @@ fn disabled_vendor_is_refused_even_inside_a_window() {
 fn technician_of_a_vanished_vendor_is_unknown() {
     let mut s = base();
     s.vendors.remove("acme");
-    assert_eq!(ask(&s, Some("mri-1"), Some(1), IP, IN), Err(DenyReason::UnknownTechnician));
+    assert_eq!(
+        ask(&s, Some("mri-1"), Some(1), IP, IN),
+        Err(DenyReason::UnknownTechnician)
+    );
 }
 
 #[test]
@@ -163,7 +312,11 @@ fn lockdown_refuses_everything_first() {
 fn a_window_of_the_same_device_for_another_vendor_does_not_count() {
     let mut s = base();
     s.windows.clear();
-    s.devices.get_mut("mri-1").unwrap().vendor_ids.push(VendorId::from("other"));
+    s.devices
+        .get_mut("mri-1")
+        .unwrap()
+        .vendor_ids
+        .push(VendorId::from("other"));
     s.windows.entry(DeviceId::from("mri-1")).or_default().push(WindowEntry {
         id: WindowId::from("w-other"),
         vendor_id: VendorId::from("other"),
@@ -178,7 +331,15 @@ fn a_window_of_the_same_device_for_another_vendor_does_not_count() {
 #[test]
 fn window_over_midnight() {
     let mut s = base();
-    add_window(&mut s, "night", "mri-1", "2026-03-10T22:00:00Z", "2026-03-11T02:00:00Z", false, &[]);
+    add_window(
+        &mut s,
+        "night",
+        "mri-1",
+        "2026-03-10T22:00:00Z",
+        "2026-03-11T02:00:00Z",
+        false,
+        &[],
+    );
     for (now, want) in [
         ("2026-03-10T21:59:59Z", Err(DenyReason::NoActiveWindow)),
         ("2026-03-10T23:59:59Z", Ok("night")),
@@ -195,26 +356,64 @@ fn window_over_midnight() {
 fn window_across_a_dst_change_lasts_its_real_duration() {
     // Paris leaves winter time on 2026-03-29 at 02:00 local (01:00 UTC): a window
     // booked 01:00-04:00 local time lasts two real hours, not three.
-    let local = |h| Paris.from_local_datetime(&NaiveDate::from_ymd_opt(2026, 3, 29).unwrap().and_hms_opt(h, 0, 0).unwrap()).single().unwrap().with_timezone(&Utc);
+    let local = |h| {
+        Paris
+            .from_local_datetime(
+                &NaiveDate::from_ymd_opt(2026, 3, 29)
+                    .unwrap()
+                    .and_hms_opt(h, 0, 0)
+                    .unwrap(),
+            )
+            .single()
+            .unwrap()
+            .with_timezone(&Utc)
+    };
     let (start, end) = (local(1), local(4));
     assert_eq!(end - start, Duration::hours(2));
     let mut s = base();
     s.windows.clear();
-    add_window(&mut s, "dst", "mri-1", &start.to_rfc3339(), &end.to_rfc3339(), false, &[]);
+    add_window(
+        &mut s,
+        "dst",
+        "mri-1",
+        &start.to_rfc3339(),
+        &end.to_rfc3339(),
+        false,
+        &[],
+    );
     let at = |d: DateTime<Utc>| ask(&s, Some("mri-1"), Some(1), IP, &d.to_rfc3339()).map(|a| a.deadline);
     assert_eq!(at(start), Ok(end));
     assert_eq!(at(start + Duration::minutes(119)), Ok(end));
     assert_eq!(at(end), Err(DenyReason::NoActiveWindow));
     assert_eq!(at(start - Duration::seconds(1)), Err(DenyReason::NoActiveWindow));
     // And back to winter time on 2026-10-25: 01:00-04:00 local is four real hours.
-    let autumn = |h| Paris.from_local_datetime(&NaiveDate::from_ymd_opt(2026, 10, 25).unwrap().and_hms_opt(h, 0, 0).unwrap()).single().unwrap().with_timezone(&Utc);
+    let autumn = |h| {
+        Paris
+            .from_local_datetime(
+                &NaiveDate::from_ymd_opt(2026, 10, 25)
+                    .unwrap()
+                    .and_hms_opt(h, 0, 0)
+                    .unwrap(),
+            )
+            .single()
+            .unwrap()
+            .with_timezone(&Utc)
+    };
     assert_eq!(autumn(4) - autumn(1), Duration::hours(4));
 }
 
 #[test]
 fn of_overlapping_windows_the_latest_end_wins() {
     let mut s = base();
-    add_window(&mut s, "w2", "mri-1", "2026-03-10T08:30:00Z", "2026-03-10T14:00:00Z", false, &[]);
+    add_window(
+        &mut s,
+        "w2",
+        "mri-1",
+        "2026-03-10T08:30:00Z",
+        "2026-03-10T14:00:00Z",
+        false,
+        &[],
+    );
     let a = ask(&s, Some("mri-1"), Some(1), IP, IN).unwrap();
     assert_eq!((a.window_id.as_str(), a.deadline), ("w2", t("2026-03-10T14:00:00Z")));
 }
@@ -224,14 +423,25 @@ fn overdue_report_blocks_but_not_emergency_grants() {
     let mut s = base();
     s.vendors.get_mut("acme").unwrap().oldest_unreported_end = Some(t("2026-03-09T08:00:00Z"));
     // Due exactly 24 h after that end: from then on, refused.
-    assert_eq!(ask(&s, Some("mri-1"), Some(1), IP, "2026-03-10T08:00:00Z"), Err(DenyReason::ReportOverdue));
+    assert_eq!(
+        ask(&s, Some("mri-1"), Some(1), IP, "2026-03-10T08:00:00Z"),
+        Err(DenyReason::ReportOverdue)
+    );
     assert_eq!(ask(&s, Some("mri-1"), Some(1), IP, IN), Err(DenyReason::ReportOverdue));
 
     s.vendors.get_mut("acme").unwrap().oldest_unreported_end = Some(t("2026-03-09T09:00:01Z"));
     assert!(ask(&s, Some("mri-1"), Some(1), IP, IN).is_ok(), "not due yet");
 
     s.vendors.get_mut("acme").unwrap().oldest_unreported_end = Some(t("2026-03-01T00:00:00Z"));
-    add_window(&mut s, "em", "mri-1", "2026-03-10T08:45:00Z", "2026-03-10T10:00:00Z", true, &[]);
+    add_window(
+        &mut s,
+        "em",
+        "mri-1",
+        "2026-03-10T08:45:00Z",
+        "2026-03-10T10:00:00Z",
+        true,
+        &[],
+    );
     let a = ask(&s, Some("mri-1"), Some(1), IP, IN).unwrap();
     assert_eq!(a.window_id.as_str(), "em");
     assert!(a.emergency);
@@ -246,16 +456,44 @@ fn overdue_report_blocks_but_not_emergency_grants() {
 fn emergency_extra_networks_admit_only_during_the_grant() {
     let mut s = base();
     s.windows.clear();
-    add_window(&mut s, "em", "mri-1", "2026-03-10T08:00:00Z", "2026-03-10T09:00:00Z", true, &["192.0.2.0/28"]);
-    add_window(&mut s, "plain", "mri-1", "2026-03-10T08:00:00Z", "2026-03-10T10:00:00Z", false, &[]);
+    add_window(
+        &mut s,
+        "em",
+        "mri-1",
+        "2026-03-10T08:00:00Z",
+        "2026-03-10T09:00:00Z",
+        true,
+        &["192.0.2.0/28"],
+    );
+    add_window(
+        &mut s,
+        "plain",
+        "mri-1",
+        "2026-03-10T08:00:00Z",
+        "2026-03-10T10:00:00Z",
+        false,
+        &[],
+    );
     // The extra network admits through the grant only, and the deadline is the grant's.
     let a = ask(&s, Some("mri-1"), Some(1), "192.0.2.5", "2026-03-10T08:30:00Z").unwrap();
     assert_eq!((a.window_id.as_str(), a.deadline), ("em", t("2026-03-10T09:00:00Z")));
     // A declared address uses the longer plain window.
-    assert_eq!(ask(&s, Some("mri-1"), Some(1), IP, "2026-03-10T08:30:00Z").unwrap().window_id.as_str(), "plain");
+    assert_eq!(
+        ask(&s, Some("mri-1"), Some(1), IP, "2026-03-10T08:30:00Z")
+            .unwrap()
+            .window_id
+            .as_str(),
+        "plain"
+    );
     // Outside the extra network, or after the grant: refused as undeclared.
-    assert_eq!(ask(&s, Some("mri-1"), Some(1), "192.0.2.17", "2026-03-10T08:30:00Z"), Err(DenyReason::SourceIpNotDeclared));
-    assert_eq!(ask(&s, Some("mri-1"), Some(1), "192.0.2.5", "2026-03-10T09:00:00Z"), Err(DenyReason::SourceIpNotDeclared));
+    assert_eq!(
+        ask(&s, Some("mri-1"), Some(1), "192.0.2.17", "2026-03-10T08:30:00Z"),
+        Err(DenyReason::SourceIpNotDeclared)
+    );
+    assert_eq!(
+        ask(&s, Some("mri-1"), Some(1), "192.0.2.5", "2026-03-10T09:00:00Z"),
+        Err(DenyReason::SourceIpNotDeclared)
+    );
 }
 
 #[test]

@@ -47,7 +47,10 @@ impl Journal {
     /// Writes `entry` and returns once it is committed.
     pub async fn write(&self, entry: JournalEntry) -> Result<(), JournalError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send(Request { entry, done }).await.map_err(|_| JournalError::Closed)?;
+        self.tx
+            .send(Request { entry, done })
+            .await
+            .map_err(|_| JournalError::Closed)?;
         wait.await.map_err(|_| JournalError::Closed)?
     }
 }

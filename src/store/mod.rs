@@ -101,7 +101,12 @@ pub trait Store: Send + Sync + 'static {
     async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician>;
     async fn technician(&self, id: &TechnicianId) -> StoreResult<Technician>;
     async fn list_technicians(&self, vendor: &VendorId) -> StoreResult<Vec<Technician>>;
-    async fn revoke_technician(&self, vendor: &VendorId, id: &TechnicianId, at: DateTime<Utc>) -> StoreResult<Technician>;
+    async fn revoke_technician(
+        &self,
+        vendor: &VendorId,
+        id: &TechnicianId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Technician>;
 
     // --- devices ---
     async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device>;

@@ -19,7 +19,7 @@ use crate::domain::{DeviceName, Fingerprint, Role, WindowState};
 use crate::policy::{DeviceEntry, TechnicianEntry, VendorEntry, WindowEntry};
 
 /// Advisory lock key guarding the audit chain's tail ("PORTIER" in ASCII).
-const AUDIT_CHAIN_LOCK: i64 = 0x504f_5254_4945_52;
+const AUDIT_CHAIN_LOCK: i64 = 0x0050_4f52_5449_4552;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -66,10 +66,11 @@ impl PgStore {
     }
 
     async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT network::text FROM vendor_networks WHERE vendor_id = $1 ORDER BY network")
-            .bind(vendor.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT network::text FROM vendor_networks WHERE vendor_id = $1 ORDER BY network")
+                .bind(vendor.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|n| parse("network", n)).collect()
     }
 
@@ -213,16 +214,23 @@ impl PgStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let wid: String = row.try_get("id")?;
-            let devices: Vec<String> = sqlx::query_scalar("SELECT device_id FROM window_devices WHERE window_id = $1 ORDER BY device_id")
-                .bind(&wid)
-                .fetch_all(&self.pool)
-                .await?;
-            let extra: Vec<String> = sqlx::query_scalar("SELECT network::text FROM window_extra_networks WHERE window_id = $1 ORDER BY network")
-                .bind(&wid)
-                .fetch_all(&self.pool)
-                .await?;
+            let devices: Vec<String> =
+                sqlx::query_scalar("SELECT device_id FROM window_devices WHERE window_id = $1 ORDER BY device_id")
+                    .bind(&wid)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let extra: Vec<String> = sqlx::query_scalar(
+                "SELECT network::text FROM window_extra_networks WHERE window_id = $1 ORDER BY network",
+            )
+            .bind(&wid)
+            .fetch_all(&self.pool)
+            .await?;
             let extra = extra.iter().map(|n| parse("network", n)).collect::<StoreResult<_>>()?;
-            out.push(Self::window_row(row, devices.into_iter().map(DeviceId).collect(), extra)?);
+            out.push(Self::window_row(
+                row,
+                devices.into_iter().map(DeviceId).collect(),
+                extra,
+            )?);
         }
         Ok(out)
     }
@@ -231,14 +239,19 @@ impl PgStore {
 /// Appends one event to the chain inside an open write transaction.
 async fn append_audit_in(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<AuditRecord> {
     // Serializes appends across every process sharing the database: no fork, no gap.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_CHAIN_LOCK).execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_CHAIN_LOCK)
+        .execute(&mut *conn)
+        .await?;
     let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await?;
     let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_owned()));
     let seq = prev_seq + 1;
     let details = e.details.to_string();
-    let hash = chain_hash(&prev_hash, seq, e.at, &e.actor, &e.action, &e.object, &e.outcome, &details);
+    let hash = chain_hash(
+        &prev_hash, seq, e.at, &e.actor, &e.action, &e.object, &e.outcome, &details,
+    );
     sqlx::query("INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
         .bind(seq)
         .bind(us(e.at))
@@ -283,19 +296,23 @@ impl Store for PgStore {
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
         let id = VendorId::generate();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES ($1, $2, $3, TRUE, $4)")
+        sqlx::query(
+            "INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES ($1, $2, $3, TRUE, $4)",
+        )
+        .bind(id.as_str())
+        .bind(&v.name)
+        .bind(&v.security_contact)
+        .bind(us(at))
+        .execute(&mut *tx)
+        .await?;
+        for n in &v.networks {
+            sqlx::query(
+                "INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING",
+            )
             .bind(id.as_str())
-            .bind(&v.name)
-            .bind(&v.security_contact)
-            .bind(us(at))
+            .bind(n.to_string())
             .execute(&mut *tx)
             .await?;
-        for n in &v.networks {
-            sqlx::query("INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
-                .bind(id.as_str())
-                .bind(n.to_string())
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         self.generation.bump();
@@ -312,11 +329,15 @@ impl Store for PgStore {
     }
 
     async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
-        let rows = sqlx::query("SELECT * FROM vendors ORDER BY name").fetch_all(&self.pool).await?;
-        let mut nets: HashMap<String, Vec<IpNet>> = HashMap::new();
-        for (v, n) in sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network::text FROM vendor_networks ORDER BY network")
+        let rows = sqlx::query("SELECT * FROM vendors ORDER BY name")
             .fetch_all(&self.pool)
-            .await?
+            .await?;
+        let mut nets: HashMap<String, Vec<IpNet>> = HashMap::new();
+        for (v, n) in sqlx::query_as::<_, (String, String)>(
+            "SELECT vendor_id, network::text FROM vendor_networks ORDER BY network",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
             nets.entry(v).or_default().push(parse("network", &n)?);
         }
@@ -330,20 +351,25 @@ impl Store for PgStore {
 
     async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor> {
         let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM vendors WHERE id = $1")
+        let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM vendors WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
             .await?;
         if exists.is_none() {
             return Err(StoreError::NotFound("vendor"));
         }
-        sqlx::query("DELETE FROM vendor_networks WHERE vendor_id = $1").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM vendor_networks WHERE vendor_id = $1")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         for n in networks {
-            sqlx::query("INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
-                .bind(id.as_str())
-                .bind(n.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(n.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         self.generation.bump();
@@ -402,13 +428,20 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn revoke_technician(&self, vendor: &VendorId, id: &TechnicianId, at: DateTime<Utc>) -> StoreResult<Technician> {
-        let done = sqlx::query("UPDATE technicians SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND vendor_id = $3")
-            .bind(us(at))
-            .bind(id.as_str())
-            .bind(vendor.as_str())
-            .execute(&self.pool)
-            .await?;
+    async fn revoke_technician(
+        &self,
+        vendor: &VendorId,
+        id: &TechnicianId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Technician> {
+        let done = sqlx::query(
+            "UPDATE technicians SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND vendor_id = $3",
+        )
+        .bind(us(at))
+        .bind(id.as_str())
+        .bind(vendor.as_str())
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("technician"));
         }
@@ -446,19 +479,23 @@ impl Store for PgStore {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound("device"))?;
-        let vendors: Vec<String> = sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = $1 ORDER BY vendor_id")
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let vendors: Vec<String> =
+            sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = $1 ORDER BY vendor_id")
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         Self::device_row(&row, vendors.into_iter().map(VendorId).collect())
     }
 
     async fn list_devices(&self) -> StoreResult<Vec<Device>> {
-        let rows = sqlx::query("SELECT * FROM devices ORDER BY name").fetch_all(&self.pool).await?;
-        let mut assigned: HashMap<String, Vec<VendorId>> = HashMap::new();
-        for (d, v) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors ORDER BY vendor_id")
+        let rows = sqlx::query("SELECT * FROM devices ORDER BY name")
             .fetch_all(&self.pool)
-            .await?
+            .await?;
+        let mut assigned: HashMap<String, Vec<VendorId>> = HashMap::new();
+        for (d, v) in
+            sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors ORDER BY vendor_id")
+                .fetch_all(&self.pool)
+                .await?
         {
             assigned.entry(d).or_default().push(VendorId(v));
         }
@@ -485,7 +522,11 @@ impl Store for PgStore {
 
     async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window> {
         let id = WindowId::generate();
-        let state = if w.approved_by.is_some() { WindowState::Approved } else { WindowState::Requested };
+        let state = if w.approved_by.is_some() {
+            WindowState::Approved
+        } else {
+            WindowState::Requested
+        };
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO windows (id, vendor_id, starts_at, ends_at, state, reason, emergency, requested_by, approved_by, decided_by, decided_at, created_at)
@@ -513,11 +554,13 @@ impl Store for PgStore {
                 .await?;
         }
         for n in &w.extra_networks {
-            sqlx::query("INSERT INTO window_extra_networks (window_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
-                .bind(id.as_str())
-                .bind(n.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO window_extra_networks (window_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(n.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         if state == WindowState::Approved {
@@ -605,15 +648,22 @@ impl Store for PgStore {
         if let Some(l) = f.limit {
             q.push(" LIMIT ").push_bind(i64::from(l));
         }
-        q.build().fetch_all(&self.pool).await?.iter().map(Self::session_row).collect()
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::session_row)
+            .collect()
     }
 
     async fn close_orphan_sessions(&self, node: &str, at: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = 'gateway_restart' WHERE node = $2 AND ended_at IS NULL")
-            .bind(us(at))
-            .bind(node)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at = $1, end_reason = 'gateway_restart' WHERE node = $2 AND ended_at IS NULL",
+        )
+        .bind(us(at))
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -691,7 +741,12 @@ impl Store for PgStore {
         if let Some(l) = f.limit {
             q.push(" LIMIT ").push_bind(i64::from(l));
         }
-        q.build().fetch_all(&self.pool).await?.iter().map(Self::audit_row).collect()
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::audit_row)
+            .collect()
     }
 
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
@@ -712,7 +767,10 @@ impl Store for PgStore {
             .bind(us(at))
             .execute(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT * FROM api_users WHERE id = $1").bind(id.as_str()).fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM api_users WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await?;
         Self::user_row(&row)
     }
 
@@ -727,7 +785,9 @@ impl Store for PgStore {
     }
 
     async fn lockdown(&self) -> StoreResult<LockdownState> {
-        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(LockdownState {
             active: row.try_get("active")?,
             reason: row.try_get("reason")?,
@@ -752,10 +812,15 @@ impl Store for PgStore {
         // One read transaction, so the snapshot is consistent.
         let mut tx = self.pool.begin().await?;
         let mut snap = Snapshot {
-            lockdown: sqlx::query_scalar("SELECT active FROM lockdown WHERE id = 1").fetch_one(&mut *tx).await?,
+            lockdown: sqlx::query_scalar("SELECT active FROM lockdown WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?,
             ..Snapshot::default()
         };
-        for (id, enabled) in sqlx::query_as::<_, (String, bool)>("SELECT id, enabled FROM vendors").fetch_all(&mut *tx).await? {
+        for (id, enabled) in sqlx::query_as::<_, (String, bool)>("SELECT id, enabled FROM vendors")
+            .fetch_all(&mut *tx)
+            .await?
+        {
             snap.vendors.insert(
                 VendorId(id),
                 VendorEntry {
@@ -765,7 +830,11 @@ impl Store for PgStore {
                 },
             );
         }
-        for (vendor, net) in sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network::text FROM vendor_networks").fetch_all(&mut *tx).await? {
+        for (vendor, net) in
+            sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network::text FROM vendor_networks")
+                .fetch_all(&mut *tx)
+                .await?
+        {
             if let Some(v) = snap.vendors.get_mut(vendor.as_str()) {
                 v.networks.push(parse("network", &net)?);
             }
@@ -786,8 +855,8 @@ impl Store for PgStore {
         for (id, vendor, fp, subject, revoked) in sqlx::query_as::<_, (String, String, String, String, bool)>(
             "SELECT id, vendor_id, fingerprint_sha256, subject, revoked_at IS NOT NULL FROM technicians",
         )
-                .fetch_all(&mut *tx)
-                .await?
+        .fetch_all(&mut *tx)
+        .await?
         {
             snap.technicians.insert(
                 parse("fingerprint", &fp)?,
@@ -801,7 +870,9 @@ impl Store for PgStore {
         }
         let mut by_id: HashMap<String, String> = HashMap::new();
         for (id, name, address, enabled) in
-            sqlx::query_as::<_, (String, String, String, bool)>("SELECT id, name, address, enabled FROM devices").fetch_all(&mut *tx).await?
+            sqlx::query_as::<_, (String, String, String, bool)>("SELECT id, name, address, enabled FROM devices")
+                .fetch_all(&mut *tx)
+                .await?
         {
             by_id.insert(id.clone(), name.clone());
             snap.devices.insert(
@@ -814,7 +885,10 @@ impl Store for PgStore {
                 },
             );
         }
-        for (device, vendor) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors").fetch_all(&mut *tx).await? {
+        for (device, vendor) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors")
+            .fetch_all(&mut *tx)
+            .await?
+        {
             if let Some(d) = by_id.get(&device).and_then(|name| snap.devices.get_mut(name)) {
                 d.vendor_ids.push(VendorId(vendor));
             }
@@ -830,14 +904,15 @@ impl Store for PgStore {
         {
             extra.entry(window).or_default().push(parse("network", &net)?);
         }
-        for (id, vendor, starts, ends, emergency, device) in sqlx::query_as::<_, (String, String, DateTime<Utc>, DateTime<Utc>, bool, String)>(
-            "SELECT w.id, w.vendor_id, w.starts_at, w.ends_at, w.emergency, wd.device_id
+        for (id, vendor, starts, ends, emergency, device) in
+            sqlx::query_as::<_, (String, String, DateTime<Utc>, DateTime<Utc>, bool, String)>(
+                "SELECT w.id, w.vendor_id, w.starts_at, w.ends_at, w.emergency, wd.device_id
              FROM windows w JOIN window_devices wd ON wd.window_id = w.id
              WHERE w.state = 'approved' AND w.ends_at > $1",
-        )
-        .bind(us(now))
-        .fetch_all(&mut *tx)
-        .await?
+            )
+            .bind(us(now))
+            .fetch_all(&mut *tx)
+            .await?
         {
             let extra_networks = extra.get(&id).cloned().unwrap_or_default();
             snap.windows.entry(DeviceId(device)).or_default().push(WindowEntry {

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::audit::AuditEvent;
 use crate::domain::{
-    DeviceId, DeviceName, EndReason, Fingerprint, Role, SessionId, TechnicianId, UserId, VendorId, WindowId, WindowState,
+    DeviceId, DeviceName, EndReason, Fingerprint, Role, SessionId, TechnicianId, UserId, VendorId, WindowId,
+    WindowState,
 };
 
 /// A vendor and its declared networks.

@@ -10,7 +10,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, SqlitePool};
 
 use super::*;
@@ -66,10 +68,11 @@ impl SqliteStore {
     }
 
     async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
-        let rows: Vec<String> = sqlx::query_scalar("SELECT network FROM vendor_networks WHERE vendor_id = ? ORDER BY network")
-            .bind(vendor.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<String> =
+            sqlx::query_scalar("SELECT network FROM vendor_networks WHERE vendor_id = ? ORDER BY network")
+                .bind(vendor.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         rows.iter().map(|n| parse("network", n)).collect()
     }
 
@@ -213,16 +216,22 @@ impl SqliteStore {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let wid: String = row.try_get("id")?;
-            let devices: Vec<String> = sqlx::query_scalar("SELECT device_id FROM window_devices WHERE window_id = ? ORDER BY device_id")
-                .bind(&wid)
-                .fetch_all(&self.pool)
-                .await?;
-            let extra: Vec<String> = sqlx::query_scalar("SELECT network FROM window_extra_networks WHERE window_id = ? ORDER BY network")
-                .bind(&wid)
-                .fetch_all(&self.pool)
-                .await?;
+            let devices: Vec<String> =
+                sqlx::query_scalar("SELECT device_id FROM window_devices WHERE window_id = ? ORDER BY device_id")
+                    .bind(&wid)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let extra: Vec<String> =
+                sqlx::query_scalar("SELECT network FROM window_extra_networks WHERE window_id = ? ORDER BY network")
+                    .bind(&wid)
+                    .fetch_all(&self.pool)
+                    .await?;
             let extra = extra.iter().map(|n| parse("network", n)).collect::<StoreResult<_>>()?;
-            out.push(Self::window_row(row, devices.into_iter().map(DeviceId).collect(), extra)?);
+            out.push(Self::window_row(
+                row,
+                devices.into_iter().map(DeviceId).collect(),
+                extra,
+            )?);
         }
         Ok(out)
     }
@@ -236,7 +245,9 @@ async fn append_audit_in(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreRe
     let (prev_seq, prev_hash) = last.unwrap_or((0, GENESIS_HASH.to_owned()));
     let seq = prev_seq + 1;
     let details = e.details.to_string();
-    let hash = chain_hash(&prev_hash, seq, e.at, &e.actor, &e.action, &e.object, &e.outcome, &details);
+    let hash = chain_hash(
+        &prev_hash, seq, e.at, &e.actor, &e.action, &e.object, &e.outcome, &details,
+    );
     sqlx::query("INSERT INTO audit_events (seq, at, actor, action, object, outcome, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(seq)
         .bind(us(e.at))
@@ -310,11 +321,14 @@ impl Store for SqliteStore {
     }
 
     async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
-        let rows = sqlx::query("SELECT * FROM vendors ORDER BY name").fetch_all(&self.pool).await?;
-        let mut nets: HashMap<String, Vec<IpNet>> = HashMap::new();
-        for (v, n) in sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network FROM vendor_networks ORDER BY network")
+        let rows = sqlx::query("SELECT * FROM vendors ORDER BY name")
             .fetch_all(&self.pool)
-            .await?
+            .await?;
+        let mut nets: HashMap<String, Vec<IpNet>> = HashMap::new();
+        for (v, n) in
+            sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network FROM vendor_networks ORDER BY network")
+                .fetch_all(&self.pool)
+                .await?
         {
             nets.entry(v).or_default().push(parse("network", &n)?);
         }
@@ -335,7 +349,10 @@ impl Store for SqliteStore {
         if exists.is_none() {
             return Err(StoreError::NotFound("vendor"));
         }
-        sqlx::query("DELETE FROM vendor_networks WHERE vendor_id = ?").bind(id.as_str()).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM vendor_networks WHERE vendor_id = ?")
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
         for n in networks {
             sqlx::query("INSERT OR IGNORE INTO vendor_networks (vendor_id, network) VALUES (?, ?)")
                 .bind(id.as_str())
@@ -400,13 +417,19 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn revoke_technician(&self, vendor: &VendorId, id: &TechnicianId, at: DateTime<Utc>) -> StoreResult<Technician> {
-        let done = sqlx::query("UPDATE technicians SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND vendor_id = ?")
-            .bind(us(at))
-            .bind(id.as_str())
-            .bind(vendor.as_str())
-            .execute(&self.pool)
-            .await?;
+    async fn revoke_technician(
+        &self,
+        vendor: &VendorId,
+        id: &TechnicianId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Technician> {
+        let done =
+            sqlx::query("UPDATE technicians SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND vendor_id = ?")
+                .bind(us(at))
+                .bind(id.as_str())
+                .bind(vendor.as_str())
+                .execute(&self.pool)
+                .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("technician"));
         }
@@ -444,19 +467,23 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?
             .ok_or(StoreError::NotFound("device"))?;
-        let vendors: Vec<String> = sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = ? ORDER BY vendor_id")
-            .bind(id.as_str())
-            .fetch_all(&self.pool)
-            .await?;
+        let vendors: Vec<String> =
+            sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = ? ORDER BY vendor_id")
+                .bind(id.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         Self::device_row(&row, vendors.into_iter().map(VendorId).collect())
     }
 
     async fn list_devices(&self) -> StoreResult<Vec<Device>> {
-        let rows = sqlx::query("SELECT * FROM devices ORDER BY name").fetch_all(&self.pool).await?;
-        let mut assigned: HashMap<String, Vec<VendorId>> = HashMap::new();
-        for (d, v) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors ORDER BY vendor_id")
+        let rows = sqlx::query("SELECT * FROM devices ORDER BY name")
             .fetch_all(&self.pool)
-            .await?
+            .await?;
+        let mut assigned: HashMap<String, Vec<VendorId>> = HashMap::new();
+        for (d, v) in
+            sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors ORDER BY vendor_id")
+                .fetch_all(&self.pool)
+                .await?
         {
             assigned.entry(d).or_default().push(VendorId(v));
         }
@@ -483,7 +510,11 @@ impl Store for SqliteStore {
 
     async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window> {
         let id = WindowId::generate();
-        let state = if w.approved_by.is_some() { WindowState::Approved } else { WindowState::Requested };
+        let state = if w.approved_by.is_some() {
+            WindowState::Approved
+        } else {
+            WindowState::Requested
+        };
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO windows (id, vendor_id, starts_at, ends_at, state, reason, emergency, requested_by, approved_by, decided_by, decided_at, created_at)
@@ -603,15 +634,22 @@ impl Store for SqliteStore {
         if let Some(l) = f.limit {
             q.push(" LIMIT ").push_bind(i64::from(l));
         }
-        q.build().fetch_all(&self.pool).await?.iter().map(Self::session_row).collect()
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::session_row)
+            .collect()
     }
 
     async fn close_orphan_sessions(&self, node: &str, at: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = 'gateway_restart' WHERE node = ? AND ended_at IS NULL")
-            .bind(us(at))
-            .bind(node)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE sessions SET ended_at = ?, end_reason = 'gateway_restart' WHERE node = ? AND ended_at IS NULL",
+        )
+        .bind(us(at))
+        .bind(node)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 
@@ -689,7 +727,12 @@ impl Store for SqliteStore {
         if let Some(l) = f.limit {
             q.push(" LIMIT ").push_bind(i64::from(l));
         }
-        q.build().fetch_all(&self.pool).await?.iter().map(Self::audit_row).collect()
+        q.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::audit_row)
+            .collect()
     }
 
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
@@ -701,16 +744,21 @@ impl Store for SqliteStore {
 
     async fn create_user(&self, u: &NewUser, at: DateTime<Utc>) -> StoreResult<User> {
         let id = crate::domain::UserId::generate();
-        sqlx::query("INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)")
+        sqlx::query(
+            "INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id.as_str())
+        .bind(&u.name)
+        .bind(u.role.as_str())
+        .bind(u.vendor_id.as_ref().map(VendorId::as_str))
+        .bind(&u.token_sha256)
+        .bind(us(at))
+        .execute(&self.pool)
+        .await?;
+        let row = sqlx::query("SELECT * FROM api_users WHERE id = ?")
             .bind(id.as_str())
-            .bind(&u.name)
-            .bind(u.role.as_str())
-            .bind(u.vendor_id.as_ref().map(VendorId::as_str))
-            .bind(&u.token_sha256)
-            .bind(us(at))
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-        let row = sqlx::query("SELECT * FROM api_users WHERE id = ?").bind(id.as_str()).fetch_one(&self.pool).await?;
         Self::user_row(&row)
     }
 
@@ -725,7 +773,9 @@ impl Store for SqliteStore {
     }
 
     async fn lockdown(&self) -> StoreResult<LockdownState> {
-        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1").fetch_one(&self.pool).await?;
+        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(LockdownState {
             active: row.try_get("active")?,
             reason: row.try_get("reason")?,
@@ -750,10 +800,15 @@ impl Store for SqliteStore {
         // One read transaction, so the snapshot is consistent.
         let mut tx = self.pool.begin().await?;
         let mut snap = Snapshot {
-            lockdown: sqlx::query_scalar("SELECT active FROM lockdown WHERE id = 1").fetch_one(&mut *tx).await?,
+            lockdown: sqlx::query_scalar("SELECT active FROM lockdown WHERE id = 1")
+                .fetch_one(&mut *tx)
+                .await?,
             ..Snapshot::default()
         };
-        for (id, enabled) in sqlx::query_as::<_, (String, bool)>("SELECT id, enabled FROM vendors").fetch_all(&mut *tx).await? {
+        for (id, enabled) in sqlx::query_as::<_, (String, bool)>("SELECT id, enabled FROM vendors")
+            .fetch_all(&mut *tx)
+            .await?
+        {
             snap.vendors.insert(
                 VendorId(id),
                 VendorEntry {
@@ -763,7 +818,10 @@ impl Store for SqliteStore {
                 },
             );
         }
-        for (vendor, net) in sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network FROM vendor_networks").fetch_all(&mut *tx).await? {
+        for (vendor, net) in sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network FROM vendor_networks")
+            .fetch_all(&mut *tx)
+            .await?
+        {
             if let Some(v) = snap.vendors.get_mut(vendor.as_str()) {
                 v.networks.push(parse("network", &net)?);
             }
@@ -784,8 +842,8 @@ impl Store for SqliteStore {
         for (id, vendor, fp, subject, revoked) in sqlx::query_as::<_, (String, String, String, String, bool)>(
             "SELECT id, vendor_id, fingerprint_sha256, subject, revoked_at IS NOT NULL FROM technicians",
         )
-                .fetch_all(&mut *tx)
-                .await?
+        .fetch_all(&mut *tx)
+        .await?
         {
             snap.technicians.insert(
                 parse("fingerprint", &fp)?,
@@ -799,7 +857,9 @@ impl Store for SqliteStore {
         }
         let mut by_id: HashMap<String, String> = HashMap::new();
         for (id, name, address, enabled) in
-            sqlx::query_as::<_, (String, String, String, bool)>("SELECT id, name, address, enabled FROM devices").fetch_all(&mut *tx).await?
+            sqlx::query_as::<_, (String, String, String, bool)>("SELECT id, name, address, enabled FROM devices")
+                .fetch_all(&mut *tx)
+                .await?
         {
             by_id.insert(id.clone(), name.clone());
             snap.devices.insert(
@@ -812,7 +872,10 @@ impl Store for SqliteStore {
                 },
             );
         }
-        for (device, vendor) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors").fetch_all(&mut *tx).await? {
+        for (device, vendor) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors")
+            .fetch_all(&mut *tx)
+            .await?
+        {
             if let Some(d) = by_id.get(&device).and_then(|name| snap.devices.get_mut(name)) {
                 d.vendor_ids.push(VendorId(vendor));
             }
@@ -828,14 +891,15 @@ impl Store for SqliteStore {
         {
             extra.entry(window).or_default().push(parse("network", &net)?);
         }
-        for (id, vendor, starts, ends, emergency, device) in sqlx::query_as::<_, (String, String, i64, i64, bool, String)>(
-            "SELECT w.id, w.vendor_id, w.starts_at, w.ends_at, w.emergency, wd.device_id
+        for (id, vendor, starts, ends, emergency, device) in
+            sqlx::query_as::<_, (String, String, i64, i64, bool, String)>(
+                "SELECT w.id, w.vendor_id, w.starts_at, w.ends_at, w.emergency, wd.device_id
              FROM windows w JOIN window_devices wd ON wd.window_id = w.id
              WHERE w.state = 'approved' AND w.ends_at > ?",
-        )
-        .bind(us(now))
-        .fetch_all(&mut *tx)
-        .await?
+            )
+            .bind(us(now))
+            .fetch_all(&mut *tx)
+            .await?
         {
             let extra_networks = extra.get(&id).cloned().unwrap_or_default();
             snap.windows.entry(DeviceId(device)).or_default().push(WindowEntry {

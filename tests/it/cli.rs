@@ -10,7 +10,11 @@ fn portier() -> Command {
 fn init_creates_a_setup_once() {
     let dir = tempfile::tempdir().unwrap();
     let setup = dir.path().join("site");
-    let out = portier().args(["init", "--json", "--dir"]).arg(&setup).output().unwrap();
+    let out = portier()
+        .args(["init", "--json", "--dir"])
+        .arg(&setup)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let token = v["admin_token"].as_str().unwrap();
@@ -22,7 +26,10 @@ fn init_creates_a_setup_once() {
     #[cfg(unix)]
     for k in ["server-ca.key", "server.key", "vendor-ca.key"] {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(setup.join("certs").join(k)).unwrap().permissions().mode();
+        let mode = std::fs::metadata(setup.join("certs").join(k))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{k}");
     }
     let config = std::fs::read_to_string(setup.join("portier.toml")).unwrap();

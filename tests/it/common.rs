@@ -14,7 +14,10 @@ use portier::domain::{DeviceName, WindowState};
 use portier::gateway::{tls, Gateway, GatewayDeps, GatewaySettings, Registry};
 use portier::pki::{CertAuthority, CertInfo, Issued};
 use portier::policy::PolicySettings;
-use portier::store::{self, Device, Journal, NewDevice, NewTechnician, NewVendor, NewWindow, Store, Technician, Vendor, Window, WindowTransition};
+use portier::store::{
+    self, Device, Journal, NewDevice, NewTechnician, NewVendor, NewWindow, Store, Technician, Vendor, Window,
+    WindowTransition,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -77,8 +80,13 @@ impl TestDb {
     pub async fn postgres() -> Option<Self> {
         let admin = std::env::var("PORTIER_TEST_PG_URL").ok().filter(|s| !s.is_empty())?;
         let name = format!("portier_t_{}", uuid::Uuid::new_v4().simple());
-        let admin_store = sqlx::PgPool::connect(&admin).await.expect("PORTIER_TEST_PG_URL unreachable");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&admin_store).await.unwrap();
+        let admin_store = sqlx::PgPool::connect(&admin)
+            .await
+            .expect("PORTIER_TEST_PG_URL unreachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin_store)
+            .await
+            .unwrap();
         admin_store.close().await;
         let url = with_database(&admin, &name);
         let store = store::connect(&url).await.unwrap();
@@ -106,10 +114,15 @@ impl Drop for TestDb {
         if let Some((admin, name)) = self.pg.take() {
             // Drop the database from a thread of its own: Drop cannot await.
             let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
                 rt.block_on(async {
                     if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
-                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
                         pool.close().await;
                     }
                 });
@@ -167,7 +180,11 @@ impl Pki {
     }
 
     /// A client configuration presenting `cert` (or no certificate).
-    pub fn client_tls(&self, cert: Option<&Issued>, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ClientConfig> {
+    pub fn client_tls(
+        &self,
+        cert: Option<&Issued>,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> Arc<rustls::ClientConfig> {
         let ca = vec![CertificateDer::from_pem_slice(self.server_ca.cert_pem().as_bytes()).unwrap()];
         match cert {
             Some(c) => tls::technician_client_config(
@@ -237,7 +254,9 @@ impl TestGateway {
             linger: Duration::from_millis(500),
             ..GatewaySettings::default()
         };
-        let gw = Gateway::bind("127.0.0.1:0".parse().unwrap(), pki.gateway_tls(), settings, deps).await.unwrap();
+        let gw = Gateway::bind("127.0.0.1:0".parse().unwrap(), pki.gateway_tls(), settings, deps)
+            .await
+            .unwrap();
         let addr = gw.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(gw.run(shutdown.clone()));
@@ -290,7 +309,10 @@ pub async fn echo_roundtrip(tls: &mut TlsStream<tokio::net::TcpStream>, data: &[
     tls.write_all(data).await.unwrap();
     tls.flush().await.unwrap();
     let mut back = vec![0; data.len()];
-    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut back)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut back))
+        .await
+        .unwrap()
+        .unwrap();
     back
 }
 
@@ -305,7 +327,13 @@ pub struct Scene {
     pub window: Window,
 }
 
-pub async fn approved_window(store: &dyn Store, vendor: &Vendor, device: &Device, starts: DateTime<Utc>, ends: DateTime<Utc>) -> Window {
+pub async fn approved_window(
+    store: &dyn Store,
+    vendor: &Vendor,
+    device: &Device,
+    starts: DateTime<Utc>,
+    ends: DateTime<Utc>,
+) -> Window {
     let w = store
         .create_window(
             &NewWindow {
@@ -385,7 +413,14 @@ pub async fn scene(store: &dyn Store, pki: &Pki, device_addr: SocketAddr) -> Sce
         .await
         .unwrap();
     let now = Utc::now();
-    let window = approved_window(store, &vendor, &device, now - chrono::Duration::minutes(5), now + chrono::Duration::hours(1)).await;
+    let window = approved_window(
+        store,
+        &vendor,
+        &device,
+        now - chrono::Duration::minutes(5),
+        now + chrono::Duration::hours(1),
+    )
+    .await;
     Scene {
         vendor,
         tech,

@@ -31,7 +31,10 @@ async fn denial_event(store: &dyn Store, id: &str, reason: &str) -> serde_json::
         })
         .await
         .unwrap();
-    let e = events.iter().find(|e| e.object == id).unwrap_or_else(|| panic!("no audit event for {id}: {events:?}"));
+    let e = events
+        .iter()
+        .find(|e| e.object == id)
+        .unwrap_or_else(|| panic!("no audit event for {id}: {events:?}"));
     let details: serde_json::Value = serde_json::from_str(&e.details).unwrap();
     assert_eq!(details["reason"], reason);
     assert_eq!(e.outcome, "denied");
@@ -44,8 +47,13 @@ async fn allowed(db: TestDb) {
     let s = scene(db.store.as_ref(), &pki, device).await;
     let gw = TestGateway::spawn(db.store.clone(), &pki).await;
 
-    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13)).await.unwrap();
-    assert_eq!(tls.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13))
+        .await
+        .unwrap();
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
     let payload: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
     assert_eq!(echo_roundtrip(&mut tls, &payload).await, payload);
     assert_eq!(echo_roundtrip(&mut tls, b"second message").await, b"second message");
@@ -100,7 +108,10 @@ async fn denials(db: TestDb) {
         description: None,
         vendor_ids: vec![vendor],
     };
-    let pending = store.create_device(&mk_device("lab-2", s.vendor.id.clone()), now).await.unwrap();
+    let pending = store
+        .create_device(&mk_device("lab-2", s.vendor.id.clone()), now)
+        .await
+        .unwrap();
     store
         .create_window(
             &NewWindow {
@@ -118,9 +129,26 @@ async fn denials(db: TestDb) {
         )
         .await
         .unwrap();
-    let timed = store.create_device(&mk_device("ct-3", s.vendor.id.clone()), now).await.unwrap();
-    approved_window(store, &s.vendor, &timed, now + chrono::Duration::hours(1), now + chrono::Duration::hours(2)).await;
-    approved_window(store, &s.vendor, &timed, now - chrono::Duration::hours(2), now - chrono::Duration::hours(1)).await;
+    let timed = store
+        .create_device(&mk_device("ct-3", s.vendor.id.clone()), now)
+        .await
+        .unwrap();
+    approved_window(
+        store,
+        &s.vendor,
+        &timed,
+        now + chrono::Duration::hours(1),
+        now + chrono::Duration::hours(2),
+    )
+    .await;
+    approved_window(
+        store,
+        &s.vendor,
+        &timed,
+        now - chrono::Duration::hours(2),
+        now - chrono::Duration::hours(1),
+    )
+    .await;
     // A device of another vendor, with that vendor's window open now.
     let other = store
         .create_vendor(
@@ -133,8 +161,18 @@ async fn denials(db: TestDb) {
         )
         .await
         .unwrap();
-    let foreign = store.create_device(&mk_device("pump-9", other.id.clone()), now).await.unwrap();
-    approved_window(store, &other, &foreign, now - chrono::Duration::minutes(5), now + chrono::Duration::hours(1)).await;
+    let foreign = store
+        .create_device(&mk_device("pump-9", other.id.clone()), now)
+        .await
+        .unwrap();
+    approved_window(
+        store,
+        &other,
+        &foreign,
+        now - chrono::Duration::minutes(5),
+        now + chrono::Duration::hours(1),
+    )
+    .await;
     // A revoked technician of acme.
     let (bob, bob_cert) = technician(store, &pki, &s.vendor, "bob").await;
     store.revoke_technician(&s.vendor.id, &bob.id, now).await.unwrap();
@@ -142,28 +180,69 @@ async fn denials(db: TestDb) {
     let gw = TestGateway::spawn(db.store.clone(), &pki).await;
     let alice = pki.client_tls(Some(&s.tech_cert), TLS13);
     let cases = [
-        ("undeclared source", "127.0.0.3", "mri-1", alice.clone(), "source_ip_not_declared"),
-        ("requested, not approved", "127.0.0.2", "lab-2", alice.clone(), "no_active_window"),
-        ("future and past windows only", "127.0.0.2", "ct-3", alice.clone(), "no_active_window"),
+        (
+            "undeclared source",
+            "127.0.0.3",
+            "mri-1",
+            alice.clone(),
+            "source_ip_not_declared",
+        ),
+        (
+            "requested, not approved",
+            "127.0.0.2",
+            "lab-2",
+            alice.clone(),
+            "no_active_window",
+        ),
+        (
+            "future and past windows only",
+            "127.0.0.2",
+            "ct-3",
+            alice.clone(),
+            "no_active_window",
+        ),
         ("unknown sni", "127.0.0.2", "xray-404", alice.clone(), "unknown_device"),
-        ("other vendor's device", "127.0.0.2", "pump-9", alice.clone(), "device_not_assigned"),
-        ("revoked technician", "127.0.0.2", "mri-1", pki.client_tls(Some(&bob_cert), TLS13), "unknown_technician"),
+        (
+            "other vendor's device",
+            "127.0.0.2",
+            "pump-9",
+            alice.clone(),
+            "device_not_assigned",
+        ),
+        (
+            "revoked technician",
+            "127.0.0.2",
+            "mri-1",
+            pki.client_tls(Some(&bob_cert), TLS13),
+            "unknown_technician",
+        ),
     ];
     for (name, source, sni, cfg, reason) in cases {
-        let mut tls = connect_from(source, gw.addr, sni, cfg).await.unwrap_or_else(|e| panic!("{name}: handshake: {e}"));
+        let mut tls = connect_from(source, gw.addr, sni, cfg)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: handshake: {e}"));
         let line = read_all(&mut tls).await.unwrap();
         let (got, id) = denial(&line);
         assert_eq!(got, reason, "case {name}");
         let details = denial_event(store, &id, reason).await;
         assert_eq!(details["source_ip"], source, "case {name}");
         assert_eq!(details["sni"], sni, "case {name}");
-        assert_eq!(details["certificate_fingerprint"].as_str().unwrap().len(), 64, "case {name}");
-        assert!(details["certificate_subject"].as_str().unwrap().contains("CN="), "case {name}");
+        assert_eq!(
+            details["certificate_fingerprint"].as_str().unwrap().len(),
+            64,
+            "case {name}"
+        );
+        assert!(
+            details["certificate_subject"].as_str().unwrap().contains("CN="),
+            "case {name}"
+        );
     }
 
     // Disabling the vendor takes effect for the very next connection.
     store.set_vendor_enabled(&s.vendor.id, false).await.unwrap();
-    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", alice.clone()).await.unwrap();
+    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", alice.clone())
+        .await
+        .unwrap();
     let (got, id) = denial(&read_all(&mut tls).await.unwrap());
     assert_eq!(got, "vendor_disabled");
     denial_event(store, &id, "vendor_disabled").await;
@@ -188,7 +267,10 @@ async fn handshake_refusals(db: TestDb) {
         tls.read(&mut buf).await
     }
     .await;
-    assert!(r.is_err() || r.as_ref().is_ok_and(|n| *n == 0), "no-certificate client got {r:?}");
+    assert!(
+        r.is_err() || r.as_ref().is_ok_and(|n| *n == 0),
+        "no-certificate client got {r:?}"
+    );
 
     // A certificate from another CA.
     let rogue_ca = portier::pki::CertAuthority::generate("rogue CA", 1).unwrap();
@@ -199,7 +281,10 @@ async fn handshake_refusals(db: TestDb) {
         tls.read(&mut buf).await
     }
     .await;
-    assert!(r.is_err() || r.as_ref().is_ok_and(|n| *n == 0), "rogue client got {r:?}");
+    assert!(
+        r.is_err() || r.as_ref().is_ok_and(|n| *n == 0),
+        "rogue client got {r:?}"
+    );
 
     // A TLS 1.2-only client cannot even start.
     let tls12 = pki.client_tls(Some(&s.tech_cert), &[&rustls::version::TLS12]);
@@ -213,7 +298,12 @@ async fn handshake_refusals(db: TestDb) {
     let closed = tokio::time::timeout(Duration::from_secs(5), raw.read_to_end(&mut sink)).await;
     assert!(closed.is_ok(), "garbage connection not closed");
 
-    assert!(db.store.list_sessions(&SessionFilter::default()).await.unwrap().is_empty());
+    assert!(db
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
     // Handshake failures are on the audit trail too.
     let failures = eventually(|| async {
         let ev = db
@@ -230,7 +320,10 @@ async fn handshake_refusals(db: TestDb) {
     assert!(failures.iter().all(|e| e.details.contains("127.0.0.")));
     gw.stop().await;
 }
-on_both_backends!(handshake_is_refused_without_a_valid_tls13_client_certificate, super::handshake_refusals);
+on_both_backends!(
+    handshake_is_refused_without_a_valid_tls13_client_certificate,
+    super::handshake_refusals
+);
 
 async fn window_end_cuts(db: TestDb) {
     let pki = Pki::generate();
@@ -251,10 +344,19 @@ async fn window_end_cuts(db: TestDb) {
         .await
         .unwrap();
     let now = Utc::now();
-    let short = approved_window(db.store.as_ref(), &s.vendor, &s.device, now - chrono::Duration::seconds(1), now + chrono::Duration::milliseconds(2500)).await;
+    let short = approved_window(
+        db.store.as_ref(),
+        &s.vendor,
+        &s.device,
+        now - chrono::Duration::seconds(1),
+        now + chrono::Duration::milliseconds(2500),
+    )
+    .await;
     let gw = TestGateway::spawn(db.store.clone(), &pki).await;
 
-    let tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13)).await.unwrap();
+    let tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13))
+        .await
+        .unwrap();
     let (mut r, mut w) = tokio::io::split(tls);
     // Keep bytes flowing until the gateway cuts the tunnel.
     let writer = tokio::spawn(async move {
@@ -281,10 +383,19 @@ async fn window_end_cuts(db: TestDb) {
     assert!(started.elapsed() > Duration::from_secs(1), "cut too early");
     let late = closed_at - short.ends_at;
     assert!(late < chrono::Duration::seconds(1), "cut {late} after the window's end");
-    assert!(closed_at >= short.ends_at - chrono::Duration::milliseconds(50), "cut before the end: {closed_at} < {}", short.ends_at);
+    assert!(
+        closed_at >= short.ends_at - chrono::Duration::milliseconds(50),
+        "cut before the end: {closed_at} < {}",
+        short.ends_at
+    );
 
     let session = eventually(|| async {
-        db.store.list_sessions(&SessionFilter::default()).await.unwrap().into_iter().find(|x| x.ended_at.is_some())
+        db.store
+            .list_sessions(&SessionFilter::default())
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|x| x.ended_at.is_some())
     })
     .await;
     assert_eq!(session.end_reason, Some(EndReason::WindowEnded));
@@ -303,14 +414,21 @@ async fn store_refusing_writes(db: TestDb) {
     // The gateway's own connection to the database refuses every write.
     let read_only = portier::store::connect(&db.read_only_url()).await.unwrap();
     let gw = TestGateway::spawn(read_only, &pki).await;
-    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&tech_cert), TLS13)).await.unwrap();
+    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&tech_cert), TLS13))
+        .await
+        .unwrap();
     // Nothing reaches the device: a byte sent now would be echoed if a tunnel existed.
     let _ = tls.write_all(b"should never be echoed").await;
     let said = read_all(&mut tls).await.unwrap();
     let (reason, _) = denial(&said);
     assert_eq!(reason, "store_unavailable");
     assert!(!said.contains("should never"));
-    assert!(db.store.list_sessions(&SessionFilter::default()).await.unwrap().is_empty());
+    assert!(db
+        .store
+        .list_sessions(&SessionFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
     assert!(gw.registry.is_empty());
     gw.stop().await;
 }
@@ -337,7 +455,16 @@ async fn openssl_client(db: TestDb) {
         tokio::task::spawn_blocking(move || {
             use std::io::Write;
             let mut child = std::process::Command::new("openssl")
-                .args(["s_client", "-quiet", "-no_ign_eof", "-tls1_3", "-connect", &addr.to_string(), "-servername", sni])
+                .args([
+                    "s_client",
+                    "-quiet",
+                    "-no_ign_eof",
+                    "-tls1_3",
+                    "-connect",
+                    &addr.to_string(),
+                    "-servername",
+                    sni,
+                ])
                 .args(["-bind", &format!("{source}:0")])
                 .arg("-cert")
                 .arg(&cert)
@@ -357,13 +484,19 @@ async fn openssl_client(db: TestDb) {
             std::thread::sleep(Duration::from_millis(700));
             drop(stdin);
             let out = child.wait_with_output().unwrap();
-            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+            (
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
         })
     };
     let (out, err) = run("127.0.0.2", "mri-1").await.unwrap();
     assert!(out.contains("hello through openssl"), "stdout {out:?} stderr {err:?}");
     let (out, err) = run("127.0.0.3", "mri-1").await.unwrap();
-    assert!(out.starts_with("PORTIER DENIED source_ip_not_declared "), "stdout {out:?} stderr {err:?}");
+    assert!(
+        out.starts_with("PORTIER DENIED source_ip_not_declared "),
+        "stdout {out:?} stderr {err:?}"
+    );
     gw.stop().await;
 }
 on_both_backends!(openssl_s_client_through_the_gateway, super::openssl_client);
@@ -377,11 +510,20 @@ async fn unreachable_device(db: TestDb) {
     };
     let s = scene(db.store.as_ref(), &pki, dead).await;
     let gw = TestGateway::spawn(db.store.clone(), &pki).await;
-    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13)).await.unwrap();
+    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13))
+        .await
+        .unwrap();
     let (reason, id) = denial(&read_all(&mut tls).await.unwrap());
     assert_eq!(reason, "device_unreachable");
     // The admitted session is on record, ended with an error.
-    let session = eventually(|| async { db.store.session(&id.as_str().into()).await.ok().filter(|x| x.ended_at.is_some()) }).await;
+    let session = eventually(|| async {
+        db.store
+            .session(&id.as_str().into())
+            .await
+            .ok()
+            .filter(|x| x.ended_at.is_some())
+    })
+    .await;
     assert_eq!(session.end_reason, Some(EndReason::Error));
     gw.stop().await;
 }
