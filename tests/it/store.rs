@@ -5,7 +5,7 @@ use portier::audit::{AuditEvent, GENESIS_HASH};
 use portier::domain::{parse_network, EndReason, Role, SessionId, WindowState};
 use portier::store::{
     AuditFilter, JournalEntry, LockdownState, NewDevice, NewUser, NewVendor, NewWindow, Session, SessionEnd,
-    SessionFilter, Store, StoreError, WindowFilter, WindowTransition,
+    SessionFilter, StoreError, WindowFilter, WindowTransition,
 };
 
 use crate::common::*;
