@@ -65,6 +65,8 @@ CREATE TABLE windows (
 );
 CREATE INDEX windows_vendor ON windows(vendor_id, starts_at);
 CREATE INDEX windows_open ON windows(state, ends_at);
+-- Windows whose report may be due: few, and read on every admission snapshot.
+CREATE INDEX windows_report_due ON windows(vendor_id) WHERE had_session = 1 AND emergency = 0;
 
 CREATE TABLE window_devices (
     window_id TEXT NOT NULL REFERENCES windows(id) ON DELETE CASCADE,

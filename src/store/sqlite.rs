@@ -827,7 +827,7 @@ impl Store for SqliteStore {
             }
         }
         for (vendor, end) in sqlx::query_as::<_, (String, i64)>(
-            "SELECT w.vendor_id, MIN(COALESCE(w.closed_at, w.ends_at)) FROM windows w
+            "SELECT w.vendor_id, MIN(COALESCE(w.closed_at, w.ends_at)) FROM windows w INDEXED BY windows_report_due
              WHERE w.had_session = 1 AND w.emergency = 0 AND w.state IN ('approved', 'revoked')
                AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.window_id = w.id)
              GROUP BY w.vendor_id",
@@ -855,34 +855,31 @@ impl Store for SqliteStore {
                 },
             );
         }
-        let mut by_id: HashMap<String, String> = HashMap::new();
-        for (id, name, address, enabled) in
-            sqlx::query_as::<_, (String, String, String, bool)>("SELECT id, name, address, enabled FROM devices")
-                .fetch_all(&mut *tx)
-                .await?
-        {
-            by_id.insert(id.clone(), name.clone());
+        // The two big reads come back as one JSON document each: sqlx's per-row cost
+        // dominates a snapshot of tens of thousands of rows, SQLite's JSON does not.
+        let devices: String = sqlx::query_scalar(
+            "SELECT COALESCE(json_group_array(json_array(d.id, d.name, d.address, d.enabled,
+                 json((SELECT COALESCE(json_group_array(dv.vendor_id), '[]') FROM device_vendors dv WHERE dv.device_id = d.id)))), '[]')
+             FROM devices d",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let devices: Vec<(String, String, String, i64, Vec<String>)> =
+            serde_json::from_str(&devices).map_err(|e| StoreError::Corrupt(format!("devices: {e}")))?;
+        for (id, name, address, enabled, vendors) in devices {
             snap.devices.insert(
                 name,
                 DeviceEntry {
                     id: DeviceId(id),
                     address,
-                    enabled,
-                    vendor_ids: Vec::new(),
+                    enabled: enabled != 0,
+                    vendor_ids: vendors.into_iter().map(VendorId).collect(),
                 },
             );
         }
-        for (device, vendor) in sqlx::query_as::<_, (String, String)>("SELECT device_id, vendor_id FROM device_vendors")
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            if let Some(d) = by_id.get(&device).and_then(|name| snap.devices.get_mut(name)) {
-                d.vendor_ids.push(VendorId(vendor));
-            }
-        }
         let mut extra: HashMap<String, Vec<IpNet>> = HashMap::new();
         for (window, net) in sqlx::query_as::<_, (String, String)>(
-            "SELECT n.window_id, n.network FROM window_extra_networks n JOIN windows w ON w.id = n.window_id
+            "SELECT n.window_id, n.network FROM window_extra_networks n CROSS JOIN windows w ON w.id = n.window_id
              WHERE w.state = 'approved' AND w.ends_at > ?",
         )
         .bind(us(now))
@@ -891,23 +888,24 @@ impl Store for SqliteStore {
         {
             extra.entry(window).or_default().push(parse("network", &net)?);
         }
-        for (id, vendor, starts, ends, emergency, device) in
-            sqlx::query_as::<_, (String, String, i64, i64, bool, String)>(
-                "SELECT w.id, w.vendor_id, w.starts_at, w.ends_at, w.emergency, wd.device_id
+        let windows: String = sqlx::query_scalar(
+            "SELECT COALESCE(json_group_array(json_array(w.id, w.vendor_id, w.starts_at, w.ends_at, w.emergency, wd.device_id)), '[]')
              FROM windows w JOIN window_devices wd ON wd.window_id = w.id
              WHERE w.state = 'approved' AND w.ends_at > ?",
-            )
-            .bind(us(now))
-            .fetch_all(&mut *tx)
-            .await?
-        {
+        )
+        .bind(us(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let windows: Vec<(String, String, i64, i64, i64, String)> =
+            serde_json::from_str(&windows).map_err(|e| StoreError::Corrupt(format!("windows: {e}")))?;
+        for (id, vendor, starts, ends, emergency, device) in windows {
             let extra_networks = extra.get(&id).cloned().unwrap_or_default();
             snap.windows.entry(DeviceId(device)).or_default().push(WindowEntry {
                 id: WindowId(id),
                 vendor_id: VendorId(vendor),
                 starts_at: from_us(starts)?,
                 ends_at: from_us(ends)?,
-                emergency,
+                emergency: emergency != 0,
                 extra_networks,
             });
         }
