@@ -1,33 +1,41 @@
-//! Wiring: the store, the journal, the admission cache, the live registry and
-//! the gateway listener, started together and stopped together.
+//! Wiring: the store, the journal, the admission cache, the live registry, the
+//! gateway listener and the admin API, started together and stopped together.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admission::AdmissionCache;
+use crate::api::{self, ApiState, TechnicianPki};
+use crate::audit::AuditEvent;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
-use crate::store::{self, Journal, Store};
+use crate::pki::CertAuthority;
+use crate::store::{self, Journal, JournalEntry, Store};
 
 /// A running Portier node.
 pub struct App {
     /// Where technicians connect.
     pub gateway_addr: SocketAddr,
+    /// The admin API (HTTPS).
+    pub api_addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     shutdown: CancellationToken,
     gateway: JoinHandle<()>,
+    api: JoinHandle<()>,
     journal: JoinHandle<()>,
 }
 
 impl App {
     /// Opens and migrates the store, closes sessions a previous run left open,
-    /// binds the gateway and starts serving.
+    /// binds the gateway and the API and starts serving.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
         let clock: SharedClock = Arc::new(SystemClock);
         let store = store::connect(&settings.database.url)
@@ -46,56 +54,94 @@ impl App {
         }
 
         let g = &settings.gateway;
-        let versions = tls::versions(&g.tls_versions)?;
-        let server_tls = tls::gateway_server_config(
+        let vendor_roots = tls::load_certs(&g.vendor_ca)?;
+        let gateway_tls = tls::gateway_server_config(
             tls::load_certs(&g.cert)?,
             tls::load_key(&g.key)?,
-            tls::load_certs(&g.vendor_ca)?,
-            &versions,
+            vendor_roots.clone(),
+            &tls::versions(&g.tls_versions)?,
         )
         .context("gateway TLS configuration")?;
+        let a = &settings.api;
+        let api_tls = tls::plain_server_config(
+            tls::load_certs(&a.cert)?,
+            tls::load_key(&a.key)?,
+            &tls::versions(&a.tls_versions)?,
+        )
+        .context("API TLS configuration")?;
+        let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key)?;
 
         let (journal, journal_task) = Journal::start(store.clone());
         let registry = Arc::new(Registry::default());
+        let cache = Arc::new(AdmissionCache::new(
+            store.clone(),
+            settings.policy_settings(),
+            clock.clone(),
+        ));
+        // Load once now, so a database that cannot serve admission fails the start.
+        cache.snapshot().await.context("loading the admission state")?;
         let deps = GatewayDeps {
-            cache: Arc::new(AdmissionCache::new(
-                store.clone(),
-                settings.policy_settings(),
-                clock.clone(),
-            )),
+            cache: cache.clone(),
             journal: journal.clone(),
             registry: registry.clone(),
             clock: clock.clone(),
         };
-        // Load once now, so a database that cannot serve admission fails the start.
-        deps.cache.snapshot().await.context("loading the admission state")?;
-        let gateway = Gateway::bind(g.listen, server_tls, settings.gateway_settings(), deps)
+        let api_state = ApiState {
+            store: store.clone(),
+            registry: registry.clone(),
+            cache,
+            journal: journal.clone(),
+            clock: clock.clone(),
+            pki: Arc::new(TechnicianPki {
+                signer,
+                verifier: tls::client_verifier(vendor_roots)?,
+            }),
+            limits: settings.api_limits(),
+        };
+
+        let gateway = Gateway::bind(g.listen, gateway_tls, settings.gateway_settings(), deps)
             .await
             .with_context(|| format!("binding the gateway on {}", g.listen))?;
         let gateway_addr = gateway.local_addr()?;
+        let api_listener = TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("binding the API on {}", a.listen))?;
+        let api_addr = api_listener.local_addr()?;
 
-        let event = crate::audit::AuditEvent::new(
+        let event = AuditEvent::new(
             clock.now(),
             "system",
             "node.started",
             &settings.gateway.node,
             "success",
-            serde_json::json!({ "version": env!("CARGO_PKG_VERSION"), "gateway": gateway_addr.to_string(), "database": redact_url(&settings.database.url) }),
+            serde_json::json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "gateway": gateway_addr.to_string(),
+                "api": api_addr.to_string(),
+                "database": redact_url(&settings.database.url),
+            }),
         );
         journal
-            .write(crate::store::JournalEntry::Audit(event))
+            .write(JournalEntry::Audit(event))
             .await
             .context("recording the start")?;
-        drop(journal);
 
         let shutdown = CancellationToken::new();
         let gateway = tokio::spawn(gateway.run(shutdown.clone()));
+        let api = tokio::spawn(api::serve(
+            api_listener,
+            api_tls,
+            api::router(api_state),
+            shutdown.clone(),
+        ));
         Ok(Self {
             gateway_addr,
+            api_addr,
             store,
             registry,
             shutdown,
             gateway,
+            api,
             journal: journal_task,
         })
     }
@@ -103,6 +149,7 @@ impl App {
     /// Stops accepting, cuts the tunnels and waits for their records.
     pub async fn stop(self) {
         self.shutdown.cancel();
+        let _ = self.api.await;
         let _ = self.gateway.await;
         let _ = self.journal.await;
     }
@@ -113,6 +160,19 @@ impl App {
         tracing::info!("shutting down");
         self.stop().await;
     }
+}
+
+/// The vendor CA as a signer, if its key is present (it may be kept offline).
+fn load_vendor_ca_signer(cert: &Path, key: &Path) -> anyhow::Result<Option<CertAuthority>> {
+    if !key.exists() {
+        tracing::info!(key = %key.display(), "no vendor CA key: technicians can only be registered with pinned certificates");
+        return Ok(None);
+    }
+    let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
+    let key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    Ok(Some(
+        CertAuthority::load(&cert_pem, &key_pem).context("loading the vendor CA")?,
+    ))
 }
 
 async fn wait_for_signal() {

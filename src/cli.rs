@@ -100,7 +100,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = load(&config)?;
             crate::telemetry::init(settings.log.format, &settings.log.filter);
             let app = App::start(&settings).await?;
-            tracing::info!(gateway = %app.gateway_addr, "portier serving");
+            tracing::info!(gateway = %app.gateway_addr, api = %app.api_addr, "portier serving");
             app.run_until_signal().await;
             Ok(())
         }
@@ -230,6 +230,7 @@ listen = "127.0.0.1:8443"
 cert = "certs/server.pem"
 key = "certs/server.key"
 vendor_ca = "certs/vendor-ca.pem"
+vendor_ca_key = "certs/vendor-ca.key"
 tls_versions = ["1.3"]
 handshake_timeout_secs = 10
 connect_timeout_secs = 5
@@ -237,11 +238,19 @@ max_connections = 10000
 linger_secs = 2
 node = "local"
 
+[api]
+listen = "127.0.0.1:8444"
+cert = "certs/server.pem"
+key = "certs/server.key"
+tls_versions = ["1.3"]
+technician_cert_days = 365
+
 [database]
 url = "sqlite://portier.db"
 
 [policy]
 max_window_hours = 12
+max_horizon_days = 90
 max_emergency_minutes = 240
 report_due_hours = 24
 on_overdue_report = "block"

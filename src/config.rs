@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{OverdueMode, PolicySettings};
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 4] = ["gateway", "database", "policy", "log"];
+const SECTIONS: [&str; 5] = ["gateway", "api", "database", "policy", "log"];
 
 /// Configuration errors, with the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +36,11 @@ pub struct GatewayConfig {
     /// PEM chain of the gateway's server certificate.
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// PEM of the CA that signs technicians' certificates.
+    /// PEM of the CA(s) technicians' certificates must chain to.
     pub vendor_ca: PathBuf,
+    /// Key of the vendor CA, to sign technicians' CSRs; without it, only pinned
+    /// certificates can be registered.
+    pub vendor_ca_key: PathBuf,
     /// `["1.3"]` by default; add `"1.2"` only for legacy clients.
     pub tls_versions: Vec<String>,
     pub handshake_timeout_secs: u64,
@@ -55,12 +58,37 @@ impl Default for GatewayConfig {
             cert: "certs/server.pem".into(),
             key: "certs/server.key".into(),
             vendor_ca: "certs/vendor-ca.pem".into(),
+            vendor_ca_key: "certs/vendor-ca.key".into(),
             tls_versions: vec!["1.3".into()],
             handshake_timeout_secs: 10,
             connect_timeout_secs: 5,
             max_connections: 10_000,
             linger_secs: 2,
             node: "local".into(),
+        }
+    }
+}
+
+/// `[api]`: the admin API (HTTPS).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub tls_versions: Vec<String>,
+    /// Validity of technician certificates signed from CSRs.
+    pub technician_cert_days: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8444)),
+            cert: "certs/server.pem".into(),
+            key: "certs/server.key".into(),
+            tls_versions: vec!["1.3".into()],
+            technician_cert_days: 365,
         }
     }
 }
@@ -87,6 +115,8 @@ impl Default for DatabaseConfig {
 pub struct PolicyConfig {
     /// Longest window that may be requested.
     pub max_window_hours: u32,
+    /// How far ahead a window may start.
+    pub max_horizon_days: u32,
     /// Longest emergency grant.
     pub max_emergency_minutes: u32,
     /// A report is due this long after its window ends.
@@ -99,6 +129,7 @@ impl Default for PolicyConfig {
     fn default() -> Self {
         Self {
             max_window_hours: 12,
+            max_horizon_days: 90,
             max_emergency_minutes: 240,
             report_due_hours: 24,
             on_overdue_report: OverdueMode::Block,
@@ -138,6 +169,7 @@ impl Default for LogConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     pub gateway: GatewayConfig,
+    pub api: ApiConfig,
     pub database: DatabaseConfig,
     pub policy: PolicyConfig,
     pub log: LogConfig,
@@ -199,6 +231,9 @@ impl Settings {
         abs(&mut self.gateway.cert);
         abs(&mut self.gateway.key);
         abs(&mut self.gateway.vendor_ca);
+        abs(&mut self.gateway.vendor_ca_key);
+        abs(&mut self.api.cert);
+        abs(&mut self.api.key);
         if let Some(file) = self.database.url.strip_prefix("sqlite://") {
             let (file, query) = file.split_once('?').map_or((file, None), |(f, q)| (f, Some(q)));
             if !file.is_empty() && Path::new(file).is_relative() && file != ":memory:" {
@@ -214,7 +249,11 @@ impl Settings {
     fn validate(&self) -> Result<(), ConfigError> {
         crate::gateway::tls::versions(&self.gateway.tls_versions)
             .map_err(|e| ConfigError::Invalid(format!("gateway.tls_versions: {e}")))?;
+        crate::gateway::tls::versions(&self.api.tls_versions)
+            .map_err(|e| ConfigError::Invalid(format!("api.tls_versions: {e}")))?;
         let positive = [
+            ("api.technician_cert_days", u64::from(self.api.technician_cert_days)),
+            ("policy.max_horizon_days", u64::from(self.policy.max_horizon_days)),
             ("gateway.handshake_timeout_secs", self.gateway.handshake_timeout_secs),
             ("gateway.connect_timeout_secs", self.gateway.connect_timeout_secs),
             ("gateway.max_connections", self.gateway.max_connections as u64),
@@ -246,6 +285,15 @@ impl Settings {
         PolicySettings {
             report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
             on_overdue: self.policy.on_overdue_report,
+        }
+    }
+
+    /// The API's limits.
+    pub fn api_limits(&self) -> crate::api::ApiLimits {
+        crate::api::ApiLimits {
+            max_window: chrono::Duration::hours(i64::from(self.policy.max_window_hours)),
+            max_horizon: chrono::Duration::days(i64::from(self.policy.max_horizon_days)),
+            technician_cert_days: i64::from(self.api.technician_cert_days),
         }
     }
 

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
         #[serde(transparent)]
         pub struct $name(pub String);
 
@@ -123,8 +123,9 @@ pub struct BadDeviceName(pub String);
 
 /// A device name, which is also the TLS server name (SNI) technicians ask for.
 /// Stored lower-case because SNI comparison is case-insensitive.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(value_type = String, example = "mri-1")]
 pub struct DeviceName(String);
 
 impl DeviceName {
@@ -208,7 +209,7 @@ fn canonical_net(net: IpNet) -> IpNet {
 
 /// The state a window is stored in. `active` and `ended` are not stored: they
 /// follow from `approved` and the clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WindowState {
     /// Asked for by a vendor, waiting for security.
@@ -266,7 +267,7 @@ impl FromStr for WindowState {
 }
 
 /// Why a tunnel ended (DESIGN.md, session record).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     ClientClosed,
@@ -336,7 +337,7 @@ impl fmt::Display for EndReason {
 }
 
 /// Roles of the admin API (DESIGN.md, "Users and roles").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,

@@ -5,6 +5,7 @@
 //! records every session before the first byte flows, and cuts it at the end.
 
 pub mod admission;
+pub mod api;
 pub mod app;
 pub mod audit;
 pub mod cli;

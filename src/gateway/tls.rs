@@ -95,6 +95,15 @@ fn roots(certs: Vec<CertificateDer<'static>>) -> Result<Arc<RootCertStore>, TlsE
     Ok(Arc::new(store))
 }
 
+/// The verifier of technicians' certificates: they must chain to `vendor_ca`.
+pub fn client_verifier(
+    vendor_ca: Vec<CertificateDer<'static>>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    WebPkiClientVerifier::builder_with_provider(roots(vendor_ca)?, provider())
+        .build()
+        .map_err(|e| TlsError::Verifier(e.to_string()))
+}
+
 /// The gateway's server configuration: client certificates are required and must
 /// chain to the vendor CA.
 pub fn gateway_server_config(
@@ -103,11 +112,8 @@ pub fn gateway_server_config(
     vendor_ca: Vec<CertificateDer<'static>>,
     versions: &[&'static SupportedProtocolVersion],
 ) -> Result<Arc<ServerConfig>, TlsError> {
-    let provider = provider();
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots(vendor_ca)?, provider.clone())
-        .build()
-        .map_err(|e| TlsError::Verifier(e.to_string()))?;
-    let mut cfg = ServerConfig::builder_with_provider(provider)
+    let verifier = client_verifier(vendor_ca)?;
+    let mut cfg = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions)?
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain, key)?;

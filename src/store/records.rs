@@ -13,10 +13,11 @@ use crate::domain::{
 };
 
 /// A vendor and its declared networks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Vendor {
     pub id: VendorId,
     pub name: String,
+    #[schema(value_type = Vec<String>, example = json!(["203.0.113.7/32"]))]
     pub networks: Vec<IpNet>,
     pub security_contact: Option<String>,
     pub enabled: bool,
@@ -32,13 +33,14 @@ pub struct NewVendor {
 }
 
 /// A technician: a client certificate bound to a vendor.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Technician {
     pub id: TechnicianId,
     pub vendor_id: VendorId,
     pub name: String,
     pub subject: String,
     #[serde(rename = "fingerprint_sha256", serialize_with = "ser_fingerprint")]
+    #[schema(value_type = String)]
     pub fingerprint: Fingerprint,
     pub certificate_pem: String,
     pub not_after: DateTime<Utc>,
@@ -62,7 +64,7 @@ pub struct NewTechnician {
 }
 
 /// A device behind the gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Device {
     pub id: DeviceId,
     pub name: DeviceName,
@@ -87,7 +89,7 @@ pub struct NewDevice {
 }
 
 /// A maintenance window (or an emergency grant).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Window {
     pub id: WindowId,
     pub vendor_id: VendorId,
@@ -97,6 +99,7 @@ pub struct Window {
     pub state: WindowState,
     pub reason: String,
     pub emergency: bool,
+    #[schema(value_type = Vec<String>)]
     pub extra_networks: Vec<IpNet>,
     pub requested_by: String,
     pub approved_by: Option<String>,
@@ -145,7 +148,7 @@ pub struct WindowFilter {
 }
 
 /// A session record (DESIGN.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Session {
     pub id: SessionId,
     pub window_id: WindowId,
@@ -153,6 +156,7 @@ pub struct Session {
     pub technician_id: TechnicianId,
     pub technician_subject: String,
     pub device_id: DeviceId,
+    #[schema(value_type = String)]
     pub source_ip: IpAddr,
     pub source_port: u16,
     /// The gateway node that carried it.
@@ -212,7 +216,7 @@ pub struct AuditFilter {
 }
 
 /// An API account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub name: String,
@@ -232,7 +236,7 @@ pub struct NewUser {
 }
 
 /// The lockdown ("mise en sécurité") switch.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
 pub struct LockdownState {
     pub active: bool,
     pub reason: Option<String>,

@@ -1,0 +1,199 @@
+//! The admin API: axum over HTTPS, bearer tokens, JSON. One module per resource,
+//! each exposing `routes()`; the OpenAPI document is collected from the same
+//! route registrations, so it always matches what is served.
+
+mod auth;
+mod devices;
+mod error;
+mod extract;
+mod sessions;
+mod system;
+mod vendors;
+mod windows;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use rustls::server::danger::ClientCertVerifier;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::admission::AdmissionCache;
+use crate::audit::AuditEvent;
+use crate::clock::SharedClock;
+use crate::gateway::Registry;
+use crate::pki::CertAuthority;
+use crate::store::{Journal, JournalEntry, Store};
+
+pub use auth::{Caller, Granted};
+pub use error::{ApiError, ApiResult, ErrorBody};
+
+/// Request bodies above this are refused with 413.
+pub const MAX_BODY: usize = 64 * 1024;
+/// A request (body included) must be handled within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Limits the API enforces on windows and certificates.
+#[derive(Debug, Clone)]
+pub struct ApiLimits {
+    /// Longest window that may be requested.
+    pub max_window: chrono::Duration,
+    /// How far ahead a window may start.
+    pub max_horizon: chrono::Duration,
+    /// Validity of certificates signed from technicians' CSRs.
+    pub technician_cert_days: i64,
+}
+
+/// What technician registration needs: the vendor CA to sign CSRs with, and a
+/// verifier to check that a pinned certificate will pass the gateway's handshake.
+pub struct TechnicianPki {
+    pub signer: Option<CertAuthority>,
+    pub verifier: Arc<dyn ClientCertVerifier>,
+}
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct ApiState {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub cache: Arc<AdmissionCache>,
+    pub journal: Journal,
+    pub clock: SharedClock,
+    pub pki: Arc<TechnicianPki>,
+    pub limits: ApiLimits,
+}
+
+impl ApiState {
+    /// Appends an audit event for an API action. The change it describes is
+    /// already committed, so a failure here is logged loudly rather than undone.
+    pub async fn audit(&self, caller: &Caller, action: &str, object: &str, details: serde_json::Value) {
+        let event = AuditEvent::new(self.clock.now(), caller.actor(), action, object, "success", details);
+        if let Err(e) = self.journal.write(JournalEntry::Audit(event)).await {
+            tracing::error!(error = %e, action, object, "API action not recorded in the audit trail");
+        }
+    }
+
+    /// Reloads the admission snapshot now, so the next technician does not pay for it.
+    pub async fn admission_changed(&self) {
+        if let Err(e) = self.cache.snapshot().await {
+            tracing::warn!(error = %e, "admission snapshot reload failed; the next connection retries");
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Portier admin API", description = "Vendors, devices, maintenance windows and sessions of the Portier telemaintenance gateway."),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The router and its OpenAPI document.
+pub fn router(state: ApiState) -> Router {
+    let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(system::routes())
+        .merge(vendors::routes())
+        .merge(devices::routes())
+        .merge(windows::routes())
+        .merge(sessions::routes())
+        .split_for_parts();
+    let doc = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
+    router
+        .route(
+            "/api/v1/openapi.json",
+            axum::routing::get(move || {
+                let doc = doc.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(request_deadline))
+        .with_state(state)
+}
+
+async fn request_deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_TIMEOUT, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "request not completed within 30 s",
+        )
+        .into_response(),
+    }
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown`.
+pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, shutdown: CancellationToken) {
+    let acceptor = TlsAcceptor::from(tls);
+    let tasks = TaskTracker::new();
+    tracing::info!(addr = ?listener.local_addr().ok(), "admin API listening");
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "API accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app, shutdown) = (acceptor.clone(), app.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "API TLS handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "API TLS handshake timed out"),
+            };
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
+            let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
+            tokio::select! {
+                r = conn => if let Err(e) = r { tracing::debug!(%peer, error = %e, "API connection ended with an error") },
+                _ = shutdown.cancelled() => {}
+            }
+        });
+    }
+    tasks.close();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+}

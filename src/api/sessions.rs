@@ -1,0 +1,185 @@
+//! Sessions: the record of every tunnel, as JSON or CSV, and termination.
+
+use axum::extract::{Path, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiJson, ApiQuery};
+use super::windows::Reason;
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use crate::domain::{DeviceId, EndReason, Role, SessionId, VendorId};
+use crate::store::{Session, SessionFilter};
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_sessions))
+        .routes(routes!(get_session))
+        .routes(routes!(terminate))
+}
+
+/// Filters of the session list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    pub vendor_id: Option<VendorId>,
+    pub device_id: Option<DeviceId>,
+    /// true: live sessions only; false: ended ones only.
+    pub active: Option<bool>,
+    /// Sessions started at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Sessions started before.
+    pub until: Option<DateTime<Utc>>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+/// CSV columns, in order (documented in the README).
+pub const CSV_COLUMNS: [&str; 14] = [
+    "id",
+    "window_id",
+    "vendor_id",
+    "technician_id",
+    "technician_subject",
+    "device_id",
+    "source_ip",
+    "source_port",
+    "started_at",
+    "ended_at",
+    "bytes_from_vendor",
+    "bytes_to_vendor",
+    "end_reason",
+    "node",
+];
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Sessions as CSV (RFC 4180 quoting by the csv crate).
+pub fn sessions_csv(list: &[Session]) -> Result<String, ApiError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let fail = |e: csv::Error| {
+        tracing::error!(error = %e, "csv encoding failed");
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    };
+    w.write_record(CSV_COLUMNS).map_err(fail)?;
+    for s in list {
+        w.write_record([
+            s.id.to_string(),
+            s.window_id.to_string(),
+            s.vendor_id.to_string(),
+            s.technician_id.to_string(),
+            s.technician_subject.clone(),
+            s.device_id.to_string(),
+            s.source_ip.to_string(),
+            s.source_port.to_string(),
+            time(s.started_at),
+            s.ended_at.map(time).unwrap_or_default(),
+            s.bytes_from_vendor.to_string(),
+            s.bytes_to_vendor.to_string(),
+            s.end_reason.map(|r| r.as_str().to_owned()).unwrap_or_default(),
+            s.node.clone(),
+        ])
+        .map_err(fail)?;
+    }
+    let bytes = w.into_inner().map_err(|e| fail(e.into_error().into()))?;
+    String::from_utf8(bytes).map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })
+}
+
+/// List sessions (security, auditor; a vendor account sees its own).
+#[utoipa::path(get, path = "/api/v1/sessions", params(SessionQuery),
+    responses((status = 200, body = Vec<Session>, description = "JSON, or CSV with ?format=csv"), (status = 403, body = ErrorBody)))]
+async fn list_sessions(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<SessionQuery>,
+) -> ApiResult<Response> {
+    caller.require(&[Role::Security, Role::Auditor, Role::Vendor])?;
+    let vendor_id = match caller.role {
+        Role::Vendor => caller.vendor_id.clone(),
+        _ => q.vendor_id,
+    };
+    let filter = SessionFilter {
+        vendor_id,
+        device_id: q.device_id,
+        window_id: None,
+        active: q.active,
+        since: q.since,
+        until: q.until,
+        limit: None,
+    };
+    let list: Vec<Session> = s
+        .store
+        .list_sessions(&filter)
+        .await?
+        .into_iter()
+        .filter(|x| caller.sees_vendor(&x.vendor_id))
+        .collect();
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(list).into_response()),
+        Some("csv") => Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], sessions_csv(&list)?).into_response()),
+        Some(other) => Err(ApiError::bad_request(format!("unknown format {other:?} (json or csv)"))),
+    }
+}
+
+/// One session.
+#[utoipa::path(get, path = "/api/v1/sessions/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Session), (status = 404, body = ErrorBody)))]
+async fn get_session(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Session>> {
+    caller.require(&[Role::Security, Role::Auditor, Role::Vendor])?;
+    let session = s.store.session(&SessionId(id)).await?;
+    if !caller.sees_vendor(&session.vendor_id) {
+        return Err(ApiError::not_found("session"));
+    }
+    Ok(Json(session))
+}
+
+/// Terminate a live session (security): cut within a second, `end_reason = terminated`.
+#[utoipa::path(post, path = "/api/v1/sessions/{id}/terminate", params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = Session), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn terminate(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Reason>,
+) -> ApiResult<Json<Session>> {
+    caller.require(&[Role::Security])?;
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.len() > 2000 {
+        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
+    }
+    let session = s.store.session(&SessionId(id)).await?;
+    if session.ended_at.is_some() {
+        return Err(ApiError::conflict("the session has already ended"));
+    }
+    if !s.registry.cut_session(&session.id, EndReason::Terminated) {
+        return Err(ApiError::conflict(format!(
+            "the session is not live on this node ({})",
+            session.node
+        )));
+    }
+    s.audit(
+        &caller,
+        "session.terminated",
+        session.id.as_str(),
+        serde_json::json!({"reason": reason}),
+    )
+    .await;
+    Ok(Json(session))
+}

@@ -1,0 +1,151 @@
+//! Health, readiness, metrics, `me` and account creation.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::ApiJson;
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use crate::domain::{Role, VendorId};
+use crate::store::NewUser;
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+        .routes(routes!(me))
+        .routes(routes!(create_user))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(()), responses((status = 200, description = "alive")))]
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the store answers.
+#[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
+async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    s.store.ping().await.map_err(|e| {
+        tracing::warn!(error = %e, "not ready");
+        ApiError::unavailable("the database cannot be reached")
+    })?;
+    Ok(Json(serde_json::json!({"status": "ready"})))
+}
+
+/// Prometheus metrics (bind the API where only monitoring and operators reach it).
+#[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
+    let live = s.registry.len();
+    let body = format!(
+        "# HELP portier_live_tunnels Tunnels open on this node.\n# TYPE portier_live_tunnels gauge\nportier_live_tunnels {live}\n\
+         # HELP portier_build_info Build information.\n# TYPE portier_build_info gauge\nportier_build_info{{version=\"{}\"}} 1\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
+/// Who am I.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub vendor_id: Option<VendorId>,
+}
+
+/// The calling account.
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        id: caller.id.0,
+        name: caller.name,
+        role: caller.role,
+        vendor_id: caller.vendor_id,
+    })
+}
+
+/// An account to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub name: String,
+    pub role: Role,
+    /// Required for, and only for, the `vendor` role.
+    pub vendor_id: Option<VendorId>,
+}
+
+/// A created account, with its token (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedUser {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub vendor_id: Option<VendorId>,
+    /// The bearer token. Only its SHA-256 is stored: it cannot be shown again.
+    pub token: String,
+}
+
+/// Create an API account (admin).
+#[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser,
+    responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_user(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
+    caller.require(&[Role::Admin])?;
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::bad_request("name must be 1 to 100 characters"));
+    }
+    match (req.role, &req.vendor_id) {
+        (Role::Vendor, None) => return Err(ApiError::bad_request("a vendor account needs vendor_id")),
+        (r, Some(_)) if r != Role::Vendor => {
+            return Err(ApiError::bad_request("vendor_id is only for the vendor role"))
+        }
+        (_, Some(v)) => {
+            s.store
+                .vendor(v)
+                .await
+                .map_err(|_| ApiError::unprocessable(format!("unknown vendor {v}")))?;
+        }
+        _ => {}
+    }
+    let (token, token_sha256) = crate::token::generate();
+    let user = s
+        .store
+        .create_user(
+            &NewUser {
+                name: name.to_owned(),
+                role: req.role,
+                vendor_id: req.vendor_id,
+                token_sha256,
+            },
+            s.clock.now(),
+        )
+        .await?;
+    s.audit(
+        &caller,
+        "user.created",
+        user.id.as_str(),
+        serde_json::json!({"name": user.name, "role": user.role, "vendor_id": user.vendor_id}),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedUser {
+            id: user.id.0,
+            name: user.name,
+            role: user.role,
+            vendor_id: user.vendor_id,
+            token,
+        }),
+    ))
+}

@@ -1,0 +1,326 @@
+//! Vendors, their declared networks, and their technicians.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::ApiJson;
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use crate::domain::{parse_network, EndReason, Role, TechnicianId, VendorId};
+use crate::pki::{first_cert_der, CertInfo};
+use crate::store::{NewTechnician, NewVendor, Technician, Vendor};
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_vendor, list_vendors))
+        .routes(routes!(get_vendor))
+        .routes(routes!(replace_networks))
+        .routes(routes!(disable_vendor))
+        .routes(routes!(enable_vendor))
+        .routes(routes!(add_technician, list_technicians))
+        .routes(routes!(revoke_technician))
+}
+
+/// Most networks a vendor may declare.
+const MAX_NETWORKS: usize = 256;
+
+/// Parses declared networks; a bad entry is named in the error.
+pub(super) fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, ApiError> {
+    if list.len() > MAX_NETWORKS {
+        return Err(ApiError::bad_request(format!("at most {MAX_NETWORKS} networks")));
+    }
+    list.iter()
+        .map(|n| {
+            let net = parse_network(n).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            if net.prefix_len() == 0 {
+                return Err(ApiError::bad_request(format!(
+                    "{n:?} would admit every address: declare the vendor's own networks"
+                )));
+            }
+            Ok(net)
+        })
+        .collect()
+}
+
+fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > max {
+        return Err(ApiError::bad_request(format!("{field} must be 1 to {max} characters")));
+    }
+    Ok(v.to_owned())
+}
+
+/// A vendor to create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVendor {
+    pub name: String,
+    /// Public networks its technicians connect from: CIDRs, or single addresses (/32, /128).
+    #[schema(example = json!(["203.0.113.7/32", "198.51.100.0/24"]))]
+    pub networks: Vec<String>,
+    pub security_contact: Option<String>,
+}
+
+/// Create a vendor (admin).
+#[utoipa::path(post, path = "/api/v1/vendors", request_body = CreateVendor,
+    responses((status = 201, body = Vendor), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_vendor(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateVendor>,
+) -> ApiResult<(StatusCode, Json<Vendor>)> {
+    caller.require(&[Role::Admin])?;
+    let name = text("name", &req.name, 200)?;
+    let networks = parse_networks(&req.networks)?;
+    if networks.is_empty() {
+        return Err(ApiError::bad_request("a vendor must declare at least one network"));
+    }
+    let contact = req
+        .security_contact
+        .as_deref()
+        .map(|c| text("security_contact", c, 200))
+        .transpose()?;
+    let v = s
+        .store
+        .create_vendor(
+            &NewVendor {
+                name,
+                networks,
+                security_contact: contact,
+            },
+            s.clock.now(),
+        )
+        .await?;
+    s.audit(
+        &caller,
+        "vendor.created",
+        v.id.as_str(),
+        serde_json::json!({"name": v.name, "networks": v.networks}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// List vendors (a vendor account sees its own).
+#[utoipa::path(get, path = "/api/v1/vendors", responses((status = 200, body = Vec<Vendor>), (status = 401, body = ErrorBody)))]
+async fn list_vendors(State(s): State<ApiState>, caller: Caller) -> ApiResult<Json<Vec<Vendor>>> {
+    let all = s.store.list_vendors().await?;
+    Ok(Json(all.into_iter().filter(|v| caller.sees_vendor(&v.id)).collect()))
+}
+
+/// The vendor, if the caller may see it (404 otherwise: no existence leak).
+pub(super) async fn visible_vendor(s: &ApiState, caller: &Caller, id: &VendorId) -> ApiResult<Vendor> {
+    if !caller.sees_vendor(id) {
+        return Err(ApiError::not_found("vendor"));
+    }
+    Ok(s.store.vendor(id).await?)
+}
+
+/// One vendor.
+#[utoipa::path(get, path = "/api/v1/vendors/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = Vendor), (status = 404, body = ErrorBody)))]
+async fn get_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vendor>> {
+    Ok(Json(visible_vendor(&s, &caller, &VendorId(id)).await?))
+}
+
+/// Declared networks.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Networks {
+    pub networks: Vec<String>,
+}
+
+/// Replace a vendor's declared networks (admin). Takes effect for the next connection.
+#[utoipa::path(put, path = "/api/v1/vendors/{id}/networks", params(("id" = String, Path)), request_body = Networks,
+    responses((status = 200, body = Vendor), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn replace_networks(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Networks>,
+) -> ApiResult<Json<Vendor>> {
+    caller.require(&[Role::Admin])?;
+    let networks = parse_networks(&req.networks)?;
+    if networks.is_empty() {
+        return Err(ApiError::bad_request(
+            "a vendor must declare at least one network (disable it instead)",
+        ));
+    }
+    let v = s.store.replace_vendor_networks(&VendorId(id), &networks).await?;
+    s.admission_changed().await;
+    s.audit(
+        &caller,
+        "vendor.networks_replaced",
+        v.id.as_str(),
+        serde_json::json!({"networks": v.networks}),
+    )
+    .await;
+    Ok(Json(v))
+}
+
+/// Disable a vendor (admin, security): its live tunnels are cut.
+#[utoipa::path(post, path = "/api/v1/vendors/{id}/disable", params(("id" = String, Path)),
+    responses((status = 200, body = Vendor), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn disable_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vendor>> {
+    caller.require(&[Role::Admin, Role::Security])?;
+    let v = s.store.set_vendor_enabled(&VendorId(id), false).await?;
+    let cut = s.registry.cut_vendor(&v.id, EndReason::VendorDisabled);
+    s.admission_changed().await;
+    s.audit(
+        &caller,
+        "vendor.disabled",
+        v.id.as_str(),
+        serde_json::json!({"tunnels_cut": cut}),
+    )
+    .await;
+    Ok(Json(v))
+}
+
+/// Enable a vendor again (admin, security).
+#[utoipa::path(post, path = "/api/v1/vendors/{id}/enable", params(("id" = String, Path)),
+    responses((status = 200, body = Vendor), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn enable_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vendor>> {
+    caller.require(&[Role::Admin, Role::Security])?;
+    let v = s.store.set_vendor_enabled(&VendorId(id), true).await?;
+    s.admission_changed().await;
+    s.audit(&caller, "vendor.enabled", v.id.as_str(), serde_json::json!({}))
+        .await;
+    Ok(Json(v))
+}
+
+/// A technician to register: either a CSR for the vendor CA to sign, or an
+/// externally issued certificate to pin (it must chain to a configured vendor CA).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddTechnician {
+    pub name: String,
+    pub csr_pem: Option<String>,
+    pub certificate_pem: Option<String>,
+}
+
+/// A registered technician's certificate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TechnicianCertificate {
+    pub id: TechnicianId,
+    pub certificate_pem: String,
+    pub fingerprint_sha256: String,
+    pub not_after: DateTime<Utc>,
+}
+
+/// Register a technician (admin).
+#[utoipa::path(post, path = "/api/v1/vendors/{id}/technicians", params(("id" = String, Path)), request_body = AddTechnician,
+    responses((status = 201, body = TechnicianCertificate), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn add_technician(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AddTechnician>,
+) -> ApiResult<(StatusCode, Json<TechnicianCertificate>)> {
+    caller.require(&[Role::Admin])?;
+    let vendor = s.store.vendor(&VendorId(id)).await?;
+    let name = text("name", &req.name, 100)?;
+    let certificate_pem = match (&req.csr_pem, &req.certificate_pem) {
+        (Some(csr), None) => {
+            let signer = s.pki.signer.as_ref().ok_or_else(|| {
+                ApiError::unprocessable(
+                    "this node has no vendor CA key (gateway.vendor_ca_key): pin a certificate instead",
+                )
+            })?;
+            signer
+                .sign_csr(csr, &name, Some(&vendor.name), s.limits.technician_cert_days)
+                .map_err(|e| {
+                    ApiError::bad_request(format!("csr_pem is not a valid PEM certificate signing request: {e}"))
+                })?
+        }
+        (None, Some(pem)) => {
+            let der =
+                first_cert_der(pem).map_err(|_| ApiError::bad_request("certificate_pem holds no PEM certificate"))?;
+            s.pki
+                .verifier
+                .verify_client_cert(&CertificateDer::from(der), &[], UnixTime::now())
+                .map_err(|e| {
+                    ApiError::unprocessable(format!(
+                        "the certificate would fail the gateway's handshake ({e}); its CA must be in gateway.vendor_ca"
+                    ))
+                })?;
+            pem.clone()
+        }
+        _ => return Err(ApiError::bad_request("give exactly one of csr_pem or certificate_pem")),
+    };
+    let info = CertInfo::from_pem(&certificate_pem).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let t = s
+        .store
+        .add_technician(
+            &NewTechnician {
+                vendor_id: vendor.id.clone(),
+                name,
+                subject: info.subject.clone(),
+                fingerprint: info.fingerprint,
+                certificate_pem: certificate_pem.clone(),
+                not_after: info.not_after,
+            },
+            s.clock.now(),
+        )
+        .await?;
+    s.admission_changed().await;
+    s.audit(
+        &caller,
+        "technician.added",
+        t.id.as_str(),
+        serde_json::json!({"vendor_id": vendor.id, "subject": info.subject, "fingerprint_sha256": info.fingerprint.to_hex(), "pinned": req.certificate_pem.is_some()}),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(TechnicianCertificate {
+            id: t.id,
+            certificate_pem,
+            fingerprint_sha256: info.fingerprint.to_hex(),
+            not_after: info.not_after,
+        }),
+    ))
+}
+
+/// A vendor's technicians.
+#[utoipa::path(get, path = "/api/v1/vendors/{id}/technicians", params(("id" = String, Path)),
+    responses((status = 200, body = Vec<Technician>), (status = 404, body = ErrorBody)))]
+async fn list_technicians(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vec<Technician>>> {
+    let vendor = visible_vendor(&s, &caller, &VendorId(id)).await?;
+    Ok(Json(s.store.list_technicians(&vendor.id).await?))
+}
+
+/// Revoke a technician (admin, security): their live tunnels are cut.
+#[utoipa::path(delete, path = "/api/v1/vendors/{id}/technicians/{tid}", params(("id" = String, Path), ("tid" = String, Path)),
+    responses((status = 200, body = Technician), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke_technician(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path((id, tid)): Path<(String, String)>,
+) -> ApiResult<Json<Technician>> {
+    caller.require(&[Role::Admin, Role::Security])?;
+    let t = s
+        .store
+        .revoke_technician(&VendorId(id), &TechnicianId(tid), s.clock.now())
+        .await?;
+    let cut = s.registry.cut_technician(&t.id, EndReason::TechnicianRevoked);
+    s.admission_changed().await;
+    s.audit(
+        &caller,
+        "technician.revoked",
+        t.id.as_str(),
+        serde_json::json!({"vendor_id": t.vendor_id, "tunnels_cut": cut}),
+    )
+    .await;
+    Ok(Json(t))
+}

@@ -1,0 +1,435 @@
+//! Maintenance windows: request, list, approve, reject, cancel, revoke.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiJson, ApiQuery};
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use crate::domain::{DeviceId, EndReason, Role, VendorId, WindowId, WindowState};
+use crate::store::{NewWindow, Window, WindowFilter, WindowTransition};
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(request_window, list_windows))
+        .routes(routes!(get_window))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(revoke))
+        .routes(routes!(cancel))
+}
+
+/// A window as shown: `state` is its lifecycle state, where `approved` becomes
+/// `active` between its start and end and `ended` after.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WindowView {
+    pub id: WindowId,
+    pub vendor_id: VendorId,
+    pub device_ids: Vec<DeviceId>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// requested, approved, active, ended, rejected, cancelled or revoked.
+    pub state: String,
+    pub reason: String,
+    pub emergency: bool,
+    pub extra_networks: Vec<String>,
+    /// Account that requested it.
+    pub requested_by: String,
+    pub approved_by: Option<String>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The lifecycle state of a window at `now`.
+pub fn lifecycle_state(w: &Window, now: DateTime<Utc>) -> &'static str {
+    match w.state {
+        WindowState::Approved if now >= w.ends_at => "ended",
+        WindowState::Approved if now >= w.starts_at => "active",
+        other => other.as_str(),
+    }
+}
+
+impl WindowView {
+    pub fn new(w: Window, now: DateTime<Utc>) -> Self {
+        Self {
+            state: lifecycle_state(&w, now).to_owned(),
+            id: w.id,
+            vendor_id: w.vendor_id,
+            device_ids: w.device_ids,
+            starts_at: w.starts_at,
+            ends_at: w.ends_at,
+            reason: w.reason,
+            emergency: w.emergency,
+            extra_networks: w.extra_networks.iter().map(ToString::to_string).collect(),
+            requested_by: w.requested_by,
+            approved_by: w.approved_by,
+            decided_by: w.decided_by,
+            decided_at: w.decided_at,
+            decision_reason: w.decision_reason,
+            created_at: w.created_at,
+        }
+    }
+}
+
+/// A window request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestWindow {
+    /// Required for admin accounts; a vendor account requests for itself.
+    pub vendor_id: Option<VendorId>,
+    pub device_ids: Vec<DeviceId>,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    /// What will be done, for the approver.
+    pub reason: String,
+}
+
+/// Request a window (vendor for itself, admin for any vendor).
+#[utoipa::path(post, path = "/api/v1/windows", request_body = RequestWindow,
+    responses((status = 201, body = WindowView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn request_window(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<RequestWindow>,
+) -> ApiResult<(StatusCode, Json<WindowView>)> {
+    caller.require(&[Role::Vendor, Role::Admin])?;
+    let vendor_id = match (caller.role, req.vendor_id) {
+        (Role::Vendor, Some(v)) if !caller.sees_vendor(&v) => {
+            return Err(ApiError::forbidden(
+                "a vendor account requests windows for its own vendor only",
+            ))
+        }
+        (Role::Vendor, _) => caller
+            .vendor_id
+            .clone()
+            .ok_or_else(|| ApiError::forbidden("this vendor account has no vendor"))?,
+        (_, Some(v)) => v,
+        (_, None) => return Err(ApiError::bad_request("vendor_id is required")),
+    };
+    let now = s.clock.now();
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.len() > 2000 {
+        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
+    }
+    if req.ends_at <= req.starts_at {
+        return Err(ApiError::bad_request("ends_at must be after starts_at"));
+    }
+    if req.ends_at <= now {
+        return Err(ApiError::bad_request(
+            "the window would already be over: ends_at is in the past",
+        ));
+    }
+    if req.ends_at - req.starts_at > s.limits.max_window {
+        return Err(ApiError::bad_request(format!(
+            "the window is longer than the allowed maximum of {} hours (policy.max_window_hours)",
+            s.limits.max_window.num_hours()
+        )));
+    }
+    if req.starts_at > now + s.limits.max_horizon {
+        return Err(ApiError::bad_request(format!(
+            "windows may start at most {} days ahead (policy.max_horizon_days)",
+            s.limits.max_horizon.num_days()
+        )));
+    }
+    let mut device_ids = req.device_ids;
+    device_ids.sort();
+    device_ids.dedup();
+    if device_ids.is_empty() || device_ids.len() > 100 {
+        return Err(ApiError::bad_request("device_ids must list 1 to 100 devices"));
+    }
+    let vendor = s
+        .store
+        .vendor(&vendor_id)
+        .await
+        .map_err(|_| ApiError::unprocessable(format!("unknown vendor {vendor_id}")))?;
+    for d in &device_ids {
+        let device = s
+            .store
+            .device(d)
+            .await
+            .map_err(|_| ApiError::unprocessable(format!("unknown device {d}")))?;
+        if !device.vendor_ids.contains(&vendor.id) {
+            return Err(ApiError::unprocessable(format!(
+                "device {} ({}) is not assigned to this vendor",
+                device.id, device.name
+            )));
+        }
+    }
+    let w = s
+        .store
+        .create_window(
+            &NewWindow {
+                vendor_id: vendor.id,
+                device_ids,
+                starts_at: req.starts_at,
+                ends_at: req.ends_at,
+                reason: reason.to_owned(),
+                requested_by: caller.id.0.clone(),
+                emergency: false,
+                approved_by: None,
+                extra_networks: vec![],
+            },
+            now,
+        )
+        .await?;
+    s.audit(
+        &caller,
+        "window.requested",
+        w.id.as_str(),
+        serde_json::json!({"vendor_id": w.vendor_id, "device_ids": w.device_ids, "starts_at": w.starts_at, "ends_at": w.ends_at, "reason": w.reason}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(WindowView::new(w, now))))
+}
+
+/// Filters of the window list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WindowQuery {
+    /// requested, approved, active, ended, rejected, cancelled, revoked.
+    pub state: Option<String>,
+    pub vendor_id: Option<VendorId>,
+    pub device_id: Option<DeviceId>,
+    /// Windows ending after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Windows starting before this instant.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// List windows (a vendor account sees its own).
+#[utoipa::path(get, path = "/api/v1/windows", params(WindowQuery),
+    responses((status = 200, body = Vec<WindowView>), (status = 400, body = ErrorBody)))]
+async fn list_windows(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<WindowQuery>,
+) -> ApiResult<Json<Vec<WindowView>>> {
+    let wanted = q.state.as_deref();
+    let stored = match wanted {
+        None => None,
+        Some("active" | "ended") => Some(WindowState::Approved),
+        Some(other) => Some(
+            other
+                .parse::<WindowState>()
+                .map_err(|e| ApiError::bad_request(e.to_string()))?,
+        ),
+    };
+    let vendor_id = match caller.role {
+        Role::Vendor => caller.vendor_id.clone(),
+        _ => q.vendor_id,
+    };
+    let filter = WindowFilter {
+        state: stored,
+        vendor_id,
+        device_id: q.device_id,
+        since: q.since,
+        until: q.until,
+    };
+    let now = s.clock.now();
+    let list = s.store.list_windows(&filter).await?;
+    Ok(Json(
+        list.into_iter()
+            .filter(|w| caller.sees_vendor(&w.vendor_id))
+            .map(|w| WindowView::new(w, now))
+            // The store filters on stored states; `active` and `ended` depend on the clock.
+            .filter(|w| !matches!(wanted, Some("active" | "ended")) || wanted == Some(w.state.as_str()))
+            .collect(),
+    ))
+}
+
+async fn visible_window(s: &ApiState, caller: &Caller, id: String) -> ApiResult<Window> {
+    let w = s.store.window(&WindowId(id)).await?;
+    if !caller.sees_vendor(&w.vendor_id) {
+        return Err(ApiError::not_found("window"));
+    }
+    Ok(w)
+}
+
+/// One window.
+#[utoipa::path(get, path = "/api/v1/windows/{id}", params(("id" = String, Path)),
+    responses((status = 200, body = WindowView), (status = 404, body = ErrorBody)))]
+async fn get_window(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<WindowView>> {
+    let w = visible_window(&s, &caller, id).await?;
+    Ok(Json(WindowView::new(w, s.clock.now())))
+}
+
+/// A decision's justification.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reason {
+    pub reason: String,
+}
+
+/// An optional justification.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OptionalReason {
+    pub reason: Option<String>,
+}
+
+fn check_reason(r: &str) -> ApiResult<String> {
+    let r = r.trim();
+    if r.is_empty() || r.len() > 2000 {
+        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
+    }
+    Ok(r.to_owned())
+}
+
+async fn transition(
+    s: &ApiState,
+    caller: &Caller,
+    id: &WindowId,
+    from: &[WindowState],
+    to: WindowState,
+    reason: Option<String>,
+) -> ApiResult<Window> {
+    let t = WindowTransition {
+        from: from.to_vec(),
+        to,
+        by: caller.id.0.clone(),
+        reason,
+        at: s.clock.now(),
+    };
+    Ok(s.store.transition_window(id, &t).await?)
+}
+
+/// Approve a requested window (security, admin; never the account that requested it).
+#[utoipa::path(post, path = "/api/v1/windows/{id}/approve", params(("id" = String, Path)),
+    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn approve(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<WindowView>> {
+    caller.require(&[Role::Security, Role::Admin])?;
+    let w = s.store.window(&WindowId(id)).await?;
+    if w.requested_by == caller.id.0 {
+        return Err(ApiError::forbidden(
+            "separation of duties: a window cannot be approved by the account that requested it",
+        ));
+    }
+    let now = s.clock.now();
+    if w.ends_at <= now {
+        return Err(ApiError::conflict("the window is already over"));
+    }
+    let w = transition(
+        &s,
+        &caller,
+        &w.id,
+        &[WindowState::Requested],
+        WindowState::Approved,
+        None,
+    )
+    .await?;
+    s.admission_changed().await;
+    s.audit(
+        &caller,
+        "window.approved",
+        w.id.as_str(),
+        serde_json::json!({"vendor_id": w.vendor_id, "requested_by": w.requested_by}),
+    )
+    .await;
+    Ok(Json(WindowView::new(w, now)))
+}
+
+/// Reject a requested window (security, admin).
+#[utoipa::path(post, path = "/api/v1/windows/{id}/reject", params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn reject(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Reason>,
+) -> ApiResult<Json<WindowView>> {
+    caller.require(&[Role::Security, Role::Admin])?;
+    let reason = check_reason(&req.reason)?;
+    let w = transition(
+        &s,
+        &caller,
+        &WindowId(id),
+        &[WindowState::Requested],
+        WindowState::Rejected,
+        Some(reason.clone()),
+    )
+    .await?;
+    s.audit(
+        &caller,
+        "window.rejected",
+        w.id.as_str(),
+        serde_json::json!({"reason": reason}),
+    )
+    .await;
+    Ok(Json(WindowView::new(w, s.clock.now())))
+}
+
+/// Revoke an approved window (security, admin): its live tunnels are cut.
+#[utoipa::path(post, path = "/api/v1/windows/{id}/revoke", params(("id" = String, Path)), request_body = Reason,
+    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn revoke(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Reason>,
+) -> ApiResult<Json<WindowView>> {
+    caller.require(&[Role::Security, Role::Admin])?;
+    let reason = check_reason(&req.reason)?;
+    let w = transition(
+        &s,
+        &caller,
+        &WindowId(id),
+        &[WindowState::Approved],
+        WindowState::Revoked,
+        Some(reason.clone()),
+    )
+    .await?;
+    let cut = s.registry.cut_window(&w.id, EndReason::WindowRevoked);
+    s.admission_changed().await;
+    s.audit(
+        &caller,
+        "window.revoked",
+        w.id.as_str(),
+        serde_json::json!({"reason": reason, "tunnels_cut": cut}),
+    )
+    .await;
+    Ok(Json(WindowView::new(w, s.clock.now())))
+}
+
+/// Cancel a window before it starts (the requesting vendor, admin).
+#[utoipa::path(post, path = "/api/v1/windows/{id}/cancel", params(("id" = String, Path)), request_body(content = OptionalReason, description = "optional"),
+    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn cancel(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<WindowView>> {
+    caller.require(&[Role::Vendor, Role::Admin])?;
+    let w = visible_window(&s, &caller, id).await?;
+    let now = s.clock.now();
+    if w.state == WindowState::Approved && w.starts_at <= now {
+        return Err(ApiError::conflict("the window has started: ask security to revoke it"));
+    }
+    // The body is optional: an empty one means no reason given.
+    let body: OptionalReason = if body.iter().all(u8::is_ascii_whitespace) {
+        OptionalReason::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
+    };
+    let reason = body.reason.map(|r| check_reason(&r)).transpose()?;
+    let w = transition(
+        &s,
+        &caller,
+        &w.id,
+        &[WindowState::Requested, WindowState::Approved],
+        WindowState::Cancelled,
+        reason,
+    )
+    .await?;
+    s.admission_changed().await;
+    s.audit(&caller, "window.cancelled", w.id.as_str(), serde_json::json!({}))
+        .await;
+    Ok(Json(WindowView::new(w, now)))
+}
