@@ -447,3 +447,130 @@ where
 }
 
 pub const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+
+/// A whole Portier node (`App`: gateway + API) over a test database, with a
+/// development PKI in a temporary directory and an admin token.
+pub struct TestApp {
+    pub app: portier::app::App,
+    pub db: TestDb,
+    pub dir: tempfile::TempDir,
+    pub admin: String,
+    pub http: reqwest::Client,
+}
+
+impl TestApp {
+    pub async fn spawn(db: TestDb) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        portier::pki::generate_dev_pki(&dir.path().join("certs")).unwrap();
+        let toml = format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n",
+            db.url
+        );
+        let settings = portier::config::Settings::from_toml(&toml, dir.path(), Vec::<(String, String)>::new()).unwrap();
+        let app = portier::app::App::start(&settings).await.unwrap();
+        let (admin, hash) = portier::token::generate();
+        app.store
+            .create_user(
+                &portier::store::NewUser {
+                    name: "admin".into(),
+                    role: portier::domain::Role::Admin,
+                    vendor_id: None,
+                    token_sha256: hash,
+                },
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+        let ca = std::fs::read(dir.path().join("certs/server-ca.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .resolve("localhost", app.api_addr)
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        Self {
+            app,
+            db,
+            dir,
+            admin,
+            http,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.app.api_addr.port(), path)
+    }
+
+    pub fn server_ca(&self) -> PathBuf {
+        self.dir.path().join("certs/server-ca.pem")
+    }
+
+    /// Sends a request; returns status and JSON body (Null when not JSON).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self.http.request(method.parse().unwrap(), self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Creates an account through the API; returns its token.
+    pub async fn token(&self, role: &str, name: &str, vendor: Option<&str>) -> String {
+        let (st, body) = self
+            .call(
+                "POST",
+                "/api/v1/users",
+                Some(&self.admin),
+                Some(serde_json::json!({"name": name, "role": role, "vendor_id": vendor})),
+            )
+            .await;
+        assert_eq!(st, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A technician client configuration for a certificate and key in PEM.
+    pub fn technician_tls(&self, cert_pem: &str, key_pem: &str) -> Arc<rustls::ClientConfig> {
+        let ca = CertificateDer::pem_file_iter(self.server_ca())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        tls::technician_client_config(
+            ca,
+            "localhost",
+            vec![CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()],
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap(),
+            TLS13,
+        )
+        .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.app.stop().await;
+    }
+}
+
+/// Reads from a tunnel until it closes; returns when, or panics after 10 s.
+pub async fn wait_closed(tls: &mut TlsStream<tokio::net::TcpStream>) -> DateTime<Utc> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), tls.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return Utc::now(),
+            Ok(Ok(_)) => {}
+            Err(_) => panic!("tunnel still open after 10 s"),
+        }
+    }
+}

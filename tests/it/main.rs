@@ -1,8 +1,9 @@
 //! Portier's integration tests: one binary, shared helpers in `common`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, clippy::type_complexity)]
 
 mod common;
 
+mod api;
 mod cli;
 mod gateway;
 mod store;
