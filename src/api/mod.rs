@@ -145,8 +145,49 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit_refusals))
         .layer(axum::middleware::from_fn(request_deadline))
         .with_state(state)
+}
+
+/// Refused attempts to change something (401, 403) go to the audit trail too:
+/// an auditor wants to see who tried what, not only what was done.
+async fn audit_refusals(axum::extract::State(s): axum::extract::State<ApiState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let mutating = !matches!(
+        method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    let token = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(|t| crate::token::hash(t.trim()));
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let status = response.status();
+    if mutating && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) {
+        let actor = match token {
+            Some(h) => match s.store.user_by_token_hash(&h).await {
+                Ok(Some(u)) => u.id.0,
+                _ => "unauthenticated".to_owned(),
+            },
+            None => "unauthenticated".to_owned(),
+        };
+        let event = AuditEvent::new(
+            s.clock.now(),
+            &actor,
+            "api.refused",
+            &path,
+            "denied",
+            serde_json::json!({"method": method.as_str(), "status": status.as_u16()}),
+        );
+        if let Err(e) = s.journal.write(JournalEntry::Audit(event)).await {
+            tracing::error!(error = %e, "refused API call not recorded");
+        }
+    }
+    response
 }
 
 async fn request_deadline(req: Request, next: Next) -> Response {

@@ -381,6 +381,22 @@ async fn authorization_matrix(db: TestDb) {
         )
         .await;
     assert_eq!(list, json!([]));
+    // Refused attempts at changes are audited with the caller.
+    let refused = t
+        .app
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("api.refused".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert!(refused
+        .iter()
+        .any(|e| e.object == "/api/v1/vendors" && e.details.contains("403") && e.actor != "unauthenticated"));
+    assert!(refused
+        .iter()
+        .any(|e| e.actor == "unauthenticated" && e.details.contains("401")));
     // Open endpoints.
     for path in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"] {
         let (st, _) = t.call("GET", path, None, None).await;
