@@ -80,6 +80,11 @@ impl AdmissionCache {
         Ok(snapshot)
     }
 
+    /// The lockdown flag of the snapshot in use, if one is loaded.
+    pub fn cached_lockdown(&self) -> Option<bool> {
+        self.current.load().as_ref().map(|l| l.snapshot.lockdown)
+    }
+
     /// Forgets the snapshot (another node changed the shared database).
     pub fn invalidate(&self) {
         self.generation.bump();

@@ -16,7 +16,9 @@ use crate::audit::AuditEvent;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
+use crate::notify::{Notifier, Sinks};
 use crate::pki::CertAuthority;
+use crate::scheduler::Scheduler;
 use crate::store::{self, Journal, JournalEntry, Store};
 
 /// A running Portier node.
@@ -37,7 +39,11 @@ impl App {
     /// Opens and migrates the store, closes sessions a previous run left open,
     /// binds the gateway and the API and starts serving.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
-        let clock: SharedClock = Arc::new(SystemClock);
+        Self::start_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::start`] with a chosen clock (tests put time where they need it).
+    pub async fn start_with_clock(settings: &Settings, clock: SharedClock) -> anyhow::Result<Self> {
         let store = store::connect(&settings.database.url)
             .await
             .context("opening the database")?;
@@ -71,6 +77,11 @@ impl App {
         .context("API TLS configuration")?;
         let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key)?;
 
+        let notifier = Notifier::start(Sinks {
+            webhooks: settings.notify.webhooks.clone(),
+            syslog: settings.notify.syslog.clone(),
+            retry_base: std::time::Duration::from_millis(settings.notify.retry_base_ms),
+        });
         let (journal, journal_task) = Journal::start(store.clone());
         let registry = Arc::new(Registry::default());
         let cache = Arc::new(AdmissionCache::new(
@@ -85,6 +96,21 @@ impl App {
             journal: journal.clone(),
             registry: registry.clone(),
             clock: clock.clone(),
+            notifier: notifier.clone(),
+        };
+        let scheduler = Scheduler {
+            store: store.clone(),
+            registry: registry.clone(),
+            cache: cache.clone(),
+            notifier: notifier.clone(),
+            clock: clock.clone(),
+            ending_soon: settings
+                .notify
+                .ending_soon_minutes
+                .iter()
+                .map(|m| chrono::Duration::minutes(i64::from(*m)))
+                .collect(),
+            report_due: chrono::Duration::hours(i64::from(settings.policy.report_due_hours)),
         };
         let api_state = ApiState {
             store: store.clone(),
@@ -97,8 +123,8 @@ impl App {
                 verifier: tls::client_verifier(vendor_roots)?,
             }),
             limits: settings.api_limits(),
+            notifier,
         };
-
         let gateway = Gateway::bind(g.listen, gateway_tls, settings.gateway_settings(), deps)
             .await
             .with_context(|| format!("binding the gateway on {}", g.listen))?;
@@ -134,6 +160,7 @@ impl App {
             api::router(api_state),
             shutdown.clone(),
         ));
+        tokio::spawn(scheduler.run(shutdown.clone()));
         Ok(Self {
             gateway_addr,
             api_addr,

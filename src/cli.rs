@@ -52,6 +52,18 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Lock down (cut every tunnel, refuse new ones) or lift it, from the server
+    /// itself, for when the API cannot be reached. Running nodes follow within a second.
+    Lockdown {
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+        /// Why (recorded in the audit trail and shown by GET /api/v1/lockdown).
+        #[arg(long)]
+        reason: String,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
 }
 
 /// `portier token …`
@@ -102,6 +114,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let app = App::start(&settings).await?;
             tracing::info!(gateway = %app.gateway_addr, api = %app.api_addr, "portier serving");
             app.run_until_signal().await;
+            Ok(())
+        }
+        Command::Lockdown { state, reason, config } => {
+            let settings = load(&config)?;
+            let reason = reason.trim();
+            if reason.is_empty() {
+                bail!("--reason must not be empty");
+            }
+            let store = store::connect(&settings.database.url).await?;
+            store.migrate().await?;
+            let now = SystemClock.now();
+            let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+            let active = state == "on";
+            store
+                .set_lockdown(&crate::store::LockdownState {
+                    active,
+                    reason: Some(reason.to_owned()),
+                    set_by: Some(actor.clone()),
+                    set_at: Some(crate::audit::truncate_micros(now)),
+                })
+                .await?;
+            store
+                .append_audit(&crate::audit::AuditEvent::new(
+                    now,
+                    &actor,
+                    if active { "lockdown.on" } else { "lockdown.off" },
+                    "lockdown",
+                    "success",
+                    serde_json::json!({ "reason": reason, "via": "cli" }),
+                ))
+                .await?;
+            println!("lockdown {state}");
             Ok(())
         }
         Command::Migrate { config } => {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{OverdueMode, PolicySettings};
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 5] = ["gateway", "api", "database", "policy", "log"];
+const SECTIONS: [&str; 6] = ["gateway", "api", "database", "policy", "notify", "log"];
 
 /// Configuration errors, with the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -137,6 +137,31 @@ impl Default for PolicyConfig {
     }
 }
 
+/// `[notify]`: where events are sent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// `[[notify.webhooks]]` with `url`, `secret`, optional `events`.
+    pub webhooks: Vec<crate::notify::WebhookConfig>,
+    /// `udp://host:port` or `tcp://host:port` (RFC 5424).
+    pub syslog: Option<String>,
+    /// Minutes before a window's end when its vendor is told it ends soon.
+    pub ending_soon_minutes: Vec<u32>,
+    /// First webhook retry delay in milliseconds (doubled per attempt, 5 attempts).
+    pub retry_base_ms: u64,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        Self {
+            webhooks: Vec::new(),
+            syslog: None,
+            ending_soon_minutes: vec![15, 2],
+            retry_base_ms: 1000,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,6 +197,7 @@ pub struct Settings {
     pub api: ApiConfig,
     pub database: DatabaseConfig,
     pub policy: PolicyConfig,
+    pub notify: NotifyConfig,
     pub log: LogConfig,
 }
 
@@ -268,6 +294,21 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
         }
+        for hook in &self.notify.webhooks {
+            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.len() < 16 {
+                return Err(ConfigError::Invalid(format!(
+                    "notify.webhooks: {:?} needs an http(s) url and a secret of at least 16 characters",
+                    hook.url
+                )));
+            }
+        }
+        if let Some(target) = &self.notify.syslog {
+            if !(target.starts_with("udp://") || target.starts_with("tcp://")) {
+                return Err(ConfigError::Invalid(format!(
+                    "notify.syslog {target:?} must be udp://host:port or tcp://host:port"
+                )));
+            }
+        }
         if !(self.database.url.starts_with("sqlite:")
             || self.database.url.starts_with("postgres://")
             || self.database.url.starts_with("postgresql://"))
@@ -294,6 +335,9 @@ impl Settings {
             max_window: chrono::Duration::hours(i64::from(self.policy.max_window_hours)),
             max_horizon: chrono::Duration::days(i64::from(self.policy.max_horizon_days)),
             technician_cert_days: i64::from(self.api.technician_cert_days),
+            max_emergency: chrono::Duration::minutes(i64::from(self.policy.max_emergency_minutes)),
+            report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
+            on_overdue: self.policy.on_overdue_report,
         }
     }
 

@@ -4,8 +4,11 @@
 
 mod auth;
 mod devices;
+mod emergency;
 mod error;
 mod extract;
+mod lockdown;
+mod reports;
 mod sessions;
 mod system;
 mod vendors;
@@ -54,6 +57,12 @@ pub struct ApiLimits {
     pub max_horizon: chrono::Duration,
     /// Validity of certificates signed from technicians' CSRs.
     pub technician_cert_days: i64,
+    /// Longest emergency grant.
+    pub max_emergency: chrono::Duration,
+    /// A report is due this long after its window ends.
+    pub report_due: chrono::Duration,
+    /// Whether an overdue report blocks new requests.
+    pub on_overdue: crate::policy::OverdueMode,
 }
 
 /// What technician registration needs: the vendor CA to sign CSRs with, and a
@@ -73,6 +82,7 @@ pub struct ApiState {
     pub clock: SharedClock,
     pub pki: Arc<TechnicianPki>,
     pub limits: ApiLimits,
+    pub notifier: crate::notify::Notifier,
 }
 
 impl ApiState {
@@ -121,6 +131,9 @@ pub fn router(state: ApiState) -> Router {
         .merge(devices::routes())
         .merge(windows::routes())
         .merge(sessions::routes())
+        .merge(emergency::routes())
+        .merge(lockdown::routes())
+        .merge(reports::routes())
         .split_for_parts();
     let doc = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
     router

@@ -22,6 +22,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reject))
         .routes(routes!(revoke))
         .routes(routes!(cancel))
+        .routes(routes!(extend))
+        .routes(routes!(review))
 }
 
 /// A window as shown: `state` is its lifecycle state, where `approved` becomes
@@ -45,6 +47,14 @@ pub struct WindowView {
     pub decided_at: Option<DateTime<Utc>>,
     pub decision_reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    pub review_verdict: Option<String>,
+    pub review_comment: Option<String>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    /// A pending extension: the end asked for, why, and by whom.
+    pub extension_ends_at: Option<DateTime<Utc>>,
+    pub extension_reason: Option<String>,
+    pub extension_requested_by: Option<String>,
 }
 
 /// The lifecycle state of a window at `now`.
@@ -74,6 +84,13 @@ impl WindowView {
             decided_at: w.decided_at,
             decision_reason: w.decision_reason,
             created_at: w.created_at,
+            review_verdict: w.review_verdict,
+            review_comment: w.review_comment,
+            reviewed_by: w.reviewed_by,
+            reviewed_at: w.reviewed_at,
+            extension_ends_at: w.extension_ends_at,
+            extension_reason: w.extension_reason,
+            extension_requested_by: w.extension_requested_by,
         }
     }
 }
@@ -149,6 +166,19 @@ async fn request_window(
         .vendor(&vendor_id)
         .await
         .map_err(|_| ApiError::unprocessable(format!("unknown vendor {vendor_id}")))?;
+    if s.limits.on_overdue == crate::policy::OverdueMode::Block {
+        let overdue = s
+            .store
+            .unreported_windows(Some(&vendor.id), now - s.limits.report_due)
+            .await?;
+        if let Some(w) = overdue.first() {
+            return Err(ApiError::conflict(format!(
+                "the intervention report of window {} (ended {}) is overdue: file it before requesting a new window",
+                w.id,
+                w.closed_at.unwrap_or(w.ends_at)
+            )));
+        }
+    }
     for d in &device_ids {
         let device = s
             .store
@@ -179,10 +209,10 @@ async fn request_window(
             now,
         )
         .await?;
+    s.notifier.send("window.requested", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
     s.audit(
         &caller,
-        "window.requested",
-        w.id.as_str(),
+        "window.requested",w.id.as_str(),
         serde_json::json!({"vendor_id": w.vendor_id, "device_ids": w.device_ids, "starts_at": w.starts_at, "ends_at": w.ends_at, "reason": w.reason}),
     )
     .await;
@@ -201,6 +231,10 @@ pub struct WindowQuery {
     pub since: Option<DateTime<Utc>>,
     /// Windows starting before this instant.
     pub until: Option<DateTime<Utc>>,
+    /// Emergency grants only (true) or none (false).
+    pub emergency: Option<bool>,
+    /// With `emergency=true`: reviewed (true) or awaiting review (false).
+    pub reviewed: Option<bool>,
 }
 
 /// List windows (a vendor account sees its own).
@@ -231,6 +265,8 @@ async fn list_windows(
         device_id: q.device_id,
         since: q.since,
         until: q.until,
+        emergency: q.emergency,
+        reviewed: q.reviewed,
     };
     let now = s.clock.now();
     let list = s.store.list_windows(&filter).await?;
@@ -306,6 +342,9 @@ async fn transition(
 async fn approve(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<WindowView>> {
     caller.require(&[Role::Security, Role::Admin])?;
     let w = s.store.window(&WindowId(id)).await?;
+    if w.state == WindowState::Approved && w.extension_ends_at.is_some() {
+        return approve_extension(&s, &caller, w).await;
+    }
     if w.requested_by == caller.id.0 {
         return Err(ApiError::forbidden(
             "separation of duties: a window cannot be approved by the account that requested it",
@@ -325,6 +364,7 @@ async fn approve(State(s): State<ApiState>, caller: Caller, Path(id): Path<Strin
     )
     .await?;
     s.admission_changed().await;
+    s.notifier.send("window.approved", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
     s.audit(
         &caller,
         "window.approved",
@@ -346,15 +386,38 @@ async fn reject(
 ) -> ApiResult<Json<WindowView>> {
     caller.require(&[Role::Security, Role::Admin])?;
     let reason = check_reason(&req.reason)?;
+    let current = s.store.window(&WindowId(id)).await?;
+    if current.state == WindowState::Approved && current.extension_ends_at.is_some() {
+        let w = s
+            .store
+            .decide_extension(&current.id, false, caller.id.as_str(), s.clock.now())
+            .await?;
+        s.notifier.send(
+            "window.extension_rejected",
+            serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason}),
+        );
+        s.audit(
+            &caller,
+            "window.extension_rejected",
+            w.id.as_str(),
+            serde_json::json!({"reason": reason}),
+        )
+        .await;
+        return Ok(Json(WindowView::new(w, s.clock.now())));
+    }
     let w = transition(
         &s,
         &caller,
-        &WindowId(id),
+        &current.id,
         &[WindowState::Requested],
         WindowState::Rejected,
         Some(reason.clone()),
     )
     .await?;
+    s.notifier.send(
+        "window.rejected",
+        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason}),
+    );
     s.audit(
         &caller,
         "window.rejected",
@@ -387,6 +450,10 @@ async fn revoke(
     .await?;
     let cut = s.registry.cut_window(&w.id, EndReason::WindowRevoked);
     s.admission_changed().await;
+    s.notifier.send(
+        "window.revoked",
+        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason, "emergency": w.emergency}),
+    );
     s.audit(
         &caller,
         "window.revoked",
@@ -432,4 +499,139 @@ async fn cancel(
     s.audit(&caller, "window.cancelled", w.id.as_str(), serde_json::json!({}))
         .await;
     Ok(Json(WindowView::new(w, now)))
+}
+
+async fn approve_extension(s: &ApiState, caller: &Caller, w: Window) -> ApiResult<Json<WindowView>> {
+    if w.extension_requested_by.as_deref() == Some(caller.id.as_str()) {
+        return Err(ApiError::forbidden(
+            "separation of duties: an extension cannot be approved by the account that requested it",
+        ));
+    }
+    let now = s.clock.now();
+    if w.ends_at <= now {
+        return Err(ApiError::conflict("the window is already over: request a new window"));
+    }
+    let w = s.store.decide_extension(&w.id, true, caller.id.as_str(), now).await?;
+    // Live tunnels keep running, with their deadline moved.
+    let moved = s.registry.move_window_deadline(&w.id, w.ends_at);
+    s.admission_changed().await;
+    s.notifier.send(
+        "window.extended",
+        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": w.ends_at}),
+    );
+    s.audit(
+        caller,
+        "window.extended",
+        w.id.as_str(),
+        serde_json::json!({"ends_at": w.ends_at, "live_tunnels": moved}),
+    )
+    .await;
+    Ok(Json(WindowView::new(w, now)))
+}
+
+/// An extension request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendWindow {
+    pub ends_at: DateTime<Utc>,
+    pub reason: String,
+}
+
+/// Ask for a later end (the window's vendor). Security approves it with
+/// `/approve` (never its requester) or refuses it with `/reject`.
+#[utoipa::path(post, path = "/api/v1/windows/{id}/extend", params(("id" = String, Path)), request_body = ExtendWindow,
+    responses((status = 200, body = WindowView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn extend(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ExtendWindow>,
+) -> ApiResult<Json<WindowView>> {
+    caller.require(&[Role::Vendor])?;
+    let w = visible_window(&s, &caller, id).await?;
+    let reason = check_reason(&req.reason)?;
+    let now = s.clock.now();
+    if w.state != WindowState::Approved || w.ends_at <= now {
+        return Err(ApiError::conflict(
+            "only an approved window that has not ended can be extended",
+        ));
+    }
+    if req.ends_at <= w.ends_at {
+        return Err(ApiError::bad_request("ends_at must be after the window's current end"));
+    }
+    if req.ends_at - w.starts_at > s.limits.max_window {
+        return Err(ApiError::bad_request(format!(
+            "the extended window would be longer than the allowed maximum of {} hours (policy.max_window_hours)",
+            s.limits.max_window.num_hours()
+        )));
+    }
+    let w = s
+        .store
+        .request_extension(&w.id, req.ends_at, &reason, caller.id.as_str())
+        .await?;
+    s.notifier.send(
+        "window.extension_requested",
+        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": req.ends_at, "reason": reason}),
+    );
+    s.audit(
+        &caller,
+        "window.extension_requested",
+        w.id.as_str(),
+        serde_json::json!({"ends_at": req.ends_at, "reason": reason}),
+    )
+    .await;
+    Ok(Json(WindowView::new(w, now)))
+}
+
+/// A retrospective review.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Review {
+    /// `justified` or `unjustified`.
+    pub verdict: String,
+    pub comment: String,
+}
+
+/// Review an emergency grant afterwards (security; never the account that granted it).
+#[utoipa::path(post, path = "/api/v1/windows/{id}/review", params(("id" = String, Path)), request_body = Review,
+    responses((status = 200, body = WindowView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn review(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Review>,
+) -> ApiResult<Json<WindowView>> {
+    caller.require(&[Role::Security])?;
+    if req.verdict != "justified" && req.verdict != "unjustified" {
+        return Err(ApiError::bad_request(
+            "verdict must be \"justified\" or \"unjustified\"",
+        ));
+    }
+    let comment =
+        check_reason(&req.comment).map_err(|_| ApiError::bad_request("comment must be 1 to 2000 characters"))?;
+    let w = s.store.window(&WindowId(id)).await?;
+    if !w.emergency {
+        return Err(ApiError::conflict("only emergency grants are reviewed"));
+    }
+    if w.approved_by.as_deref() == Some(caller.id.as_str()) {
+        return Err(ApiError::forbidden(
+            "separation of duties: an emergency grant is reviewed by a second security account, not its granter",
+        ));
+    }
+    let w = s
+        .store
+        .review_window(&w.id, &req.verdict, &comment, caller.id.as_str(), s.clock.now())
+        .await?;
+    s.notifier.send(
+        "emergency.reviewed",
+        serde_json::json!({"window_id": w.id, "verdict": req.verdict}),
+    );
+    s.audit(
+        &caller,
+        "emergency.reviewed",
+        w.id.as_str(),
+        serde_json::json!({"verdict": req.verdict, "comment": comment}),
+    )
+    .await;
+    Ok(Json(WindowView::new(w, s.clock.now())))
 }

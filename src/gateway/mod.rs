@@ -66,13 +66,19 @@ pub struct GatewayDeps {
     pub journal: Journal,
     pub registry: Arc<Registry>,
     pub clock: SharedClock,
+    pub notifier: crate::notify::Notifier,
 }
 
 /// At most this many handshake failures per second reach the audit trail; the
 /// rest are counted, so a flood of garbage cannot flood the trail.
 const HANDSHAKE_AUDITS_PER_SECOND: u64 = 20;
 
+/// Denials within one minute that make a burst worth telling security about.
+const DENIAL_BURST: u64 = 10;
+
 struct Shared {
+    denial_minute: AtomicI64,
+    denials_this_minute: AtomicU64,
     settings: GatewaySettings,
     deps: GatewayDeps,
     acceptor: TlsAcceptor,
@@ -113,6 +119,8 @@ impl Gateway {
                 deps,
                 acceptor: TlsAcceptor::from(tls),
                 audit_second: AtomicI64::new(0),
+                denial_minute: AtomicI64::new(0),
+                denials_this_minute: AtomicU64::new(0),
                 audits_this_second: AtomicU64::new(0),
                 suppressed: AtomicU64::new(0),
             }),
@@ -162,6 +170,22 @@ impl Gateway {
             .is_err()
         {
             tracing::warn!("some connections did not finish within 10 s of shutdown");
+        }
+    }
+}
+
+impl Shared {
+    /// Counts denials per minute; the burst threshold is notified once per minute.
+    fn note_denial(&self, peer: SocketAddr, reason: DenyReason) {
+        let minute = self.deps.clock.now().timestamp() / 60;
+        if self.denial_minute.swap(minute, Ordering::AcqRel) != minute {
+            self.denials_this_minute.store(0, Ordering::Release);
+        }
+        if self.denials_this_minute.fetch_add(1, Ordering::AcqRel) + 1 == DENIAL_BURST {
+            self.deps.notifier.send(
+                "admission.denied_burst",
+                json!({"denials_this_minute": DENIAL_BURST, "last_source_ip": peer.ip().to_canonical().to_string(), "last_reason": reason.code(), "node": self.settings.node}),
+            );
         }
     }
 }
@@ -258,6 +282,7 @@ async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts:
         .and_then(|der| CertInfo::from_der(der).ok())
         .map(|c| c.subject);
     tracing::info!(reason = denial.reason.code(), sni = ?facts.sni, "tunnel denied");
+    shared.note_denial(peer, denial.reason);
     let event = AuditEvent::new(
         shared.deps.clock.now(),
         GATEWAY_ACTOR,
@@ -398,7 +423,11 @@ async fn tunnel(
         a.deadline,
     ));
     deps.registry.insert(live.clone());
-    tracing::info!(vendor = %a.vendor_id, technician = %a.technician_id, device = %a.device_id, window = %a.window_id, deadline = %a.deadline, "tunnel admitted");
+    deps.notifier.send(
+        "session.started",
+        json!({"session_id": id, "window_id": a.window_id, "vendor_id": a.vendor_id, "technician_id": a.technician_id, "device_id": a.device_id, "source_ip": peer.ip().to_canonical().to_string(), "emergency": a.emergency}),
+    );
+    tracing::info!(vendor = %a.vendor_id, technician = %a.technician_id,device = %a.device_id, window = %a.window_id, deadline = %a.deadline, "tunnel admitted");
 
     let connected = tokio::time::timeout(shared.settings.connect_timeout, TcpStream::connect(address)).await;
     let (reason, up, down, detail) = match connected {
@@ -453,6 +482,10 @@ async fn tunnel(
         bytes_from_vendor = up,
         bytes_to_vendor = down,
         "tunnel ended"
+    );
+    deps.notifier.send(
+        "session.ended",
+        json!({"session_id": id, "window_id": a.window_id, "vendor_id": a.vendor_id, "end_reason": reason.as_str(), "bytes_from_vendor": up, "bytes_to_vendor": down}),
     );
     if let Err(e) = deps.journal.write(JournalEntry::SessionEnded(end, event)).await {
         // The start is on record; the end will be closed as gateway_restart at next start.

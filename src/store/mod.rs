@@ -120,6 +120,46 @@ pub trait Store: Send + Sync + 'static {
     async fn list_windows(&self, f: &WindowFilter) -> StoreResult<Vec<Window>>;
     /// Moves a window from one state to another; `Conflict` if it is no longer in `from`.
     async fn transition_window(&self, id: &WindowId, t: &WindowTransition) -> StoreResult<Window>;
+    /// Records the retrospective review of an emergency grant, once.
+    async fn review_window(
+        &self,
+        id: &WindowId,
+        verdict: &str,
+        comment: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Window>;
+    /// Records an extension request on an approved window (one pending at a time).
+    async fn request_extension(
+        &self,
+        id: &WindowId,
+        ends_at: DateTime<Utc>,
+        reason: &str,
+        by: &str,
+    ) -> StoreResult<Window>;
+    /// Approves (moving the window's end) or rejects the pending extension.
+    async fn decide_extension(&self, id: &WindowId, approve: bool, by: &str, at: DateTime<Utc>) -> StoreResult<Window>;
+    /// Windows that had a session, are not emergency grants, have no report, and
+    /// ended (or were revoked) at or before `ended_before`.
+    async fn unreported_windows(
+        &self,
+        vendor: Option<&VendorId>,
+        ended_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<Window>>;
+
+    // --- reports ---
+    /// Files the report of a window; `Conflict` if it already has one.
+    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>) -> StoreResult<Report>;
+    async fn report(&self, window: &WindowId) -> StoreResult<Report>;
+    async fn list_reports(&self, f: &ReportFilter) -> StoreResult<Vec<Report>>;
+    /// Appends a correction to a filed report.
+    async fn add_report_addendum(
+        &self,
+        window: &WindowId,
+        text: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Report>;
 
     // --- sessions ---
     async fn session(&self, id: &SessionId) -> StoreResult<Session>;

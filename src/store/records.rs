@@ -108,6 +108,15 @@ pub struct Window {
     pub decision_reason: Option<String>,
     pub closed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Emergency grants: the retrospective review (`justified` or `unjustified`).
+    pub review_verdict: Option<String>,
+    pub review_comment: Option<String>,
+    pub reviewed_by: Option<String>,
+    pub reviewed_at: Option<DateTime<Utc>>,
+    /// A pending extension request: the new end asked for.
+    pub extension_ends_at: Option<DateTime<Utc>>,
+    pub extension_reason: Option<String>,
+    pub extension_requested_by: Option<String>,
 }
 
 /// A window to create: `requested`, or `approved` at once for an emergency grant.
@@ -145,6 +154,9 @@ pub struct WindowFilter {
     pub since: Option<DateTime<Utc>>,
     /// Windows starting before this instant.
     pub until: Option<DateTime<Utc>>,
+    pub emergency: Option<bool>,
+    /// `Some(false)`: emergency grants not reviewed yet.
+    pub reviewed: Option<bool>,
 }
 
 /// A session record (DESIGN.md).
@@ -242,4 +254,51 @@ pub struct LockdownState {
     pub reason: Option<String>,
     pub set_by: Option<String>,
     pub set_at: Option<DateTime<Utc>>,
+}
+
+/// An intervention report ("compte-rendu"), with its addenda.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Report {
+    pub window_id: WindowId,
+    pub vendor_id: VendorId,
+    pub summary: String,
+    pub actions: String,
+    /// `success`, `partial` or `failed`.
+    pub outcome: String,
+    pub follow_up: Option<String>,
+    pub filed_by: String,
+    pub filed_at: DateTime<Utc>,
+    /// Corrections filed afterwards; the report itself never changes.
+    pub addenda: Vec<Addendum>,
+}
+
+/// A correction appended to a report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Addendum {
+    pub id: String,
+    pub text: String,
+    pub filed_by: String,
+    pub filed_at: DateTime<Utc>,
+}
+
+/// A report to file.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub window_id: WindowId,
+    pub vendor_id: VendorId,
+    pub summary: String,
+    pub actions: String,
+    pub outcome: String,
+    pub follow_up: Option<String>,
+    pub filed_by: String,
+}
+
+/// Filters of the report list.
+#[derive(Debug, Clone, Default)]
+pub struct ReportFilter {
+    pub vendor_id: Option<VendorId>,
+    /// Reports filed at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Reports filed before.
+    pub until: Option<DateTime<Utc>>,
 }

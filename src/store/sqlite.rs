@@ -135,6 +135,13 @@ impl SqliteStore {
             decision_reason: row.try_get("decision_reason")?,
             closed_at: opt_from_us(row.try_get("closed_at")?)?,
             created_at: from_us(row.try_get("created_at")?)?,
+            review_verdict: row.try_get("review_verdict")?,
+            review_comment: row.try_get("review_comment")?,
+            reviewed_by: row.try_get("reviewed_by")?,
+            reviewed_at: opt_from_us(row.try_get("reviewed_at")?)?,
+            extension_ends_at: opt_from_us(row.try_get("extension_ends_at")?)?,
+            extension_reason: row.try_get("extension_reason")?,
+            extension_requested_by: row.try_get("extension_requested_by")?,
         })
     }
 
@@ -189,6 +196,38 @@ impl SqliteStore {
         })
     }
 
+    async fn report_addenda(&self, window: &WindowId) -> StoreResult<Vec<Addendum>> {
+        sqlx::query("SELECT * FROM report_addenda WHERE window_id = ? ORDER BY filed_at, id")
+            .bind(window.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(Addendum {
+                    id: r.try_get("id")?,
+                    text: r.try_get("text")?,
+                    filed_by: r.try_get("filed_by")?,
+                    filed_at: from_us(r.try_get("filed_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn report_row(&self, row: &SqliteRow) -> StoreResult<Report> {
+        let window_id = WindowId(row.try_get("window_id")?);
+        Ok(Report {
+            addenda: self.report_addenda(&window_id).await?,
+            window_id,
+            vendor_id: VendorId(row.try_get("vendor_id")?),
+            summary: row.try_get("summary")?,
+            actions: row.try_get("actions")?,
+            outcome: row.try_get("outcome")?,
+            follow_up: row.try_get("follow_up")?,
+            filed_by: row.try_get("filed_by")?,
+            filed_at: from_us(row.try_get("filed_at")?)?,
+        })
+    }
+
     async fn windows_where(&self, filter: &WindowFilter, id: Option<&WindowId>) -> StoreResult<Vec<Window>> {
         let mut q = QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM windows w WHERE 1 = 1");
         if let Some(id) = id {
@@ -210,6 +249,18 @@ impl SqliteStore {
         }
         if let Some(t) = filter.until {
             q.push(" AND w.starts_at < ").push_bind(us(t));
+        }
+        if let Some(e) = filter.emergency {
+            q.push(" AND w.emergency = ").push_bind(e);
+        }
+        match filter.reviewed {
+            Some(true) => {
+                q.push(" AND w.reviewed_at IS NOT NULL");
+            }
+            Some(false) => {
+                q.push(" AND w.reviewed_at IS NULL");
+            }
+            None => {}
         }
         q.push(" ORDER BY w.starts_at, w.id");
         let rows = q.build().fetch_all(&self.pool).await?;
@@ -593,6 +644,195 @@ impl Store for SqliteStore {
         }
         self.generation.bump();
         self.window(id).await
+    }
+
+    async fn review_window(
+        &self,
+        id: &WindowId,
+        verdict: &str,
+        comment: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Window> {
+        let done = sqlx::query(
+            "UPDATE windows SET review_verdict = ?, review_comment = ?, reviewed_by = ?, reviewed_at = ?
+             WHERE id = ? AND emergency = ? AND reviewed_at IS NULL",
+        )
+        .bind(verdict)
+        .bind(comment)
+        .bind(by)
+        .bind(us(at))
+        .bind(id.as_str())
+        .bind(true)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            let w = self.window(id).await?;
+            return Err(StoreError::Conflict(if w.emergency {
+                "this emergency grant has already been reviewed".into()
+            } else {
+                "only emergency grants are reviewed".into()
+            }));
+        }
+        self.window(id).await
+    }
+
+    async fn request_extension(
+        &self,
+        id: &WindowId,
+        ends_at: DateTime<Utc>,
+        reason: &str,
+        by: &str,
+    ) -> StoreResult<Window> {
+        let done = sqlx::query(
+            "UPDATE windows SET extension_ends_at = ?, extension_reason = ?, extension_requested_by = ?
+             WHERE id = ? AND state = 'approved' AND extension_ends_at IS NULL AND ends_at < ?",
+        )
+        .bind(us(ends_at))
+        .bind(reason)
+        .bind(by)
+        .bind(id.as_str())
+        .bind(us(ends_at))
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            let w = self.window(id).await?;
+            return Err(StoreError::Conflict(if w.extension_ends_at.is_some() {
+                "an extension is already pending for this window".into()
+            } else if w.state != WindowState::Approved {
+                format!("window is {}", w.state.as_str())
+            } else {
+                "an extension must end after the current end".into()
+            }));
+        }
+        self.window(id).await
+    }
+
+    async fn decide_extension(&self, id: &WindowId, approve: bool, by: &str, at: DateTime<Utc>) -> StoreResult<Window> {
+        let sql = if approve {
+            "UPDATE windows SET ends_at = extension_ends_at, extension_ends_at = NULL, decided_by = ?, decided_at = ?
+             WHERE id = ? AND state = 'approved' AND extension_ends_at IS NOT NULL"
+        } else {
+            "UPDATE windows SET extension_ends_at = NULL, decided_by = ?, decided_at = ?
+             WHERE id = ? AND state = 'approved' AND extension_ends_at IS NOT NULL"
+        };
+        let done = sqlx::query(sql)
+            .bind(by)
+            .bind(us(at))
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            self.window(id).await?;
+            return Err(StoreError::Conflict("no extension is pending for this window".into()));
+        }
+        if approve {
+            self.generation.bump();
+        }
+        self.window(id).await
+    }
+
+    async fn unreported_windows(
+        &self,
+        vendor: Option<&VendorId>,
+        ended_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<Window>> {
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new("SELECT w.id FROM windows w WHERE w.had_session = ");
+        q.push_bind(true);
+        q.push(" AND w.emergency = ").push_bind(false);
+        q.push(
+            " AND w.state IN ('approved', 'revoked') AND NOT EXISTS (SELECT 1 FROM reports r WHERE r.window_id = w.id)",
+        );
+        q.push(" AND COALESCE(w.closed_at, w.ends_at) <= ")
+            .push_bind(us(ended_before));
+        if let Some(v) = vendor {
+            q.push(" AND w.vendor_id = ").push_bind(v.as_str());
+        }
+        q.push(" ORDER BY COALESCE(w.closed_at, w.ends_at)");
+        let ids: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(self.window(&WindowId(id)).await?);
+        }
+        Ok(out)
+    }
+
+    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>) -> StoreResult<Report> {
+        let done = sqlx::query(
+            "INSERT INTO reports (window_id, vendor_id, summary, actions, outcome, follow_up, filed_by, filed_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.window_id.as_str())
+        .bind(r.vendor_id.as_str())
+        .bind(&r.summary)
+        .bind(&r.actions)
+        .bind(&r.outcome)
+        .bind(&r.follow_up)
+        .bind(&r.filed_by)
+        .bind(us(at))
+        .execute(&self.pool)
+        .await;
+        match done {
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                return Err(StoreError::Conflict(
+                    "this window already has a report; file an addendum to correct it".into(),
+                ))
+            }
+            other => {
+                other?;
+            }
+        }
+        // A filed report may lift an overdue block.
+        self.generation.bump();
+        self.report(&r.window_id).await
+    }
+
+    async fn report(&self, window: &WindowId) -> StoreResult<Report> {
+        let row = sqlx::query("SELECT * FROM reports WHERE window_id = ?")
+            .bind(window.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound("report"))?;
+        self.report_row(&row).await
+    }
+
+    async fn list_reports(&self, f: &ReportFilter) -> StoreResult<Vec<Report>> {
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM reports WHERE 1 = 1");
+        if let Some(v) = &f.vendor_id {
+            q.push(" AND vendor_id = ").push_bind(v.as_str());
+        }
+        if let Some(t) = f.since {
+            q.push(" AND filed_at >= ").push_bind(us(t));
+        }
+        if let Some(t) = f.until {
+            q.push(" AND filed_at < ").push_bind(us(t));
+        }
+        q.push(" ORDER BY filed_at, window_id");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.report_row(row).await?);
+        }
+        Ok(out)
+    }
+
+    async fn add_report_addendum(
+        &self,
+        window: &WindowId,
+        text: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Report> {
+        self.report(window).await?;
+        sqlx::query("INSERT INTO report_addenda (id, window_id, text, filed_by, filed_at) VALUES (?, ?, ?, ?, ?)")
+            .bind(uuid::Uuid::new_v4().to_string())
+            .bind(window.as_str())
+            .bind(text)
+            .bind(by)
+            .bind(us(at))
+            .execute(&self.pool)
+            .await?;
+        self.report(window).await
     }
 
     async fn session(&self, id: &SessionId) -> StoreResult<Session> {

@@ -1174,6 +1174,16 @@ async fn openapi_documents_every_route() {
         ("/api/v1/sessions", "get"),
         ("/api/v1/sessions/{id}", "get"),
         ("/api/v1/sessions/{id}/terminate", "post"),
+        ("/api/v1/windows/{id}/extend", "post"),
+        ("/api/v1/windows/{id}/review", "post"),
+        ("/api/v1/emergency", "post"),
+        ("/api/v1/lockdown", "get"),
+        ("/api/v1/lockdown", "post"),
+        ("/api/v1/lockdown", "delete"),
+        ("/api/v1/windows/{id}/report", "post"),
+        ("/api/v1/windows/{id}/report", "get"),
+        ("/api/v1/windows/{id}/report/addenda", "post"),
+        ("/api/v1/reports", "get"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -247,6 +247,7 @@ impl TestGateway {
             journal,
             registry: registry.clone(),
             clock,
+            notifier: portier::notify::Notifier::disabled(),
         };
         let settings = GatewaySettings {
             handshake_timeout: Duration::from_secs(3),
@@ -452,6 +453,8 @@ pub const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS1
 /// development PKI in a temporary directory and an admin token.
 pub struct TestApp {
     pub app: portier::app::App,
+    settings: portier::config::Settings,
+    clock: SharedClock,
     pub db: TestDb,
     pub dir: tempfile::TempDir,
     pub admin: String,
@@ -460,14 +463,22 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(db: TestDb) -> Self {
+        Self::spawn_with(db, "", Arc::new(SystemClock)).await
+    }
+
+    /// `extra` is appended to the configuration (e.g. `[policy]` or `[notify]` tables).
+    pub async fn spawn_with(db: TestDb, extra: &str, clock: SharedClock) -> Self {
         let dir = tempfile::tempdir().unwrap();
         portier::pki::generate_dev_pki(&dir.path().join("certs")).unwrap();
         let toml = format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n",
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n{extra}",
             db.url
         );
+        std::fs::write(dir.path().join("portier.toml"), &toml).unwrap();
         let settings = portier::config::Settings::from_toml(&toml, dir.path(), Vec::<(String, String)>::new()).unwrap();
-        let app = portier::app::App::start(&settings).await.unwrap();
+        let app = portier::app::App::start_with_clock(&settings, clock.clone())
+            .await
+            .unwrap();
         let (admin, hash) = portier::token::generate();
         app.store
             .create_user(
@@ -481,22 +492,26 @@ impl TestApp {
             )
             .await
             .unwrap();
-        let ca = std::fs::read(dir.path().join("certs/server-ca.pem")).unwrap();
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
-            .resolve("localhost", app.api_addr)
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap();
+        let http = https_client(&dir.path().join("certs/server-ca.pem"), app.api_addr);
         Self {
             app,
+            settings,
+            clock,
             db,
             dir,
             admin,
             http,
         }
+    }
+
+    /// Starts a new node on the same database and configuration, then stops the old one.
+    pub async fn restart(&mut self) {
+        let fresh = portier::app::App::start_with_clock(&self.settings, self.clock.clone())
+            .await
+            .unwrap();
+        let old = std::mem::replace(&mut self.app, fresh);
+        old.stop().await;
+        self.http = https_client(&self.server_ca(), self.app.api_addr);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -572,5 +587,104 @@ pub async fn wait_closed(tls: &mut TlsStream<tokio::net::TcpStream>) -> DateTime
             Ok(Ok(_)) => {}
             Err(_) => panic!("tunnel still open after 10 s"),
         }
+    }
+}
+
+fn https_client(ca: &std::path::Path, api: SocketAddr) -> reqwest::Client {
+    let ca = std::fs::read(ca).unwrap();
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+        .resolve("localhost", api)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// A vendor (declaring `network`), a technician with a certificate signed by the
+/// app's vendor CA, and a device (`device_name` at `device_addr`), through the API.
+pub struct ApiScene {
+    pub vendor_id: String,
+    pub device_id: String,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+pub async fn api_scene(
+    t: &TestApp,
+    vendor_name: &str,
+    network: &str,
+    device_name: &str,
+    device_addr: SocketAddr,
+) -> ApiScene {
+    let (st, v) = t
+        .call(
+            "POST",
+            "/api/v1/vendors",
+            Some(&t.admin),
+            Some(serde_json::json!({"name": vendor_name, "networks": [network]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let vendor_id = v["id"].as_str().unwrap().to_owned();
+    let ca = CertAuthority::load(
+        &std::fs::read_to_string(t.dir.path().join("certs/vendor-ca.pem")).unwrap(),
+        &std::fs::read_to_string(t.dir.path().join("certs/vendor-ca.key")).unwrap(),
+    )
+    .unwrap();
+    let cert = ca
+        .issue_client(&format!("tech-{vendor_name}"), Some(vendor_name), 1)
+        .unwrap();
+    let (st, tech) = t
+        .call(
+            "POST",
+            &format!("/api/v1/vendors/{vendor_id}/technicians"),
+            Some(&t.admin),
+            Some(serde_json::json!({"name": "tech", "certificate_pem": cert.cert_pem})),
+        )
+        .await;
+    assert_eq!(st, 201, "{tech}");
+    let (st, d) = t
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(&t.admin),
+            Some(serde_json::json!({"name": device_name, "address": device_addr.to_string(), "protocol": "echo", "vendor_ids": [vendor_id]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{d}");
+    ApiScene {
+        vendor_id,
+        device_id: d["id"].as_str().unwrap().to_owned(),
+
+        tls: t.technician_tls(&cert.cert_pem, &cert.key_pem),
+    }
+}
+
+impl TestApp {
+    /// Requests (as `requester`) and approves (as `approver`) a window; returns its id.
+    pub async fn approved_window(
+        &self,
+        requester: &str,
+        approver: &str,
+        device_id: &str,
+        starts: DateTime<Utc>,
+        ends: DateTime<Utc>,
+    ) -> String {
+        let (st, w) = self
+            .call(
+                "POST",
+                "/api/v1/windows",
+                Some(requester),
+                Some(serde_json::json!({"device_ids": [device_id], "starts_at": starts, "ends_at": ends, "reason": "maintenance"})),
+            )
+            .await;
+        assert_eq!(st, 201, "{w}");
+        let id = w["id"].as_str().unwrap().to_owned();
+        let (st, b) = self
+            .call("POST", &format!("/api/v1/windows/{id}/approve"), Some(approver), None)
+            .await;
+        assert_eq!(st, 200, "{b}");
+        id
     }
 }

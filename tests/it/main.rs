@@ -11,5 +11,6 @@ mod common;
 
 mod api;
 mod cli;
+mod controls;
 mod gateway;
 mod store;

@@ -1,0 +1,269 @@
+//! Intervention reports ("comptes-rendus"): what the vendor declares it did,
+//! shown next to what the gateway observed (the window's sessions).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiJson, ApiQuery};
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use crate::domain::{DeviceId, Role, VendorId, WindowId, WindowState};
+use crate::store::{NewReport, Report, ReportFilter, Session, SessionFilter, StoreError, Window};
+
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(file_report, get_report))
+        .routes(routes!(add_addendum))
+        .routes(routes!(list_reports))
+}
+
+/// A report to file.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FileReport {
+    pub summary: String,
+    pub actions: String,
+    /// `success`, `partial` or `failed`.
+    pub outcome: String,
+    pub follow_up: Option<String>,
+}
+
+/// A window's report (if filed) with the sessions observed during it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportView {
+    pub window_id: WindowId,
+    pub vendor_id: VendorId,
+    pub device_ids: Vec<DeviceId>,
+    pub window_starts_at: DateTime<Utc>,
+    pub window_ends_at: DateTime<Utc>,
+    pub emergency: bool,
+    /// When the report is (or was) due.
+    pub due_at: DateTime<Utc>,
+    /// Due, with at least one session, and not filed.
+    pub overdue: bool,
+    pub report: Option<Report>,
+    pub sessions: Vec<Session>,
+}
+
+fn text(field: &str, v: &str, max: usize) -> ApiResult<String> {
+    let v = v.trim();
+    if v.is_empty() || v.len() > max {
+        return Err(ApiError::bad_request(format!("{field} must be 1 to {max} characters")));
+    }
+    Ok(v.to_owned())
+}
+
+/// When a window ended: revocation time, or its planned end.
+fn ended_at(w: &Window) -> DateTime<Utc> {
+    w.closed_at.unwrap_or(w.ends_at)
+}
+
+async fn view(s: &ApiState, w: Window, report: Option<Report>) -> ApiResult<ReportView> {
+    let sessions = s
+        .store
+        .list_sessions(&SessionFilter {
+            window_id: Some(w.id.clone()),
+            ..SessionFilter::default()
+        })
+        .await?;
+    let due_at = ended_at(&w) + s.limits.report_due;
+    Ok(ReportView {
+        overdue: report.is_none() && !w.emergency && !sessions.is_empty() && s.clock.now() >= due_at,
+        window_id: w.id,
+        vendor_id: w.vendor_id,
+        device_ids: w.device_ids,
+        window_starts_at: w.starts_at,
+        window_ends_at: w.ends_at,
+        emergency: w.emergency,
+        due_at,
+        report,
+        sessions,
+    })
+}
+
+async fn visible_window(s: &ApiState, caller: &Caller, id: String) -> ApiResult<Window> {
+    let w = s.store.window(&WindowId(id)).await?;
+    if !caller.sees_vendor(&w.vendor_id) {
+        return Err(ApiError::not_found("window"));
+    }
+    Ok(w)
+}
+
+/// File the window's intervention report (its vendor), once the window has ended,
+/// been revoked, or its sessions are over. A report cannot be edited afterwards.
+#[utoipa::path(post, path = "/api/v1/windows/{id}/report", params(("id" = String, Path)), request_body = FileReport,
+    responses((status = 201, body = ReportView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn file_report(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<FileReport>,
+) -> ApiResult<(StatusCode, Json<ReportView>)> {
+    caller.require(&[Role::Vendor])?;
+    let w = visible_window(&s, &caller, id).await?;
+    let summary = text("summary", &req.summary, 10_000)?;
+    let actions = text("actions", &req.actions, 20_000)?;
+    if !["success", "partial", "failed"].contains(&req.outcome.as_str()) {
+        return Err(ApiError::bad_request("outcome must be success, partial or failed"));
+    }
+    let follow_up = req
+        .follow_up
+        .as_deref()
+        .map(|f| text("follow_up", f, 10_000))
+        .transpose()?;
+    let now = s.clock.now();
+    let finished = match w.state {
+        WindowState::Revoked => true,
+        WindowState::Approved if now >= w.ends_at => true,
+        WindowState::Approved => {
+            // Early: allowed once the vendor has worked and no tunnel is open.
+            let sessions = s
+                .store
+                .list_sessions(&SessionFilter {
+                    window_id: Some(w.id.clone()),
+                    ..SessionFilter::default()
+                })
+                .await?;
+            !sessions.is_empty() && sessions.iter().all(|x| x.ended_at.is_some())
+        }
+        _ => false,
+    };
+    if !finished {
+        return Err(ApiError::conflict(
+            "the report is filed after the window has ended (or been revoked), or once its sessions are over",
+        ));
+    }
+    let report = s
+        .store
+        .file_report(
+            &NewReport {
+                window_id: w.id.clone(),
+                vendor_id: w.vendor_id.clone(),
+                summary,
+                actions,
+                outcome: req.outcome.clone(),
+                follow_up,
+                filed_by: caller.id.0.clone(),
+            },
+            now,
+        )
+        .await?;
+    s.admission_changed().await;
+    s.notifier.send(
+        "report.filed",
+        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "outcome": req.outcome}),
+    );
+    s.audit(
+        &caller,
+        "report.filed",
+        w.id.as_str(),
+        serde_json::json!({"outcome": req.outcome}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(view(&s, w, Some(report)).await?)))
+}
+
+/// A window's report with its sessions (any account; vendor: its own).
+#[utoipa::path(get, path = "/api/v1/windows/{id}/report", params(("id" = String, Path)),
+    responses((status = 200, body = ReportView), (status = 404, body = ErrorBody)))]
+async fn get_report(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ReportView>> {
+    let w = visible_window(&s, &caller, id).await?;
+    let report = match s.store.report(&w.id).await {
+        Ok(r) => Some(r),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Json(view(&s, w, report).await?))
+}
+
+/// A correction.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Addendum {
+    pub text: String,
+}
+
+/// Append a correction to a filed report (its vendor). The report itself never changes.
+#[utoipa::path(post, path = "/api/v1/windows/{id}/report/addenda", params(("id" = String, Path)), request_body = Addendum,
+    responses((status = 201, body = ReportView), (status = 404, body = ErrorBody)))]
+async fn add_addendum(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Addendum>,
+) -> ApiResult<(StatusCode, Json<ReportView>)> {
+    caller.require(&[Role::Vendor])?;
+    let w = visible_window(&s, &caller, id).await?;
+    let body = text("text", &req.text, 10_000)?;
+    let report = s
+        .store
+        .add_report_addendum(&w.id, &body, caller.id.as_str(), s.clock.now())
+        .await?;
+    s.audit(&caller, "report.addendum", w.id.as_str(), serde_json::json!({}))
+        .await;
+    Ok((StatusCode::CREATED, Json(view(&s, w, Some(report)).await?)))
+}
+
+/// Filters of the report list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    pub vendor_id: Option<VendorId>,
+    pub device_id: Option<DeviceId>,
+    /// true: the windows whose report is overdue (no report yet) instead of filed reports.
+    pub overdue: Option<bool>,
+    /// Filed (or, with overdue, ended) at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Filed (or, with overdue, ended) before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Filed reports, or overdue ones (any account; vendor: its own).
+#[utoipa::path(get, path = "/api/v1/reports", params(ReportQuery), responses((status = 200, body = Vec<ReportView>)))]
+async fn list_reports(
+    State(s): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<ReportQuery>,
+) -> ApiResult<Json<Vec<ReportView>>> {
+    let vendor_id = match caller.role {
+        Role::Vendor => caller.vendor_id.clone(),
+        _ => q.vendor_id,
+    };
+    let in_period = |t: DateTime<Utc>| q.since.is_none_or(|s| t >= s) && q.until.is_none_or(|u| t < u);
+    let mut out = Vec::new();
+    if q.overdue == Some(true) {
+        let windows = s
+            .store
+            .unreported_windows(vendor_id.as_ref(), s.clock.now() - s.limits.report_due)
+            .await?;
+        for w in windows {
+            if in_period(ended_at(&w))
+                && q.device_id.as_ref().is_none_or(|d| w.device_ids.contains(d))
+                && caller.sees_vendor(&w.vendor_id)
+            {
+                out.push(view(&s, w, None).await?);
+            }
+        }
+    } else {
+        let reports = s
+            .store
+            .list_reports(&ReportFilter {
+                vendor_id,
+                since: q.since,
+                until: q.until,
+            })
+            .await?;
+        for r in reports {
+            let w = s.store.window(&r.window_id).await?;
+            if q.device_id.as_ref().is_none_or(|d| w.device_ids.contains(d)) && caller.sees_vendor(&w.vendor_id) {
+                out.push(view(&s, w, Some(r)).await?);
+            }
+        }
+    }
+    Ok(Json(out))
+}

@@ -1,0 +1,256 @@
+//! Notifications to the hospital's tools: webhooks (JSON, signed with
+//! HMAC-SHA256, retried with backoff) and syslog (RFC 5424 over UDP or TCP).
+//! Sending never blocks a tunnel or an API call: events go through a bounded
+//! queue, and when it is full they are dropped with a log line.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+
+/// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_HEADER: &str = "x-portier-signature";
+/// Header carrying the event name.
+pub const EVENT_HEADER: &str = "x-portier-event";
+
+const QUEUE: usize = 1024;
+const ATTEMPTS: u32 = 5;
+
+/// A webhook sink (`[[notify.webhooks]]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `https://…` (or `http://` on loopback for tests and local relays).
+    pub url: String,
+    /// HMAC-SHA256 key the receiver verifies the signature with.
+    pub secret: String,
+    /// Event names to send (`*` for all, `window.*` for a family). Default: all.
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// One event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Notification {
+    pub event: String,
+    pub at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+/// Where notifications go.
+#[derive(Debug, Clone, Default)]
+pub struct Sinks {
+    pub webhooks: Vec<WebhookConfig>,
+    /// `udp://host:port` or `tcp://host:port`.
+    pub syslog: Option<String>,
+    /// Initial delay between webhook attempts (doubled each time).
+    pub retry_base: Duration,
+}
+
+/// Handle to the notification task; cheap to clone. A handle built with
+/// [`Notifier::disabled`] drops everything.
+#[derive(Clone, Debug)]
+pub struct Notifier {
+    tx: Option<mpsc::Sender<Notification>>,
+}
+
+impl Notifier {
+    /// A notifier that sends nothing.
+    pub fn disabled() -> Self {
+        Self { tx: None }
+    }
+
+    /// Starts the sending task.
+    pub fn start(sinks: Sinks) -> Self {
+        if sinks.webhooks.is_empty() && sinks.syslog.is_none() {
+            return Self::disabled();
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(Arc::new(sinks), rx));
+        Self { tx: Some(tx) }
+    }
+
+    /// Queues an event; never waits.
+    pub fn send(&self, event: &str, data: serde_json::Value) {
+        let Some(tx) = &self.tx else { return };
+        let n = Notification {
+            event: event.to_owned(),
+            at: Utc::now(),
+            data,
+        };
+        if tx.try_send(n).is_err() {
+            tracing::warn!(event, "notification queue full: event dropped");
+        }
+    }
+}
+
+fn wanted(filters: &[String], event: &str) -> bool {
+    filters.iter().any(|f| {
+        f == "*"
+            || f == event
+            || f.strip_suffix(".*")
+                .is_some_and(|family| event.strip_prefix(family).is_some_and(|r| r.starts_with('.')))
+    })
+}
+
+/// `sha256=<hex>` of `body` under `secret`.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn run(sinks: Arc<Sinks>, mut rx: mpsc::Receiver<Notification>) {
+    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook client unavailable");
+            return;
+        }
+    };
+    while let Some(n) = rx.recv().await {
+        let body = match serde_json::to_vec(&n) {
+            Ok(b) => Arc::new(b),
+            Err(_) => continue,
+        };
+        for hook in sinks.webhooks.iter().filter(|h| wanted(&h.events, &n.event)) {
+            // Each delivery retries on its own task: a dead receiver delays nobody.
+            tokio::spawn(deliver(
+                client.clone(),
+                hook.clone(),
+                n.event.clone(),
+                body.clone(),
+                sinks.retry_base,
+            ));
+        }
+        if let Some(target) = &sinks.syslog {
+            if let Err(e) = syslog(target, &n).await {
+                tracing::warn!(error = %e, target, "syslog notification failed");
+            }
+        }
+    }
+}
+
+async fn deliver(client: reqwest::Client, hook: WebhookConfig, event: String, body: Arc<Vec<u8>>, base: Duration) {
+    let sig = signature(&hook.secret, &body);
+    let mut delay = base;
+    for attempt in 1..=ATTEMPTS {
+        let r = client
+            .post(&hook.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(SIGNATURE_HEADER, &sig)
+            .header(EVENT_HEADER, &event)
+            .body(body.as_ref().clone())
+            .send()
+            .await;
+        match r {
+            Ok(resp) if resp.status().is_success() => return,
+            Ok(resp) => tracing::warn!(url = %hook.url, status = %resp.status(), attempt, "webhook refused"),
+            Err(e) => tracing::warn!(url = %hook.url, error = %e, attempt, "webhook unreachable"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    tracing::error!(url = %hook.url, event, "webhook delivery abandoned after {ATTEMPTS} attempts");
+}
+
+/// RFC 5424 line: facility local4 (20), severity notice (5) or warning (4).
+pub fn syslog_line(n: &Notification) -> String {
+    let severity = if n.event.starts_with("lockdown")
+        || n.event.starts_with("emergency")
+        || n.event.contains("denied")
+        || n.event.contains("overdue")
+    {
+        4
+    } else {
+        5
+    };
+    let pri = 20 * 8 + severity;
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty() && h.is_ascii() && !h.contains(' '))
+        .unwrap_or_else(|| "-".into());
+    let msgid: String = n.event.chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
+    format!(
+        "<{pri}>1 {} {host} portier {} {msgid} - {}",
+        n.at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        std::process::id(),
+        serde_json::json!({"event": n.event, "data": n.data})
+    )
+}
+
+async fn syslog(target: &str, n: &Notification) -> std::io::Result<()> {
+    let line = syslog_line(n);
+    let bad = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "syslog target must be udp://host:port or tcp://host:port",
+        )
+    };
+    if let Some(addr) = target.strip_prefix("udp://") {
+        let sock = tokio::net::UdpSocket::bind(if addr.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" }).await?;
+        sock.send_to(line.as_bytes(), addr).await?;
+        Ok(())
+    } else if let Some(addr) = target.strip_prefix("tcp://") {
+        // RFC 6587 octet counting.
+        let mut s = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+        s.write_all(format!("{} {line}", line.len()).as_bytes()).await?;
+        s.shutdown().await
+    } else {
+        Err(bad())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_filters() {
+        let f = vec!["window.*".to_owned(), "lockdown.on".to_owned()];
+        assert!(wanted(&f, "window.approved"));
+        assert!(!wanted(&f, "windows.x"));
+        assert!(wanted(&f, "lockdown.on"));
+        assert!(!wanted(&f, "lockdown.off"));
+        assert!(wanted(&["*".to_owned()], "anything"));
+    }
+
+    #[test]
+    fn signature_is_hmac_sha256() {
+        // RFC 4231 test case 2.
+        assert_eq!(
+            signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn syslog_lines_are_rfc5424() {
+        let n = Notification {
+            event: "lockdown.on".into(),
+            at: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+            data: serde_json::json!({"reason": "x"}),
+        };
+        let line = syslog_line(&n);
+        assert!(line.starts_with("<164>1 2023-11-14T22:13:20.000000Z "), "{line}");
+        assert!(
+            line.contains(" portier ") && line.contains(" lockdown.on - {"),
+            "{line}"
+        );
+    }
+}

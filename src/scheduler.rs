@@ -1,0 +1,138 @@
+//! Background duties of a node: follow the stored lockdown switch (set by the
+//! CLI or another node), warn vendors before their windows end, and remind
+//! everyone of overdue reports and unreviewed emergency grants.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::DateTime;
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::admission::AdmissionCache;
+use crate::clock::SharedClock;
+use crate::domain::{EndReason, WindowId, WindowState};
+use crate::gateway::Registry;
+use crate::notify::Notifier;
+use crate::store::{Store, WindowFilter};
+
+/// How often the lockdown switch is read.
+const LOCKDOWN_POLL: Duration = Duration::from_secs(1);
+/// How often windows and reports are looked at.
+const SWEEP_EVERY: u32 = 10;
+/// Unreviewed emergency grants are recalled this often.
+const REVIEW_REMINDER: chrono::Duration = chrono::Duration::hours(1);
+
+/// What the scheduler works with.
+pub struct Scheduler {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub cache: Arc<AdmissionCache>,
+    pub notifier: Notifier,
+    pub clock: SharedClock,
+    /// Warn the vendor this long before a window ends (e.g. 15 and 2 minutes).
+    pub ending_soon: Vec<chrono::Duration>,
+    pub report_due: chrono::Duration,
+}
+
+impl Scheduler {
+    /// Runs until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut locked: Option<bool> = None;
+        let mut warned: HashSet<(WindowId, DateTime<Utc>, i64)> = HashSet::new();
+        let mut overdue_told: HashSet<WindowId> = HashSet::new();
+        let mut review_told: std::collections::HashMap<WindowId, DateTime<Utc>> = Default::default();
+        let mut tick: u32 = 0;
+        let mut interval = tokio::time::interval(LOCKDOWN_POLL);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = interval.tick() => {}
+            }
+            self.follow_lockdown(&mut locked).await;
+            tick = tick.wrapping_add(1);
+            if tick % SWEEP_EVERY == 1 {
+                if let Err(e) = self.sweep(&mut warned, &mut overdue_told, &mut review_told).await {
+                    tracing::warn!(error = %e, "scheduler sweep failed");
+                }
+            }
+        }
+    }
+
+    async fn follow_lockdown(&self, locked: &mut Option<bool>) {
+        match self.store.lockdown().await {
+            Ok(state) => {
+                if locked.is_some_and(|was| was != state.active) {
+                    tracing::warn!(active = state.active, reason = ?state.reason, "lockdown switched");
+                }
+                *locked = Some(state.active);
+                // Compare with what admission actually uses, not with our last reading:
+                // a lock and unlock between two polls must not leave the snapshot stale.
+                if self
+                    .cache
+                    .cached_lockdown()
+                    .is_some_and(|cached| cached != state.active)
+                {
+                    self.cache.invalidate();
+                }
+                if state.active {
+                    self.registry.cut_all(EndReason::Lockdown);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the lockdown state"),
+        }
+    }
+
+    async fn sweep(
+        &self,
+        warned: &mut HashSet<(WindowId, DateTime<Utc>, i64)>,
+        overdue_told: &mut HashSet<WindowId>,
+        review_told: &mut std::collections::HashMap<WindowId, DateTime<Utc>>,
+    ) -> Result<(), crate::store::StoreError> {
+        let now = self.clock.now();
+        let open = self
+            .store
+            .list_windows(&WindowFilter {
+                state: Some(WindowState::Approved),
+                since: Some(now),
+                until: Some(now),
+                ..WindowFilter::default()
+            })
+            .await?;
+        for w in &open {
+            for before in &self.ending_soon {
+                let key = (w.id.clone(), w.ends_at, before.num_minutes());
+                if w.ends_at - now <= *before && !warned.contains(&key) {
+                    self.notifier.send(
+                        "window.ending_soon",
+                        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": w.ends_at, "minutes_left": (w.ends_at - now).num_minutes(), "live_tunnels": self.registry.list().iter().filter(|s| s.window_id == w.id).count()}),
+                    );
+                    warned.insert(key);
+                }
+            }
+        }
+        for w in self.store.unreported_windows(None, now - self.report_due).await? {
+            if overdue_told.insert(w.id.clone()) {
+                self.notifier.send("report.overdue", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ended_at": w.closed_at.unwrap_or(w.ends_at)}));
+            }
+        }
+        let pending = self
+            .store
+            .list_windows(&WindowFilter {
+                emergency: Some(true),
+                reviewed: Some(false),
+                ..WindowFilter::default()
+            })
+            .await?;
+        for w in pending {
+            let due = review_told.get(&w.id).is_none_or(|last| now - *last >= REVIEW_REMINDER);
+            if due {
+                self.notifier.send("emergency.review_pending", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "granted_by": w.approved_by, "granted_at": w.created_at}));
+                review_told.insert(w.id.clone(), now);
+            }
+        }
+        Ok(())
+    }
+}
