@@ -15,6 +15,7 @@ use crate::api::{self, ApiState, TechnicianPki};
 use crate::audit::AuditEvent;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
+use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
 use crate::notify::{Notifier, Sinks};
 use crate::pki::CertAuthority;
@@ -112,6 +113,14 @@ impl App {
                 .collect(),
             report_due: chrono::Duration::hours(i64::from(settings.policy.report_due_hours)),
         };
+        let gateway = Gateway::bind(g.listen, gateway_tls, settings.gateway_settings(), deps)
+            .await
+            .with_context(|| format!("binding the gateway on {}", g.listen))?;
+        let gateway_addr = gateway.local_addr()?;
+        let api_listener = TcpListener::bind(a.listen)
+            .await
+            .with_context(|| format!("binding the API on {}", a.listen))?;
+        let api_addr = api_listener.local_addr()?;
         let api_state = ApiState {
             store: store.clone(),
             registry: registry.clone(),
@@ -124,15 +133,15 @@ impl App {
             }),
             limits: settings.api_limits(),
             notifier,
+            node: Arc::new(NodeFlows {
+                gateway: gateway_addr,
+                gateway_tls_versions: g.tls_versions.clone(),
+                api: api_addr,
+                database: redact_url(&settings.database.url),
+                webhooks: settings.notify.webhooks.iter().map(|w| w.url.clone()).collect(),
+                syslog: settings.notify.syslog.clone(),
+            }),
         };
-        let gateway = Gateway::bind(g.listen, gateway_tls, settings.gateway_settings(), deps)
-            .await
-            .with_context(|| format!("binding the gateway on {}", g.listen))?;
-        let gateway_addr = gateway.local_addr()?;
-        let api_listener = TcpListener::bind(a.listen)
-            .await
-            .with_context(|| format!("binding the API on {}", a.listen))?;
-        let api_addr = api_listener.local_addr()?;
 
         let event = AuditEvent::new(
             clock.now(),

@@ -52,6 +52,19 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Print the network flow matrix generated from the configuration and database.
+    Flows {
+        /// `md` (default), `csv` or `json`.
+        #[arg(long, default_value = "md", value_parser = ["md", "csv", "json"])]
+        format: String,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
     /// Lock down (cut every tunnel, refuse new ones) or lift it, from the server
     /// itself, for when the API cannot be reached. Running nodes follow within a second.
     Lockdown {
@@ -61,6 +74,16 @@ pub enum Command {
         /// Why (recorded in the audit trail and shown by GET /api/v1/lockdown).
         #[arg(long)]
         reason: String,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+}
+
+/// `portier audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the hash chain; exit status 1 if it is broken.
+    Verify {
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
@@ -146,6 +169,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 ))
                 .await?;
             println!("lockdown {state}");
+            Ok(())
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { config },
+        } => {
+            use std::io::{IsTerminal, Write};
+            let settings = load(&config)?;
+            let store = store::connect(&settings.database.url).await?;
+            let tty = std::io::stderr().is_terminal();
+            let v = crate::audit::verify_store(store.as_ref(), |n| {
+                if tty {
+                    let _ = write!(std::io::stderr(), "\rverifying… {n} events");
+                    let _ = std::io::stderr().flush();
+                }
+            })
+            .await?;
+            if tty {
+                eprintln!();
+            }
+            println!("{}", serde_json::to_string(&v)?);
+            if !v.valid {
+                bail!(
+                    "the audit trail is broken at sequence number {}",
+                    v.first_invalid_seq.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        Command::Flows { format, config } => {
+            let settings = load(&config)?;
+            let store = store::connect(&settings.database.url).await?;
+            let node = crate::flows::NodeFlows {
+                gateway: settings.gateway.listen,
+                gateway_tls_versions: settings.gateway.tls_versions.clone(),
+                api: settings.api.listen,
+                database: crate::app::redact_url(&settings.database.url),
+                webhooks: settings.notify.webhooks.iter().map(|w| w.url.clone()).collect(),
+                syslog: settings.notify.syslog.clone(),
+            };
+            let rows = crate::flows::matrix(&node, &store.list_vendors().await?, &store.list_devices().await?);
+            match format.as_str() {
+                "csv" => print!("{}", crate::flows::to_csv(&rows)?),
+                "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
+                _ => print!("{}", crate::flows::to_markdown(&rows)),
+            }
             Ok(())
         }
         Command::Migrate { config } => {

@@ -6,6 +6,7 @@ mod auth;
 mod devices;
 mod emergency;
 mod error;
+mod evidence;
 mod extract;
 mod lockdown;
 mod reports;
@@ -83,6 +84,8 @@ pub struct ApiState {
     pub pki: Arc<TechnicianPki>,
     pub limits: ApiLimits,
     pub notifier: crate::notify::Notifier,
+    /// This node's listeners and sinks, for the flow matrix.
+    pub node: Arc<crate::flows::NodeFlows>,
 }
 
 impl ApiState {
@@ -134,6 +137,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(emergency::routes())
         .merge(lockdown::routes())
         .merge(reports::routes())
+        .merge(evidence::routes())
         .split_for_parts();
     let doc = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
     router

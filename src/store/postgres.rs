@@ -67,7 +67,7 @@ impl PgStore {
 
     async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
         let rows: Vec<String> =
-            sqlx::query_scalar("SELECT network::text FROM vendor_networks WHERE vendor_id = $1 ORDER BY network")
+            sqlx::query_scalar("SELECT network::text FROM vendor_networks WHERE vendor_id = $1 ORDER BY network::text")
                 .bind(vendor.as_str())
                 .fetch_all(&self.pool)
                 .await?;
@@ -271,7 +271,7 @@ impl PgStore {
                     .fetch_all(&self.pool)
                     .await?;
             let extra: Vec<String> = sqlx::query_scalar(
-                "SELECT network::text FROM window_extra_networks WHERE window_id = $1 ORDER BY network",
+                "SELECT network::text FROM window_extra_networks WHERE window_id = $1 ORDER BY network::text",
             )
             .bind(&wid)
             .fetch_all(&self.pool)
@@ -385,7 +385,7 @@ impl Store for PgStore {
             .await?;
         let mut nets: HashMap<String, Vec<IpNet>> = HashMap::new();
         for (v, n) in sqlx::query_as::<_, (String, String)>(
-            "SELECT vendor_id, network::text FROM vendor_networks ORDER BY network",
+            "SELECT vendor_id, network::text FROM vendor_networks ORDER BY network::text",
         )
         .fetch_all(&self.pool)
         .await?

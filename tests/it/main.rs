@@ -12,5 +12,6 @@ mod common;
 mod api;
 mod cli;
 mod controls;
+mod evidence;
 mod gateway;
 mod store;
