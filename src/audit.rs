@@ -176,7 +176,7 @@ mod tests {
         swapped[1].seq = b;
         swapped[2].seq = a;
         assert_eq!(verify(&swapped).first_invalid_seq, Some(2));
-        assert_eq!(verify(&[]).valid, true);
+        assert!(verify(&[]).valid);
     }
 
     #[test]
