@@ -112,6 +112,8 @@ impl App {
                 .map(|m| chrono::Duration::minutes(i64::from(*m)))
                 .collect(),
             report_due: chrono::Duration::hours(i64::from(settings.policy.report_due_hours)),
+            anchor_every: (settings.audit.anchor_minutes > 0)
+                .then(|| std::time::Duration::from_secs(60 * u64::from(settings.audit.anchor_minutes))),
         };
         let gateway = Gateway::bind(g.listen, gateway_tls, settings.gateway_settings(), deps)
             .await
@@ -153,7 +155,8 @@ impl App {
                 "version": env!("CARGO_PKG_VERSION"),
                 "gateway": gateway_addr.to_string(),
                 "api": api_addr.to_string(),
-                "database": redact_url(&settings.database.url),
+                                "database": redact_url(&settings.database.url),
+                "config_sha256": config_digest(settings),
             }),
         );
         journal
@@ -224,6 +227,14 @@ async fn wait_for_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// SHA-256 of the effective configuration, recorded when a node starts so an
+/// auditor can tell when it changed (secrets are hashed in, never written out).
+fn config_digest(settings: &Settings) -> String {
+    use sha2::{Digest, Sha256};
+    let text = toml::to_string(settings).unwrap_or_default();
+    hex::encode(Sha256::digest(text.as_bytes()))
 }
 
 /// A database URL without its password, for logs and the audit trail.

@@ -57,6 +57,21 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Write an evidence bundle for auditors: sessions, windows and approvals,
+    /// emergency grants, reports, the audit slice with its hashes, SHA256SUMS.
+    Export {
+        /// Start of the period (RFC 3339).
+        #[arg(long)]
+        since: chrono::DateTime<chrono::Utc>,
+        /// End of the period (RFC 3339), exclusive.
+        #[arg(long)]
+        until: chrono::DateTime<chrono::Utc>,
+        /// Directory to create (must be absent or empty).
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
     /// Print the network flow matrix generated from the configuration and database.
     Flows {
         /// `md` (default), `csv` or `json`.
@@ -195,6 +210,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     v.first_invalid_seq.unwrap_or_default()
                 );
             }
+            Ok(())
+        }
+        Command::Export {
+            since,
+            until,
+            out,
+            config,
+        } => {
+            if until <= since {
+                bail!("--until must be after --since");
+            }
+            let settings = load(&config)?;
+            let store = store::connect(&settings.database.url).await?;
+            let files = crate::export::export(store.as_ref(), since, until, &out).await?;
+            println!("wrote {} ({})", out.display(), files.join(", "));
             Ok(())
         }
         Command::Flows { format, config } => {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::{OverdueMode, PolicySettings};
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 6] = ["gateway", "api", "database", "policy", "notify", "log"];
+const SECTIONS: [&str; 7] = ["gateway", "api", "database", "policy", "notify", "audit", "log"];
 
 /// Configuration errors, with the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +162,16 @@ impl Default for NotifyConfig {
     }
 }
 
+/// `[audit]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Every this many minutes, the chain's head (seq, hash) is logged and notified
+    /// (`audit.anchor`), so that truncating the tail is detectable from outside.
+    /// 0 turns it off.
+    pub anchor_minutes: u32,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,6 +208,7 @@ pub struct Settings {
     pub database: DatabaseConfig,
     pub policy: PolicyConfig,
     pub notify: NotifyConfig,
+    pub audit: AuditConfig,
     pub log: LogConfig,
 }
 

@@ -34,6 +34,8 @@ pub struct Scheduler {
     /// Warn the vendor this long before a window ends (e.g. 15 and 2 minutes).
     pub ending_soon: Vec<chrono::Duration>,
     pub report_due: chrono::Duration,
+    /// Anchor the audit chain's head this often (None: never).
+    pub anchor_every: Option<Duration>,
 }
 
 impl Scheduler {
@@ -44,6 +46,7 @@ impl Scheduler {
         let mut overdue_told: HashSet<WindowId> = HashSet::new();
         let mut review_told: std::collections::HashMap<WindowId, DateTime<Utc>> = Default::default();
         let mut tick: u32 = 0;
+        let mut last_anchor = tokio::time::Instant::now();
         let mut interval = tokio::time::interval(LOCKDOWN_POLL);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
@@ -52,12 +55,29 @@ impl Scheduler {
                 _ = interval.tick() => {}
             }
             self.follow_lockdown(&mut locked).await;
+            if self.anchor_every.is_some_and(|every| last_anchor.elapsed() >= every) {
+                last_anchor = tokio::time::Instant::now();
+                self.anchor().await;
+            }
             tick = tick.wrapping_add(1);
             if tick % SWEEP_EVERY == 1 {
                 if let Err(e) = self.sweep(&mut warned, &mut overdue_told, &mut review_told).await {
                     tracing::warn!(error = %e, "scheduler sweep failed");
                 }
             }
+        }
+    }
+
+    /// Publishes the chain's head outside the database.
+    async fn anchor(&self) {
+        match self.store.audit_head().await {
+            Ok(Some((seq, hash))) => {
+                tracing::info!(seq, hash = %hash, "audit anchor");
+                self.notifier
+                    .send("audit.anchor", serde_json::json!({"seq": seq, "hash": hash}));
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit anchor failed"),
         }
     }
 

@@ -43,6 +43,7 @@ use crate::store::{Journal, JournalEntry, Store};
 
 pub use auth::{Caller, Granted};
 pub use error::{ApiError, ApiResult, ErrorBody};
+pub use sessions::sessions_csv;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -221,6 +222,8 @@ pub struct ReportQuery {
     pub since: Option<DateTime<Utc>>,
     /// Filed (or, with overdue, ended) before.
     pub until: Option<DateTime<Utc>>,
+    /// `json` (default) or `csv` (filed reports).
+    pub format: Option<String>,
 }
 
 /// Filed reports, or overdue ones (any account; vendor: its own).
@@ -229,7 +232,12 @@ async fn list_reports(
     State(s): State<ApiState>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ReportQuery>,
-) -> ApiResult<Json<Vec<ReportView>>> {
+) -> ApiResult<Response> {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("unknown format {other:?} (json or csv)"))),
+    };
     let vendor_id = match caller.role {
         Role::Vendor => caller.vendor_id.clone(),
         _ => q.vendor_id,
@@ -265,5 +273,13 @@ async fn list_reports(
             }
         }
     }
-    Ok(Json(out))
+    if csv {
+        let rows: Vec<(&Report, usize)> = out
+            .iter()
+            .filter_map(|v| v.report.as_ref().map(|r| (r, v.sessions.len())))
+            .collect();
+        let text = crate::export::reports_csv(&rows).map_err(|_| ApiError::bad_request("unencodable reports"))?;
+        return Ok(([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
+    }
+    Ok(Json(out).into_response())
 }

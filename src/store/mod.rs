@@ -173,6 +173,8 @@ pub trait Store: Send + Sync + 'static {
 
     // --- audit ---
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
+    /// The last event's sequence number and hash (the head of the chain).
+    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>>;
     /// Appends one audit event outside the journal (CLI and admin actions).
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord>;
 

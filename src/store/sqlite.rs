@@ -975,6 +975,14 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>> {
+        Ok(
+            sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let rec = append_audit_in(&mut tx, e).await?;

@@ -357,3 +357,158 @@ portier-syslog,Events to the SIEM (RFC 5424),no: hospital internal network,porti
     assert!(cli.contains("device-mri-1-acme-imaging,"), "{cli}");
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evidence_bundle_and_report_csv() {
+    let start = Utc::now();
+    let clock = std::sync::Arc::new(portier::clock::ManualClock::new(start));
+    let t = TestApp::spawn_with(TestDb::sqlite().await, "", clock.clone()).await;
+    let device = echo_device().await;
+    let sc = api_scene(&t, "Acme, \"Imaging\"", "127.0.0.2", "mri-1", device).await;
+    let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
+    let security = t.token("security", "soc", None).await;
+    let w = t
+        .approved_window(
+            &vendor,
+            &security,
+            &sc.device_id,
+            start - chrono::Duration::minutes(1),
+            start + chrono::Duration::hours(1),
+        )
+        .await;
+    let mut tls = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
+        .await
+        .unwrap();
+    assert_eq!(echo_roundtrip(&mut tls, b"x").await, b"x");
+    drop(tls);
+    eventually(|| async {
+        let (_, l) = t
+            .call("GET", "/api/v1/sessions?active=false", Some(&security), None)
+            .await;
+        l.as_array().filter(|a| a.len() == 1).cloned()
+    })
+    .await;
+    clock.set(start + chrono::Duration::hours(2));
+    let summary = "Flashed firmware, then \"QA\" scan,\nall green";
+    let (st, r) = t
+        .call(
+            "POST",
+            &format!("/api/v1/windows/{w}/report"),
+            Some(&vendor),
+            Some(json!({"summary": summary, "actions": "a, b", "outcome": "partial"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{r}");
+    let (st, e) = t
+        .call(
+            "POST",
+            "/api/v1/emergency",
+            Some(&security),
+            Some(json!({"vendor_id": sc.vendor_id, "device_ids": [sc.device_id], "duration_minutes": 10, "justification": "night call"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{e}");
+
+    // Reports as CSV, with commas, quotes and newlines quoted (RFC 4180).
+    let csv = t
+        .http
+        .get(t.url("/api/v1/reports?format=csv"))
+        .bearer_auth(&security)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        reader.headers().unwrap().iter().collect::<Vec<_>>(),
+        portier::export::REPORT_COLUMNS
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][5], summary);
+    assert_eq!(&rows[0][4], "partial");
+    assert_eq!(&rows[0][9], "1", "one session");
+
+    // The bundle.
+    let out = t.dir.path().join("bundle");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_portier"))
+        .args([
+            "export",
+            "--since",
+            &(start - chrono::Duration::days(1)).to_rfc3339(),
+            "--until",
+            &(start + chrono::Duration::days(1)).to_rfc3339(),
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--config")
+        .arg(t.dir.path().join("portier.toml"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    for f in [
+        "sessions.json",
+        "sessions.csv",
+        "windows.json",
+        "emergency_grants.json",
+        "reports.json",
+        "reports.csv",
+        "audit.jsonl",
+        "SHA256SUMS",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    // The manifest checks with the standard tool, and catches a changed file.
+    if std::process::Command::new("sha256sum")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        let ok = std::process::Command::new("sha256sum")
+            .args(["-c", "--quiet", "SHA256SUMS"])
+            .current_dir(&out)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let manifest = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    for line in manifest.lines() {
+        let (sum, name) = line.split_once("  ").unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(std::fs::read(out.join(name)).unwrap())),
+            sum,
+            "{name}"
+        );
+    }
+    let grants: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("emergency_grants.json")).unwrap()).unwrap();
+    assert_eq!(grants.as_array().unwrap().len(), 1);
+    assert_eq!(grants[0]["reason"], "night call");
+    let windows: Value = serde_json::from_str(&std::fs::read_to_string(out.join("windows.json")).unwrap()).unwrap();
+    assert!(windows
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|x| x["approved_by"].is_string() && x["emergency"] == false));
+    let audit = std::fs::read_to_string(out.join("audit.jsonl")).unwrap();
+    assert!(independent_check(&audit).is_ok());
+    // A second export into the same directory is refused rather than mixed.
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_portier"))
+        .args([
+            "export",
+            "--since",
+            "2020-01-01T00:00:00Z",
+            "--until",
+            "2030-01-01T00:00:00Z",
+            "--out",
+        ])
+        .arg(&out)
+        .arg("--config")
+        .arg(t.dir.path().join("portier.toml"))
+        .output()
+        .unwrap();
+    assert!(!again.status.success());
+    t.stop().await;
+}

@@ -400,6 +400,8 @@ async fn audit_chain(db: TestDb) {
         assert!(e.hash_is_valid(&prev), "event {} does not chain", e.seq);
         prev = e.hash.clone();
     }
+    let head = s.audit_head().await.unwrap().unwrap();
+    assert_eq!(head, (40, events.last().unwrap().hash.clone()));
     let limited = s
         .list_audit(&AuditFilter {
             after_seq: Some(10),
