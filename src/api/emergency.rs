@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::vendors::parse_networks;
-use super::windows::WindowView;
+use super::windows::{check_assigned, device_list, WindowView};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{DeviceId, Role, VendorId};
 use crate::store::NewWindow;
@@ -60,30 +60,13 @@ async fn grant(
         )));
     }
     let extra_networks = parse_networks(req.extra_networks.as_deref().unwrap_or_default())?;
-    let mut device_ids = req.device_ids;
-    device_ids.sort();
-    device_ids.dedup();
-    if device_ids.is_empty() || device_ids.len() > 100 {
-        return Err(ApiError::bad_request("device_ids must list 1 to 100 devices"));
-    }
+    let device_ids = device_list(req.device_ids)?;
     let vendor = s
         .store
         .vendor(&req.vendor_id)
         .await
         .map_err(|_| ApiError::unprocessable(format!("unknown vendor {}", req.vendor_id)))?;
-    for d in &device_ids {
-        let device = s
-            .store
-            .device(d)
-            .await
-            .map_err(|_| ApiError::unprocessable(format!("unknown device {d}")))?;
-        if !device.vendor_ids.contains(&vendor.id) {
-            return Err(ApiError::unprocessable(format!(
-                "device {} ({}) is not assigned to this vendor",
-                device.id, device.name
-            )));
-        }
-    }
+    check_assigned(&s, &vendor.id, &device_ids).await?;
     let now = s.clock.now();
     let w = s
         .store

@@ -38,6 +38,18 @@ async fn get_lockdown(State(s): State<ApiState>, _caller: Caller) -> ApiResult<J
     Ok(Json(s.store.lockdown().await?))
 }
 
+/// Stores the switch and records who set it, when and why.
+async fn switch(s: &ApiState, caller: &Caller, active: bool, reason: String) -> ApiResult<LockdownState> {
+    let state = LockdownState {
+        active,
+        reason: Some(reason),
+        set_by: Some(caller.id.0.clone()),
+        set_at: Some(crate::audit::truncate_micros(s.clock.now())),
+    };
+    s.store.set_lockdown(&state).await?;
+    Ok(state)
+}
+
 /// Lock down (security): every live tunnel is cut, every new one refused.
 #[utoipa::path(post, path = "/api/v1/lockdown", request_body = LockdownReason,
     responses((status = 200, body = LockdownState), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
@@ -48,13 +60,7 @@ async fn lock(
 ) -> ApiResult<Json<LockdownState>> {
     caller.require(&[Role::Security])?;
     let reason = reason(&req.reason)?;
-    let state = LockdownState {
-        active: true,
-        reason: Some(reason.clone()),
-        set_by: Some(caller.id.0.clone()),
-        set_at: Some(crate::audit::truncate_micros(s.clock.now())),
-    };
-    s.store.set_lockdown(&state).await?;
+    let state = switch(&s, &caller, true, reason.clone()).await?;
     let cut = s.registry.cut_all(EndReason::Lockdown);
     s.admission_changed().await;
     s.notifier.send(
@@ -81,13 +87,7 @@ async fn unlock(
 ) -> ApiResult<Json<LockdownState>> {
     caller.require(&[Role::Security])?;
     let reason = reason(&req.reason)?;
-    let state = LockdownState {
-        active: false,
-        reason: Some(reason.clone()),
-        set_by: Some(caller.id.0.clone()),
-        set_at: Some(crate::audit::truncate_micros(s.clock.now())),
-    };
-    s.store.set_lockdown(&state).await?;
+    let state = switch(&s, &caller, false, reason.clone()).await?;
     s.admission_changed().await;
     s.notifier
         .send("lockdown.off", serde_json::json!({"reason": reason, "by": caller.name}));

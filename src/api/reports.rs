@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery};
+use super::windows::visible_window;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{DeviceId, Role, VendorId, WindowId, WindowState};
 use crate::store::{NewReport, Report, ReportFilter, Session, SessionFilter, StoreError, Window};
@@ -85,14 +86,6 @@ async fn view(s: &ApiState, w: Window, report: Option<Report>) -> ApiResult<Repo
         report,
         sessions,
     })
-}
-
-async fn visible_window(s: &ApiState, caller: &Caller, id: String) -> ApiResult<Window> {
-    let w = s.store.window(&WindowId(id)).await?;
-    if !caller.sees_vendor(&w.vendor_id) {
-        return Err(ApiError::not_found("window"));
-    }
-    Ok(w)
 }
 
 /// File the window's intervention report (its vendor), once the window has ended,

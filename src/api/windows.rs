@@ -155,12 +155,7 @@ async fn request_window(
             s.limits.max_horizon.num_days()
         )));
     }
-    let mut device_ids = req.device_ids;
-    device_ids.sort();
-    device_ids.dedup();
-    if device_ids.is_empty() || device_ids.len() > 100 {
-        return Err(ApiError::bad_request("device_ids must list 1 to 100 devices"));
-    }
+    let device_ids = device_list(req.device_ids)?;
     let vendor = s
         .store
         .vendor(&vendor_id)
@@ -179,19 +174,7 @@ async fn request_window(
             )));
         }
     }
-    for d in &device_ids {
-        let device = s
-            .store
-            .device(d)
-            .await
-            .map_err(|_| ApiError::unprocessable(format!("unknown device {d}")))?;
-        if !device.vendor_ids.contains(&vendor.id) {
-            return Err(ApiError::unprocessable(format!(
-                "device {} ({}) is not assigned to this vendor",
-                device.id, device.name
-            )));
-        }
-    }
+    check_assigned(&s, &vendor.id, &device_ids).await?;
     let w = s
         .store
         .create_window(
@@ -280,7 +263,7 @@ async fn list_windows(
     ))
 }
 
-async fn visible_window(s: &ApiState, caller: &Caller, id: String) -> ApiResult<Window> {
+pub(super) async fn visible_window(s: &ApiState, caller: &Caller, id: String) -> ApiResult<Window> {
     let w = s.store.window(&WindowId(id)).await?;
     if !caller.sees_vendor(&w.vendor_id) {
         return Err(ApiError::not_found("window"));
@@ -634,4 +617,32 @@ async fn review(
     )
     .await;
     Ok(Json(WindowView::new(w, s.clock.now())))
+}
+
+/// The devices of a request: sorted, without duplicates, 1 to 100 of them.
+pub(super) fn device_list(mut ids: Vec<DeviceId>) -> ApiResult<Vec<DeviceId>> {
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() || ids.len() > 100 {
+        return Err(ApiError::bad_request("device_ids must list 1 to 100 devices"));
+    }
+    Ok(ids)
+}
+
+/// 422 unless every device exists and is assigned to the vendor.
+pub(super) async fn check_assigned(s: &ApiState, vendor: &VendorId, devices: &[DeviceId]) -> ApiResult<()> {
+    for d in devices {
+        let device = s
+            .store
+            .device(d)
+            .await
+            .map_err(|_| ApiError::unprocessable(format!("unknown device {d}")))?;
+        if !device.vendor_ids.contains(vendor) {
+            return Err(ApiError::unprocessable(format!(
+                "device {} ({}) is not assigned to this vendor",
+                device.id, device.name
+            )));
+        }
+    }
+    Ok(())
 }
