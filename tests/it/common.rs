@@ -662,6 +662,25 @@ pub async fn api_scene(
 }
 
 impl TestApp {
+    /// The usual start of a gateway test: vendor "Acme" (127.0.0.2) with a
+    /// technician, device "mri-1" at `device`, a vendor and a security account, and
+    /// a window open from a minute ago for an hour. Returns (scene, vendor, security).
+    pub async fn open_window_scene(&self, device: SocketAddr) -> (ApiScene, String, String) {
+        let sc = api_scene(self, "Acme", "127.0.0.2", "mri-1", device).await;
+        let vendor = self.token("vendor", "desk", Some(&sc.vendor_id)).await;
+        let security = self.token("security", "soc", None).await;
+        let now = Utc::now();
+        self.approved_window(
+            &vendor,
+            &security,
+            &sc.device_id,
+            now - chrono::Duration::minutes(1),
+            now + chrono::Duration::hours(1),
+        )
+        .await;
+        (sc, vendor, security)
+    }
+
     /// Requests (as `requester`) and approves (as `approver`) a window; returns its id.
     pub async fn approved_window(
         &self,

@@ -17,18 +17,7 @@ fn denied_with(line: &str, reason: &str) -> bool {
 async fn lockdown(db: TestDb) {
     let mut t = TestApp::spawn(db).await;
     let device = echo_device().await;
-    let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", device).await;
-    let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
-    let security = t.token("security", "soc", None).await;
-    let now = Utc::now();
-    t.approved_window(
-        &vendor,
-        &security,
-        &sc.device_id,
-        now - chrono::Duration::minutes(1),
-        now + chrono::Duration::hours(1),
-    )
-    .await;
+    let (sc, vendor, security) = t.open_window_scene(device).await;
 
     let mut tunnels = Vec::new();
     for _ in 0..3 {

@@ -175,18 +175,7 @@ fn independent_check(jsonl: &str) -> Result<usize, String> {
 async fn concurrency_and_export(db: TestDb) {
     let t = TestApp::spawn(db).await;
     let device = echo_device().await;
-    let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", device).await;
-    let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
-    let security = t.token("security", "soc", None).await;
-    let now = Utc::now();
-    t.approved_window(
-        &vendor,
-        &security,
-        &sc.device_id,
-        now - chrono::Duration::minutes(1),
-        now + chrono::Duration::hours(1),
-    )
-    .await;
+    let (sc, _vendor, security) = t.open_window_scene(device).await;
     // Many tunnels (allowed and denied) and API calls at once.
     let mut tasks = Vec::new();
     for i in 0..16 {
