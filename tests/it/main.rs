@@ -14,4 +14,5 @@ mod cli;
 mod controls;
 mod evidence;
 mod gateway;
+mod hostile;
 mod store;

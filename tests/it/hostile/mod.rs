@@ -1,0 +1,8 @@
+//! Attacks and faults a hostile tester tried (issue 8), each kept as a test that
+//! fails if the defect comes back. One file per area.
+
+mod certificates;
+mod connections;
+mod control;
+mod faults;
+mod input;
