@@ -8,6 +8,7 @@ pub mod admission;
 pub mod api;
 pub mod app;
 pub mod audit;
+pub mod budget;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -23,6 +23,7 @@ use tracing::{info_span, Instrument};
 
 use crate::admission::AdmissionCache;
 use crate::audit::{AuditEvent, GATEWAY_ACTOR};
+use crate::budget::AuditBudget;
 use crate::clock::SharedClock;
 use crate::domain::{EndReason, Fingerprint, SessionId};
 use crate::pki::CertInfo;
@@ -82,9 +83,7 @@ struct Shared {
     settings: GatewaySettings,
     deps: GatewayDeps,
     acceptor: TlsAcceptor,
-    audit_second: AtomicI64,
-    audits_this_second: AtomicU64,
-    suppressed: AtomicU64,
+    handshake_audits: AuditBudget<()>,
 }
 
 /// A bound gateway, ready to [`run`](Gateway::run).
@@ -118,11 +117,9 @@ impl Gateway {
                 settings,
                 deps,
                 acceptor: TlsAcceptor::from(tls),
-                audit_second: AtomicI64::new(0),
                 denial_minute: AtomicI64::new(0),
                 denials_this_minute: AtomicU64::new(0),
-                audits_this_second: AtomicU64::new(0),
-                suppressed: AtomicU64::new(0),
+                handshake_audits: AuditBudget::new(HANDSHAKE_AUDITS_PER_SECOND, HANDSHAKE_AUDITS_PER_SECOND),
             }),
         }
     }
@@ -319,15 +316,9 @@ async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts:
 async fn handshake_failed(shared: &Shared, id: &SessionId, peer: SocketAddr, error: &str) {
     tracing::info!(error, "TLS handshake failed");
     let now = shared.deps.clock.now();
-    let second = now.timestamp();
-    if shared.audit_second.swap(second, Ordering::AcqRel) != second {
-        shared.audits_this_second.store(0, Ordering::Release);
-    }
-    if shared.audits_this_second.fetch_add(1, Ordering::AcqRel) >= HANDSHAKE_AUDITS_PER_SECOND {
-        shared.suppressed.fetch_add(1, Ordering::Relaxed);
+    let Some(suppressed) = shared.handshake_audits.admit((), now) else {
         return;
-    }
-    let suppressed = shared.suppressed.swap(0, Ordering::AcqRel);
+    };
     let event = AuditEvent::new(
         now,
         GATEWAY_ACTOR,
