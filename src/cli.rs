@@ -26,9 +26,14 @@ pub enum Command {
     /// Create a development setup: PKI in DIR/certs, DIR/portier.toml, the SQLite
     /// database, and a bootstrap admin token (printed once). Refuses to overwrite.
     Init {
-        /// Directory to create the setup in.
+        /// Directory to create the setup in (configuration and PKI).
         #[arg(long)]
         dir: PathBuf,
+        /// Where the node writes (the SQLite database). Defaults to DIR; a packaged
+        /// install uses `--dir /etc/portier --state-dir /var/lib/portier`, since the
+        /// systemd unit makes /etc read-only.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
         /// Print `{"admin_token": …, "config": …}` instead of text.
         #[arg(long)]
         json: bool,
@@ -129,8 +134,8 @@ pub const DEV_DIR: &str = "portier-dev";
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { dir, json } => {
-            let created = init(&dir).await?;
+        Command::Init { dir, state_dir, json } => {
+            let created = init(&dir, state_dir.as_deref()).await?;
             print_init(&created, json)?;
             Ok(())
         }
@@ -139,7 +144,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (_, true) => {
                     let dir = PathBuf::from(DEV_DIR);
                     if !dir.join("portier.toml").exists() {
-                        let created = init(&dir).await?;
+                        let created = init(&dir, None).await?;
                         print_init(&created, false)?;
                     }
                     dir.join("portier.toml")
@@ -341,10 +346,10 @@ async fn create_token(
 }
 
 /// Creates a development setup in `dir` (see `portier init --help`).
-pub async fn init(dir: &Path) -> anyhow::Result<InitResult> {
+pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitResult> {
     let config = dir.join("portier.toml");
     let certs = dir.join("certs");
-    let db = dir.join("portier.db");
+    let db = state_dir.unwrap_or(dir).join("portier.db");
     for existing in [&config, &certs, &db] {
         if existing.exists() {
             bail!(
@@ -354,14 +359,28 @@ pub async fn init(dir: &Path) -> anyhow::Result<InitResult> {
         }
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let config_text = match state_dir {
+        None => DEV_CONFIG.to_owned(),
+        Some(state) => {
+            std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
+            // Absolute, so the database stays in the state directory whatever the
+            // configuration file's location.
+            let state = std::path::absolute(state).with_context(|| format!("resolving {}", state.display()))?;
+            let url = toml::Value::String(format!("sqlite://{}", state.join("portier.db").display()));
+            DEV_CONFIG.replace(DEV_DATABASE_LINE, &format!("url = {url}"))
+        }
+    };
     pki::generate_dev_pki(&certs)?;
-    std::fs::write(&config, DEV_CONFIG).with_context(|| format!("writing {}", config.display()))?;
+    std::fs::write(&config, config_text).with_context(|| format!("writing {}", config.display()))?;
     let settings = Settings::load(&config)?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
     let admin_token = create_token(store.as_ref(), Role::Admin, "bootstrap-admin", None, "cli:init").await?;
     Ok(InitResult { admin_token, config })
 }
+
+/// The database line of [`DEV_CONFIG`], replaced when `init` is given a state directory.
+const DEV_DATABASE_LINE: &str = "url = \"sqlite://portier.db\"";
 
 /// The development configuration `init` writes: loopback listeners, TLS 1.3 only.
 const DEV_CONFIG: &str = r#"# Portier development configuration, written by `portier init`.

@@ -75,3 +75,43 @@ fn serve_refuses_a_bad_config_with_a_message() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid configuration"));
 }
+
+/// The packaged layout: configuration and PKI in one directory (read-only under
+/// the systemd unit's ProtectSystem=strict), the database in the state directory.
+#[test]
+fn init_with_a_state_dir_puts_the_database_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc-portier");
+    let state = dir.path().join("var-lib-portier");
+    let out = portier()
+        .args(["init", "--json", "--dir"])
+        .arg(&etc)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(state.join("portier.db").exists());
+    assert!(!etc.join("portier.db").exists());
+    let config = std::fs::read_to_string(etc.join("portier.toml")).unwrap();
+    assert!(
+        config.contains(&format!("url = \"sqlite://{}\"", state.join("portier.db").display())),
+        "{config}"
+    );
+    // The configuration directory is not needed for writing: migrate works with
+    // only the state directory writable.
+    let migrate = portier()
+        .args(["migrate", "--config"])
+        .arg(etc.join("portier.toml"))
+        .output()
+        .unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    let again = portier()
+        .args(["init", "--dir"])
+        .arg(dir.path().join("other"))
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!again.status.success(), "an existing database is never overwritten");
+}
