@@ -353,14 +353,42 @@ pub async fn init(dir: &Path) -> anyhow::Result<InitResult> {
             );
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Owner-only whatever the umask (the binary sets 0077 too): directories
+    // 0700, the configuration and the database 0600, keys 0600 (pki).
+    for d in [dir, &certs] {
+        create_private_dir(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     pki::generate_dev_pki(&certs)?;
-    std::fs::write(&config, DEV_CONFIG).with_context(|| format!("writing {}", config.display()))?;
+    pki::write_private(&config, DEV_CONFIG)?;
     let settings = Settings::load(&config)?;
+    precreate_sqlite_file(&settings.database.url)?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
     let admin_token = create_token(store.as_ref(), Role::Admin, "bootstrap-admin", None, "cli:init").await?;
     Ok(InitResult { admin_token, config })
+}
+
+/// Creates `dir` and its missing parents, owner-only (0700).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates an SQLite database file 0600 before SQLite does, since SQLite gives
+/// its WAL and shared-memory files the database file's mode.
+fn precreate_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let file = rest.split_once('?').map_or(rest, |(f, _)| f);
+    if file.is_empty() || file == ":memory:" || Path::new(file).exists() {
+        return Ok(());
+    }
+    pki::write_private(Path::new(file), "")?;
+    Ok(())
 }
 
 /// The development configuration `init` writes: loopback listeners, TLS 1.3 only.
@@ -377,6 +405,8 @@ tls_versions = ["1.3"]
 handshake_timeout_secs = 10
 connect_timeout_secs = 5
 max_connections = 10000
+max_connections_per_source = 64
+fd_reserve = 256
 linger_secs = 2
 node = "local"
 
@@ -386,6 +416,11 @@ cert = "certs/server.pem"
 key = "certs/server.key"
 tls_versions = ["1.3"]
 technician_cert_days = 365
+max_connections = 256
+max_connections_per_source = 64
+handshake_timeout_secs = 10
+header_read_timeout_secs = 10
+idle_timeout_secs = 30
 
 [database]
 url = "sqlite://portier.db"
