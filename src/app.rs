@@ -15,6 +15,8 @@ use crate::api::{self, ApiState, TechnicianPki};
 use crate::audit::AuditEvent;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
+use crate::conn_limit::ConnLimiter;
+use crate::fd_budget;
 use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
 use crate::notify::{Notifier, Sinks};
@@ -61,6 +63,17 @@ impl App {
         }
 
         let g = &settings.gateway;
+        let a = &settings.api;
+        // Before anything holds connections: the gateway's descriptors must not
+        // be at the mercy of the API's (see fd_budget).
+        let budget = fd_budget::prepare(settings.fd_wanted()).context("file-descriptor budget")?;
+        let mut gateway_settings = settings.gateway_settings();
+        gateway_settings.max_connections = budget.gateway_connections;
+        gateway_settings.max_connections_per_source = fd_budget::per_source_within(
+            "gateway.max_connections_per_source",
+            g.max_connections_per_source,
+            budget.gateway_connections,
+        );
         let vendor_roots = tls::load_certs(&g.vendor_ca)?;
         let gateway_tls = tls::gateway_server_config(
             tls::load_certs(&g.cert)?,
@@ -69,7 +82,6 @@ impl App {
             &tls::versions(&g.tls_versions)?,
         )
         .context("gateway TLS configuration")?;
-        let a = &settings.api;
         let api_tls = tls::plain_server_config(
             tls::load_certs(&a.cert)?,
             tls::load_key(&a.key)?,
@@ -115,7 +127,19 @@ impl App {
             anchor_every: (settings.audit.anchor_minutes > 0)
                 .then(|| std::time::Duration::from_secs(60 * u64::from(settings.audit.anchor_minutes))),
         };
-        let gateway = Gateway::bind(g.listen, gateway_tls, settings.gateway_settings(), deps)
+        let api_limits = Arc::new(ConnLimiter::new(
+            "api",
+            &g.node,
+            budget.api_connections,
+            fd_budget::per_source_within(
+                "api.max_connections_per_source",
+                a.max_connections_per_source,
+                budget.api_connections,
+            ),
+            journal.clone(),
+            clock.clone(),
+        ));
+        let gateway = Gateway::bind(g.listen, gateway_tls, gateway_settings, deps)
             .await
             .with_context(|| format!("binding the gateway on {}", g.listen))?;
         let gateway_addr = gateway.local_addr()?;
@@ -170,6 +194,8 @@ impl App {
             api_listener,
             api_tls,
             api::router(api_state),
+            settings.api_conn_settings(),
+            api_limits,
             shutdown.clone(),
         ));
         tokio::spawn(scheduler.run(shutdown.clone()));

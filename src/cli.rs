@@ -358,11 +358,15 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
             );
         }
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Owner-only whatever the umask (the binary sets 0077 too): directories
+    // 0700, the configuration and the database 0600, keys 0600 (pki).
+    for d in [dir, &certs] {
+        create_private_dir(d).with_context(|| format!("creating {}", d.display()))?;
+    }
     let config_text = match state_dir {
         None => DEV_CONFIG.to_owned(),
         Some(state) => {
-            std::fs::create_dir_all(state).with_context(|| format!("creating {}", state.display()))?;
+            create_private_dir(state).with_context(|| format!("creating {}", state.display()))?;
             // Absolute, so the database stays in the state directory whatever the
             // configuration file's location.
             let state = std::path::absolute(state).with_context(|| format!("resolving {}", state.display()))?;
@@ -371,8 +375,9 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
         }
     };
     pki::generate_dev_pki(&certs)?;
-    std::fs::write(&config, config_text).with_context(|| format!("writing {}", config.display()))?;
+    pki::write_private(&config, &config_text)?;
     let settings = Settings::load(&config)?;
+    precreate_sqlite_file(&settings.database.url)?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
     let admin_token = create_token(store.as_ref(), Role::Admin, "bootstrap-admin", None, "cli:init").await?;
@@ -381,6 +386,28 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
 
 /// The database line of [`DEV_CONFIG`], replaced when `init` is given a state directory.
 const DEV_DATABASE_LINE: &str = "url = \"sqlite://portier.db\"";
+/// Creates `dir` and its missing parents, owner-only (0700).
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Creates an SQLite database file 0600 before SQLite does, since SQLite gives
+/// its WAL and shared-memory files the database file's mode.
+fn precreate_sqlite_file(url: &str) -> anyhow::Result<()> {
+    let Some(rest) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
+    let file = rest.split_once('?').map_or(rest, |(f, _)| f);
+    if file.is_empty() || file == ":memory:" || Path::new(file).exists() {
+        return Ok(());
+    }
+    pki::write_private(Path::new(file), "")?;
+    Ok(())
+}
 
 /// The development configuration `init` writes: loopback listeners, TLS 1.3 only.
 const DEV_CONFIG: &str = r#"# Portier development configuration, written by `portier init`.
@@ -396,6 +423,8 @@ tls_versions = ["1.3"]
 handshake_timeout_secs = 10
 connect_timeout_secs = 5
 max_connections = 10000
+max_connections_per_source = 64
+fd_reserve = 256
 linger_secs = 2
 node = "local"
 
@@ -405,6 +434,11 @@ cert = "certs/server.pem"
 key = "certs/server.key"
 tls_versions = ["1.3"]
 technician_cert_days = 365
+max_connections = 256
+max_connections_per_source = 64
+handshake_timeout_secs = 10
+header_read_timeout_secs = 10
+idle_timeout_secs = 30
 
 [database]
 url = "sqlite://portier.db"

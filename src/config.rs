@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{OverdueMode, PolicySettings};
 
+/// Smallest `gateway.fd_reserve`: the database pool, logs, notification
+/// sockets and the runtime's own descriptors live in it.
+const MIN_FD_RESERVE: u64 = 64;
+
 /// Sections that environment overrides may address.
 const SECTIONS: [&str; 7] = ["gateway", "api", "database", "policy", "notify", "audit", "log"];
 
@@ -45,7 +49,15 @@ pub struct GatewayConfig {
     pub tls_versions: Vec<String>,
     pub handshake_timeout_secs: u64,
     pub connect_timeout_secs: u64,
+    /// Connections (handshakes and tunnels) held at once; each tunnel takes
+    /// two file descriptors (technician and device).
     pub max_connections: usize,
+    /// Connections one source address may hold at once, checked before the
+    /// TLS handshake.
+    pub max_connections_per_source: usize,
+    /// File descriptors kept out of the connection limits for the database
+    /// pool, logs and notifications; see [`crate::fd_budget`].
+    pub fd_reserve: u64,
     pub linger_secs: u64,
     /// This node's name in session records.
     pub node: String,
@@ -63,6 +75,8 @@ impl Default for GatewayConfig {
             handshake_timeout_secs: 10,
             connect_timeout_secs: 5,
             max_connections: 10_000,
+            max_connections_per_source: 64,
+            fd_reserve: 256,
             linger_secs: 2,
             node: "local".into(),
         }
@@ -79,6 +93,16 @@ pub struct ApiConfig {
     pub tls_versions: Vec<String>,
     /// Validity of technician certificates signed from CSRs.
     pub technician_cert_days: u32,
+    /// API connections held at once; beyond, new ones are closed at once.
+    pub max_connections: usize,
+    /// API connections one source address may hold at once.
+    pub max_connections_per_source: usize,
+    /// The TLS handshake must complete within this.
+    pub handshake_timeout_secs: u64,
+    /// The first request's headers must arrive within this after the handshake.
+    pub header_read_timeout_secs: u64,
+    /// A connection without a request for this long is closed.
+    pub idle_timeout_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -89,6 +113,11 @@ impl Default for ApiConfig {
             key: "certs/server.key".into(),
             tls_versions: vec!["1.3".into()],
             technician_cert_days: 365,
+            max_connections: 256,
+            max_connections_per_source: 64,
+            handshake_timeout_secs: 10,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 30,
         }
     }
 }
@@ -294,6 +323,18 @@ impl Settings {
             ("gateway.handshake_timeout_secs", self.gateway.handshake_timeout_secs),
             ("gateway.connect_timeout_secs", self.gateway.connect_timeout_secs),
             ("gateway.max_connections", self.gateway.max_connections as u64),
+            (
+                "gateway.max_connections_per_source",
+                self.gateway.max_connections_per_source as u64,
+            ),
+            ("api.max_connections", self.api.max_connections as u64),
+            (
+                "api.max_connections_per_source",
+                self.api.max_connections_per_source as u64,
+            ),
+            ("api.handshake_timeout_secs", self.api.handshake_timeout_secs),
+            ("api.header_read_timeout_secs", self.api.header_read_timeout_secs),
+            ("api.idle_timeout_secs", self.api.idle_timeout_secs),
             ("policy.max_window_hours", u64::from(self.policy.max_window_hours)),
             (
                 "policy.max_emergency_minutes",
@@ -304,6 +345,26 @@ impl Settings {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
+        }
+        for (section, per_source, max) in [
+            (
+                "gateway",
+                self.gateway.max_connections_per_source,
+                self.gateway.max_connections,
+            ),
+            ("api", self.api.max_connections_per_source, self.api.max_connections),
+        ] {
+            if per_source > max {
+                return Err(ConfigError::Invalid(format!(
+                    "{section}.max_connections_per_source ({per_source}) must not exceed {section}.max_connections ({max})"
+                )));
+            }
+        }
+        if self.gateway.fd_reserve < MIN_FD_RESERVE {
+            return Err(ConfigError::Invalid(format!(
+                "gateway.fd_reserve ({}) must be at least {MIN_FD_RESERVE}: the database pool, logs and notifications need descriptors too",
+                self.gateway.fd_reserve
+            )));
         }
         for hook in &self.notify.webhooks {
             if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.len() < 16 {
@@ -358,8 +419,27 @@ impl Settings {
             handshake_timeout: Duration::from_secs(self.gateway.handshake_timeout_secs),
             connect_timeout: Duration::from_secs(self.gateway.connect_timeout_secs),
             max_connections: self.gateway.max_connections,
+            max_connections_per_source: self.gateway.max_connections_per_source,
             linger: Duration::from_secs(self.gateway.linger_secs),
             node: self.gateway.node.clone(),
+        }
+    }
+
+    /// The deadlines of an API connection.
+    pub fn api_conn_settings(&self) -> crate::api::ConnSettings {
+        crate::api::ConnSettings {
+            handshake_timeout: Duration::from_secs(self.api.handshake_timeout_secs),
+            header_read_timeout: Duration::from_secs(self.api.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.api.idle_timeout_secs),
+        }
+    }
+
+    /// The connection limits as configured, for [`crate::fd_budget::prepare`].
+    pub fn fd_wanted(&self) -> crate::fd_budget::Wanted {
+        crate::fd_budget::Wanted {
+            gateway_connections: self.gateway.max_connections,
+            api_connections: self.api.max_connections,
+            reserve: self.gateway.fd_reserve,
         }
     }
 }
@@ -399,6 +479,8 @@ mod tests {
             env(&[
                 ("PORTIER_GATEWAY_LISTEN", "127.0.0.1:9999"),
                 ("PORTIER_GATEWAY_MAX_CONNECTIONS", "12"),
+                ("PORTIER_GATEWAY_MAX_CONNECTIONS_PER_SOURCE", "3"),
+                ("PORTIER_API_IDLE_TIMEOUT_SECS", "7"),
                 ("PORTIER_GATEWAY_TLS_VERSIONS", "[\"1.2\", \"1.3\"]"),
                 ("PORTIER_DATABASE_URL", "postgres://localhost/p"),
                 ("PORTIER_POLICY_ON_OVERDUE_REPORT", "warn"),
@@ -408,6 +490,8 @@ mod tests {
         .unwrap();
         assert_eq!(s.gateway.listen.port(), 9999);
         assert_eq!(s.gateway.max_connections, 12);
+        assert_eq!(s.gateway.max_connections_per_source, 3);
+        assert_eq!(s.api_conn_settings().idle_timeout, Duration::from_secs(7));
         assert_eq!(s.gateway.tls_versions.len(), 2);
         assert_eq!(s.database.url, "postgres://localhost/p");
         assert_eq!(s.policy.on_overdue_report, OverdueMode::Warn);
@@ -421,6 +505,9 @@ mod tests {
             ("", env(&[("PORTIER_GATEWAY_LISTNE", "127.0.0.1:1")])),
             ("[gateway]\ntls_versions = [\"1.1\"]\n", env(&[])),
             ("[gateway]\nhandshake_timeout_secs = 0\n", env(&[])),
+            ("[api]\nheader_read_timeout_secs = 0\n", env(&[])),
+            ("[api]\nmax_connections = 4\nmax_connections_per_source = 5\n", env(&[])),
+            ("[gateway]\nfd_reserve = 10\n", env(&[])),
             ("[database]\nurl = \"mysql://x\"\n", env(&[])),
             ("[policy]\non_overdue_report = \"ignore\"\n", env(&[])),
             ("not toml", env(&[])),

@@ -3,6 +3,7 @@
 //! route registrations, so it always matches what is served.
 
 mod auth;
+mod conn;
 mod devices;
 mod emergency;
 mod error;
@@ -23,8 +24,6 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use rustls::server::danger::ClientCertVerifier;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -37,11 +36,13 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::admission::AdmissionCache;
 use crate::audit::AuditEvent;
 use crate::clock::SharedClock;
+use crate::conn_limit::ConnLimiter;
 use crate::gateway::Registry;
 use crate::pki::CertAuthority;
 use crate::store::{Journal, JournalEntry, Store};
 
 pub use auth::{Caller, Granted};
+pub use conn::ConnSettings;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use sessions::sessions_csv;
 
@@ -220,8 +221,17 @@ async fn request_deadline(req: Request, next: Next) -> Response {
     }
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown`.
-pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: Router, shutdown: CancellationToken) {
+/// Serves `app` over TLS on `listener` until `shutdown`. Each connection must
+/// pass `limits` right after `accept` (before the TLS handshake) and is then
+/// bounded by the deadlines in `settings`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    app: Router,
+    settings: ConnSettings,
+    limits: Arc<ConnLimiter>,
+    shutdown: CancellationToken,
+) {
     let acceptor = TlsAcceptor::from(tls);
     let tasks = TaskTracker::new();
     tracing::info!(addr = ?listener.local_addr().ok(), "admin API listening");
@@ -237,20 +247,14 @@ pub async fn serve(listener: TcpListener, tls: Arc<rustls::ServerConfig>, app: R
                 }
             },
         };
+        // Beyond a limit the connection is dropped here, closed at once.
+        let Some(permit) = limits.admit(peer) else {
+            continue;
+        };
         let (acceptor, app, shutdown) = (acceptor.clone(), app.clone(), shutdown.clone());
         tasks.spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "API TLS handshake failed"),
-                Err(_) => return tracing::debug!(%peer, "API TLS handshake timed out"),
-            };
-            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(10));
-            let conn = builder.serve_connection(TokioIo::new(tls), TowerToHyperService::new(app));
-            tokio::select! {
-                r = conn => if let Err(e) = r { tracing::debug!(%peer, error = %e, "API connection ended with an error") },
-                _ = shutdown.cancelled() => {}
-            }
+            conn::serve_one(tcp, peer, acceptor, app, settings, shutdown).await;
+            drop(permit);
         });
     }
     tasks.close();

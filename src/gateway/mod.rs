@@ -14,7 +14,6 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +24,7 @@ use crate::admission::AdmissionCache;
 use crate::audit::{AuditEvent, GATEWAY_ACTOR};
 use crate::budget::AuditBudget;
 use crate::clock::SharedClock;
+use crate::conn_limit::ConnLimiter;
 use crate::domain::{EndReason, Fingerprint, SessionId};
 use crate::pki::CertInfo;
 use crate::policy::{self, Admission, Decision, Denial, DenyReason, Facts};
@@ -42,6 +42,8 @@ pub struct GatewaySettings {
     pub connect_timeout: Duration,
     /// Connections handled at once; beyond, new ones are closed at once.
     pub max_connections: usize,
+    /// Connections one source address may hold at once; beyond, closed at once.
+    pub max_connections_per_source: usize,
     /// After one side closes, the other has this long to finish.
     pub linger: Duration,
     /// This node's name, recorded with its sessions.
@@ -54,6 +56,7 @@ impl Default for GatewaySettings {
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             max_connections: 10_000,
+            max_connections_per_source: 64,
             linger: Duration::from_secs(2),
             node: "local".into(),
         }
@@ -84,6 +87,7 @@ struct Shared {
     deps: GatewayDeps,
     acceptor: TlsAcceptor,
     handshake_audits: AuditBudget<()>,
+    limits: ConnLimiter,
 }
 
 /// A bound gateway, ready to [`run`](Gateway::run).
@@ -111,9 +115,18 @@ impl Gateway {
         settings: GatewaySettings,
         deps: GatewayDeps,
     ) -> Self {
+        let limits = ConnLimiter::new(
+            "gateway",
+            &settings.node,
+            settings.max_connections,
+            settings.max_connections_per_source,
+            deps.journal.clone(),
+            deps.clock.clone(),
+        );
         Self {
             listener,
             shared: Arc::new(Shared {
+                limits,
                 settings,
                 deps,
                 acceptor: TlsAcceptor::from(tls),
@@ -132,7 +145,6 @@ impl Gateway {
     /// Accepts connections until `shutdown`, then cuts the live tunnels
     /// (`gateway_shutdown`) and waits for their records to be written.
     pub async fn run(self, shutdown: CancellationToken) {
-        let limit = Arc::new(Semaphore::new(self.shared.settings.max_connections));
         let tasks = TaskTracker::new();
         tracing::info!(addr = ?self.listener.local_addr().ok(), "gateway listening");
         loop {
@@ -149,8 +161,9 @@ impl Gateway {
                     continue;
                 }
             };
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                tracing::warn!(%peer, "connection limit reached, closing");
+            // Checked before any TLS work; beyond a limit the connection is
+            // dropped here, closed at once (logged and audited within a budget).
+            let Some(permit) = self.shared.limits.admit(peer) else {
                 continue;
             };
             let shared = self.shared.clone();

@@ -466,14 +466,25 @@ impl TestApp {
         Self::spawn_with(db, "", Arc::new(SystemClock)).await
     }
 
-    /// `extra` is appended to the configuration (e.g. `[policy]` or `[notify]` tables).
+    /// `extra` is merged into the configuration (e.g. `[policy]` or `[notify]`
+    /// tables; keys of `[gateway]` and `[api]` add to the test's own).
     pub async fn spawn_with(db: TestDb, extra: &str, clock: SharedClock) -> Self {
         let dir = tempfile::tempdir().unwrap();
         portier::pki::generate_dev_pki(&dir.path().join("certs")).unwrap();
-        let toml = format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n{extra}",
+        let base = format!(
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n",
             db.url
         );
+        let mut doc: toml::Table = base.parse().unwrap();
+        for (key, value) in extra.parse::<toml::Table>().unwrap() {
+            match (doc.get_mut(&key), value) {
+                (Some(toml::Value::Table(mine)), toml::Value::Table(more)) => mine.extend(more),
+                (_, value) => {
+                    doc.insert(key, value);
+                }
+            }
+        }
+        let toml = toml::to_string(&doc).unwrap();
         std::fs::write(dir.path().join("portier.toml"), &toml).unwrap();
         let settings = portier::config::Settings::from_toml(&toml, dir.path(), Vec::<(String, String)>::new()).unwrap();
         let app = portier::app::App::start_with_clock(&settings, clock.clone())
