@@ -386,6 +386,7 @@ async fn tunnel(
             "source_ip": session.source_ip.to_string(),
             "source_port": session.source_port,
             "deadline": a.deadline,
+            "certificate_not_after": a.certificate_not_after,
             "emergency": a.emergency,
             "report_overdue_warning": a.report_overdue_warning,
             "node": shared.settings.node,
@@ -404,15 +405,18 @@ async fn tunnel(
         deny_on_wire(&mut tls, DenyReason::StoreUnavailable, id).await;
         return;
     }
-    let live = Arc::new(LiveSession::new(
-        id.clone(),
-        a.window_id.clone(),
-        a.vendor_id.clone(),
-        a.technician_id.clone(),
-        a.device_id.clone(),
-        started_at,
-        a.deadline,
-    ));
+    let live = Arc::new(
+        LiveSession::new(
+            id.clone(),
+            a.window_id.clone(),
+            a.vendor_id.clone(),
+            a.technician_id.clone(),
+            a.device_id.clone(),
+            started_at,
+            a.deadline,
+        )
+        .with_certificate_expiry(a.certificate_not_after),
+    );
     deps.registry.insert(live.clone());
     deps.notifier.send(
         "session.started",

@@ -378,6 +378,7 @@ pub async fn technician(store: &dyn Store, pki: &Pki, vendor: &Vendor, name: &st
                 subject: info.subject,
                 fingerprint: info.fingerprint,
                 certificate_pem: cert.cert_pem.clone(),
+                not_before: info.not_before,
                 not_after: info.not_after,
             },
             Utc::now(),
