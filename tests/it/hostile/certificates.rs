@@ -6,9 +6,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use portier::clock::{ManualClock, SharedClock};
 use portier::domain::EndReason;
+use portier::pki::CertAuthority;
 use portier::policy::{decide, Decision, DenyReason, Facts};
 use portier::store::{AuditFilter, SessionFilter};
 use rustls::HandshakeKind;
+use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
 use crate::common::{
@@ -23,9 +25,26 @@ fn handshake(tls: &Tunnel) -> Option<HandshakeKind> {
     tls.get_ref().1.handshake_kind()
 }
 
-/// The `not_after` of the scene's only technician, as the API reports it.
-async fn technician_not_after(t: &TestApp, vendor_id: &str) -> DateTime<Utc> {
-    let (st, list) = t
+/// Registers (pins) a new technician of `vendor_id` with a certificate of the
+/// app's vendor CA valid for one day; returns its client configuration and `not_after`.
+async fn one_day_technician(t: &TestApp, vendor_id: &str) -> (Arc<rustls::ClientConfig>, DateTime<Utc>) {
+    let ca = CertAuthority::load(
+        &std::fs::read_to_string(t.dir.path().join("certs/vendor-ca.pem")).unwrap(),
+        &std::fs::read_to_string(t.dir.path().join("certs/vendor-ca.key")).unwrap(),
+    )
+    .unwrap();
+    let cert = ca.issue_client("one-day", Some("Acme"), 1).unwrap();
+    let (st, tech) = t
+        .call(
+            "POST",
+            &format!("/api/v1/vendors/{vendor_id}/technicians"),
+            Some(&t.admin),
+            Some(json!({"name": "one-day", "certificate_pem": cert.cert_pem})),
+        )
+        .await;
+    assert_eq!(st, 201, "{tech}");
+    let not_after: DateTime<Utc> = serde_json::from_value(tech["not_after"].clone()).unwrap();
+    let (_, list) = t
         .call(
             "GET",
             &format!("/api/v1/vendors/{vendor_id}/technicians"),
@@ -33,9 +52,11 @@ async fn technician_not_after(t: &TestApp, vendor_id: &str) -> DateTime<Utc> {
             None,
         )
         .await;
-    assert_eq!(st, 200, "{list}");
-    assert!(list[0]["not_before"].is_string(), "not_before recorded: {list}");
-    serde_json::from_value(list[0]["not_after"].clone()).unwrap()
+    assert!(
+        list.as_array().unwrap().iter().all(|x| x["not_before"].is_string()),
+        "not_before recorded: {list}"
+    );
+    (t.technician_tls(&cert.cert_pem, &cert.key_pem), not_after)
 }
 
 /// The attack: a first tunnel with a certificate, the certificate expires (the
@@ -62,12 +83,12 @@ async fn expired_certificate_with_saved_session(db: TestDb) {
         window_end,
     )
     .await;
-    let not_after = technician_not_after(&t, &sc.vendor_id).await;
+    let (tls, not_after) = one_day_technician(&t, &sc.vendor_id).await;
     assert!(not_after < window_end, "the certificate ends inside the window");
 
     // A first tunnel, kept open; its data exchange lets the client receive any
     // session ticket the gateway would send.
-    let mut live = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
+    let mut live = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", tls.clone())
         .await
         .unwrap();
     assert_eq!(echo_roundtrip(&mut live, b"first").await, b"first");
@@ -85,7 +106,7 @@ async fn expired_certificate_with_saved_session(db: TestDb) {
         .to_owned();
 
     // Same client configuration (same session cache): still a full handshake.
-    let mut second = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
+    let mut second = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", tls.clone())
         .await
         .unwrap();
     assert_eq!(echo_roundtrip(&mut second, b"second").await, b"second");
@@ -114,7 +135,7 @@ async fn expired_certificate_with_saved_session(db: TestDb) {
 
     // "Resumed three times in a row": now refused every time, after a full handshake.
     for attempt in 1..=3 {
-        let mut tls = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
+        let mut tls = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", tls.clone())
             .await
             .unwrap();
         assert_eq!(handshake(&tls), Some(HandshakeKind::Full), "attempt {attempt}");
