@@ -228,12 +228,14 @@ async fn audit_refusals(
     let response = next.run(req).await;
     let status = response.status();
     if mutating && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) {
+        // A 401 means no valid token: no need to look it up again (a flood of
+        // bogus tokens costs one lookup each, not two).
         let account = match token {
-            Some(h) => match s.store.user_by_token_hash(&h).await {
+            Some(h) if status == StatusCode::FORBIDDEN => match s.store.user_by_token_hash(&h).await {
                 Ok(Some(u)) => Some(u.id.0),
                 _ => None,
             },
-            None => None,
+            _ => None,
         };
         let now = s.clock.now();
         let admitted = match &account {
