@@ -72,9 +72,33 @@ impl<K: Eq + Hash> AuditBudget<K> {
     }
 }
 
+/// `text` cut to at most `max_chars` characters for an audit field an outsider
+/// controls (a path, a server name, a certificate subject). A cut value ends with
+/// a marker giving the original length, so the trail says it was truncated.
+pub fn bounded(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((cut, _)) => format!(
+            "{}…[truncated, {} bytes]",
+            text.get(..cut).unwrap_or_default(),
+            text.len()
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::AuditBudget;
+    use super::{bounded, AuditBudget};
+
+    #[test]
+    fn bounded_cuts_on_characters_and_says_so() {
+        assert_eq!(bounded("short", 10), "short");
+        assert_eq!(bounded("exactly10!", 10), "exactly10!");
+        assert_eq!(bounded("éééé", 2), "éé…[truncated, 8 bytes]");
+        let long = "/".repeat(60_000);
+        assert!(bounded(&long, 200).chars().count() < 240);
+    }
+
     use chrono::{Duration, TimeZone, Utc};
 
     #[test]

@@ -278,6 +278,7 @@ pub enum EndReason {
     TechnicianRevoked,
     VendorDisabled,
     Lockdown,
+    CertificateExpired,
     GatewayShutdown,
     GatewayRestart,
     Error,
@@ -295,6 +296,7 @@ impl EndReason {
             Self::TechnicianRevoked => "technician_revoked",
             Self::VendorDisabled => "vendor_disabled",
             Self::Lockdown => "lockdown",
+            Self::CertificateExpired => "certificate_expired",
             Self::GatewayShutdown => "gateway_shutdown",
             Self::GatewayRestart => "gateway_restart",
             Self::Error => "error",
@@ -302,7 +304,7 @@ impl EndReason {
     }
 
     /// Every reason, for parsing and documentation.
-    pub const ALL: [EndReason; 11] = [
+    pub const ALL: [EndReason; 12] = [
         Self::ClientClosed,
         Self::DeviceClosed,
         Self::WindowEnded,
@@ -311,6 +313,7 @@ impl EndReason {
         Self::TechnicianRevoked,
         Self::VendorDisabled,
         Self::Lockdown,
+        Self::CertificateExpired,
         Self::GatewayShutdown,
         Self::GatewayRestart,
         Self::Error,

@@ -152,6 +152,9 @@ pub struct CertInfo {
     pub fingerprint: Fingerprint,
     /// RFC 4514 subject, e.g. `CN=alice,O=Acme`.
     pub subject: String,
+    /// Start of the validity period.
+    pub not_before: DateTime<Utc>,
+    /// End of the validity period.
     pub not_after: DateTime<Utc>,
 }
 
@@ -160,11 +163,14 @@ impl CertInfo {
     pub fn from_der(der: &[u8]) -> Result<Self, PkiError> {
         let (_, cert) =
             x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+        let not_before = DateTime::from_timestamp(cert.validity().not_before.timestamp(), 0)
+            .ok_or_else(|| PkiError::BadCertificate("not_before out of range".into()))?;
         let not_after = DateTime::from_timestamp(cert.validity().not_after.timestamp(), 0)
             .ok_or_else(|| PkiError::BadCertificate("not_after out of range".into()))?;
         Ok(Self {
             fingerprint: Fingerprint::of_der(der),
             subject: cert.subject().to_string(),
+            not_before,
             not_after,
         })
     }
@@ -272,6 +278,7 @@ mod tests {
         let info = CertInfo::from_pem(&c.cert_pem).unwrap();
         assert_eq!(info.subject, "O=Acme, CN=alice");
         assert!(info.not_after > Utc::now());
+        assert!(info.not_before < Utc::now() && info.not_before > Utc::now() - chrono::Duration::minutes(10));
         assert!(CertInfo::from_pem("garbage").is_err());
     }
 

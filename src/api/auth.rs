@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderValue;
 
 use super::error::ApiError;
 use super::ApiState;
@@ -52,6 +53,19 @@ impl Caller {
     }
 }
 
+/// Longest token accepted; Portier's are 43 characters, so this only bounds work.
+const MAX_TOKEN_LEN: usize = 256;
+
+/// The token of an `Authorization: Bearer <token>` header. The scheme is
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` work too. The one
+/// parser for both authentication and the audit of refused calls, so that a
+/// caller is named the same way by both.
+pub(crate) fn bearer_token(header: &HeaderValue) -> Option<&str> {
+    let (scheme, token) = header.to_str().ok()?.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN).then_some(token)
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
@@ -60,12 +74,7 @@ impl FromRequestParts<ApiState> for Caller {
             .headers
             .get(AUTHORIZATION)
             .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <token> header"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 256)
+        let token = bearer_token(header)
             .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be: Bearer <token>"))?;
         let user = state
             .store
@@ -78,5 +87,24 @@ impl FromRequestParts<ApiState> for Caller {
             role: user.role,
             vendor_id: user.vendor_id,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive() {
+        let parse = |h: &'static str| bearer_token(&HeaderValue::from_static(h)).map(str::to_owned);
+        for ok in ["Bearer abc", "bearer abc", "BEARER abc", "bEaReR  abc "] {
+            assert_eq!(parse(ok).as_deref(), Some("abc"), "{ok:?}");
+        }
+        for bad in ["Basic abc", "Bearer", "Bearer ", "Bearerabc", "Token abc", ""] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        let long = HeaderValue::from_str(&format!("Bearer {}", "a".repeat(257))).unwrap();
+        assert_eq!(bearer_token(&long), None);
     }
 }

@@ -164,7 +164,9 @@ pub(super) async fn serve_one(
     let activity = Activity::new();
     let hyper_service = TowerToHyperService::new(app);
     let tracker = activity.clone();
-    let service = hyper::service::service_fn(move |req| {
+    let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        // The peer address reaches handlers and middleware (budgets per source) as ConnectInfo.
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
         let in_flight = tracker.begin();
         let response = hyper::service::Service::call(&hyper_service, req);
         async move {

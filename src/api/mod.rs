@@ -16,10 +16,11 @@ mod system;
 mod vendors;
 mod windows;
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -35,6 +36,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::admission::AdmissionCache;
 use crate::audit::AuditEvent;
+use crate::budget::{bounded, AuditBudget};
 use crate::clock::SharedClock;
 use crate::conn_limit::ConnLimiter;
 use crate::gateway::Registry;
@@ -164,14 +166,50 @@ pub fn router(state: ApiState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), audit_refusals))
+        .layer(axum::middleware::from_fn_with_state(
+            (state.clone(), Arc::new(RefusalBudgets::default())),
+            audit_refusals,
+        ))
         .layer(axum::middleware::from_fn(request_deadline))
         .with_state(state)
 }
 
+/// Refused API calls written to the audit trail per second, in all and per
+/// source address (unauthenticated callers) or per account (authenticated ones);
+/// the rest are counted and reported in the next event's `suppressed_since_last`.
+const REFUSAL_AUDITS_PER_SECOND: u64 = 20;
+/// See [`REFUSAL_AUDITS_PER_SECOND`].
+const REFUSAL_AUDITS_PER_KEY_PER_SECOND: u64 = 5;
+/// Characters of a refused call's path kept in the trail.
+const AUDIT_PATH_CHARS: usize = 200;
+/// Characters of a refused call's method kept in the trail (methods can be custom).
+const AUDIT_METHOD_CHARS: usize = 16;
+
+/// The budgets of `api.refused` events. Unauthenticated callers and accounts have
+/// separate budgets, so a flood of anonymous calls cannot hide an account's refusals.
+#[derive(Debug)]
+struct RefusalBudgets {
+    unauthenticated: AuditBudget<Option<IpAddr>>,
+    accounts: AuditBudget<String>,
+}
+
+impl Default for RefusalBudgets {
+    fn default() -> Self {
+        Self {
+            unauthenticated: AuditBudget::new(REFUSAL_AUDITS_PER_SECOND, REFUSAL_AUDITS_PER_KEY_PER_SECOND),
+            accounts: AuditBudget::new(REFUSAL_AUDITS_PER_SECOND, REFUSAL_AUDITS_PER_KEY_PER_SECOND),
+        }
+    }
+}
+
 /// Refused attempts to change something (401, 403) go to the audit trail too:
-/// an auditor wants to see who tried what, not only what was done.
-async fn audit_refusals(axum::extract::State(s): axum::extract::State<ApiState>, req: Request, next: Next) -> Response {
+/// an auditor wants to see who tried what, not only what was done. Anyone can
+/// cause one, so they are budgeted and every stored field is bounded.
+async fn audit_refusals(
+    axum::extract::State((s, budgets)): axum::extract::State<(ApiState, Arc<RefusalBudgets>)>,
+    req: Request,
+    next: Next,
+) -> Response {
     let method = req.method().clone();
     let mutating = !matches!(
         method,
@@ -180,27 +218,51 @@ async fn audit_refusals(axum::extract::State(s): axum::extract::State<ApiState>,
     let token = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(|t| crate::token::hash(t.trim()));
+        .and_then(auth::bearer_token)
+        .map(crate::token::hash);
+    let source = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical());
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
     let status = response.status();
     if mutating && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) {
-        let actor = match token {
-            Some(h) => match s.store.user_by_token_hash(&h).await {
-                Ok(Some(u)) => u.id.0,
-                _ => "unauthenticated".to_owned(),
+        // A 401 means no valid token: no need to look it up again (a flood of
+        // bogus tokens costs one lookup each, not two).
+        let account = match token {
+            Some(h) if status == StatusCode::FORBIDDEN => match s.store.user_by_token_hash(&h).await {
+                Ok(Some(u)) => Some(u.id.0),
+                _ => None,
             },
-            None => "unauthenticated".to_owned(),
+            _ => None,
+        };
+        let now = s.clock.now();
+        let admitted = match &account {
+            Some(id) => budgets.accounts.admit(id.clone(), now),
+            None => budgets.unauthenticated.admit(source, now),
+        };
+        let Some(suppressed) = admitted else {
+            tracing::debug!(
+                ?source,
+                status = status.as_u16(),
+                "refused API call not audited: over budget"
+            );
+            return response;
         };
         let event = AuditEvent::new(
-            s.clock.now(),
-            &actor,
+            now,
+            account.as_deref().unwrap_or("unauthenticated"),
             "api.refused",
-            &path,
+            &bounded(&path, AUDIT_PATH_CHARS),
             "denied",
-            serde_json::json!({"method": method.as_str(), "status": status.as_u16()}),
+            serde_json::json!({
+                "method": bounded(method.as_str(), AUDIT_METHOD_CHARS),
+                "status": status.as_u16(),
+                "source_ip": source.map(|ip| ip.to_string()),
+                "path_bytes": path.len(),
+                "suppressed_since_last": suppressed,
+            }),
         );
         if let Err(e) = s.journal.write(JournalEntry::Audit(event)).await {
             tracing::error!(error = %e, "refused API call not recorded");

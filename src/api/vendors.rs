@@ -264,6 +264,7 @@ async fn add_technician(
                 subject: info.subject.clone(),
                 fingerprint: info.fingerprint,
                 certificate_pem: certificate_pem.clone(),
+                not_before: info.not_before,
                 not_after: info.not_after,
             },
             s.clock.now(),

@@ -6,7 +6,7 @@ pub mod tls;
 mod tunnel;
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,7 +22,7 @@ use tracing::{info_span, Instrument};
 
 use crate::admission::AdmissionCache;
 use crate::audit::{AuditEvent, GATEWAY_ACTOR};
-use crate::budget::AuditBudget;
+use crate::budget::{bounded, AuditBudget};
 use crate::clock::SharedClock;
 use crate::conn_limit::ConnLimiter;
 use crate::domain::{EndReason, Fingerprint, SessionId};
@@ -77,6 +77,16 @@ pub struct GatewayDeps {
 /// rest are counted, so a flood of garbage cannot flood the trail.
 const HANDSHAKE_AUDITS_PER_SECOND: u64 = 20;
 
+/// At most this many `admission.denied` events per second reach the audit trail
+/// in all, and at most [`DENIAL_AUDITS_PER_KEY_PER_SECOND`] per (source address,
+/// reason); the rest are counted and reported in the next event of their key
+/// (`suppressed_since_last`). Any holder of a vendor-CA certificate can cause denials.
+const DENIAL_AUDITS_PER_SECOND: u64 = 50;
+/// See [`DENIAL_AUDITS_PER_SECOND`].
+const DENIAL_AUDITS_PER_KEY_PER_SECOND: u64 = 5;
+/// Characters of the server name and certificate subject kept in a denial event.
+const DENIAL_FIELD_CHARS: usize = 256;
+
 /// Denials within one minute that make a burst worth telling security about.
 const DENIAL_BURST: u64 = 10;
 
@@ -88,6 +98,7 @@ struct Shared {
     acceptor: TlsAcceptor,
     handshake_audits: AuditBudget<()>,
     limits: ConnLimiter,
+    denial_audits: AuditBudget<(IpAddr, DenyReason)>,
 }
 
 /// A bound gateway, ready to [`run`](Gateway::run).
@@ -133,6 +144,7 @@ impl Gateway {
                 denial_minute: AtomicI64::new(0),
                 denials_this_minute: AtomicU64::new(0),
                 handshake_audits: AuditBudget::new(HANDSHAKE_AUDITS_PER_SECOND, HANDSHAKE_AUDITS_PER_SECOND),
+                denial_audits: AuditBudget::new(DENIAL_AUDITS_PER_SECOND, DENIAL_AUDITS_PER_KEY_PER_SECOND),
             }),
         }
     }
@@ -286,29 +298,36 @@ async fn deny_on_wire(tls: &mut TlsStream<TcpStream>, reason: DenyReason, id: &S
 }
 
 async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts: &Presented, denial: &Denial) {
+    tracing::info!(reason = denial.reason.code(), sni = ?facts.sni, "tunnel denied");
+    shared.note_denial(peer, denial.reason);
+    let now = shared.deps.clock.now();
+    let source = peer.ip().to_canonical();
+    let Some(suppressed) = shared.denial_audits.admit((source, denial.reason), now) else {
+        // Counted; the client still hears why on the wire.
+        return;
+    };
     let subject = facts
         .leaf
         .as_deref()
         .and_then(|der| CertInfo::from_der(der).ok())
-        .map(|c| c.subject);
-    tracing::info!(reason = denial.reason.code(), sni = ?facts.sni, "tunnel denied");
-    shared.note_denial(peer, denial.reason);
+        .map(|c| bounded(&c.subject, DENIAL_FIELD_CHARS));
     let event = AuditEvent::new(
-        shared.deps.clock.now(),
+        now,
         GATEWAY_ACTOR,
         "admission.denied",
         id.as_str(),
         "denied",
         json!({
             "reason": denial.reason.code(),
-            "source_ip": peer.ip().to_canonical().to_string(),
+            "source_ip": source.to_string(),
             "source_port": peer.port(),
-            "sni": facts.sni,
+            "sni": facts.sni.as_deref().map(|n| bounded(n, DENIAL_FIELD_CHARS)),
             "certificate_fingerprint": facts.fingerprint.map(|f| f.to_hex()),
             "certificate_subject": subject,
             "vendor_id": denial.vendor_id,
             "technician_id": denial.technician_id,
             "device_id": denial.device_id,
+            "suppressed_since_last": suppressed,
             "node": shared.settings.node,
         }),
     );
@@ -399,6 +418,7 @@ async fn tunnel(
             "source_ip": session.source_ip.to_string(),
             "source_port": session.source_port,
             "deadline": a.deadline,
+            "certificate_not_after": a.certificate_not_after,
             "emergency": a.emergency,
             "report_overdue_warning": a.report_overdue_warning,
             "node": shared.settings.node,
@@ -417,15 +437,18 @@ async fn tunnel(
         deny_on_wire(&mut tls, DenyReason::StoreUnavailable, id).await;
         return;
     }
-    let live = Arc::new(LiveSession::new(
-        id.clone(),
-        a.window_id.clone(),
-        a.vendor_id.clone(),
-        a.technician_id.clone(),
-        a.device_id.clone(),
-        started_at,
-        a.deadline,
-    ));
+    let live = Arc::new(
+        LiveSession::new(
+            id.clone(),
+            a.window_id.clone(),
+            a.vendor_id.clone(),
+            a.technician_id.clone(),
+            a.device_id.clone(),
+            started_at,
+            a.deadline,
+        )
+        .with_certificate_expiry(a.certificate_not_after),
+    );
     deps.registry.insert(live.clone());
     deps.notifier.send(
         "session.started",

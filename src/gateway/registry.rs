@@ -21,7 +21,10 @@ pub struct LiveSession {
     pub technician_id: TechnicianId,
     pub device_id: DeviceId,
     pub started_at: DateTime<Utc>,
+    /// When the tunnel ends: its window's end, never later than `certificate_not_after`.
     deadline: watch::Sender<DateTime<Utc>>,
+    /// The technician certificate's `not_after`, if known: a hard ceiling on the deadline.
+    certificate_not_after: Option<DateTime<Utc>>,
     cut: CancellationToken,
     cut_reason: OnceLock<EndReason>,
 }
@@ -45,8 +48,30 @@ impl LiveSession {
             device_id,
             started_at,
             deadline: watch::channel(deadline).0,
+            certificate_not_after: None,
             cut: CancellationToken::new(),
             cut_reason: OnceLock::new(),
+        }
+    }
+
+    /// Bounds the tunnel by its technician's certificate: the deadline never passes
+    /// `not_after`, whatever extension is approved later.
+    #[must_use]
+    pub fn with_certificate_expiry(self, not_after: DateTime<Utc>) -> Self {
+        self.deadline.send_modify(|d| *d = (*d).min(not_after));
+        Self {
+            certificate_not_after: Some(not_after),
+            ..self
+        }
+    }
+
+    /// Why the tunnel ends when its deadline comes: `certificate_expired` when the
+    /// deadline is the certificate's `not_after` (also when the window ends at the
+    /// same instant: the technician could not reconnect either), else `window_ended`.
+    pub fn deadline_reason(&self) -> EndReason {
+        match self.certificate_not_after {
+            Some(na) if self.deadline() >= na => EndReason::CertificateExpired,
+            _ => EndReason::WindowEnded,
         }
     }
 
@@ -76,8 +101,9 @@ impl LiveSession {
         self.deadline.subscribe()
     }
 
-    /// Moves the deadline.
+    /// Moves the deadline (an approved extension); never past the certificate's `not_after`.
     pub fn set_deadline(&self, at: DateTime<Utc>) {
+        let at = self.certificate_not_after.map_or(at, |na| at.min(na));
         self.deadline.send_replace(at);
     }
 }
@@ -179,7 +205,8 @@ impl Registry {
         self.cut_where(reason, |_| true)
     }
 
-    /// Moves the deadline of a window's tunnels (approved extension).
+    /// Moves the deadline of a window's tunnels (approved extension); each stays
+    /// bounded by its certificate's `not_after`.
     pub fn move_window_deadline(&self, id: &WindowId, deadline: DateTime<Utc>) -> usize {
         let hit: Vec<Arc<LiveSession>> = self.lock().values().filter(|s| &s.window_id == id).cloned().collect();
         for s in &hit {
@@ -219,5 +246,48 @@ mod tests {
         assert_eq!(b.cut_reason(), Some(EndReason::VendorDisabled));
         r.remove(&"a".into());
         assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn an_extension_never_passes_the_certificate_expiry() {
+        let now = Utc::now();
+        let h = chrono::Duration::hours;
+        let s = Arc::new(
+            LiveSession::new(
+                "s".into(),
+                "w".into(),
+                "v".into(),
+                "t".into(),
+                "d".into(),
+                now,
+                now + h(1),
+            )
+            .with_certificate_expiry(now + h(2)),
+        );
+        assert_eq!(
+            (s.deadline(), s.deadline_reason()),
+            (now + h(1), EndReason::WindowEnded)
+        );
+        let r = Registry::default();
+        r.insert(s.clone());
+        assert_eq!(r.move_window_deadline(&"w".into(), now + h(5)), 1);
+        assert_eq!(s.deadline(), now + h(2), "capped at not_after");
+        assert_eq!(s.deadline_reason(), EndReason::CertificateExpired);
+        assert_eq!(r.list().first().map(|l| l.deadline), Some(now + h(2)));
+        // A certificate ending before the window bounds the tunnel from the start.
+        let early = LiveSession::new(
+            "e".into(),
+            "w".into(),
+            "v".into(),
+            "t".into(),
+            "d".into(),
+            now,
+            now + h(3),
+        )
+        .with_certificate_expiry(now + h(1));
+        assert_eq!(
+            (early.deadline(), early.deadline_reason()),
+            (now + h(1), EndReason::CertificateExpired)
+        );
     }
 }

@@ -10,7 +10,7 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
 use rustls::{
     ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme, SupportedProtocolVersion,
 };
@@ -119,7 +119,23 @@ pub fn gateway_server_config(
         .with_single_cert(chain, key)?;
     // Tunnels carry arbitrary protocols; no ALPN, and no 0-RTT data (replayable).
     cfg.max_early_data_size = 0;
+    disable_resumption(&mut cfg);
     Ok(Arc::new(cfg))
+}
+
+/// No TLS session resumption on the gateway: a resumed handshake skips the client
+/// certificate verification and replays the identity of the first one, so an
+/// expired (or re-issued CA's) certificate would keep opening tunnels. Every
+/// connection does a full handshake and re-verifies the chain; the cost, one
+/// signature per tunnel, is negligible next to a maintenance session.
+fn disable_resumption(cfg: &mut ServerConfig) {
+    // No stateful resumption: nothing is stored, so no session id or TLS 1.3
+    // stateful ticket can be redeemed.
+    cfg.session_storage = Arc::new(NoServerSessionStorage {});
+    // No TLS 1.3 tickets sent at all.
+    cfg.send_tls13_tickets = 0;
+    // Stateless tickets: the builder's default ticketer produces none; keep it
+    // that way (`cfg.ticketer` is never replaced here).
 }
 
 /// A server configuration without client certificates (the admin API).

@@ -20,6 +20,11 @@ use crate::domain::EndReason;
 /// Buffer per direction: large enough to fill a TLS record several times over.
 const BUF_SIZE: usize = 64 * 1024;
 
+/// The deadline is re-read from the clock at least this often: the wall clock can
+/// jump (NTP step, a resumed virtual machine, a test's manual clock) while a
+/// monotonic sleep until the deadline would not notice.
+const MAX_NAP: Duration = Duration::from_secs(1);
+
 /// One direction of the copy.
 struct Direction {
     buf: Box<[u8]>,
@@ -204,14 +209,14 @@ where
     tokio::pin!(linger_sleep);
     loop {
         let deadline = *deadline_rx.borrow_and_update();
-        let left = (deadline - clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let left = (deadline - clock.now()).to_std().unwrap_or(Duration::ZERO).min(MAX_NAP);
         tokio::select! {
             biased;
             _ = live.cut_requested() => return live.cut_reason().unwrap_or(EndReason::Terminated),
             _ = tokio::time::sleep(left) => {
                 // The deadline may have moved while we slept.
                 if clock.now() >= *deadline_rx.borrow() {
-                    return EndReason::WindowEnded;
+                    return live.deadline_reason();
                 }
             }
             changed = deadline_rx.changed() => {
@@ -288,6 +293,35 @@ mod tests {
         drop(vendor);
         echo.await.unwrap();
         assert_eq!(client.await.unwrap().len(), 100_000);
+    }
+
+    #[tokio::test]
+    async fn cut_at_the_certificate_expiry_when_the_clock_jumps_past_it() {
+        let (_vendor_far, mut vendor) = tokio::io::duplex(1024);
+        let (mut device, _device_far) = tokio::io::duplex(1024);
+        let now = chrono::Utc::now();
+        let manual = std::sync::Arc::new(crate::clock::ManualClock::new(now));
+        let clock: SharedClock = manual.clone();
+        let live = LiveSession::new(
+            "s".into(),
+            "w".into(),
+            "v".into(),
+            "t".into(),
+            "d".into(),
+            now,
+            now + chrono::Duration::hours(8),
+        )
+        .with_certificate_expiry(now + chrono::Duration::hours(1));
+        let mut pump = Pump::new(&mut vendor, &mut device);
+        // Virtual time: the deadline is an hour away, then the clock passes it.
+        let jump = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            manual.advance(chrono::Duration::hours(1));
+        };
+        let started = std::time::Instant::now();
+        let (reason, ()) = tokio::join!(drive(&mut pump, &live, &clock, Duration::from_secs(2)), jump);
+        assert_eq!(reason, EndReason::CertificateExpired);
+        assert!(started.elapsed() < Duration::from_secs(5), "noticed the jump late");
     }
 
     #[test]

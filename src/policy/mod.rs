@@ -41,6 +41,8 @@ pub enum DenyReason {
     NoActiveWindow,
     Lockdown,
     ReportOverdue,
+    /// The technician's certificate is not valid now (expired, not yet valid, or of unknown validity).
+    CertificateExpired,
     StoreUnavailable,
     DeviceUnreachable,
 }
@@ -58,6 +60,7 @@ impl DenyReason {
             Self::NoActiveWindow => "no_active_window",
             Self::Lockdown => "lockdown",
             Self::ReportOverdue => "report_overdue",
+            Self::CertificateExpired => "certificate_expired",
             Self::StoreUnavailable => "store_unavailable",
             Self::DeviceUnreachable => "device_unreachable",
         }
@@ -77,8 +80,12 @@ pub struct Admission {
     pub technician_id: TechnicianId,
     pub device_id: DeviceId,
     pub window_id: WindowId,
-    /// The end of the covering window: the tunnel is cut then.
+    /// When the tunnel is cut: the earlier of the covering window's end and the
+    /// technician certificate's `not_after`.
     pub deadline: DateTime<Utc>,
+    /// The technician certificate's `not_after`: an extension of the window never
+    /// moves the deadline past it, and a cut there is `certificate_expired`.
+    pub certificate_not_after: DateTime<Utc>,
     /// The window is an emergency grant.
     pub emergency: bool,
     /// The vendor has an overdue report but the policy only warns (`on_overdue_report = "warn"`).
@@ -129,6 +136,11 @@ pub fn decide(facts: &Facts<'_>, snap: &Snapshot, now: DateTime<Utc>) -> Decisio
     denial.vendor_id = Some(tech.vendor_id.clone());
     if tech.revoked {
         return deny(denial, DenyReason::UnknownTechnician);
+    }
+    // The handshake checked the chain against the real clock, once; admission
+    // checks the recorded validity against `now` on every connection.
+    if !tech.certificate_valid_at(now) {
+        return deny(denial, DenyReason::CertificateExpired);
     }
     let Some(vendor) = snap.vendors.get(&tech.vendor_id) else {
         return deny(denial, DenyReason::UnknownTechnician);
@@ -196,7 +208,8 @@ pub fn decide(facts: &Facts<'_>, snap: &Snapshot, now: DateTime<Utc>) -> Decisio
         technician_id: tech.id.clone(),
         device_id: device.id.clone(),
         window_id: window.id.clone(),
-        deadline: window.ends_at,
+        deadline: window.ends_at.min(tech.not_after),
+        certificate_not_after: tech.not_after,
         emergency: window.emergency,
         report_overdue_warning: overdue && !block_overdue,
     })

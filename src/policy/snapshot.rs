@@ -46,6 +46,22 @@ pub struct TechnicianEntry {
     /// The certificate subject, recorded with each session.
     pub subject: String,
     pub revoked: bool,
+    /// Start of the certificate's validity (inclusive). `None`: unknown (a row whose
+    /// stored certificate could not be read), and an unknown validity is refused.
+    pub not_before: Option<DateTime<Utc>>,
+    /// End of the certificate's validity (exclusive here, see [`TechnicianEntry::certificate_valid_at`]).
+    pub not_after: DateTime<Utc>,
+}
+
+impl TechnicianEntry {
+    /// Whether the certificate is valid at `now`: `not_before <= now < not_after`.
+    ///
+    /// RFC 5280 makes `notAfter` inclusive; Portier stops one instant earlier, at
+    /// `not_after` itself, the same instant a live tunnel is cut, so that a
+    /// technician cut for `certificate_expired` cannot reconnect in the same second.
+    pub fn certificate_valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.not_before.is_some_and(|nb| nb <= now) && now < self.not_after
+    }
 }
 
 /// A vendor as admission sees it.

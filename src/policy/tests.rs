@@ -52,6 +52,8 @@ fn base() -> Snapshot {
                 vendor_id: acme.clone(),
                 subject: format!("CN=tech-{n}"),
                 revoked,
+                not_before: Some(t("2026-01-01T00:00:00Z")),
+                not_after: t("2027-01-01T00:00:00Z"),
             },
         );
     }
@@ -508,6 +510,7 @@ fn reason_codes_are_stable() {
         (DenyReason::NoActiveWindow, "no_active_window"),
         (DenyReason::Lockdown, "lockdown"),
         (DenyReason::ReportOverdue, "report_overdue"),
+        (DenyReason::CertificateExpired, "certificate_expired"),
         (DenyReason::StoreUnavailable, "store_unavailable"),
         (DenyReason::DeviceUnreachable, "device_unreachable"),
     ];
@@ -515,4 +518,59 @@ fn reason_codes_are_stable() {
         assert_eq!(r.code(), code);
         assert_eq!(serde_json::to_value(r).unwrap(), code);
     }
+}
+
+/// Technician 1's certificate valid from `nb` to `na` (`None`: unknown).
+fn with_validity(nb: Option<&str>, na: &str) -> Snapshot {
+    let mut s = base();
+    if let Some(tech) = s.technicians.get_mut(&fp(1)) {
+        tech.not_before = nb.map(t);
+        tech.not_after = t(na);
+    }
+    s
+}
+
+#[test]
+fn certificate_validity_bounds() {
+    let nb = "2026-03-10T08:30:00Z";
+    let na = "2026-03-10T10:00:00Z";
+    let s = with_validity(Some(nb), na);
+    let expired = DenyReason::CertificateExpired;
+    let cases: &[(&str, &str, bool)] = &[
+        ("before not_before", "2026-03-10T08:29:59Z", false),
+        ("at not_before", nb, true),
+        ("just before not_after", "2026-03-10T09:59:59.999999Z", true),
+        ("at not_after exactly", na, false),
+        ("after not_after", "2026-03-10T11:00:00Z", false),
+    ];
+    for (name, now, admitted) in cases {
+        let got = ask(&s, Some("mri-1"), Some(1), IP, now).map(|a| a.window_id.to_string());
+        let want = if *admitted { Ok("w1".to_owned()) } else { Err(expired) };
+        assert_eq!(got, want, "{name}");
+    }
+    // Unknown validity (an unreadable stored certificate) is refused, never "valid forever".
+    let unknown = with_validity(None, "2099-01-01T00:00:00Z");
+    assert_eq!(
+        ask(&unknown, Some("mri-1"), Some(1), IP, IN).map(|a| a.window_id),
+        Err(expired)
+    );
+    // An expired certificate is refused before the device is even looked up.
+    let s = with_validity(Some(nb), "2026-03-10T08:45:00Z");
+    assert_eq!(
+        ask(&s, Some("xray-9"), Some(1), IP, IN).map(|a| a.window_id),
+        Err(expired)
+    );
+}
+
+#[test]
+fn deadline_is_the_earlier_of_window_end_and_not_after() {
+    // Certificate ends inside the window: the tunnel ends with the certificate.
+    let s = with_validity(Some("2026-01-01T00:00:00Z"), "2026-03-10T10:00:00Z");
+    let a = ask(&s, Some("mri-1"), Some(1), IP, IN).unwrap();
+    assert_eq!(a.deadline, t("2026-03-10T10:00:00Z"));
+    assert_eq!(a.certificate_not_after, t("2026-03-10T10:00:00Z"));
+    // Certificate outlives the window: the window's end.
+    let a = ask(&base(), Some("mri-1"), Some(1), IP, IN).unwrap();
+    assert_eq!(a.deadline, t("2026-03-10T12:00:00Z"));
+    assert_eq!(a.certificate_not_after, t("2027-01-01T00:00:00Z"));
 }

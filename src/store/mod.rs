@@ -203,6 +203,19 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     }
 }
 
+/// The validity period of a stored technician certificate, for rows registered
+/// before `not_before` was recorded. `None` (logged) if the PEM cannot be read:
+/// the row then stays unknown and admission refuses it.
+pub(crate) fn stored_certificate_validity(id: &str, pem: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    match crate::pki::CertInfo::from_pem(pem) {
+        Ok(info) => Some((info.not_before, info.not_after)),
+        Err(e) => {
+            tracing::warn!(technician = id, error = %e, "stored certificate unreadable: the technician will be refused");
+            None
+        }
+    }
+}
+
 /// Source address as stored: IPv4-mapped IPv6 addresses are stored as IPv4.
 pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     ip.to_canonical()

@@ -65,6 +65,38 @@ impl PgStore {
         })
     }
 
+    /// Fills `not_before` (and re-reads `not_after`) from the stored certificate of
+    /// technicians registered before migration 0003. Idempotent; rows whose
+    /// certificate cannot be read stay NULL and are refused at admission.
+    async fn backfill_certificate_validity(&self) -> StoreResult<()> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, certificate_pem FROM technicians WHERE not_before IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut filled = 0u64;
+        for (id, pem) in &rows {
+            let Some((not_before, not_after)) = stored_certificate_validity(id, pem) else {
+                continue;
+            };
+            sqlx::query("UPDATE technicians SET not_before = $1, not_after = $2 WHERE id = $3")
+                .bind(us(not_before))
+                .bind(us(not_after))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            filled += 1;
+        }
+        if !rows.is_empty() {
+            tracing::info!(
+                filled,
+                unreadable = rows.len() as u64 - filled,
+                "technician certificate validity backfilled"
+            );
+            self.generation.bump();
+        }
+        Ok(())
+    }
+
     async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT network::text FROM vendor_networks WHERE vendor_id = $1 ORDER BY network::text")
@@ -94,6 +126,7 @@ impl PgStore {
             subject: row.try_get("subject")?,
             fingerprint: parse::<Fingerprint>("fingerprint", &fp)?,
             certificate_pem: row.try_get("certificate_pem")?,
+            not_before: opt_from_us(row.try_get("not_before")?)?,
             not_after: from_us(row.try_get("not_after")?)?,
             revoked_at: opt_from_us(row.try_get("revoked_at")?)?,
             created_at: from_us(row.try_get("created_at")?)?,
@@ -332,7 +365,7 @@ async fn append_audit_in(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult
 impl Store for PgStore {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        self.backfill_certificate_validity().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -443,8 +476,8 @@ impl Store for PgStore {
     async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician> {
         let id = TechnicianId::generate();
         sqlx::query(
-            "INSERT INTO technicians (id, vendor_id, name, subject, fingerprint_sha256, certificate_pem, not_after, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO technicians (id, vendor_id, name, subject, fingerprint_sha256, certificate_pem, not_before, not_after, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(id.as_str())
         .bind(t.vendor_id.as_str())
@@ -452,6 +485,7 @@ impl Store for PgStore {
         .bind(&t.subject)
         .bind(t.fingerprint.to_hex())
         .bind(&t.certificate_pem)
+        .bind(us(t.not_before))
         .bind(us(t.not_after))
         .bind(us(at))
         .execute(&self.pool)
@@ -1100,8 +1134,17 @@ impl Store for PgStore {
                 v.oldest_unreported_end = Some(from_us(end)?);
             }
         }
-        for (id, vendor, fp, subject, revoked) in sqlx::query_as::<_, (String, String, String, String, bool)>(
-            "SELECT id, vendor_id, fingerprint_sha256, subject, revoked_at IS NOT NULL FROM technicians",
+        type TechRow = (
+            String,
+            String,
+            String,
+            String,
+            bool,
+            Option<DateTime<Utc>>,
+            DateTime<Utc>,
+        );
+        for (id, vendor, fp, subject, revoked, not_before, not_after) in sqlx::query_as::<_, TechRow>(
+            "SELECT id, vendor_id, fingerprint_sha256, subject, revoked_at IS NOT NULL, not_before, not_after FROM technicians",
         )
         .fetch_all(&mut *tx)
         .await?
@@ -1113,6 +1156,8 @@ impl Store for PgStore {
                     vendor_id: VendorId(vendor),
                     subject,
                     revoked,
+                    not_before: opt_from_us(not_before)?,
+                    not_after: from_us(not_after)?,
                 },
             );
         }

@@ -43,6 +43,9 @@ pub struct Technician {
     #[schema(value_type = String)]
     pub fingerprint: Fingerprint,
     pub certificate_pem: String,
+    /// Start of the certificate's validity; `None` only for a row registered before
+    /// it was recorded whose certificate could not be read: such a technician is refused.
+    pub not_before: Option<DateTime<Utc>>,
     pub not_after: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
@@ -60,6 +63,7 @@ pub struct NewTechnician {
     pub subject: String,
     pub fingerprint: Fingerprint,
     pub certificate_pem: String,
+    pub not_before: DateTime<Utc>,
     pub not_after: DateTime<Utc>,
 }
 

@@ -67,6 +67,38 @@ impl SqliteStore {
         })
     }
 
+    /// Fills `not_before` (and re-reads `not_after`) from the stored certificate of
+    /// technicians registered before migration 0003. Idempotent; rows whose
+    /// certificate cannot be read stay NULL and are refused at admission.
+    async fn backfill_certificate_validity(&self) -> StoreResult<()> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT id, certificate_pem FROM technicians WHERE not_before IS NULL")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut filled = 0u64;
+        for (id, pem) in &rows {
+            let Some((not_before, not_after)) = stored_certificate_validity(id, pem) else {
+                continue;
+            };
+            sqlx::query("UPDATE technicians SET not_before = ?, not_after = ? WHERE id = ?")
+                .bind(us(not_before))
+                .bind(us(not_after))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            filled += 1;
+        }
+        if !rows.is_empty() {
+            tracing::info!(
+                filled,
+                unreadable = rows.len() as u64 - filled,
+                "technician certificate validity backfilled"
+            );
+            self.generation.bump();
+        }
+        Ok(())
+    }
+
     async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT network FROM vendor_networks WHERE vendor_id = ? ORDER BY network")
@@ -96,6 +128,7 @@ impl SqliteStore {
             subject: row.try_get("subject")?,
             fingerprint: parse::<Fingerprint>("fingerprint", &fp)?,
             certificate_pem: row.try_get("certificate_pem")?,
+            not_before: opt_from_us(row.try_get("not_before")?)?,
             not_after: from_us(row.try_get("not_after")?)?,
             revoked_at: opt_from_us(row.try_get("revoked_at")?)?,
             created_at: from_us(row.try_get("created_at")?)?,
@@ -328,7 +361,7 @@ async fn append_audit_in(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreRe
 impl Store for SqliteStore {
     async fn migrate(&self) -> StoreResult<()> {
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        self.backfill_certificate_validity().await
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -432,8 +465,8 @@ impl Store for SqliteStore {
     async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician> {
         let id = TechnicianId::generate();
         sqlx::query(
-            "INSERT INTO technicians (id, vendor_id, name, subject, fingerprint_sha256, certificate_pem, not_after, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO technicians (id, vendor_id, name, subject, fingerprint_sha256, certificate_pem, not_before, not_after, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id.as_str())
         .bind(t.vendor_id.as_str())
@@ -441,6 +474,7 @@ impl Store for SqliteStore {
         .bind(&t.subject)
         .bind(t.fingerprint.to_hex())
         .bind(&t.certificate_pem)
+        .bind(us(t.not_before))
         .bind(us(t.not_after))
         .bind(us(at))
         .execute(&self.pool)
@@ -1087,8 +1121,9 @@ impl Store for SqliteStore {
                 v.oldest_unreported_end = Some(from_us(end)?);
             }
         }
-        for (id, vendor, fp, subject, revoked) in sqlx::query_as::<_, (String, String, String, String, bool)>(
-            "SELECT id, vendor_id, fingerprint_sha256, subject, revoked_at IS NOT NULL FROM technicians",
+        type TechRow = (String, String, String, String, bool, Option<i64>, i64);
+        for (id, vendor, fp, subject, revoked, not_before, not_after) in sqlx::query_as::<_, TechRow>(
+            "SELECT id, vendor_id, fingerprint_sha256, subject, revoked_at IS NOT NULL, not_before, not_after FROM technicians",
         )
         .fetch_all(&mut *tx)
         .await?
@@ -1100,6 +1135,8 @@ impl Store for SqliteStore {
                     vendor_id: VendorId(vendor),
                     subject,
                     revoked,
+                    not_before: opt_from_us(not_before)?,
+                    not_after: from_us(not_after)?,
                 },
             );
         }

@@ -378,6 +378,7 @@ pub async fn technician(store: &dyn Store, pki: &Pki, vendor: &Vendor, name: &st
                 subject: info.subject,
                 fingerprint: info.fingerprint,
                 certificate_pem: cert.cert_pem.clone(),
+                not_before: info.not_before,
                 not_after: info.not_after,
             },
             Utc::now(),
@@ -643,8 +644,10 @@ pub async fn api_scene(
         &std::fs::read_to_string(t.dir.path().join("certs/vendor-ca.key")).unwrap(),
     )
     .unwrap();
+    // Valid 30 days: tests that move the gateway's clock by a day or more must not
+    // meet `certificate_expired` (admission checks the certificate's validity).
     let cert = ca
-        .issue_client(&format!("tech-{vendor_name}"), Some(vendor_name), 1)
+        .issue_client(&format!("tech-{vendor_name}"), Some(vendor_name), 30)
         .unwrap();
     let (st, tech) = t
         .call(

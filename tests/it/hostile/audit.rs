@@ -1,0 +1,199 @@
+//! Hostile tests: the audit trail (issue 8, defects 4 and 11). Anyone could grow
+//! it without limit (refused API calls holding 60 KB paths, denials for any
+//! vendor-CA certificate), and a refused change made with `Authorization: bearer`
+//! was attributed to `unauthenticated`.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use portier::audit::AuditRecord;
+use portier::pki::CertAuthority;
+use portier::store::AuditFilter;
+
+use crate::common::{connect_from, echo_device, read_all, TestApp, TestDb};
+use crate::on_both_backends;
+
+/// The product's per-key budget (per source address for refused API calls, per
+/// (source, reason) for denials): events per second.
+const PER_KEY_PER_SECOND: usize = 5;
+
+async fn events(t: &TestApp, action: &str) -> Vec<AuditRecord> {
+    t.db.store
+        .list_audit(&AuditFilter {
+            action: Some(action.into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+fn suppressed(e: &AuditRecord) -> u64 {
+    let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+    d["suppressed_since_last"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no suppressed_since_last: {d}"))
+}
+
+/// Sleeps into the next wall-clock second (the budgets count per second).
+async fn next_second() {
+    let ms = 1000 - u64::from(Utc::now().timestamp_subsec_millis()).min(999);
+    tokio::time::sleep(Duration::from_millis(ms + 20)).await;
+}
+
+/// What a flood may add: the budget for each second it touched, plus slack.
+fn allowed(elapsed: Duration) -> usize {
+    PER_KEY_PER_SECOND * (elapsed.as_secs() as usize + 2) + 2
+}
+
+async fn refused_call_flood(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let before = events(&t, "api.refused").await.len();
+    // 60 KB paths on a route whose handler authenticates first: 401 each.
+    let path = format!("/api/v1/windows/{}/approve", "A".repeat(60 * 1024));
+    const CALLS: usize = 160;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (http, url) = (t.http.clone(), t.url(&path));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..CALLS / 8 {
+                let r = http.post(&url).send().await.unwrap();
+                assert_eq!(r.status().as_u16(), 401);
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let added = events(&t, "api.refused").await;
+    let added = added.get(before..).unwrap_or_default();
+    eprintln!("{CALLS} refused calls in {elapsed:?}: {} audit events", added.len());
+    assert!(!added.is_empty(), "refusals are still audited");
+    assert!(
+        added.len() <= allowed(elapsed),
+        "{} events for {CALLS} calls in {elapsed:?}",
+        added.len()
+    );
+    for e in added {
+        assert_eq!(e.actor, "unauthenticated");
+        assert!(e.object.len() <= 300, "path bounded: {} bytes", e.object.len());
+        assert!(e.object.contains("[truncated, "), "says it was cut: {}", e.object);
+        assert!(e.details.len() <= 512, "details bounded: {}", e.details);
+    }
+
+    // The next event written tells how many were left out.
+    next_second().await;
+    let r = t.http.post(t.url(&path)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let last = events(&t, "api.refused").await;
+    let last = last.last().unwrap();
+    assert!(suppressed(last) > 0, "{}", last.details);
+    t.stop().await;
+}
+on_both_backends!(
+    refused_api_calls_cannot_flood_the_audit_trail,
+    super::refused_call_flood
+);
+
+async fn denial_flood(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let device = echo_device().await;
+    t.open_window_scene(device).await;
+    // A certificate of the vendor CA that no technician holds, with a long subject.
+    let ca = CertAuthority::load(
+        &std::fs::read_to_string(t.dir.path().join("certs/vendor-ca.pem")).unwrap(),
+        &std::fs::read_to_string(t.dir.path().join("certs/vendor-ca.key")).unwrap(),
+    )
+    .unwrap();
+    let cert = ca
+        .issue_client(&"intruder-".repeat(200), Some(&"Org".repeat(300)), 1)
+        .unwrap();
+    let tls = t.technician_tls(&cert.cert_pem, &cert.key_pem);
+    let before = events(&t, "admission.denied").await.len();
+    const ATTEMPTS: usize = 120;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let (tls, gw) = (tls.clone(), t.app.gateway_addr);
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..ATTEMPTS / 6 {
+                let mut s = connect_from("127.0.0.3", gw, "mri-1", tls.clone()).await.unwrap();
+                // The wire answer is unchanged, suppressed or not.
+                let line = read_all(&mut s).await.unwrap();
+                assert!(line.starts_with("PORTIER DENIED unknown_technician "), "{line:?}");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let added = events(&t, "admission.denied").await;
+    let added = added.get(before..).unwrap_or_default();
+    eprintln!("{ATTEMPTS} denials in {elapsed:?}: {} audit events", added.len());
+    assert!(!added.is_empty(), "denials are still audited");
+    assert!(
+        added.len() <= allowed(elapsed),
+        "{} events for {ATTEMPTS} denials in {elapsed:?}",
+        added.len()
+    );
+    for e in added {
+        assert!(e.details.len() <= 1200, "details bounded: {} bytes", e.details.len());
+        assert!(e.details.contains("[truncated, "), "the subject says it was cut");
+    }
+
+    next_second().await;
+    let mut s = connect_from("127.0.0.3", t.app.gateway_addr, "mri-1", tls.clone())
+        .await
+        .unwrap();
+    assert!(read_all(&mut s)
+        .await
+        .unwrap()
+        .starts_with("PORTIER DENIED unknown_technician "));
+    let last = events(&t, "admission.denied").await;
+    let last = last.last().unwrap();
+    assert!(suppressed(last) > 0, "{}", last.details);
+    t.stop().await;
+}
+on_both_backends!(denied_connections_cannot_flood_the_audit_trail, super::denial_flood);
+
+/// Defect 11: the scheme is case-insensitive for authentication, and so for the
+/// audit of a refusal: the actor is the account, not `unauthenticated`.
+async fn lower_case_bearer_names_the_account(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let vendor_id = {
+        let (st, v) = t
+            .call(
+                "POST",
+                "/api/v1/vendors",
+                Some(&t.admin),
+                Some(serde_json::json!({"name": "Acme", "networks": ["127.0.0.2"]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{v}");
+        v["id"].as_str().unwrap().to_owned()
+    };
+    let token = t.token("vendor", "desk", Some(&vendor_id)).await;
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&token), None).await;
+    for scheme in ["bearer", "BEARER"] {
+        let r = t
+            .http
+            .post(t.url("/api/v1/lockdown"))
+            .header("Authorization", format!("{scheme} {token}"))
+            .json(&serde_json::json!({"reason": "vendor tries"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "authenticated, not allowed");
+        let last = events(&t, "api.refused").await;
+        let last = last.last().unwrap();
+        assert_ne!(last.actor, "unauthenticated");
+        assert_eq!(Some(last.actor.as_str()), me["id"].as_str(), "{me}");
+    }
+    t.stop().await;
+}
+on_both_backends!(
+    lower_case_bearer_refusal_is_attributed_to_the_account,
+    super::lower_case_bearer_names_the_account
+);
