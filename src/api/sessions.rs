@@ -29,7 +29,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 pub struct SessionQuery {
     pub vendor_id: Option<VendorId>,
     pub device_id: Option<DeviceId>,
-    /// true: live sessions only; false: ended ones only.
+    /// true: live sessions only (not ended, on a node that is alive); false: the others.
     pub active: Option<bool>,
     /// Sessions started at or after.
     pub since: Option<DateTime<Utc>>,
@@ -123,6 +123,9 @@ async fn list_sessions(
         since: q.since,
         until: q.until,
         limit: None,
+        // Live means: not ended, and its node still beats (a crashed node's
+        // sessions are live nowhere, whatever their record says until it restarts).
+        live_after: Some(s.clock.now() - s.limits.node_stale),
     };
     let list: Vec<Session> = s
         .store

@@ -29,9 +29,19 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers *and* takes writes. Writes are what a tunnel
+/// needs (its record is written before any byte flows), and a database can answer
+/// reads while refusing writes (disk full, read-only): the last write's result
+/// (journal, heartbeat, probe — at least every `database.heartbeat_secs`) decides.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    let health = s.store.health().report();
+    if !health.writable {
+        tracing::warn!(error = ?health.last_error, down_for = ?health.down_for, "not ready: writes fail");
+        return Err(ApiError::unavailable(
+            "the database does not take writes; tunnels are refused until it does",
+        ));
+    }
     s.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "not ready");
         ApiError::unavailable("the database cannot be reached")
