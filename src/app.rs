@@ -249,7 +249,7 @@ impl App {
     /// recorded and the node name is not released — what a crash (`kill -9`)
     /// leaves behind. Tunnels already open keep their sockets until their peers
     /// close them, but nothing they do reaches the store any more.
-    pub fn abort(self) {
+    pub fn abort(&self) {
         self.heartbeat.abort();
         self.journal.abort();
         self.scheduler.abort();

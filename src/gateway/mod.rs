@@ -308,7 +308,9 @@ async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts:
     .await
     {
         Ok(Ok(crate::store::Durability::Durable)) => {}
-        Ok(Ok(crate::store::Durability::Queued)) => tracing::warn!("denial queued: the store is down, it is written when it is back"),
+        Ok(Ok(crate::store::Durability::Queued)) => {
+            tracing::debug!("denial queued: the store is down, it is written when it is back");
+        }
         Ok(Err(e)) => tracing::error!(error = %e, "denial not recorded"),
         Err(_) => tracing::error!("denial not recorded: store too slow"),
     }

@@ -105,6 +105,7 @@ impl Journal {
             store,
             settings,
             retry: VecDeque::new(),
+            queued_audits: 0,
             dropped: 0,
         };
         let task = tokio::spawn(writer.run(rx));
@@ -143,6 +144,8 @@ struct Writer {
     settings: JournalSettings,
     /// Entries not yet durable, oldest first.
     retry: VecDeque<JournalEntry>,
+    /// How many of them are plain audit events (the bounded kind).
+    queued_audits: usize,
     /// Audit events given up since the last report, for lack of room.
     dropped: u64,
 }
@@ -278,12 +281,8 @@ impl Writer {
                 Ok(Durability::Queued)
             }
             e @ JournalEntry::Audit(_) => {
-                let audits = self
-                    .retry
-                    .iter()
-                    .filter(|e| matches!(e, JournalEntry::Audit(_)))
-                    .count();
-                if audits < self.settings.retry_capacity {
+                if self.queued_audits < self.settings.retry_capacity {
+                    self.queued_audits += 1;
                     self.retry.push_back(e);
                     Ok(Durability::Queued)
                 } else {
@@ -309,7 +308,7 @@ impl Writer {
             match self.store.write_journal(&batch).await {
                 Ok(()) => {
                     self.health.mark_up();
-                    self.retry.drain(..n);
+                    self.take_front(n);
                     tracing::info!(written = n, left = self.retry.len(), "queued journal entries written");
                 }
                 Err(e) if e.is_unavailable() => {
@@ -319,11 +318,14 @@ impl Writer {
                 Err(e) => {
                     // Not an outage: one entry is refused for good. Keep the others.
                     tracing::warn!(error = %e, "queued batch refused, writing entries one by one");
-                    for entry in self.retry.drain(..n).collect::<Vec<_>>() {
+                    for entry in self.take_front(n) {
                         match self.store.write_journal(std::slice::from_ref(&entry)).await {
                             Ok(()) => {}
                             Err(e) if e.is_unavailable() => {
                                 self.health.mark_down(&e.to_string());
+                                if matches!(entry, JournalEntry::Audit(_)) {
+                                    self.queued_audits += 1;
+                                }
                                 self.retry.push_front(entry);
                                 return;
                             }
@@ -350,6 +352,14 @@ impl Writer {
                 Err(e) => tracing::error!(error = %e, "could not record the count of dropped audit events"),
             }
         }
+    }
+
+    /// Removes the `n` oldest queued entries.
+    fn take_front(&mut self, n: usize) -> Vec<JournalEntry> {
+        let taken: Vec<JournalEntry> = self.retry.drain(..n.min(self.retry.len())).collect();
+        let audits = taken.iter().filter(|e| matches!(e, JournalEntry::Audit(_))).count();
+        self.queued_audits = self.queued_audits.saturating_sub(audits);
+        taken
     }
 
     /// Tries one cheap write while the store is down and nothing is queued.

@@ -385,7 +385,8 @@ impl Store for PgStore {
         if let Some(refused) = holder.refuses(me, stale_before) {
             return Ok(refused);
         }
-        let previous_last_seen = (!holder.stopped).then_some(holder.last_seen);
+        // A clean stop's last_seen is its stop: what it left open ended then.
+        let previous_last_seen = Some(holder.last_seen);
         sqlx::query(
             "UPDATE nodes SET instance_id = $2, pid = $3, host = $4, started_at = $5, last_seen = $5, stopped_at = NULL WHERE name = $1",
         )

@@ -224,8 +224,8 @@ pub struct NodeIdentity {
 /// The outcome of claiming a node name at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeClaim {
-    /// The name is ours. `previous_last_seen`: the last heartbeat of the previous
-    /// holder, if it did not stop cleanly (it crashed: its sessions end then).
+    /// The name is ours. `previous_last_seen`: the previous holder's last
+    /// heartbeat (or its clean stop): what it left open ended then.
     Claimed { previous_last_seen: Option<DateTime<Utc>> },
     /// Another live process holds the name.
     InUse {

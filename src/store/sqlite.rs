@@ -432,7 +432,8 @@ impl Store for SqliteStore {
             if let Some(refused) = holder.refuses(me, stale_before) {
                 return Ok(refused);
             }
-            previous_last_seen = (!holder.stopped).then_some(holder.last_seen);
+            // A clean stop's last_seen is its stop: what it left open ended then.
+            previous_last_seen = Some(holder.last_seen);
         }
         sqlx::query(
             "INSERT INTO nodes (name, instance_id, pid, host, started_at, last_seen, stopped_at) VALUES (?, ?, ?, ?, ?, ?, NULL)
