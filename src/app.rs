@@ -17,10 +17,10 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
 use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
+use crate::node::{self, NodeBeat};
 use crate::notify::{Notifier, Sinks};
 use crate::pki::CertAuthority;
 use crate::scheduler::Scheduler;
-use crate::node::{self, NodeBeat};
 use crate::store::{self, Journal, JournalEntry, NodeClaim, NodeIdentity, Store};
 
 /// A running Portier node.

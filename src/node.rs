@@ -90,7 +90,11 @@ impl NodeBeat {
             let beat = Heartbeat {
                 node: self.node.clone(),
                 at: crate::audit::truncate_micros(self.clock.now()),
-                checkpoints: if checkpoint { self.registry.byte_counts() } else { Vec::new() },
+                checkpoints: if checkpoint {
+                    self.registry.byte_counts()
+                } else {
+                    Vec::new()
+                },
             };
             match tokio::time::timeout(BEAT_TIMEOUT, self.store.node_heartbeat(&beat)).await {
                 Ok(Ok(ours)) => {

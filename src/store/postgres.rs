@@ -371,10 +371,11 @@ impl Store for PgStore {
             .bind(us(me.started_at))
             .execute(&mut *tx)
             .await?;
-        let row = sqlx::query("SELECT instance_id, pid, host, last_seen, stopped_at FROM nodes WHERE name = $1 FOR UPDATE")
-            .bind(&me.name)
-            .fetch_one(&mut *tx)
-            .await?;
+        let row =
+            sqlx::query("SELECT instance_id, pid, host, last_seen, stopped_at FROM nodes WHERE name = $1 FOR UPDATE")
+                .bind(&me.name)
+                .fetch_one(&mut *tx)
+                .await?;
         let holder = NodeHolder {
             instance_id: row.try_get("instance_id")?,
             pid: u32::try_from(row.try_get::<i64, _>("pid")?).unwrap_or(0),
@@ -1010,11 +1011,13 @@ impl Store for PgStore {
             let ended_at = orphan_end(last_alive, started, checkpoint);
             let up: i64 = row.try_get("bytes_from_vendor")?;
             let down: i64 = row.try_get("bytes_to_vendor")?;
-            sqlx::query("UPDATE sessions SET ended_at = $1, end_reason = 'gateway_restart' WHERE id = $2 AND ended_at IS NULL")
-                .bind(us(ended_at))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE sessions SET ended_at = $1, end_reason = 'gateway_restart' WHERE id = $2 AND ended_at IS NULL",
+            )
+            .bind(us(ended_at))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
             let event = orphan_event(
                 &id,
                 ended_at,

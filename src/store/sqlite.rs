@@ -1052,11 +1052,13 @@ impl Store for SqliteStore {
             let ended_at = orphan_end(last_alive, started, checkpoint);
             let up: i64 = row.try_get("bytes_from_vendor")?;
             let down: i64 = row.try_get("bytes_to_vendor")?;
-            sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = 'gateway_restart' WHERE id = ? AND ended_at IS NULL")
-                .bind(us(ended_at))
-                .bind(&id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE sessions SET ended_at = ?, end_reason = 'gateway_restart' WHERE id = ? AND ended_at IS NULL",
+            )
+            .bind(us(ended_at))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
             let event = orphan_event(
                 &id,
                 ended_at,

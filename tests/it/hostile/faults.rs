@@ -36,7 +36,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(secs), "{what}: not within {secs} s");
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "{what}: not within {secs} s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -107,7 +110,10 @@ fn fill(dir: &Path) -> PathBuf {
 /// so the next write must grow a file (and fails on a full disk).
 async fn empty_wal(url: &str) {
     let pool = sqlx::SqlitePool::connect(url).await.unwrap();
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await.unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
     pool.close().await;
 }
 
@@ -191,7 +197,10 @@ impl OwnPostgres {
             self.base.display()
         );
         let log = self.base.join("server.log").display().to_string();
-        self.run("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "-t", "30", "start"]);
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "-t", "30", "start"],
+        );
     }
 
     fn stop_server(&self) {
@@ -213,7 +222,10 @@ impl Drop for OwnPostgres {
         let data = self.data();
         let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
         let _ = if is_root() {
-            Command::new("runuser").args(["-u", "postgres", "--", &bin]).args(args).output()
+            Command::new("runuser")
+                .args(["-u", "postgres", "--", &bin])
+                .args(args)
+                .output()
         } else {
             Command::new(&bin).args(args).output()
         };
@@ -345,7 +357,10 @@ async fn sqlite_recovers_after_disk_full_without_restart() {
     assert_eq!(readyz(&t).await, 200);
 
     db.down().await;
-    let refused = try_tunnel(t.app.gateway_addr, sc.tls.clone()).await.err().expect("a tunnel on a full disk");
+    let refused = try_tunnel(t.app.gateway_addr, sc.tls.clone())
+        .await
+        .map(drop)
+        .expect_err("a tunnel on a full disk");
     assert!(refused.starts_with("PORTIER DENIED store_unavailable"), "{refused}");
     within(10, "/readyz 503 while writes fail", || async {
         (readyz(&t).await == 503).then_some(())
@@ -379,7 +394,9 @@ async fn sqlite_recovers_after_disk_full_without_restart() {
         assert_eq!(st, 201, "change {i} after the disk was freed: {body}");
     }
     for _ in 0..3 {
-        let mut s = try_tunnel(t.app.gateway_addr, sc.tls.clone()).await.expect("admitted again");
+        let mut s = try_tunnel(t.app.gateway_addr, sc.tls.clone())
+            .await
+            .expect("admitted again");
         assert_eq!(echo_roundtrip(&mut s, b"after").await, b"after");
     }
     t.stop().await;
@@ -411,7 +428,7 @@ async fn refusals_stay_fast_during_an_outage(mut db: Outage) {
         .collect();
     for a in attempts {
         let (r, took) = a.await.unwrap();
-        let said = r.err().expect("refused while the store is down");
+        let said = r.expect_err("refused while the store is down");
         assert!(said.starts_with("PORTIER DENIED store_unavailable"), "{said}");
         // A generous bound (the promise is about a second), not a speed target.
         assert!(took < Duration::from_secs(3), "refusal took {took:?}");
@@ -427,7 +444,10 @@ async fn refusals_stay_fast_during_an_outage(mut db: Outage) {
     drop(s);
     t.stop().await;
 }
-with_outage!(refusals_stay_fast_during_an_outage, super::refusals_stay_fast_during_an_outage);
+with_outage!(
+    refusals_stay_fast_during_an_outage,
+    super::refusals_stay_fast_during_an_outage
+);
 
 // --- defect 7: a session end lost in an outage is retried until durable ---
 
@@ -439,8 +459,14 @@ async fn session_end_in_an_outage_is_recorded_after_it(mut db: Outage) {
     let data = vec![b'x'; 996];
     assert_eq!(echo_roundtrip(&mut s, &data).await, data);
     let id = t.app.registry.list()[0].id.clone();
-    let (_, live) = t.call("GET", "/api/v1/sessions?active=true", Some(&security), None).await;
-    assert_eq!(live.as_array().map(Vec::len), Some(1), "a live session is listed: {live}");
+    let (_, live) = t
+        .call("GET", "/api/v1/sessions?active=true", Some(&security), None)
+        .await;
+    assert_eq!(
+        live.as_array().map(Vec::len),
+        Some(1),
+        "a live session is listed: {live}"
+    );
 
     db.down().await;
     within(30, "the store's breaker opens", || async {
@@ -474,7 +500,9 @@ async fn session_end_in_an_outage_is_recorded_after_it(mut db: Outage) {
         .filter(|e| e.object == id.as_str())
         .collect();
     assert_eq!(ended.len(), 1, "one session.ended event: {ended:?}");
-    let (_, live) = t.call("GET", "/api/v1/sessions?active=true", Some(&security), None).await;
+    let (_, live) = t
+        .call("GET", "/api/v1/sessions?active=true", Some(&security), None)
+        .await;
     assert_eq!(live, json!([]));
     t.stop().await;
 }
@@ -505,7 +533,9 @@ async fn crash_recovery_records_the_last_known_facts(db: TestDb) {
         (rec.bytes_from_vendor == 5000 && rec.bytes_to_vendor == 5000).then_some(())
     })
     .await;
-    let (_, live) = t.call("GET", "/api/v1/sessions?active=true", Some(&security), None).await;
+    let (_, live) = t
+        .call("GET", "/api/v1/sessions?active=true", Some(&security), None)
+        .await;
     assert_eq!(live.as_array().map(Vec::len), Some(1), "{live}");
 
     t.app.abort(); // kill -9: no end recorded, no release of the name
@@ -528,7 +558,11 @@ async fn crash_recovery_records_the_last_known_facts(db: TestDb) {
     t.start_again().await;
     let rec = t.app.store.session(&id).await.unwrap();
     assert_eq!(rec.end_reason, Some(EndReason::GatewayRestart));
-    assert_eq!(rec.ended_at, Some(t1), "ended at the last heartbeat, not at the restart ({t2})");
+    assert_eq!(
+        rec.ended_at,
+        Some(t1),
+        "ended at the last heartbeat, not at the restart ({t2})"
+    );
     assert_eq!((rec.bytes_from_vendor, rec.bytes_to_vendor), (5000, 5000));
     let ended: Vec<_> = t
         .app
@@ -562,10 +596,9 @@ async fn a_second_process_with_the_same_node_name_is_refused(db: TestDb) {
     let (sc, _vendor, _security) = t.open_window_scene(device).await;
     let mut s = try_tunnel(t.app.gateway_addr, sc.tls.clone()).await.unwrap();
 
-    let err = portier::app::App::start_with_clock(t.settings(), Arc::new(SystemClock))
-        .await
-        .err()
-        .expect("a second process under the same name is refused");
+    let Err(err) = portier::app::App::start_with_clock(t.settings(), Arc::new(SystemClock)).await else {
+        panic!("a second process under the same name must be refused");
+    };
     let msg = format!("{err:#}");
     assert!(
         msg.contains("\"local\"") && msg.contains("gateway.node"),
