@@ -118,6 +118,8 @@ pub trait Store: Send + Sync + 'static {
     async fn node_heartbeat(&self, beat: &Heartbeat) -> StoreResult<bool>;
     /// Frees the name at a clean stop.
     async fn release_node(&self, node: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Names of the nodes that beat at or after `after` and have not stopped.
+    async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>>;
 
     // --- vendors ---
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor>;

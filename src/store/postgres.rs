@@ -427,6 +427,15 @@ impl Store for PgStore {
         Ok(ours)
     }
 
+    async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM nodes WHERE stopped_at IS NULL AND last_seen >= $1 ORDER BY name")
+                .bind(us(after))
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn release_node(&self, me: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE nodes SET stopped_at = $1, last_seen = $1 WHERE name = $2 AND instance_id = $3")
             .bind(us(at))

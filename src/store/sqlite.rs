@@ -477,6 +477,15 @@ impl Store for SqliteStore {
         Ok(ours)
     }
 
+    async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM nodes WHERE stopped_at IS NULL AND last_seen >= ? ORDER BY name")
+                .bind(us(after))
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     async fn release_node(&self, me: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE nodes SET stopped_at = ?, last_seen = ? WHERE name = ? AND instance_id = ?")
             .bind(us(at))

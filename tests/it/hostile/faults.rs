@@ -467,6 +467,7 @@ async fn session_end_in_an_outage_is_recorded_after_it(mut db: Outage) {
         Some(1),
         "a live session is listed: {live}"
     );
+    assert_eq!(live[0]["live"], true);
 
     db.down().await;
     within(30, "the store's breaker opens", || async {
@@ -553,11 +554,17 @@ async fn crash_recovery_records_the_last_known_facts(db: TestDb) {
         .await
         .unwrap();
     assert!(open.is_empty(), "{open:?}");
+    let alive = t.app.store.live_nodes(t2 - chrono::Duration::seconds(3)).await.unwrap();
+    assert!(alive.is_empty(), "{alive:?}");
     drop(s);
 
     t.start_again().await;
     let rec = t.app.store.session(&id).await.unwrap();
     assert_eq!(rec.end_reason, Some(EndReason::GatewayRestart));
+    let (_, view) = t
+        .call("GET", &format!("/api/v1/sessions/{id}"), Some(&security), None)
+        .await;
+    assert_eq!(view["live"], false, "{view}");
     assert_eq!(
         rec.ended_at,
         Some(t1),
