@@ -633,3 +633,66 @@ on_both_backends!(
     a_second_process_with_the_same_node_name_is_refused,
     super::a_second_process_with_the_same_node_name_is_refused
 );
+
+// --- the retry queue is bounded, and says what it had to drop ---
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_queue_is_bounded_and_reports_what_it_dropped() {
+    let Some(mut db) = Outage::sqlite().await else {
+        return;
+    };
+    let config = format!("{FAST}database.retry_queue = 3\n");
+    let t = TestApp::spawn_config(TestDb::at(&db.url()).await, &config, "", Arc::new(SystemClock)).await;
+    let device = echo_device().await;
+    let (sc, _vendor, _security) = t.open_window_scene(device).await;
+    let before = t
+        .app
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("admission.denied".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .len();
+
+    db.down().await;
+    for _ in 0..8 {
+        let said = try_tunnel(t.app.gateway_addr, sc.tls.clone())
+            .await
+            .map(drop)
+            .expect_err("refused on a full disk");
+        assert!(said.starts_with("PORTIER DENIED store_unavailable"), "{said}");
+    }
+    db.up().await;
+
+    let dropped = within(10, "the dropped count is recorded", || async {
+        let events = t
+            .app
+            .store
+            .list_audit(&AuditFilter {
+                action: Some("journal.events_dropped".into()),
+                ..AuditFilter::default()
+            })
+            .await
+            .ok()?;
+        let e = events.first()?;
+        let d: serde_json::Value = serde_json::from_str(&e.details).ok()?;
+        d["dropped"].as_u64()
+    })
+    .await;
+    let denials = t
+        .app
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("admission.denied".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .len()
+        - before;
+    assert_eq!(denials, 3, "the queue kept as many denials as it may");
+    assert_eq!(dropped, 5, "and counted the rest");
+    t.stop().await;
+}
