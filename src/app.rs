@@ -39,6 +39,7 @@ pub struct App {
     journal: JoinHandle<()>,
     scheduler: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
+    stopped: bool,
 }
 
 impl App {
@@ -224,6 +225,7 @@ impl App {
             journal: journal_task,
             scheduler,
             heartbeat,
+            stopped: false,
         })
     }
 
@@ -234,6 +236,9 @@ impl App {
 
     /// [`App::stop`] in place: afterwards the node name is free for a new start.
     pub async fn shutdown(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         self.shutdown.cancel();
         let _ = (&mut self.api).await;
         let _ = (&mut self.gateway).await;
