@@ -478,6 +478,8 @@ mod tests {
             ("", env(&[("PORTIER_GATEWAY_LISTNE", "127.0.0.1:1")])),
             ("[gateway]\ntls_versions = [\"1.1\"]\n", env(&[])),
             ("[gateway]\nhandshake_timeout_secs = 0\n", env(&[])),
+            ("[database]\nheartbeat_secs = 5\nnode_stale_secs = 10\n", env(&[])),
+            ("[database]\nretry_queue = 0\n", env(&[])),
             ("[database]\nurl = \"mysql://x\"\n", env(&[])),
             ("[policy]\non_overdue_report = \"ignore\"\n", env(&[])),
             ("not toml", env(&[])),

@@ -316,3 +316,76 @@ fn process_exists(pid: u32) -> bool {
     let proc = std::path::Path::new("/proc");
     !proc.is_dir() || proc.join(pid.to_string()).exists()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + s, 0).single().unwrap()
+    }
+
+    #[test]
+    fn an_orphan_ends_at_the_latest_known_instant() {
+        // (last heartbeat, started, checkpoint) -> end
+        for (alive, started, checkpoint, end) in [
+            (10, 0, None, 10),
+            (10, 0, Some(8), 10),
+            (10, 0, Some(12), 12),
+            (10, 11, None, 11),
+        ] {
+            assert_eq!(orphan_end(t(alive), t(started), checkpoint.map(t)), t(end));
+        }
+    }
+
+    fn me() -> NodeIdentity {
+        NodeIdentity {
+            name: "a".into(),
+            instance_id: "mine".into(),
+            pid: std::process::id(),
+            host: "h1".into(),
+            started_at: t(100),
+        }
+    }
+
+    fn holder(instance: &str, pid: u32, host: &str, last_seen: i64, stopped: bool) -> NodeHolder {
+        NodeHolder {
+            instance_id: instance.into(),
+            pid,
+            host: host.into(),
+            last_seen: t(last_seen),
+            stopped,
+        }
+    }
+
+    #[test]
+    fn a_name_is_refused_only_while_another_live_process_holds_it() {
+        let stale_before = t(90);
+        let alive_pid = std::process::id();
+        // Another host, recent beat: refused.
+        assert!(holder("other", 1, "h2", 95, false)
+            .refuses(&me(), stale_before)
+            .is_some());
+        // Same host, same pid (a second node in this very process): refused.
+        assert!(holder("other", alive_pid, "h1", 95, false)
+            .refuses(&me(), stale_before)
+            .is_some());
+        // Stopped cleanly, stale, ourselves: free.
+        assert!(holder("other", 1, "h2", 95, true)
+            .refuses(&me(), stale_before)
+            .is_none());
+        assert!(holder("other", 1, "h2", 80, false)
+            .refuses(&me(), stale_before)
+            .is_none());
+        assert!(holder("mine", 1, "h2", 95, false)
+            .refuses(&me(), stale_before)
+            .is_none());
+        // Same host, its pid is gone (crashed): free at once, where /proc tells.
+        if std::path::Path::new("/proc").is_dir() {
+            assert!(holder("other", u32::MAX - 1, "h1", 95, false)
+                .refuses(&me(), stale_before)
+                .is_none());
+        }
+    }
+}
