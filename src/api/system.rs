@@ -53,8 +53,12 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>>
 #[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let live = s.registry.len();
+    let writable = u8::from(s.store.health().is_up());
+    let queued = s.journal.queued();
     let body = format!(
         "# HELP portier_live_tunnels Tunnels open on this node.\n# TYPE portier_live_tunnels gauge\nportier_live_tunnels {live}\n\
+         # HELP portier_store_writable 1 if the database takes writes (breaker closed), 0 while tunnels are refused.\n# TYPE portier_store_writable gauge\nportier_store_writable {writable}\n\
+         # HELP portier_journal_queued Audit events and session ends waiting for the database to come back.\n# TYPE portier_journal_queued gauge\nportier_journal_queued {queued}\n\
          # HELP portier_build_info Build information.\n# TYPE portier_build_info gauge\nportier_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     );

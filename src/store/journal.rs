@@ -23,6 +23,7 @@
 //! start from the heartbeat and byte checkpoints (`gateway_restart`).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,6 +89,7 @@ struct Request {
 pub struct Journal {
     tx: mpsc::Sender<Request>,
     health: Arc<StoreHealth>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Journal {
@@ -100,7 +102,9 @@ impl Journal {
     pub fn start_with(store: Arc<dyn Store>, settings: JournalSettings) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let health = store.health();
+        let queued = Arc::new(AtomicUsize::new(0));
         let writer = Writer {
+            queued: queued.clone(),
             health: health.clone(),
             store,
             settings,
@@ -109,7 +113,12 @@ impl Journal {
             dropped: 0,
         };
         let task = tokio::spawn(writer.run(rx));
-        (Self { tx, health }, task)
+        (Self { tx, health, queued }, task)
+    }
+
+    /// Entries waiting for the store to come back (for metrics).
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Writes `entry`. A session start returns once it is committed, or fails (at
@@ -139,6 +148,8 @@ fn must_be_durable_now(e: &JournalEntry) -> bool {
 }
 
 struct Writer {
+    /// `retry.len()`, published for [`Journal::queued`].
+    queued: Arc<AtomicUsize>,
     store: Arc<dyn Store>,
     health: Arc<StoreHealth>,
     settings: JournalSettings,
@@ -173,6 +184,7 @@ impl Writer {
                 // Someone else's write (the heartbeat) succeeded: flush at once.
                 _ = self.health.wait_up(), if down && pending => {
                     self.flush().await;
+                    self.publish();
                     continue;
                 }
                 _ = tokio::time::sleep_until(next_probe), if down || pending => {
@@ -182,6 +194,7 @@ impl Writer {
                     } else {
                         self.probe().await;
                     }
+                    self.publish();
                     continue;
                 }
             }
@@ -199,6 +212,7 @@ impl Writer {
                 self.flush().await;
             }
             self.commit(&mut entries, &mut waiters).await;
+            self.publish();
         }
         if !self.retry.is_empty() || self.dropped > 0 {
             tracing::error!(
@@ -352,6 +366,10 @@ impl Writer {
                 Err(e) => tracing::error!(error = %e, "could not record the count of dropped audit events"),
             }
         }
+    }
+
+    fn publish(&self) {
+        self.queued.store(self.retry.len(), Ordering::Relaxed);
     }
 
     /// Removes the `n` oldest queued entries.

@@ -339,6 +339,17 @@ async fn try_tunnel(
     Err(String::from_utf8_lossy(&got).into_owned())
 }
 
+async fn metrics(t: &TestApp) -> String {
+    t.http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 async fn readyz(t: &TestApp) -> u16 {
     t.call("GET", "/readyz", None, None).await.0
 }
@@ -480,6 +491,12 @@ async fn session_end_in_an_outage_is_recorded_after_it(mut db: Outage) {
     within(10, "tunnel ended", || async { t.app.registry.is_empty().then_some(()) }).await;
     // The end reaches the journal after the TLS close (at most 1 s): let it meet the outage.
     tokio::time::sleep(Duration::from_millis(1500)).await;
+    let m = metrics(&t).await;
+    assert!(m.contains("portier_store_writable 0\n"), "{m}");
+    assert!(
+        !m.contains("portier_journal_queued 0\n"),
+        "the end waits in the queue: {m}"
+    );
 
     db.up().await;
     let session = within(30, "session end recorded after the outage", || async {
@@ -502,6 +519,11 @@ async fn session_end_in_an_outage_is_recorded_after_it(mut db: Outage) {
         .filter(|e| e.object == id.as_str())
         .collect();
     assert_eq!(ended.len(), 1, "one session.ended event: {ended:?}");
+    within(5, "metrics show the queue drained", || async {
+        let m = metrics(&t).await;
+        (m.contains("portier_store_writable 1\n") && m.contains("portier_journal_queued 0\n")).then_some(())
+    })
+    .await;
     let (_, live) = t
         .call("GET", "/api/v1/sessions?active=true", Some(&security), None)
         .await;
