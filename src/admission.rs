@@ -11,7 +11,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::clock::SharedClock;
 use crate::policy::{PolicySettings, Snapshot};
-use crate::store::{Generation, Store, StoreError};
+use crate::store::{Generation, Store, StoreError, StoreHealth};
 
 /// Reload at least this often, so windows that ended long ago leave memory.
 const MAX_AGE: Duration = Duration::from_secs(60);
@@ -26,6 +26,7 @@ struct Loaded {
 pub struct AdmissionCache {
     store: Arc<dyn Store>,
     generation: Arc<Generation>,
+    health: Arc<StoreHealth>,
     settings: PolicySettings,
     clock: SharedClock,
     current: ArcSwapOption<Loaded>,
@@ -37,6 +38,7 @@ impl AdmissionCache {
     pub fn new(store: Arc<dyn Store>, settings: PolicySettings, clock: SharedClock) -> Self {
         Self {
             generation: store.generation(),
+            health: store.health(),
             store,
             settings,
             clock,
@@ -52,7 +54,15 @@ impl AdmissionCache {
     }
 
     /// The current snapshot; reloads it from the store if something changed.
+    ///
+    /// While the store's breaker is open this fails at once: no tunnel can be
+    /// recorded then anyway, and the technician hears `store_unavailable` within
+    /// moments instead of after a pool timeout (issue 8).
     pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        if !self.health.is_up() {
+            let why = self.health.report().last_error.unwrap_or_default();
+            return Err(StoreError::Down(why));
+        }
         if let Some(s) = self.fresh() {
             return Ok(s);
         }
@@ -64,7 +74,15 @@ impl AdmissionCache {
         // Read the generation first: a change committed during the load bumps it
         // again and the next caller reloads.
         let generation = self.generation.get();
-        let mut snapshot = self.store.load_admission_snapshot(self.clock.now()).await?;
+        let mut snapshot = match self.store.load_admission_snapshot(self.clock.now()).await {
+            Ok(s) => s,
+            Err(e) => {
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.health.mark_down(&e.to_string());
+                }
+                return Err(e);
+            }
+        };
         snapshot.settings = self.settings;
         let snapshot = Arc::new(snapshot);
         self.current.store(Some(Arc::new(Loaded {

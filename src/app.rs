@@ -19,10 +19,11 @@ use crate::conn_limit::ConnLimiter;
 use crate::fd_budget;
 use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
+use crate::node::{self, NodeBeat};
 use crate::notify::{Notifier, Sinks};
 use crate::pki::CertAuthority;
 use crate::scheduler::Scheduler;
-use crate::store::{self, Journal, JournalEntry, Store};
+use crate::store::{self, Journal, JournalEntry, NodeClaim, NodeIdentity, Store};
 
 /// A running Portier node.
 pub struct App {
@@ -32,15 +33,21 @@ pub struct App {
     pub api_addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
+    clock: SharedClock,
+    identity: NodeIdentity,
     shutdown: CancellationToken,
     gateway: JoinHandle<()>,
     api: JoinHandle<()>,
     journal: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
+    heartbeat: JoinHandle<()>,
+    stopped: bool,
 }
 
 impl App {
-    /// Opens and migrates the store, closes sessions a previous run left open,
-    /// binds the gateway and the API and starts serving.
+    /// Opens and migrates the store, claims the node name (refused while another
+    /// live process holds it), closes sessions a previous run left open, binds the
+    /// gateway and the API and starts serving.
     pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
         Self::start_with_clock(settings, Arc::new(SystemClock)).await
     }
@@ -51,13 +58,35 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("applying migrations")?;
+        let beat_settings = settings.heartbeat_settings();
+        let identity = node::identity(&settings.gateway.node, &clock);
+        let stale_before = identity.started_at
+            - chrono::Duration::from_std(beat_settings.stale_after).context("database.node_stale_secs")?;
+        let previous = match store
+            .claim_node(&identity, stale_before)
+            .await
+            .context("claiming the node name")?
+        {
+            NodeClaim::Claimed { previous_last_seen } => previous_last_seen,
+            NodeClaim::InUse {
+                pid, host, last_seen, ..
+            } => anyhow::bail!(
+                "node name {:?} is in use by another running Portier (pid {pid} on {host}, alive at {last_seen}) on this database: \
+                 give each process its own name with gateway.node in the configuration (or PORTIER_GATEWAY_NODE), or stop the other one; \
+                 a crashed process frees the name {} s after its last heartbeat (database.node_stale_secs)",
+                identity.name,
+                beat_settings.stale_after.as_secs()
+            ),
+        };
+        // A crashed run's sessions ended, as far as anyone can know, at its last heartbeat.
         let orphans = store
-            .close_orphan_sessions(&settings.gateway.node, clock.now())
+            .close_orphan_sessions(&settings.gateway.node, previous.unwrap_or(identity.started_at))
             .await
             .context("closing sessions left open by the previous run")?;
         if orphans > 0 {
             tracing::warn!(
                 orphans,
+                last_heartbeat = ?previous,
                 "sessions left open by the previous run closed as gateway_restart"
             );
         }
@@ -95,7 +124,7 @@ impl App {
             syslog: settings.notify.syslog.clone(),
             retry_base: std::time::Duration::from_millis(settings.notify.retry_base_ms),
         });
-        let (journal, journal_task) = Journal::start(store.clone());
+        let (journal, journal_task) = Journal::start_with(store.clone(), settings.journal_settings());
         let registry = Arc::new(Registry::default());
         let cache = Arc::new(AdmissionCache::new(
             store.clone(),
@@ -198,25 +227,70 @@ impl App {
             api_limits,
             shutdown.clone(),
         ));
-        tokio::spawn(scheduler.run(shutdown.clone()));
+        let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let heartbeat = tokio::spawn(
+            NodeBeat {
+                store: store.clone(),
+                registry: registry.clone(),
+                clock: clock.clone(),
+                node: identity.clone(),
+                settings: beat_settings,
+            }
+            .run(shutdown.clone()),
+        );
         Ok(Self {
             gateway_addr,
             api_addr,
             store,
             registry,
+            clock,
+            identity,
             shutdown,
             gateway,
             api,
             journal: journal_task,
+            scheduler,
+            heartbeat,
+            stopped: false,
         })
     }
 
     /// Stops accepting, cuts the tunnels and waits for their records.
-    pub async fn stop(self) {
+    pub async fn stop(mut self) {
+        self.shutdown().await;
+    }
+
+    /// [`App::stop`] in place: afterwards the node name is free for a new start.
+    pub async fn shutdown(&mut self) {
+        if std::mem::replace(&mut self.stopped, true) {
+            return;
+        }
         self.shutdown.cancel();
-        let _ = self.api.await;
-        let _ = self.gateway.await;
-        let _ = self.journal.await;
+        let _ = (&mut self.api).await;
+        let _ = (&mut self.gateway).await;
+        let _ = (&mut self.scheduler).await;
+        let _ = (&mut self.heartbeat).await;
+        let _ = (&mut self.journal).await;
+        if let Err(e) = self.store.release_node(&self.identity, self.clock.now()).await {
+            tracing::warn!(error = %e, "could not mark the node as stopped; its name frees itself once its heartbeat is stale");
+        }
+    }
+
+    /// Stops every task at once, without the shutdown path: nothing is cut or
+    /// recorded and the node name is not released — what a crash (`kill -9`)
+    /// leaves behind. Tunnels already open keep their sockets until their peers
+    /// close them, but nothing they do reaches the store any more.
+    pub fn abort(&self) {
+        self.heartbeat.abort();
+        self.journal.abort();
+        self.scheduler.abort();
+        self.gateway.abort();
+        self.api.abort();
+    }
+
+    /// This process's claim on its node name.
+    pub fn identity(&self) -> &NodeIdentity {
+        &self.identity
     }
 
     /// Serves until Ctrl-C or SIGTERM.

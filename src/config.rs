@@ -128,12 +128,29 @@ impl Default for ApiConfig {
 pub struct DatabaseConfig {
     /// `sqlite://FILE` (relative to the configuration file) or `postgres://…`.
     pub url: String,
+    /// The node records that it is alive this often (also the store's write probe).
+    pub heartbeat_secs: u64,
+    /// A node silent for this long is dead: its name may be taken by another
+    /// process and its open sessions are no longer listed as active.
+    pub node_stale_secs: u64,
+    /// Byte counts of live sessions are saved this often (what a crash can lose).
+    pub checkpoint_secs: u64,
+    /// Audit events kept in memory for retry while the database is down (session
+    /// ends are always kept).
+    pub retry_queue: usize,
+    /// While the database is down, it is probed this often.
+    pub probe_ms: u64,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         Self {
             url: "sqlite://portier.db".into(),
+            heartbeat_secs: 2,
+            node_stale_secs: 10,
+            checkpoint_secs: 5,
+            retry_queue: 10_000,
+            probe_ms: 1000,
         }
     }
 }
@@ -366,6 +383,7 @@ impl Settings {
                 self.gateway.fd_reserve
             )));
         }
+        self.validate_liveness()?;
         for hook in &self.notify.webhooks {
             if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.len() < 16 {
                 return Err(ConfigError::Invalid(format!(
@@ -393,6 +411,44 @@ impl Settings {
         Ok(())
     }
 
+    fn validate_liveness(&self) -> Result<(), ConfigError> {
+        let d = &self.database;
+        for (key, v) in [
+            ("database.heartbeat_secs", d.heartbeat_secs),
+            ("database.checkpoint_secs", d.checkpoint_secs),
+            ("database.retry_queue", d.retry_queue as u64),
+            ("database.probe_ms", d.probe_ms),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
+            }
+        }
+        if d.node_stale_secs < 3 * d.heartbeat_secs {
+            return Err(ConfigError::Invalid(format!(
+                "database.node_stale_secs ({}) must be at least 3 × database.heartbeat_secs ({}), or a slow beat would pass for a dead node",
+                d.node_stale_secs, d.heartbeat_secs
+            )));
+        }
+        Ok(())
+    }
+
+    /// The heartbeat's cadence.
+    pub fn heartbeat_settings(&self) -> crate::node::HeartbeatSettings {
+        crate::node::HeartbeatSettings {
+            every: Duration::from_secs(self.database.heartbeat_secs),
+            checkpoint_every: Duration::from_secs(self.database.checkpoint_secs),
+            stale_after: Duration::from_secs(self.database.node_stale_secs),
+        }
+    }
+
+    /// The journal's outage behaviour.
+    pub fn journal_settings(&self) -> crate::store::JournalSettings {
+        crate::store::JournalSettings {
+            retry_capacity: self.database.retry_queue,
+            probe_every: Duration::from_millis(self.database.probe_ms),
+        }
+    }
+
     /// The policy's configurable part.
     pub fn policy_settings(&self) -> PolicySettings {
         PolicySettings {
@@ -410,6 +466,7 @@ impl Settings {
             max_emergency: chrono::Duration::minutes(i64::from(self.policy.max_emergency_minutes)),
             report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
             on_overdue: self.policy.on_overdue_report,
+            node_stale: chrono::Duration::seconds(i64::try_from(self.database.node_stale_secs).unwrap_or(i64::MAX)),
         }
     }
 
@@ -508,6 +565,8 @@ mod tests {
             ("[api]\nheader_read_timeout_secs = 0\n", env(&[])),
             ("[api]\nmax_connections = 4\nmax_connections_per_source = 5\n", env(&[])),
             ("[gateway]\nfd_reserve = 10\n", env(&[])),
+            ("[database]\nheartbeat_secs = 5\nnode_stale_secs = 10\n", env(&[])),
+            ("[database]\nretry_queue = 0\n", env(&[])),
             ("[database]\nurl = \"mysql://x\"\n", env(&[])),
             ("[policy]\non_overdue_report = \"ignore\"\n", env(&[])),
             ("not toml", env(&[])),

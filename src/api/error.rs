@@ -72,6 +72,10 @@ impl From<StoreError> for ApiError {
                 tracing::error!(error = %err, "store unavailable");
                 Self::unavailable("the database cannot be reached; try again later")
             }
+            StoreError::Down(why) => {
+                tracing::warn!(error = %why, "store unavailable (breaker open)");
+                Self::unavailable("the database cannot be reached; try again later")
+            }
             other => {
                 // Logged in full here, shown to the client as a bare message.
                 tracing::error!(error = %other, "internal error");

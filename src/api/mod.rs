@@ -68,6 +68,8 @@ pub struct ApiLimits {
     pub report_due: chrono::Duration,
     /// Whether an overdue report blocks new requests.
     pub on_overdue: crate::policy::OverdueMode,
+    /// A node silent this long is dead: its open sessions are not listed as active.
+    pub node_stale: chrono::Duration,
 }
 
 /// What technician registration needs: the vendor CA to sign CSRs with, and a

@@ -5,8 +5,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -29,7 +29,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 pub struct SessionQuery {
     pub vendor_id: Option<VendorId>,
     pub device_id: Option<DeviceId>,
-    /// true: live sessions only; false: ended ones only.
+    /// true: live sessions only (not ended, on a node that is alive); false: the others.
     pub active: Option<bool>,
     /// Sessions started at or after.
     pub since: Option<DateTime<Utc>>,
@@ -102,9 +102,30 @@ pub fn sessions_csv(list: &[Session]) -> Result<String, ApiError> {
     })
 }
 
+/// A session record, and whether it is live now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub session: Session,
+    /// Not ended, and its node is alive (beats, has not stopped). An open record
+    /// whose node crashed is live nowhere: it is closed when that node restarts.
+    pub live: bool,
+}
+
+impl SessionView {
+    fn new(session: Session, live_nodes: &[String]) -> Self {
+        let live = session.ended_at.is_none() && live_nodes.contains(&session.node);
+        Self { session, live }
+    }
+}
+
+async fn live_nodes(s: &ApiState) -> Result<Vec<String>, ApiError> {
+    Ok(s.store.live_nodes(s.clock.now() - s.limits.node_stale).await?)
+}
+
 /// List sessions (security, auditor; a vendor account sees its own).
 #[utoipa::path(get, path = "/api/v1/sessions", params(SessionQuery),
-    responses((status = 200, body = Vec<Session>, description = "JSON, or CSV with ?format=csv"), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Vec<SessionView>, description = "JSON, or CSV with ?format=csv"), (status = 403, body = ErrorBody)))]
 async fn list_sessions(
     State(s): State<ApiState>,
     caller: Caller,
@@ -123,6 +144,9 @@ async fn list_sessions(
         since: q.since,
         until: q.until,
         limit: None,
+        // Live means: not ended, and its node still beats (a crashed node's
+        // sessions are live nowhere, whatever their record says until it restarts).
+        live_after: Some(s.clock.now() - s.limits.node_stale),
     };
     let list: Vec<Session> = s
         .store
@@ -132,7 +156,11 @@ async fn list_sessions(
         .filter(|x| caller.sees_vendor(&x.vendor_id))
         .collect();
     match q.format.as_deref() {
-        None | Some("json") => Ok(Json(list).into_response()),
+        None | Some("json") => {
+            let live = live_nodes(&s).await?;
+            let views: Vec<SessionView> = list.into_iter().map(|x| SessionView::new(x, &live)).collect();
+            Ok(Json(views).into_response())
+        }
         Some("csv") => Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], sessions_csv(&list)?).into_response()),
         Some(other) => Err(ApiError::bad_request(format!("unknown format {other:?} (json or csv)"))),
     }
@@ -140,14 +168,18 @@ async fn list_sessions(
 
 /// One session.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = Session), (status = 404, body = ErrorBody)))]
-async fn get_session(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Session>> {
+    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody)))]
+async fn get_session(
+    State(s): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<SessionView>> {
     caller.require(&[Role::Security, Role::Auditor, Role::Vendor])?;
     let session = s.store.session(&SessionId(id)).await?;
     if !caller.sees_vendor(&session.vendor_id) {
         return Err(ApiError::not_found("session"));
     }
-    Ok(Json(session))
+    Ok(Json(SessionView::new(session, &live_nodes(&s).await?)))
 }
 
 /// Terminate a live session (security): cut within a second, `end_reason = terminated`.
@@ -169,6 +201,12 @@ async fn terminate(
         return Err(ApiError::conflict("the session has already ended"));
     }
     if !s.registry.cut_session(&session.id, EndReason::Terminated) {
+        if !live_nodes(&s).await?.contains(&session.node) {
+            return Err(ApiError::conflict(format!(
+                "the session is not live anywhere: its node {} is down; its record is closed when that node restarts",
+                session.node
+            )));
+        }
         return Err(ApiError::conflict(format!(
             "the session is not live on this node ({})",
             session.node

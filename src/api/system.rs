@@ -29,9 +29,19 @@ async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({"status": "ok"}))
 }
 
-/// Readiness: the store answers.
+/// Readiness: the store answers *and* takes writes. Writes are what a tunnel
+/// needs (its record is written before any byte flows), and a database can answer
+/// reads while refusing writes (disk full, read-only): the last write's result
+/// (journal, heartbeat, probe — at least every `database.heartbeat_secs`) decides.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    let health = s.store.health().report();
+    if !health.writable {
+        tracing::warn!(error = ?health.last_error, down_for = ?health.down_for, "not ready: writes fail");
+        return Err(ApiError::unavailable(
+            "the database does not take writes; tunnels are refused until it does",
+        ));
+    }
     s.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "not ready");
         ApiError::unavailable("the database cannot be reached")
@@ -43,8 +53,12 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>>
 #[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let live = s.registry.len();
+    let writable = u8::from(s.store.health().is_up());
+    let queued = s.journal.queued();
     let body = format!(
         "# HELP portier_live_tunnels Tunnels open on this node.\n# TYPE portier_live_tunnels gauge\nportier_live_tunnels {live}\n\
+         # HELP portier_store_writable 1 if the database takes writes (breaker closed), 0 while tunnels are refused.\n# TYPE portier_store_writable gauge\nportier_store_writable {writable}\n\
+         # HELP portier_journal_queued Audit events and session ends waiting for the database to come back.\n# TYPE portier_journal_queued gauge\nportier_journal_queued {queued}\n\
          # HELP portier_build_info Build information.\n# TYPE portier_build_info gauge\nportier_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     );

@@ -339,7 +339,10 @@ async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts:
     )
     .await
     {
-        Ok(Ok(())) => {}
+        Ok(Ok(crate::store::Durability::Durable)) => {}
+        Ok(Ok(crate::store::Durability::Queued)) => {
+            tracing::debug!("denial queued: the store is down, it is written when it is back");
+        }
         Ok(Err(e)) => tracing::error!(error = %e, "denial not recorded"),
         Err(_) => tracing::error!("denial not recorded: store too slow"),
     }
@@ -514,8 +517,13 @@ async fn tunnel(
         "session.ended",
         json!({"session_id": id, "window_id": a.window_id, "vendor_id": a.vendor_id, "end_reason": reason.as_str(), "bytes_from_vendor": up, "bytes_to_vendor": down}),
     );
-    if let Err(e) = deps.journal.write(JournalEntry::SessionEnded(end, event)).await {
-        // The start is on record; the end will be closed as gateway_restart at next start.
-        tracing::error!(error = %e, "session end not recorded");
+    match deps.journal.write(JournalEntry::SessionEnded(end, event)).await {
+        Ok(crate::store::Durability::Durable) => {}
+        Ok(crate::store::Durability::Queued) => {
+            tracing::warn!("session end queued: the store is down, it is written when it is back");
+        }
+        // Only if the writer stopped (the node is stopping): the start is on record,
+        // and the next start closes it from the last heartbeat and byte checkpoint.
+        Err(e) => tracing::error!(error = %e, "session end not recorded"),
     }
 }

@@ -3,6 +3,7 @@
 //! here. The lock is never held across an `.await`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use chrono::{DateTime, Utc};
@@ -27,6 +28,9 @@ pub struct LiveSession {
     certificate_not_after: Option<DateTime<Utc>>,
     cut: CancellationToken,
     cut_reason: OnceLock<EndReason>,
+    /// Bytes relayed so far, published by the pump for periodic checkpoints.
+    bytes_from_vendor: AtomicU64,
+    bytes_to_vendor: AtomicU64,
 }
 
 impl LiveSession {
@@ -51,6 +55,8 @@ impl LiveSession {
             certificate_not_after: None,
             cut: CancellationToken::new(),
             cut_reason: OnceLock::new(),
+            bytes_from_vendor: AtomicU64::new(0),
+            bytes_to_vendor: AtomicU64::new(0),
         }
     }
 
@@ -73,6 +79,20 @@ impl LiveSession {
             Some(na) if self.deadline() >= na => EndReason::CertificateExpired,
             _ => EndReason::WindowEnded,
         }
+    }
+
+    /// Publishes the byte counts relayed so far.
+    pub fn set_bytes(&self, from_vendor: u64, to_vendor: u64) {
+        self.bytes_from_vendor.store(from_vendor, Ordering::Relaxed);
+        self.bytes_to_vendor.store(to_vendor, Ordering::Relaxed);
+    }
+
+    /// Bytes relayed so far: (from the vendor, to the vendor).
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.bytes_from_vendor.load(Ordering::Relaxed),
+            self.bytes_to_vendor.load(Ordering::Relaxed),
+        )
     }
 
     /// Cuts the tunnel; the first reason given is the one recorded.
@@ -164,6 +184,17 @@ impl Registry {
                 device_id: s.device_id.clone(),
                 started_at: s.started_at,
                 deadline: s.deadline(),
+            })
+            .collect()
+    }
+
+    /// (session, bytes from vendor, bytes to vendor) of every open tunnel.
+    pub fn byte_counts(&self) -> Vec<(SessionId, u64, u64)> {
+        self.lock()
+            .values()
+            .map(|s| {
+                let (up, down) = s.bytes();
+                (s.id.clone(), up, down)
             })
             .collect()
     }

@@ -225,7 +225,12 @@ where
                     deadline_rx = tokio::sync::watch::channel(deadline).1;
                 }
             }
-            PumpEvent::Finished(side, err) = poll_fn(|cx| pump.poll_event(cx)) => {
+            PumpEvent::Finished(side, err) = poll_fn(|cx| {
+                let event = pump.poll_event(cx);
+                // Two relaxed stores per wake-up: cheap, and checkpoints see fresh counts.
+                live.set_bytes(pump.bytes_from_vendor(), pump.bytes_to_vendor());
+                event
+            }) => {
                 if let Some(e) = &err {
                     tracing::debug!(?side, error = %e, "tunnel side finished with an error");
                 }

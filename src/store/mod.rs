@@ -2,6 +2,7 @@
 //! lives in one implementation per backend: [`SqliteStore`] (the embedded default)
 //! and [`PgStore`] (several gateway nodes sharing one database).
 
+mod health;
 mod journal;
 mod postgres;
 mod records;
@@ -19,7 +20,8 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::domain::{DeviceId, SessionId, TechnicianId, VendorId, WindowId};
 use crate::policy::Snapshot;
 
-pub use journal::{Journal, JournalError};
+pub use health::{HealthReport, StoreHealth};
+pub use journal::{Durability, Journal, JournalError, JournalSettings};
 pub use postgres::PgStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
@@ -39,6 +41,10 @@ pub enum StoreError {
     /// A stored value that does not parse (a bug, or tampering).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
+    /// The breaker is open: a recent write failed and no probe has succeeded since,
+    /// so the database is not even tried (fail fast).
+    #[error("database unavailable (failing fast): {0}")]
+    Down(String),
     /// Applying the migrations failed.
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
@@ -58,6 +64,14 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(db) if db.is_check_violation() => StoreError::Conflict(db.message().to_owned()),
             _ => StoreError::Unavailable(e),
         }
+    }
+}
+
+impl StoreError {
+    /// Whether the error says the database cannot take the operation at all (down,
+    /// full, read-only), as opposed to refusing this particular change.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Down(_))
     }
 }
 
@@ -89,6 +103,23 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
     /// The admission-state change counter (see [`Generation`]).
     fn generation(&self) -> Arc<Generation>;
+    /// The write breaker shared by everything using this store (see [`StoreHealth`]).
+    fn health(&self) -> Arc<StoreHealth>;
+    /// A cheap real write (one row rewritten), to learn whether writes succeed again.
+    async fn probe_write(&self, at: DateTime<Utc>) -> StoreResult<()>;
+
+    // --- nodes ---
+    /// Claims `claim.name` for this process. Refused (`NodeClaim::InUse`) while
+    /// another instance holding the name has beaten since `stale_before` and has
+    /// not stopped cleanly.
+    async fn claim_node(&self, claim: &NodeIdentity, stale_before: DateTime<Utc>) -> StoreResult<NodeClaim>;
+    /// Records that the node is alive and checkpoints its live sessions' byte
+    /// counts, in one transaction. `false`: another instance now holds the name.
+    async fn node_heartbeat(&self, beat: &Heartbeat) -> StoreResult<bool>;
+    /// Frees the name at a clean stop.
+    async fn release_node(&self, node: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Names of the nodes that beat at or after `after` and have not stopped.
+    async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>>;
 
     // --- vendors ---
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor>;
@@ -164,8 +195,12 @@ pub trait Store: Send + Sync + 'static {
     // --- sessions ---
     async fn session(&self, id: &SessionId) -> StoreResult<Session>;
     async fn list_sessions(&self, f: &SessionFilter) -> StoreResult<Vec<Session>>;
-    /// Closes the sessions a previous run of this node left open (crash, kill -9).
-    async fn close_orphan_sessions(&self, node: &str, at: DateTime<Utc>) -> StoreResult<u64>;
+    /// Closes the sessions a previous run of this node left open (crash, kill -9),
+    /// as `gateway_restart`, each with a `session.ended` audit event. `last_alive`
+    /// is the last instant the previous run was known alive (its last heartbeat);
+    /// a session's end is the latest of that, its last byte checkpoint and its
+    /// start, and its byte counts are the last checkpointed ones.
+    async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64>;
 
     // --- journal: durable gateway writes, grouped in one transaction ---
     /// Writes every entry in one transaction (group commit), audit events chained.
@@ -219,4 +254,151 @@ pub(crate) fn stored_certificate_validity(id: &str, pem: &str) -> Option<(DateTi
 /// Source address as stored: IPv4-mapped IPv6 addresses are stored as IPv4.
 pub(crate) fn canonical_ip(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
+}
+
+/// When a session a crashed run left open ended, as best known: the latest of the
+/// node's last heartbeat, the session's last byte checkpoint and its start.
+pub(crate) fn orphan_end(
+    last_alive: DateTime<Utc>,
+    started_at: DateTime<Utc>,
+    checkpoint_at: Option<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let mut end = last_alive.max(started_at);
+    if let Some(c) = checkpoint_at {
+        end = end.max(c);
+    }
+    end
+}
+
+/// The `session.ended` event of a session closed at restart.
+pub(crate) fn orphan_event(
+    id: &str,
+    ended_at: DateTime<Utc>,
+    window_id: String,
+    vendor_id: String,
+    bytes_from_vendor: i64,
+    bytes_to_vendor: i64,
+    node: &str,
+) -> AuditEvent {
+    AuditEvent::new(
+        ended_at,
+        crate::audit::GATEWAY_ACTOR,
+        "session.ended",
+        id,
+        "success",
+        serde_json::json!({
+            "end_reason": crate::domain::EndReason::GatewayRestart.as_str(),
+            "bytes_from_vendor": bytes_from_vendor,
+            "bytes_to_vendor": bytes_to_vendor,
+            "detail": "the node stopped without recording the end: ended_at is its last heartbeat or byte checkpoint, bytes are the last checkpointed",
+            "window_id": window_id,
+            "vendor_id": vendor_id,
+            "node": node,
+        }),
+    )
+}
+
+/// The stored holder of a node name.
+pub(crate) struct NodeHolder {
+    pub instance_id: String,
+    pub pid: u32,
+    pub host: String,
+    pub last_seen: DateTime<Utc>,
+    pub stopped: bool,
+}
+
+impl NodeHolder {
+    /// `Some(InUse)` if this holder is another process that may still be alive.
+    pub fn refuses(&self, me: &NodeIdentity, stale_before: DateTime<Utc>) -> Option<NodeClaim> {
+        let gone = self.instance_id == me.instance_id
+            || self.stopped
+            || self.last_seen < stale_before
+            // A crashed process on this very host is known dead without waiting.
+            || (self.host == me.host && self.pid != me.pid && !process_exists(self.pid));
+        (!gone).then(|| NodeClaim::InUse {
+            instance_id: self.instance_id.clone(),
+            pid: self.pid,
+            host: self.host.clone(),
+            last_seen: self.last_seen,
+        })
+    }
+}
+
+/// Whether a process with this id runs on this host (assumed so where `/proc` is absent).
+fn process_exists(pid: u32) -> bool {
+    let proc = std::path::Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.timestamp_opt(1_700_000_000 + s, 0).single().unwrap()
+    }
+
+    #[test]
+    fn an_orphan_ends_at_the_latest_known_instant() {
+        // (last heartbeat, started, checkpoint) -> end
+        for (alive, started, checkpoint, end) in [
+            (10, 0, None, 10),
+            (10, 0, Some(8), 10),
+            (10, 0, Some(12), 12),
+            (10, 11, None, 11),
+        ] {
+            assert_eq!(orphan_end(t(alive), t(started), checkpoint.map(t)), t(end));
+        }
+    }
+
+    fn me() -> NodeIdentity {
+        NodeIdentity {
+            name: "a".into(),
+            instance_id: "mine".into(),
+            pid: std::process::id(),
+            host: "h1".into(),
+            started_at: t(100),
+        }
+    }
+
+    fn holder(instance: &str, pid: u32, host: &str, last_seen: i64, stopped: bool) -> NodeHolder {
+        NodeHolder {
+            instance_id: instance.into(),
+            pid,
+            host: host.into(),
+            last_seen: t(last_seen),
+            stopped,
+        }
+    }
+
+    #[test]
+    fn a_name_is_refused_only_while_another_live_process_holds_it() {
+        let stale_before = t(90);
+        let alive_pid = std::process::id();
+        // Another host, recent beat: refused.
+        assert!(holder("other", 1, "h2", 95, false)
+            .refuses(&me(), stale_before)
+            .is_some());
+        // Same host, same pid (a second node in this very process): refused.
+        assert!(holder("other", alive_pid, "h1", 95, false)
+            .refuses(&me(), stale_before)
+            .is_some());
+        // Stopped cleanly, stale, ourselves: free.
+        assert!(holder("other", 1, "h2", 95, true)
+            .refuses(&me(), stale_before)
+            .is_none());
+        assert!(holder("other", 1, "h2", 80, false)
+            .refuses(&me(), stale_before)
+            .is_none());
+        assert!(holder("mine", 1, "h2", 95, false)
+            .refuses(&me(), stale_before)
+            .is_none());
+        // Same host, its pid is gone (crashed): free at once, where /proc tells.
+        if std::path::Path::new("/proc").is_dir() {
+            assert!(holder("other", u32::MAX - 1, "h1", 95, false)
+                .refuses(&me(), stale_before)
+                .is_none());
+        }
+    }
 }

@@ -1,6 +1,11 @@
 //! The backend for several gateway nodes sharing one state: PostgreSQL with its
 //! native types (TIMESTAMPTZ, CIDR, INET). Audit appends take a transaction-scoped
 //! advisory lock so that several processes extend one chain without forking it.
+//!
+//! Unlike SQLite's (see `sqlite.rs`), sqlx's PostgreSQL transactions recover from
+//! a failed COMMIT by themselves: dropping the transaction queues a ROLLBACK and
+//! resets sqlx's depth count, and ROLLBACK outside a transaction is harmless, so a
+//! pooled connection never stays mid-transaction.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -28,6 +33,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 pub struct PgStore {
     pool: PgPool,
     generation: Arc<Generation>,
+    health: Arc<StoreHealth>,
 }
 
 // TIMESTAMPTZ is native here; these keep the shape of the SQLite backend's code.
@@ -62,6 +68,7 @@ impl PgStore {
         Ok(Self {
             pool,
             generation: Arc::new(Generation::default()),
+            health: Arc::new(StoreHealth::default()),
         })
     }
 
@@ -375,6 +382,101 @@ impl Store for PgStore {
 
     fn generation(&self) -> Arc<Generation> {
         self.generation.clone()
+    }
+
+    fn health(&self) -> Arc<StoreHealth> {
+        self.health.clone()
+    }
+
+    async fn probe_write(&self, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE store_probe SET at = $1 WHERE id = 1")
+            .bind(us(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim_node(&self, me: &NodeIdentity, stale_before: DateTime<Utc>) -> StoreResult<NodeClaim> {
+        let mut tx = self.pool.begin().await?;
+        // Two nodes starting at once with one name: the second waits for the first's row.
+        sqlx::query("INSERT INTO nodes (name, instance_id, pid, host, started_at, last_seen, stopped_at) VALUES ($1, '', 0, '', $2, $2, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(&me.name)
+            .bind(us(me.started_at))
+            .execute(&mut *tx)
+            .await?;
+        let row =
+            sqlx::query("SELECT instance_id, pid, host, last_seen, stopped_at FROM nodes WHERE name = $1 FOR UPDATE")
+                .bind(&me.name)
+                .fetch_one(&mut *tx)
+                .await?;
+        let holder = NodeHolder {
+            instance_id: row.try_get("instance_id")?,
+            pid: u32::try_from(row.try_get::<i64, _>("pid")?).unwrap_or(0),
+            host: row.try_get("host")?,
+            last_seen: from_us(row.try_get("last_seen")?)?,
+            stopped: row.try_get::<Option<DateTime<Utc>>, _>("stopped_at")?.is_some(),
+        };
+        if let Some(refused) = holder.refuses(me, stale_before) {
+            return Ok(refused);
+        }
+        // A clean stop's last_seen is its stop: what it left open ended then.
+        let previous_last_seen = Some(holder.last_seen);
+        sqlx::query(
+            "UPDATE nodes SET instance_id = $2, pid = $3, host = $4, started_at = $5, last_seen = $5, stopped_at = NULL WHERE name = $1",
+        )
+        .bind(&me.name)
+        .bind(&me.instance_id)
+        .bind(i64::from(me.pid))
+        .bind(&me.host)
+        .bind(us(me.started_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(NodeClaim::Claimed { previous_last_seen })
+    }
+
+    async fn node_heartbeat(&self, beat: &Heartbeat) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        let ours = sqlx::query("UPDATE nodes SET last_seen = $1 WHERE name = $2 AND instance_id = $3")
+            .bind(us(beat.at))
+            .bind(&beat.node.name)
+            .bind(&beat.node.instance_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        for (id, up, down) in &beat.checkpoints {
+            sqlx::query(
+                "UPDATE sessions SET bytes_from_vendor = $1, bytes_to_vendor = $2, checkpoint_at = $3 WHERE id = $4 AND ended_at IS NULL",
+            )
+            .bind(i64::try_from(*up).unwrap_or(i64::MAX))
+            .bind(i64::try_from(*down).unwrap_or(i64::MAX))
+            .bind(us(beat.at))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ours)
+    }
+
+    async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM nodes WHERE stopped_at IS NULL AND last_seen >= $1 ORDER BY name")
+                .bind(us(after))
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn release_node(&self, me: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE nodes SET stopped_at = $1, last_seen = $1 WHERE name = $2 AND instance_id = $3")
+            .bind(us(at))
+            .bind(&me.name)
+            .bind(&me.instance_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
@@ -903,14 +1005,20 @@ impl Store for PgStore {
         if let Some(w) = &f.window_id {
             q.push(" AND window_id = ").push_bind(w.as_str());
         }
-        match f.active {
-            Some(true) => {
+        match (f.active, f.live_after) {
+            (Some(true), None) => {
                 q.push(" AND ended_at IS NULL");
             }
-            Some(false) => {
+            (Some(false), None) => {
                 q.push(" AND ended_at IS NOT NULL");
             }
-            None => {}
+            (Some(active), Some(after)) => {
+                q.push(if active { " AND " } else { " AND NOT " })
+                    .push("(ended_at IS NULL AND EXISTS (SELECT 1 FROM nodes n WHERE n.name = sessions.node AND n.stopped_at IS NULL AND n.last_seen >= ")
+                    .push_bind(us(after))
+                    .push("))");
+            }
+            (None, _) => {}
         }
         if let Some(t) = f.since {
             q.push(" AND started_at >= ").push_bind(us(t));
@@ -930,15 +1038,42 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn close_orphan_sessions(&self, node: &str, at: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE sessions SET ended_at = $1, end_reason = 'gateway_restart' WHERE node = $2 AND ended_at IS NULL",
+    async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(
+            "SELECT id, window_id, vendor_id, started_at, checkpoint_at, bytes_from_vendor, bytes_to_vendor
+             FROM sessions WHERE node = $1 AND ended_at IS NULL ORDER BY started_at, id FOR UPDATE",
         )
-        .bind(us(at))
         .bind(node)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let started = from_us(row.try_get("started_at")?)?;
+            let checkpoint = opt_from_us(row.try_get("checkpoint_at")?)?;
+            let ended_at = orphan_end(last_alive, started, checkpoint);
+            let up: i64 = row.try_get("bytes_from_vendor")?;
+            let down: i64 = row.try_get("bytes_to_vendor")?;
+            sqlx::query(
+                "UPDATE sessions SET ended_at = $1, end_reason = 'gateway_restart' WHERE id = $2 AND ended_at IS NULL",
+            )
+            .bind(us(ended_at))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            let event = orphan_event(
+                &id,
+                ended_at,
+                row.try_get("window_id")?,
+                row.try_get("vendor_id")?,
+                up,
+                down,
+                node,
+            );
+            append_audit_in(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
@@ -972,7 +1107,7 @@ impl Store for PgStore {
                     append_audit_in(&mut tx, event).await?;
                 }
                 JournalEntry::SessionEnded(end, event) => {
-                    sqlx::query(
+                    let ended = sqlx::query(
                         "UPDATE sessions SET ended_at = $1, bytes_from_vendor = $2, bytes_to_vendor = $3, end_reason = $4
                          WHERE id = $5 AND ended_at IS NULL",
                     )
@@ -983,7 +1118,10 @@ impl Store for PgStore {
                     .bind(end.id.as_str())
                     .execute(&mut *tx)
                     .await?;
-                    append_audit_in(&mut tx, event).await?;
+                    // A retried end whose first attempt did commit records nothing twice.
+                    if ended.rows_affected() > 0 {
+                        append_audit_in(&mut tx, event).await?;
+                    }
                 }
                 JournalEntry::Audit(event) => {
                     append_audit_in(&mut tx, event).await?;

@@ -207,6 +207,46 @@ pub struct SessionFilter {
     /// Sessions started before.
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
+    /// With `active`: an open session counts as live only if its node has beaten
+    /// at or after this instant (and has not stopped); a session whose node died
+    /// is not live anywhere, whatever its record says until that node restarts.
+    pub live_after: Option<DateTime<Utc>>,
+}
+
+/// Who holds a node name: one running process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeIdentity {
+    /// `gateway.node` in the configuration.
+    pub name: String,
+    /// Random per process start.
+    pub instance_id: String,
+    pub pid: u32,
+    pub host: String,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The outcome of claiming a node name at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeClaim {
+    /// The name is ours. `previous_last_seen`: the previous holder's last
+    /// heartbeat (or its clean stop): what it left open ended then.
+    Claimed { previous_last_seen: Option<DateTime<Utc>> },
+    /// Another live process holds the name.
+    InUse {
+        instance_id: String,
+        pid: u32,
+        host: String,
+        last_seen: DateTime<Utc>,
+    },
+}
+
+/// A node's periodic proof of life, with its live sessions' byte counts.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    pub node: NodeIdentity,
+    pub at: DateTime<Utc>,
+    /// (session, bytes from vendor, bytes to vendor) of each live session.
+    pub checkpoints: Vec<(SessionId, u64, u64)>,
 }
 
 /// A durable gateway write; the journal groups many in one transaction.

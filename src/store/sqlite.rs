@@ -1,6 +1,15 @@
 //! The embedded default backend: one SQLite file in WAL mode, `synchronous=FULL`
 //! so a committed session record survives a power cut. Writes that read before
 //! they write start with `BEGIN IMMEDIATE` to avoid lock-upgrade deadlocks.
+//!
+//! Transactions go through [`Tx`], never through sqlx's own: after `SQLITE_FULL`
+//! or an I/O error SQLite may roll a transaction back by itself, sqlx's count of
+//! open transactions then disagrees with the connection, and every later
+//! `begin_with` on that pooled connection failed ("attempted to call begin_with
+//! at non-zero transaction depth") until a restart (issue 8). [`Tx`] returns a
+//! connection to the pool only after a successful COMMIT; on any failure, or if
+//! dropped unfinished, the connection is closed, which rolls back whatever is
+//! still open, and the pool opens a fresh one.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -10,10 +19,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
+use sqlx::pool::PoolConnection;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Row, SqlitePool};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::*;
 use crate::audit::{chain_hash, AuditEvent, AuditRecord, GENESIS_HASH};
@@ -27,6 +37,56 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     pool: SqlitePool,
     generation: Arc<Generation>,
+    health: Arc<StoreHealth>,
+}
+
+/// A transaction on one pooled connection (see the module documentation): the
+/// connection goes back to the pool only after a successful [`Tx::commit`].
+struct Tx {
+    conn: PoolConnection<Sqlite>,
+    finished: bool,
+}
+
+impl Tx {
+    /// Starts a transaction with `begin` (`BEGIN` or `BEGIN IMMEDIATE`).
+    async fn begin(pool: &SqlitePool, begin: &'static str) -> StoreResult<Self> {
+        let mut conn = pool.acquire().await?;
+        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
+            // Whatever state the failed BEGIN left, this connection is not reused.
+            conn.close_on_drop();
+            return Err(e.into());
+        }
+        Ok(Self { conn, finished: false })
+    }
+
+    /// Commits; on failure the connection is discarded, never pooled mid-transaction.
+    async fn commit(mut self) -> StoreResult<()> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.finished = true;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.finished {
+            // Closing the connection rolls back what is open; the pool replaces it.
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 fn us(t: DateTime<Utc>) -> i64 {
@@ -64,6 +124,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             generation: Arc::new(Generation::default()),
+            health: Arc::new(StoreHealth::default()),
         })
     }
 
@@ -373,9 +434,105 @@ impl Store for SqliteStore {
         self.generation.clone()
     }
 
+    fn health(&self) -> Arc<StoreHealth> {
+        self.health.clone()
+    }
+
+    async fn probe_write(&self, at: DateTime<Utc>) -> StoreResult<()> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        sqlx::query("UPDATE store_probe SET at = ? WHERE id = 1")
+            .bind(us(at))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    async fn claim_node(&self, me: &NodeIdentity, stale_before: DateTime<Utc>) -> StoreResult<NodeClaim> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        let row = sqlx::query("SELECT instance_id, pid, host, last_seen, stopped_at FROM nodes WHERE name = ?")
+            .bind(&me.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let mut previous_last_seen = None;
+        if let Some(row) = row {
+            let holder = NodeHolder {
+                instance_id: row.try_get("instance_id")?,
+                pid: u32::try_from(row.try_get::<i64, _>("pid")?).unwrap_or(0),
+                host: row.try_get("host")?,
+                last_seen: from_us(row.try_get("last_seen")?)?,
+                stopped: row.try_get::<Option<i64>, _>("stopped_at")?.is_some(),
+            };
+            if let Some(refused) = holder.refuses(me, stale_before) {
+                return Ok(refused);
+            }
+            // A clean stop's last_seen is its stop: what it left open ended then.
+            previous_last_seen = Some(holder.last_seen);
+        }
+        sqlx::query(
+            "INSERT INTO nodes (name, instance_id, pid, host, started_at, last_seen, stopped_at) VALUES (?, ?, ?, ?, ?, ?, NULL)
+             ON CONFLICT (name) DO UPDATE SET instance_id = excluded.instance_id, pid = excluded.pid, host = excluded.host,
+                 started_at = excluded.started_at, last_seen = excluded.last_seen, stopped_at = NULL",
+        )
+        .bind(&me.name)
+        .bind(&me.instance_id)
+        .bind(i64::from(me.pid))
+        .bind(&me.host)
+        .bind(us(me.started_at))
+        .bind(us(me.started_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(NodeClaim::Claimed { previous_last_seen })
+    }
+
+    async fn node_heartbeat(&self, beat: &Heartbeat) -> StoreResult<bool> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        let ours = sqlx::query("UPDATE nodes SET last_seen = ? WHERE name = ? AND instance_id = ?")
+            .bind(us(beat.at))
+            .bind(&beat.node.name)
+            .bind(&beat.node.instance_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        for (id, up, down) in &beat.checkpoints {
+            sqlx::query(
+                "UPDATE sessions SET bytes_from_vendor = ?, bytes_to_vendor = ?, checkpoint_at = ? WHERE id = ? AND ended_at IS NULL",
+            )
+            .bind(i64::try_from(*up).unwrap_or(i64::MAX))
+            .bind(i64::try_from(*down).unwrap_or(i64::MAX))
+            .bind(us(beat.at))
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(ours)
+    }
+
+    async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT name FROM nodes WHERE stopped_at IS NULL AND last_seen >= ? ORDER BY name")
+                .bind(us(after))
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn release_node(&self, me: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()> {
+        sqlx::query("UPDATE nodes SET stopped_at = ?, last_seen = ? WHERE name = ? AND instance_id = ?")
+            .bind(us(at))
+            .bind(us(at))
+            .bind(&me.name)
+            .bind(&me.instance_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
         let id = VendorId::generate();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES (?, ?, ?, 1, ?)")
             .bind(id.as_str())
             .bind(&v.name)
@@ -425,7 +582,7 @@ impl Store for SqliteStore {
     }
 
     async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM vendors WHERE id = ?")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -524,7 +681,7 @@ impl Store for SqliteStore {
 
     async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device> {
         let id = DeviceId::generate();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO devices (id, name, address, protocol, description, enabled, created_at) VALUES (?, ?, ?, ?, ?, 1, ?)")
             .bind(id.as_str())
             .bind(d.name.as_str())
@@ -600,7 +757,7 @@ impl Store for SqliteStore {
         } else {
             WindowState::Requested
         };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO windows (id, vendor_id, starts_at, ends_at, state, reason, emergency, requested_by, approved_by, decided_by, decided_at, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -889,14 +1046,20 @@ impl Store for SqliteStore {
         if let Some(w) = &f.window_id {
             q.push(" AND window_id = ").push_bind(w.as_str());
         }
-        match f.active {
-            Some(true) => {
+        match (f.active, f.live_after) {
+            (Some(true), None) => {
                 q.push(" AND ended_at IS NULL");
             }
-            Some(false) => {
+            (Some(false), None) => {
                 q.push(" AND ended_at IS NOT NULL");
             }
-            None => {}
+            (Some(active), Some(after)) => {
+                q.push(if active { " AND " } else { " AND NOT " })
+                    .push("(ended_at IS NULL AND EXISTS (SELECT 1 FROM nodes n WHERE n.name = sessions.node AND n.stopped_at IS NULL AND n.last_seen >= ")
+                    .push_bind(us(after))
+                    .push("))");
+            }
+            (None, _) => {}
         }
         if let Some(t) = f.since {
             q.push(" AND started_at >= ").push_bind(us(t));
@@ -916,19 +1079,46 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn close_orphan_sessions(&self, node: &str, at: DateTime<Utc>) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "UPDATE sessions SET ended_at = ?, end_reason = 'gateway_restart' WHERE node = ? AND ended_at IS NULL",
+    async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT id, window_id, vendor_id, started_at, checkpoint_at, bytes_from_vendor, bytes_to_vendor
+             FROM sessions WHERE node = ? AND ended_at IS NULL ORDER BY started_at, id",
         )
-        .bind(us(at))
         .bind(node)
-        .execute(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        Ok(done.rows_affected())
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let started = from_us(row.try_get("started_at")?)?;
+            let checkpoint = opt_from_us(row.try_get("checkpoint_at")?)?;
+            let ended_at = orphan_end(last_alive, started, checkpoint);
+            let up: i64 = row.try_get("bytes_from_vendor")?;
+            let down: i64 = row.try_get("bytes_to_vendor")?;
+            sqlx::query(
+                "UPDATE sessions SET ended_at = ?, end_reason = 'gateway_restart' WHERE id = ? AND ended_at IS NULL",
+            )
+            .bind(us(ended_at))
+            .bind(&id)
+            .execute(&mut *tx)
+            .await?;
+            let event = orphan_event(
+                &id,
+                ended_at,
+                row.try_get("window_id")?,
+                row.try_get("vendor_id")?,
+                up,
+                down,
+                node,
+            );
+            append_audit_in(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let mut admission_changed = false;
         for entry in entries {
             match entry {
@@ -958,7 +1148,7 @@ impl Store for SqliteStore {
                     append_audit_in(&mut tx, event).await?;
                 }
                 JournalEntry::SessionEnded(end, event) => {
-                    sqlx::query(
+                    let ended = sqlx::query(
                         "UPDATE sessions SET ended_at = ?, bytes_from_vendor = ?, bytes_to_vendor = ?, end_reason = ?
                          WHERE id = ? AND ended_at IS NULL",
                     )
@@ -969,7 +1159,10 @@ impl Store for SqliteStore {
                     .bind(end.id.as_str())
                     .execute(&mut *tx)
                     .await?;
-                    append_audit_in(&mut tx, event).await?;
+                    // A retried end whose first attempt did commit records nothing twice.
+                    if ended.rows_affected() > 0 {
+                        append_audit_in(&mut tx, event).await?;
+                    }
                 }
                 JournalEntry::Audit(event) => {
                     append_audit_in(&mut tx, event).await?;
@@ -1018,7 +1211,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let rec = append_audit_in(&mut tx, e).await?;
         tx.commit().await?;
         Ok(rec)
@@ -1080,7 +1273,7 @@ impl Store for SqliteStore {
 
     async fn load_admission_snapshot(&self, now: DateTime<Utc>) -> StoreResult<Snapshot> {
         // One read transaction, so the snapshot is consistent.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN").await?;
         let mut snap = Snapshot {
             lockdown: sqlx::query_scalar("SELECT active FROM lockdown WHERE id = 1")
                 .fetch_one(&mut *tx)

@@ -100,6 +100,24 @@ impl TestDb {
         })
     }
 
+    /// A database this test manages itself (e.g. on a filesystem it fills, or a
+    /// server it stops), migrated; nothing is removed when the value is dropped.
+    pub async fn at(url: &str) -> Self {
+        let store = store::connect(url).await.unwrap();
+        store.migrate().await.unwrap();
+        Self {
+            url: url.to_owned(),
+            store,
+            kind: if url.starts_with("sqlite:") {
+                Backend::Sqlite
+            } else {
+                Backend::Postgres
+            },
+            _dir: None,
+            pg: None,
+        }
+    }
+
     /// The same database, opened so that every write fails.
     pub fn read_only_url(&self) -> String {
         match self.kind {
@@ -470,10 +488,27 @@ impl TestApp {
     /// `extra` is merged into the configuration (e.g. `[policy]` or `[notify]`
     /// tables; keys of `[gateway]` and `[api]` add to the test's own).
     pub async fn spawn_with(db: TestDb, extra: &str, clock: SharedClock) -> Self {
+        Self::spawn_config(db, "", extra, clock).await
+    }
+
+    /// [`TestApp::spawn_with`], with `database` keys added to `[database]` (and
+    /// `gateway` keys to `[gateway]`).
+    pub async fn spawn_config(db: TestDb, sections: &str, extra: &str, clock: SharedClock) -> Self {
         let dir = tempfile::tempdir().unwrap();
         portier::pki::generate_dev_pki(&dir.path().join("certs")).unwrap();
+        let mut database = String::new();
+        let mut gateway = String::new();
+        for line in sections.lines() {
+            if let Some(kv) = line.strip_prefix("database.") {
+                database.push_str(kv);
+                database.push('\n');
+            } else if let Some(kv) = line.strip_prefix("gateway.") {
+                gateway.push_str(kv);
+                gateway.push('\n');
+            }
+        }
         let base = format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n",
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n{gateway}[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n{database}",
             db.url
         );
         let mut doc: toml::Table = base.parse().unwrap();
@@ -516,14 +551,26 @@ impl TestApp {
         }
     }
 
-    /// Starts a new node on the same database and configuration, then stops the old one.
+    /// Stops the node, then starts a new one on the same database and configuration
+    /// (in this order: a second live process with the same node name is refused).
     pub async fn restart(&mut self) {
+        self.app.shutdown().await;
+        self.start_again().await;
+    }
+
+    /// Starts a new node on the same database and configuration in place of the
+    /// current one, which must be stopped or aborted already (a simulated crash).
+    pub async fn start_again(&mut self) {
         let fresh = portier::app::App::start_with_clock(&self.settings, self.clock.clone())
             .await
             .unwrap();
-        let old = std::mem::replace(&mut self.app, fresh);
-        old.stop().await;
+        drop(std::mem::replace(&mut self.app, fresh));
         self.http = https_client(&self.server_ca(), self.app.api_addr);
+    }
+
+    /// The configuration the node was started with.
+    pub fn settings(&self) -> &portier::config::Settings {
+        &self.settings
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,119 @@
+//! This node's identity and heartbeat. At start a node claims its name in the
+//! store (refused while another live process holds it: two processes with one
+//! name would close each other's sessions). While it runs, it beats every few
+//! seconds and checkpoints the byte counts of its live tunnels, so that after a
+//! crash the next start dates the lost sessions' ends by the last beat and keeps
+//! their counts (issue 8). The beat is also the store's write probe: its result
+//! opens or closes the store's breaker, which `/readyz` reports.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::SharedClock;
+use crate::gateway::Registry;
+use crate::store::{Heartbeat, NodeIdentity, Store};
+
+/// How often a node beats and checkpoints, and when a silent one counts as dead.
+#[derive(Debug, Clone)]
+pub struct HeartbeatSettings {
+    pub every: Duration,
+    pub checkpoint_every: Duration,
+    /// A node whose last beat is older than this is dead: its name may be taken
+    /// and its open sessions are no longer listed as active.
+    pub stale_after: Duration,
+}
+
+impl Default for HeartbeatSettings {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(2),
+            checkpoint_every: Duration::from_secs(5),
+            stale_after: Duration::from_secs(10),
+        }
+    }
+}
+
+/// While the store is down, beat (probe) at least this often.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// A beat that takes longer than this counts as failed.
+const BEAT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A new identity for this process under `name`.
+pub fn identity(name: &str, clock: &SharedClock) -> NodeIdentity {
+    NodeIdentity {
+        name: name.to_owned(),
+        instance_id: uuid::Uuid::new_v4().to_string(),
+        pid: std::process::id(),
+        host: hostname(),
+        started_at: crate::audit::truncate_micros(clock.now()),
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_owned())
+}
+
+/// The heartbeat task of one node.
+pub struct NodeBeat {
+    pub store: Arc<dyn Store>,
+    pub registry: Arc<Registry>,
+    pub clock: SharedClock,
+    pub node: NodeIdentity,
+    pub settings: HeartbeatSettings,
+}
+
+impl NodeBeat {
+    /// Beats until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let health = self.store.health();
+        let mut last_checkpoint = Instant::now();
+        let mut told_taken = false;
+        loop {
+            let wait = if health.is_up() {
+                self.settings.every
+            } else {
+                self.settings.every.min(PROBE_EVERY)
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let checkpoint = last_checkpoint.elapsed() >= self.settings.checkpoint_every;
+            let beat = Heartbeat {
+                node: self.node.clone(),
+                at: crate::audit::truncate_micros(self.clock.now()),
+                checkpoints: if checkpoint {
+                    self.registry.byte_counts()
+                } else {
+                    Vec::new()
+                },
+            };
+            match tokio::time::timeout(BEAT_TIMEOUT, self.store.node_heartbeat(&beat)).await {
+                Ok(Ok(ours)) => {
+                    health.mark_up();
+                    if checkpoint {
+                        last_checkpoint = Instant::now();
+                    }
+                    if !ours && !told_taken {
+                        told_taken = true;
+                        tracing::error!(
+                            node = %self.node.name,
+                            "another process has taken this node name (this one was silent too long): give each node its own gateway.node"
+                        );
+                    }
+                }
+                Ok(Err(e)) if e.is_unavailable() => health.mark_down(&e.to_string()),
+                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
+                Err(_) => health.mark_down("heartbeat timed out"),
+            }
+        }
+    }
+}
