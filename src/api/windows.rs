@@ -370,10 +370,10 @@ async fn reject(
     caller.require(&[Role::Security, Role::Admin])?;
     let reason = check_reason(&req.reason)?;
     let current = s.store.window(&WindowId(id)).await?;
-    if current.state == WindowState::Approved && current.extension_ends_at.is_some() {
+    if let (WindowState::Approved, Some(pending)) = (current.state, current.extension_ends_at) {
         let w = s
             .store
-            .decide_extension(&current.id, false, caller.id.as_str(), s.clock.now())
+            .decide_extension(&current.id, pending, false, caller.id.as_str(), s.clock.now())
             .await?;
         s.notifier.send(
             "window.extension_rejected",
@@ -485,16 +485,28 @@ async fn cancel(
 }
 
 async fn approve_extension(s: &ApiState, caller: &Caller, w: Window) -> ApiResult<Json<WindowView>> {
+    let Some(pending) = w.extension_ends_at else {
+        return Err(ApiError::conflict("no extension is pending for this window"));
+    };
     if w.extension_requested_by.as_deref() == Some(caller.id.as_str()) {
         return Err(ApiError::forbidden(
             "separation of duties: an extension cannot be approved by the account that requested it",
         ));
     }
+    if w.emergency {
+        // Invariant 4: an emergency grant is a second person's decision; stretching
+        // it is one too, and it stays within the cap however it is extended.
+        check_emergency_extension(caller, &w)?;
+        check_emergency_cap(s, &w, pending).map_err(|e| ApiError::conflict(e.message))?;
+    }
     let now = s.clock.now();
     if w.ends_at <= now {
         return Err(ApiError::conflict("the window is already over: request a new window"));
     }
-    let w = s.store.decide_extension(&w.id, true, caller.id.as_str(), now).await?;
+    let w = s
+        .store
+        .decide_extension(&w.id, pending, true, caller.id.as_str(), now)
+        .await?;
     // Live tunnels keep running, with their deadline moved.
     let moved = s.registry.move_window_deadline(&w.id, w.ends_at);
     s.admission_changed().await;
@@ -512,6 +524,39 @@ async fn approve_extension(s: &ApiState, caller: &Caller, w: Window) -> ApiResul
     Ok(Json(WindowView::new(w, now)))
 }
 
+/// 400 if an emergency grant extended to `ends_at` would last longer, from its
+/// start, than `policy.max_emergency_minutes`.
+fn check_emergency_cap(s: &ApiState, w: &Window, ends_at: DateTime<Utc>) -> ApiResult<()> {
+    let max = s.limits.max_emergency;
+    let total = ends_at - w.starts_at;
+    if total > max {
+        return Err(ApiError::bad_request(format!(
+            "an emergency grant lasts at most {} minutes in all (policy.max_emergency_minutes); extended to {} it would last {} minutes: request a planned window instead",
+            max.num_minutes(),
+            ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            total.num_minutes()
+        )));
+    }
+    Ok(())
+}
+
+/// 403 unless the caller may approve the extension of an emergency grant: a
+/// security account other than the one that granted it.
+fn check_emergency_extension(caller: &Caller, w: &Window) -> ApiResult<()> {
+    if caller.role != Role::Security {
+        return Err(ApiError::forbidden(
+            "the extension of an emergency grant is approved by a security account",
+        ));
+    }
+    let granter = w.approved_by.as_deref().unwrap_or(w.requested_by.as_str());
+    if granter == caller.id.as_str() || w.requested_by == caller.id.as_str() {
+        return Err(ApiError::forbidden(
+            "separation of duties: the extension of an emergency grant is approved by a second security account, not its granter",
+        ));
+    }
+    Ok(())
+}
+
 /// An extension request.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -521,7 +566,9 @@ pub struct ExtendWindow {
 }
 
 /// Ask for a later end (the window's vendor). Security approves it with
-/// `/approve` (never its requester) or refuses it with `/reject`.
+/// `/approve` (never its requester) or refuses it with `/reject`. An emergency
+/// grant stays within `policy.max_emergency_minutes` from its start, and its
+/// extension is approved by a security account other than its granter.
 #[utoipa::path(post, path = "/api/v1/windows/{id}/extend", params(("id" = String, Path)), request_body = ExtendWindow,
     responses((status = 200, body = WindowView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn extend(
@@ -541,6 +588,9 @@ async fn extend(
     }
     if req.ends_at <= w.ends_at {
         return Err(ApiError::bad_request("ends_at must be after the window's current end"));
+    }
+    if w.emergency {
+        check_emergency_cap(&s, &w, req.ends_at)?;
     }
     if req.ends_at - w.starts_at > s.limits.max_window {
         return Err(ApiError::bad_request(format!(
