@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 
 use crate::clock::SharedClock;
+use crate::guard::LocalGuard;
 use crate::policy::{PolicySettings, Snapshot};
 use crate::store::{Generation, Store, StoreError};
 
@@ -30,6 +31,8 @@ pub struct AdmissionCache {
     clock: SharedClock,
     current: ArcSwapOption<Loaded>,
     reload: tokio::sync::Mutex<()>,
+    /// This node's restrictions not (yet) in the store: they win over it.
+    guard: Arc<LocalGuard>,
 }
 
 impl AdmissionCache {
@@ -42,7 +45,24 @@ impl AdmissionCache {
             clock,
             current: ArcSwapOption::empty(),
             reload: tokio::sync::Mutex::new(()),
+            guard: Arc::new(LocalGuard::default()),
         }
+    }
+
+    /// This node's local restrictions (lockdown, revocations held before they are stored).
+    pub fn guard(&self) -> &Arc<LocalGuard> {
+        &self.guard
+    }
+
+    /// The snapshot admission decides on: the stored one with this node's local
+    /// restrictions applied. A local lockdown needs no store at all, so it refuses
+    /// with `lockdown` even while the database is down.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        if self.guard.locked() {
+            return Ok(self.guard.locked_snapshot());
+        }
+        let stored = self.stored_snapshot().await?;
+        Ok(self.guard.apply(stored))
     }
 
     fn fresh(&self) -> Option<Arc<Snapshot>> {
@@ -51,8 +71,8 @@ impl AdmissionCache {
         (cur.generation == self.generation.get() && cur.loaded_at.elapsed() < MAX_AGE).then(|| cur.snapshot.clone())
     }
 
-    /// The current snapshot; reloads it from the store if something changed.
-    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+    /// The stored state's snapshot; reloads it from the store if something changed.
+    pub async fn stored_snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
         if let Some(s) = self.fresh() {
             return Ok(s);
         }

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod export;
 pub mod flows;
 pub mod gateway;
+pub mod guard;
 pub mod notify;
 pub mod pki;
 pub mod policy;

@@ -67,16 +67,63 @@ impl FromRequestParts<ApiState> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 256)
             .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be: Bearer <token>"))?;
-        let user = state
-            .store
-            .user_by_token_hash(&crate::token::hash(token))
-            .await?
-            .ok_or_else(|| ApiError::unauthenticated("unknown or disabled token"))?;
-        Ok(Caller {
+        let hash = crate::token::hash(token);
+        let guard = state.cache.guard();
+        let user = match state.store.user_by_token_hash(&hash).await? {
+            Some(user) => {
+                guard.remember_user(&hash, &user);
+                user
+            }
+            None => {
+                guard.forget_user(&hash);
+                return Err(ApiError::unauthenticated("unknown or disabled token"));
+            }
+        };
+        Ok(Caller::from(user))
+    }
+}
+
+impl From<crate::store::User> for Caller {
+    fn from(user: crate::store::User) -> Self {
+        Caller {
             id: user.id,
             name: user.name,
             role: user.role,
             vendor_id: user.vendor_id,
-        })
+        }
+    }
+}
+
+/// The caller of a restrictive action (lockdown, revoke, terminate, disable).
+/// While the store cannot be reached, an account it authenticated on this node
+/// within [`crate::guard::OFFLINE_AUTH_TTL`] is still accepted: cutting access
+/// must not wait for the database (invariant 7). Any other error refuses.
+#[derive(Debug, Clone)]
+pub struct RestrictiveCaller(pub Caller);
+
+impl FromRequestParts<ApiState> for RestrictiveCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await {
+            Ok(c) => Ok(Self(c)),
+            Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+                let known = parts
+                    .headers
+                    .get(AUTHORIZATION)
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+                    .map(|t| crate::token::hash(t.trim()))
+                    .and_then(|h| state.cache.guard().known_user(&h));
+                match known {
+                    Some(user) => {
+                        tracing::warn!(user = %user.id, "database unreachable: caller accepted from this node's memory for a restrictive action");
+                        Ok(Self(Caller::from(user)))
+                    }
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 }

@@ -10,9 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery};
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
+use crate::audit::AuditEvent;
 use crate::domain::{DeviceId, EndReason, Role, VendorId, WindowId, WindowState};
-use crate::store::{NewWindow, Window, WindowFilter, WindowTransition};
+use crate::guard::{Pending, Restriction};
+use crate::store::{JournalEntry, NewWindow, StoreError, Window, WindowFilter, WindowTransition};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -411,39 +413,70 @@ async fn reject(
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
-/// Revoke an approved window (security, admin): its live tunnels are cut.
+/// Revoke an approved window (security, admin): its live tunnels are cut. The
+/// cut and the refusal of new tunnels happen on this node first; if the database
+/// cannot take the revocation, the answer is 503 but the cut stands, the window
+/// stays refused here and the revocation is retried until stored.
 #[utoipa::path(post, path = "/api/v1/windows/{id}/revoke", params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "not stored yet: the tunnels are cut on this node and the revocation is retried")))]
 async fn revoke(
     State(s): State<ApiState>,
-    caller: Caller,
+    RestrictiveCaller(caller): RestrictiveCaller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<WindowView>> {
     caller.require(&[Role::Security, Role::Admin])?;
     let reason = check_reason(&req.reason)?;
-    let w = transition(
-        &s,
-        &caller,
-        &WindowId(id),
-        &[WindowState::Approved],
-        WindowState::Revoked,
-        Some(reason.clone()),
-    )
-    .await?;
-    let cut = s.registry.cut_window(&w.id, EndReason::WindowRevoked);
+    let id = WindowId(id);
+    // Invariant 7: cut and refuse first; only an approved window has tunnels.
+    let restriction = Restriction::Window(id.clone());
+    let guard = s.cache.guard();
+    guard.restrict(restriction.clone());
+    let cut = s.registry.cut_window(&id, EndReason::WindowRevoked);
+    let t = WindowTransition {
+        from: vec![WindowState::Approved],
+        to: WindowState::Revoked,
+        by: caller.id.0.clone(),
+        reason: Some(reason.clone()),
+        at: s.clock.now(),
+    };
+    let event = AuditEvent::new(
+        t.at,
+        caller.actor(),
+        "window.revoked",
+        id.as_str(),
+        "success",
+        serde_json::json!({"reason": reason, "tunnels_cut": cut}),
+    );
+    let w = match s.store.transition_window(&id, &t).await {
+        Ok(w) => w,
+        Err(StoreError::Unavailable(e)) => {
+            tracing::error!(error = %e, window = %id, "revocation not stored; kept on this node and retried");
+            guard.defer(Pending::RevokeWindow {
+                id,
+                transition: t,
+                event,
+            });
+            return Err(ApiError::unavailable(format!(
+                "the database cannot be reached: {cut} live tunnels of this window were cut on this node and it stays refused here; the revocation is stored as soon as the database is back"
+            )));
+        }
+        Err(e) => {
+            guard.release(&restriction);
+            return Err(e.into());
+        }
+    };
+    guard.release(&restriction);
     s.admission_changed().await;
     s.notifier.send(
         "window.revoked",
         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason, "emergency": w.emergency}),
     );
-    s.audit(
-        &caller,
-        "window.revoked",
-        w.id.as_str(),
-        serde_json::json!({"reason": reason, "tunnels_cut": cut}),
-    )
-    .await;
+    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
+        tracing::error!(error = %e, "revocation stored, its audit event is retried");
+        guard.defer(Pending::Audit(event));
+    }
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
