@@ -33,7 +33,7 @@ pub const FILE_POLL: Duration = Duration::from_millis(250);
 const FILE_STORE_GRACE: Duration = Duration::from_secs(3);
 /// First delay before retrying a change the database did not take; doubled up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
-const RETRY_MAX: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 /// An account authenticated this recently may still make restrictive calls
 /// (lockdown, revoke, terminate, disable) while the database cannot confirm it.
 pub const OFFLINE_AUTH_TTL: Duration = Duration::from_secs(12 * 3600);

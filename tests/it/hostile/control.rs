@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
 use crate::on_both_backends;
@@ -108,3 +109,405 @@ on_both_backends!(
     emergency_extension_capped,
     super::emergency_extension_is_capped_and_second_person
 );
+
+// ---------------------------------------------------------------------------
+// Defect 9: nothing could be cut while the database was down.
+
+/// A PostgreSQL server of the test's own (initdb + pg_ctl on a free port in a
+/// temporary directory), so that the test can stop and start it. The shared
+/// server is never touched.
+struct OwnPg {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl OwnPg {
+    /// None when PostgreSQL's binaries are not installed.
+    fn start() -> Option<Self> {
+        if !std::path::Path::new(PG_BIN).join("initdb").exists() {
+            eprintln!("skipped: no PostgreSQL binaries in {PG_BIN}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        // initdb refuses root: run the server as postgres when we are root.
+        if Self::root() {
+            let st = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self { dir, port };
+        let data = pg.data();
+        pg.run(
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+        );
+        pg.start_again();
+        Some(pg)
+    }
+
+    fn root() -> bool {
+        std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+            .unwrap_or(false)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        let exe = format!("{PG_BIN}/{tool}");
+        let mut cmd = if Self::root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &exe]);
+            c
+        } else {
+            std::process::Command::new(&exe)
+        };
+        let out = cmd.args(args).output().unwrap();
+        if !out.status.success() {
+            eprintln!(
+                "{tool} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out.status.success()
+    }
+
+    fn start_again(&self) {
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        assert!(self.run("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"]));
+    }
+
+    fn stop(&self) {
+        assert!(self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]));
+    }
+
+    fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPg {
+    fn drop(&mut self) {
+        let _ = self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+    }
+}
+
+/// Polls `f` until it returns `Some`, for at most `secs` seconds.
+async fn within<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(secs),
+            "{what}: not within {secs} s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Closes within `secs` of `from`.
+fn closed_within(closed: DateTime<Utc>, from: DateTime<Utc>, secs: i64) {
+    assert!(
+        closed - from < chrono::Duration::seconds(secs),
+        "cut after {} ms",
+        (closed - from).num_milliseconds()
+    );
+}
+
+async fn denial(t: &TestApp, sni: &str, tls: std::sync::Arc<rustls::ClientConfig>) -> String {
+    let mut c = connect_from("127.0.0.2", t.app.gateway_addr, sni, tls).await.unwrap();
+    read_all(&mut c).await.unwrap()
+}
+
+async fn audited(store: &dyn portier::store::Store, action: &str) -> bool {
+    store
+        .list_audit(&portier::store::AuditFilter {
+            action: Some(action.into()),
+            ..Default::default()
+        })
+        .await
+        .is_ok_and(|l| !l.is_empty())
+}
+
+/// With the database stopped: a window revoke, a session termination and a
+/// lockdown each cut their tunnel at once and keep refusing; once the database
+/// is back, all three are stored without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restrictive_actions_hold_while_postgres_is_down() {
+    let Some(pg) = OwnPg::start() else { return };
+    let t = TestApp::spawn(TestDb::postgres_at(&pg.admin_url()).await).await;
+    let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", echo_device().await).await;
+    let (st, d2) = t
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(&t.admin),
+            Some(json!({"name": "mri-2", "address": echo_device().await.to_string(), "protocol": "echo", "vendor_ids": [sc.vendor_id]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{d2}");
+    let dev2 = d2["id"].as_str().unwrap().to_owned();
+    let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
+    let security = t.token("security", "soc", None).await;
+    let now = Utc::now();
+    let (from, to) = (now - chrono::Duration::minutes(1), now + chrono::Duration::hours(1));
+    let w1 = t.approved_window(&vendor, &security, &sc.device_id, from, to).await;
+    t.approved_window(&vendor, &security, &dev2, from, to).await;
+    let open = |sni: &'static str| {
+        let tls = sc.tls.clone();
+        let gw = t.app.gateway_addr;
+        async move {
+            let mut c = connect_from("127.0.0.2", gw, sni, tls).await.unwrap();
+            assert_eq!(echo_roundtrip(&mut c, b"hello").await, b"hello");
+            c
+        }
+    };
+    let mut t1 = open("mri-1").await;
+    let mut t2 = open("mri-2").await;
+    let s2 = t
+        .app
+        .registry
+        .list()
+        .into_iter()
+        .find(|l| l.device_id.as_str() == dev2)
+        .unwrap()
+        .id;
+    let mut t3 = open("mri-2").await;
+
+    pg.stop();
+
+    // Revoke: 503 (not stored), but the tunnel is cut at once and the window refused here.
+    let sent = Utc::now();
+    let path = format!("/api/v1/windows/{w1}/revoke");
+    let ((st, e), closed) = tokio::join!(
+        t.call(
+            "POST",
+            &path,
+            Some(&security),
+            Some(json!({"reason": "compromised laptop"}))
+        ),
+        wait_closed(&mut t1)
+    );
+    assert_eq!(st, 503, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("cut"), "{e}");
+    closed_within(closed, sent, 2);
+    let line = denial(&t, "mri-1", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED "), "{line}");
+
+    // Terminate: the same.
+    let sent = Utc::now();
+    let path = format!("/api/v1/sessions/{s2}/terminate");
+    let ((st, e), closed) = tokio::join!(
+        t.call("POST", &path, Some(&security), Some(json!({"reason": "suspicious"}))),
+        wait_closed(&mut t2)
+    );
+    assert_eq!(st, 503, "{e}");
+    closed_within(closed, sent, 2);
+    assert_eq!(echo_roundtrip(&mut t3, b"other").await, b"other", "only that session");
+
+    // Lockdown: 202, not persisted; everything cut, new tunnels refused with `lockdown`.
+    let sent = Utc::now();
+    let ((st, body), closed) = tokio::join!(
+        t.call(
+            "POST",
+            "/api/v1/lockdown",
+            Some(&security),
+            Some(json!({"reason": "ransomware on the LAN"}))
+        ),
+        wait_closed(&mut t3)
+    );
+    assert_eq!(st, 202, "{body}");
+    assert_eq!(body["persisted"], json!(false), "{body}");
+    assert_eq!(body["active"], json!(true));
+    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()));
+    closed_within(closed, sent, 2);
+    let line = denial(&t, "mri-2", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED lockdown "), "{line}");
+    let (st, view) = t.call("GET", "/api/v1/lockdown", Some(&security), None).await;
+    assert_eq!(st, 200, "{view}");
+    assert_eq!(
+        (view["active"].clone(), view["persisted"].clone()),
+        (json!(true), json!(false))
+    );
+
+    // The database is back: everything is stored, without a restart.
+    pg.start_again();
+    let store = t.db.store.clone();
+    within(40, "changes stored after the outage", || {
+        let store = store.clone();
+        let w1 = w1.clone();
+        async move {
+            let locked = store.lockdown().await.ok()?.active;
+            let revoked =
+                store.window(&portier::domain::WindowId(w1)).await.ok()?.state == portier::domain::WindowState::Revoked;
+            let events = audited(store.as_ref(), "lockdown.on").await
+                && audited(store.as_ref(), "window.revoked").await
+                && audited(store.as_ref(), "session.terminated").await;
+            (locked && revoked && events).then_some(())
+        }
+    })
+    .await;
+    let (st, view) = within(20, "lockdown shown as stored", || async {
+        let (st, view) = t.call("GET", "/api/v1/lockdown", Some(&security), None).await;
+        (view["persisted"] == json!(true)).then_some((st, view))
+    })
+    .await;
+    assert_eq!((st, view["active"].clone()), (200, json!(true)), "{view}");
+    let line = denial(&t, "mri-2", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED lockdown "), "{line}");
+
+    // Lifting needs the database and works again; the revoked window stays refused.
+    let (st, body) = t
+        .call(
+            "DELETE",
+            "/api/v1/lockdown",
+            Some(&security),
+            Some(json!({"reason": "cleaned"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{body}");
+    let mut again = open("mri-2").await;
+    assert_eq!(echo_roundtrip(&mut again, b"back").await, b"back");
+    let line = denial(&t, "mri-1", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED no_active_window "), "{line}");
+    drop(again);
+    t.stop().await;
+}
+
+fn portier_cli(args: &[&str], config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_portier"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn finish(child: std::process::Child) -> std::process::Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `portier lockdown on` reaches a running node through its lockdown file: with
+/// the database stopped (`pg`), the live tunnel is cut within a second or two,
+/// and the node stores the lockdown once the database is back.
+async fn cli_lockdown(db: TestDb, pg: Option<&OwnPg>) {
+    let t = TestApp::spawn(db).await;
+    let (sc, _vendor, _security) = t.open_window_scene(echo_device().await).await;
+    let mut tunnel = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
+        .await
+        .unwrap();
+    assert_eq!(echo_roundtrip(&mut tunnel, b"hello").await, b"hello");
+    let config = t.dir.path().join("portier.toml");
+    if let Some(pg) = pg {
+        pg.stop();
+    }
+
+    let sent = Utc::now();
+    let child = portier_cli(&["lockdown", "on", "--reason", "ransomware on the LAN"], &config);
+    closed_within(wait_closed(&mut tunnel).await, sent, 3);
+    let line = denial(&t, "mri-1", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED lockdown "), "{line}");
+    let out = finish(child).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lockdown on"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(pg.is_some(), stderr.contains("not stored in the database"), "{stderr}");
+    assert!(t.dir.path().join("lockdown").exists());
+
+    if let Some(pg) = pg {
+        // Lifting needs the database.
+        let off = finish(portier_cli(&["lockdown", "off", "--reason", "too early"], &config)).await;
+        assert!(!off.status.success());
+        assert!(
+            t.dir.path().join("lockdown").exists(),
+            "the file stays while the database is down"
+        );
+        pg.start_again();
+    }
+    // Stored: by the CLI at once, or by the node once the database is back.
+    let store = t.db.store.clone();
+    let stored = within(40, "lockdown stored", || {
+        let store = store.clone();
+        async move { store.lockdown().await.ok().filter(|s| s.active) }
+    })
+    .await;
+    assert_eq!(stored.reason.as_deref(), Some("ransomware on the LAN"));
+    assert!(stored.set_by.unwrap().starts_with("cli:"));
+    within(20, "lockdown audited", || async {
+        audited(t.db.store.as_ref(), "lockdown.on").await.then_some(())
+    })
+    .await;
+    // The API cannot lift a lockdown held by the node's file.
+    let security = t.token("security", "soc-2", None).await;
+    let (st, e) = t
+        .call(
+            "DELETE",
+            "/api/v1/lockdown",
+            Some(&security),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(st, 409, "{e}");
+
+    let off = finish(portier_cli(&["lockdown", "off", "--reason", "cleaned"], &config)).await;
+    assert!(off.status.success(), "{}", String::from_utf8_lossy(&off.stderr));
+    assert!(!t.dir.path().join("lockdown").exists());
+    let gw = t.app.gateway_addr;
+    within(10, "tunnels admitted again", || {
+        let tls = sc.tls.clone();
+        async move {
+            let mut c = connect_from("127.0.0.2", gw, "mri-1", tls).await.ok()?;
+            c.write_all(b"x").await.ok()?;
+            let mut b = [0u8; 1];
+            tokio::time::timeout(std::time::Duration::from_secs(2), c.read_exact(&mut b))
+                .await
+                .ok()?
+                .ok()?;
+            (&b == b"x").then_some(())
+        }
+    })
+    .await;
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lockdown_reaches_a_node_whose_postgres_is_down() {
+    let Some(pg) = OwnPg::start() else { return };
+    let db = TestDb::postgres_at(&pg.admin_url()).await;
+    cli_lockdown(db, Some(&pg)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_lockdown_through_the_file_sqlite() {
+    cli_lockdown(TestDb::sqlite().await, None).await;
+}
