@@ -217,6 +217,8 @@ pub struct LocalGuard {
     /// One writer at a time: the persister, or an API call flushing the queue.
     persisting: tokio::sync::Mutex<()>,
     users: Mutex<HashMap<String, KnownUser>>,
+    /// The lockdown file followed, once known.
+    file: std::sync::OnceLock<PathBuf>,
 }
 
 impl Default for LocalGuard {
@@ -232,6 +234,7 @@ impl Default for LocalGuard {
             wake: Notify::new(),
             persisting: tokio::sync::Mutex::new(()),
             users: Mutex::default(),
+            file: std::sync::OnceLock::new(),
         }
     }
 }
@@ -249,6 +252,7 @@ impl LocalGuard {
 
     /// The local lockdown in force, and where it comes from (`api` or `file`).
     pub fn local_lockdown(&self) -> Option<(LockdownState, &'static str)> {
+        self.file_lockdown();
         let l = self.local();
         match (&l.file_lockdown, &l.api_lockdown) {
             (Some(f), _) => Some((f.clone(), "file")),
@@ -257,8 +261,19 @@ impl LocalGuard {
         }
     }
 
-    /// The lockdown file's state, if one is in force.
+    /// The lockdown file's state, if one is in force. Reads the file again, so
+    /// that a `portier lockdown off` that just returned is seen at once.
     pub fn file_lockdown(&self) -> Option<LockdownState> {
+        if let Some(path) = self.file.get() {
+            if read_lockdown_file(path).is_none() {
+                let mut l = self.local();
+                if l.file_lockdown.take().is_some() {
+                    tracing::warn!(file = %path.display(), "lockdown file removed");
+                    l.file_since = Some(Instant::now());
+                    l.file_queued = false;
+                }
+            }
+        }
         self.local().file_lockdown.clone()
     }
 
@@ -613,6 +628,7 @@ impl LocalGuard {
 
     /// Reads the lockdown file and follows it (locks down, or lifts the file's lockdown).
     pub fn follow_file(&self, path: &Path, deps: &GuardDeps) {
+        let _ = self.file.set(path.to_owned());
         let now = read_lockdown_file(path);
         let mut l = self.local();
         if l.file_lockdown != now {
