@@ -511,3 +511,71 @@ async fn cli_lockdown_reaches_a_node_whose_postgres_is_down() {
 async fn cli_lockdown_through_the_file_sqlite() {
     cli_lockdown(TestDb::sqlite().await, None).await;
 }
+
+/// SQLite whose writes fail (another process holds the write lock): a revoke
+/// cuts at once (503, retried) and a lockdown answers 202; both are stored once
+/// the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restrictive_actions_hold_while_sqlite_cannot_write() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite().await;
+    let url = db.url.clone();
+    let t = TestApp::spawn(db).await;
+    let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", echo_device().await).await;
+    let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
+    let security = t.token("security", "soc", None).await;
+    let now = Utc::now();
+    let w = t
+        .approved_window(
+            &vendor,
+            &security,
+            &sc.device_id,
+            now - chrono::Duration::minutes(1),
+            now + chrono::Duration::hours(1),
+        )
+        .await;
+    let mut tunnel = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
+        .await
+        .unwrap();
+    assert_eq!(echo_roundtrip(&mut tunnel, b"hello").await, b"hello");
+
+    let mut holder = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut holder).await.unwrap();
+
+    let sent = Utc::now();
+    let path = format!("/api/v1/windows/{w}/revoke");
+    let ((st, e), closed) = tokio::join!(
+        t.call("POST", &path, Some(&security), Some(json!({"reason": "stolen laptop"}))),
+        wait_closed(&mut tunnel)
+    );
+    assert_eq!(st, 503, "{e}");
+    closed_within(closed, sent, 2);
+    let (st, body) = t
+        .call(
+            "POST",
+            "/api/v1/lockdown",
+            Some(&security),
+            Some(json!({"reason": "incident"})),
+        )
+        .await;
+    assert_eq!((st, body["persisted"].clone()), (202, json!(false)), "{body}");
+    let line = denial(&t, "mri-1", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED lockdown "), "{line}");
+
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    drop(holder);
+    let store = t.db.store.clone();
+    within(40, "changes stored once writable", || {
+        let (store, w) = (store.clone(), w.clone());
+        async move {
+            let locked = store.lockdown().await.ok()?.active;
+            let revoked =
+                store.window(&portier::domain::WindowId(w)).await.ok()?.state == portier::domain::WindowState::Revoked;
+            let events =
+                audited(store.as_ref(), "lockdown.on").await && audited(store.as_ref(), "window.revoked").await;
+            (locked && revoked && events).then_some(())
+        }
+    })
+    .await;
+    t.stop().await;
+}
