@@ -550,6 +550,37 @@ async fn restrictive_actions_hold_while_sqlite_cannot_write() {
     );
     assert_eq!(st, 503, "{e}");
     closed_within(closed, sent, 2);
+    // Technician revocation and vendor disabling: 503, refused here, retried.
+    let (st, techs) = t
+        .call(
+            "GET",
+            &format!("/api/v1/vendors/{}/technicians", sc.vendor_id),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{techs}");
+    let tid = techs[0]["id"].as_str().unwrap().to_owned();
+    let (st, e) = t
+        .call(
+            "DELETE",
+            &format!("/api/v1/vendors/{}/technicians/{tid}", sc.vendor_id),
+            Some(&security),
+            None,
+        )
+        .await;
+    assert_eq!(st, 503, "{e}");
+    let (st, e) = t
+        .call(
+            "POST",
+            &format!("/api/v1/vendors/{}/disable", sc.vendor_id),
+            Some(&security),
+            None,
+        )
+        .await;
+    assert_eq!(st, 503, "{e}");
+    let line = denial(&t, "mri-1", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED unknown_technician "), "{line}");
     let (st, body) = t
         .call(
             "POST",
@@ -565,15 +596,23 @@ async fn restrictive_actions_hold_while_sqlite_cannot_write() {
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
     drop(holder);
     let store = t.db.store.clone();
+    let vendor_id = sc.vendor_id.clone();
     within(40, "changes stored once writable", || {
-        let (store, w) = (store.clone(), w.clone());
+        let (store, w, tid, vendor_id) = (store.clone(), w.clone(), tid.clone(), vendor_id.clone());
         async move {
             let locked = store.lockdown().await.ok()?.active;
             let revoked =
                 store.window(&portier::domain::WindowId(w)).await.ok()?.state == portier::domain::WindowState::Revoked;
-            let events =
-                audited(store.as_ref(), "lockdown.on").await && audited(store.as_ref(), "window.revoked").await;
-            (locked && revoked && events).then_some(())
+            let tech = store
+                .technician(&portier::domain::TechnicianId(tid.clone()))
+                .await
+                .ok()?;
+            let vendor = store.vendor(&portier::domain::VendorId(vendor_id.clone())).await.ok()?;
+            let events = audited(store.as_ref(), "lockdown.on").await
+                && audited(store.as_ref(), "window.revoked").await
+                && audited(store.as_ref(), "technician.revoked").await
+                && audited(store.as_ref(), "vendor.disabled").await;
+            (locked && revoked && events && tech.revoked_at.is_some() && !vendor.enabled).then_some(())
         }
     })
     .await;
