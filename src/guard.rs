@@ -8,7 +8,7 @@
 //! `portier lockdown on`), so that it reaches a running node without the
 //! database: the node reads it every [`FILE_POLL`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -149,6 +149,18 @@ pub enum Pending {
 }
 
 impl Pending {
+    /// What it is, for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Lockdown { .. } => "lockdown",
+            Self::FileLockdown { .. } => "lockdown_file",
+            Self::RevokeWindow { .. } => "window_revocation",
+            Self::RevokeTechnician { .. } => "technician_revocation",
+            Self::DisableVendor { .. } => "vendor_disabling",
+            Self::Audit(_) => "audit_event",
+        }
+    }
+
     fn is_lockdown(&self) -> bool {
         matches!(self, Self::Lockdown { .. } | Self::FileLockdown { .. })
     }
@@ -161,7 +173,8 @@ struct Local {
     /// When the file's content last changed, and whether it was queued for storing.
     file_since: Option<Instant>,
     file_queued: bool,
-    restrictions: HashSet<Restriction>,
+    /// Counted: two calls restricting the same object each release their own.
+    restrictions: HashMap<Restriction, u32>,
     pending: VecDeque<Pending>,
 }
 
@@ -283,16 +296,25 @@ impl LocalGuard {
         tracing::warn!("lockdown in force on this node");
     }
 
-    /// Refuses `r` on this node until released.
+    /// Refuses `r` on this node until released (once per call to `restrict`).
     pub fn restrict(&self, r: Restriction) {
-        if self.local().restrictions.insert(r) {
+        let mut l = self.local();
+        let count = l.restrictions.entry(r).or_insert(0);
+        *count += 1;
+        if *count == 1 {
             self.version.fetch_add(1, Ordering::AcqRel);
         }
     }
 
     /// The store holds it now (or it refers to nothing): the stored state decides again.
     pub fn release(&self, r: &Restriction) {
-        if self.local().restrictions.remove(r) {
+        let mut l = self.local();
+        let Some(count) = l.restrictions.get_mut(r) else {
+            return;
+        };
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            l.restrictions.remove(r);
             self.version.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -304,7 +326,7 @@ impl LocalGuard {
 
     /// Queues a change the database did not take; the persister retries it.
     pub fn defer(&self, p: Pending) {
-        tracing::warn!(change = ?std::mem::discriminant(&p), "change kept in memory until the database takes it");
+        tracing::warn!(change = p.kind(), "change kept in memory until the database takes it");
         self.local().pending.push_back(p);
         self.wake.notify_one();
     }
@@ -318,7 +340,7 @@ impl LocalGuard {
             if l.restrictions.is_empty() {
                 return base;
             }
-            l.restrictions.iter().cloned().collect()
+            l.restrictions.keys().cloned().collect()
         };
         if let Some(d) = self.derived.load().as_ref() {
             if d.version == version && Arc::ptr_eq(&d.base, &base) {
@@ -723,6 +745,9 @@ mod tests {
         assert!(Arc::ptr_eq(&g.apply(base.clone()), &d), "derived once per change");
         g.restrict(Restriction::Technician("v".into(), "t".into()));
         g.restrict(Restriction::Vendor("v".into()));
+        // Restricted twice, released twice.
+        g.restrict(Restriction::Vendor("v".into()));
+        g.release(&Restriction::Vendor("v".into()));
         let d = g.apply(base.clone());
         assert!(d.technicians.values().all(|t| t.revoked));
         assert!(d.vendors.values().all(|v| !v.enabled));
