@@ -618,7 +618,14 @@ impl LocalGuard {
         let mut next_try = Instant::now();
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    let left: Vec<&str> = self.local().pending.iter().map(Pending::kind).collect();
+                    if !left.is_empty() {
+                        // Held in memory only: the operator must redo them once the database is back.
+                        tracing::error!(changes = ?left, "stopping with restrictive changes not stored in the database");
+                    }
+                    return;
+                }
                 _ = tick.tick() => {}
                 _ = self.wake.notified() => { next_try = Instant::now(); }
             }

@@ -233,6 +233,7 @@ where
 
 /// Closes within `secs` of `from`.
 fn closed_within(closed: DateTime<Utc>, from: DateTime<Utc>, secs: i64) {
+    eprintln!("tunnel cut {} ms after the request", (closed - from).num_milliseconds());
     assert!(
         closed - from < chrono::Duration::seconds(secs),
         "cut after {} ms",
