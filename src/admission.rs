@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwapOption;
 
 use crate::clock::SharedClock;
+use crate::guard::LocalGuard;
 use crate::policy::{PolicySettings, Snapshot};
 use crate::store::{Generation, Store, StoreError, StoreHealth};
 
@@ -31,6 +32,8 @@ pub struct AdmissionCache {
     clock: SharedClock,
     current: ArcSwapOption<Loaded>,
     reload: tokio::sync::Mutex<()>,
+    /// This node's restrictions not (yet) in the store: they win over it.
+    guard: Arc<LocalGuard>,
 }
 
 impl AdmissionCache {
@@ -44,7 +47,24 @@ impl AdmissionCache {
             clock,
             current: ArcSwapOption::empty(),
             reload: tokio::sync::Mutex::new(()),
+            guard: Arc::new(LocalGuard::default()),
         }
+    }
+
+    /// This node's local restrictions (lockdown, revocations held before they are stored).
+    pub fn guard(&self) -> &Arc<LocalGuard> {
+        &self.guard
+    }
+
+    /// The snapshot admission decides on: the stored one with this node's local
+    /// restrictions applied. A local lockdown needs no store at all, so it refuses
+    /// with `lockdown` even while the database is down.
+    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+        if self.guard.locked() {
+            return Ok(self.guard.locked_snapshot());
+        }
+        let stored = self.stored_snapshot().await?;
+        Ok(self.guard.apply(stored))
     }
 
     fn fresh(&self) -> Option<Arc<Snapshot>> {
@@ -53,12 +73,12 @@ impl AdmissionCache {
         (cur.generation == self.generation.get() && cur.loaded_at.elapsed() < MAX_AGE).then(|| cur.snapshot.clone())
     }
 
-    /// The current snapshot; reloads it from the store if something changed.
+    /// The stored state's snapshot; reloads it from the store if something changed.
     ///
     /// While the store's breaker is open this fails at once: no tunnel can be
     /// recorded then anyway, and the technician hears `store_unavailable` within
     /// moments instead of after a pool timeout (issue 8).
-    pub async fn snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
+    pub async fn stored_snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
         if !self.health.is_up() {
             let why = self.health.report().last_error.unwrap_or_default();
             return Err(StoreError::Down(why));

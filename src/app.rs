@@ -176,6 +176,17 @@ impl App {
             .await
             .with_context(|| format!("binding the API on {}", a.listen))?;
         let api_addr = api_listener.local_addr()?;
+        let guard = cache.guard().clone();
+        let guard_deps = crate::guard::GuardDeps {
+            store: store.clone(),
+            journal: journal.clone(),
+            registry: registry.clone(),
+            notifier: notifier.clone(),
+            lockdown_file: Some(g.lockdown_file.clone()),
+            node: g.node.clone(),
+        };
+        // A lockdown file present at start holds before the first tunnel.
+        guard.follow_file(&g.lockdown_file, &guard_deps);
         let api_state = ApiState {
             store: store.clone(),
             registry: registry.clone(),
@@ -238,6 +249,7 @@ impl App {
             }
             .run(shutdown.clone()),
         );
+        tokio::spawn(guard.run(guard_deps, shutdown.clone()));
         Ok(Self {
             gateway_addr,
             api_addr,

@@ -86,7 +86,12 @@ pub enum Command {
         config: PathBuf,
     },
     /// Lock down (cut every tunnel, refuse new ones) or lift it, from the server
-    /// itself, for when the API cannot be reached. Running nodes follow within a second.
+    /// itself, for when the API cannot be reached. `on` writes the node's lockdown
+    /// file (`gateway.lockdown_file`, default `lockdown` next to the configuration):
+    /// running nodes using this configuration follow it within a second, even with
+    /// the database down; it is then stored in the database (best effort; the node
+    /// stores it itself once the database is back). `off` needs the database, then
+    /// removes the file.
     Lockdown {
         /// `on` or `off`.
         #[arg(value_parser = ["on", "off"])]
@@ -165,31 +170,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if reason.is_empty() {
                 bail!("--reason must not be empty");
             }
-            let store = store::connect(&settings.database.url).await?;
-            store.migrate().await?;
-            let now = SystemClock.now();
-            let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
-            let active = state == "on";
-            store
-                .set_lockdown(&crate::store::LockdownState {
-                    active,
-                    reason: Some(reason.to_owned()),
-                    set_by: Some(actor.clone()),
-                    set_at: Some(crate::audit::truncate_micros(now)),
-                })
-                .await?;
-            store
-                .append_audit(&crate::audit::AuditEvent::new(
-                    now,
-                    &actor,
-                    if active { "lockdown.on" } else { "lockdown.off" },
-                    "lockdown",
-                    "success",
-                    serde_json::json!({ "reason": reason, "via": "cli" }),
-                ))
-                .await?;
-            println!("lockdown {state}");
-            Ok(())
+            lockdown(&settings, state == "on", reason).await
         }
         Command::Audit {
             command: AuditCommand::Verify { config },
@@ -289,6 +270,93 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// `portier lockdown on|off`. On: the lockdown file first (running nodes using
+/// this configuration follow it within a second, database or not), then the
+/// database, best effort. Off: the database first (it must be reachable), then
+/// the file is removed.
+async fn lockdown(settings: &Settings, active: bool, reason: &str) -> anyhow::Result<()> {
+    let file = &settings.gateway.lockdown_file;
+    let now = crate::audit::truncate_micros(SystemClock.now());
+    let actor = format!("cli:{}", std::env::var("USER").unwrap_or_else(|_| "unknown".into()));
+    let state = crate::store::LockdownState {
+        active,
+        reason: Some(reason.to_owned()),
+        set_by: Some(actor.clone()),
+        set_at: Some(now),
+    };
+    if active {
+        crate::guard::LockdownFile {
+            reason: reason.to_owned(),
+            set_by: actor.clone(),
+            set_at: now,
+        }
+        .write(file)
+        .with_context(|| format!("writing the lockdown file {}", file.display()))?;
+        println!(
+            "lockdown on: {} written; nodes using this configuration cut every tunnel and refuse new ones within a second",
+            file.display()
+        );
+        let stored = tokio::time::timeout(LOCKDOWN_DB_WAIT, store_lockdown(settings, &state, &actor, reason))
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {} s", LOCKDOWN_DB_WAIT.as_secs())));
+        match stored {
+            Ok(()) => println!("stored in the database: every node follows"),
+            Err(e) => eprintln!(
+                "warning: not stored in the database ({e:#}); the node reading {} stays locked down and stores the lockdown itself once the database is back",
+                file.display()
+            ),
+        }
+        return Ok(());
+    }
+    store_lockdown(settings, &state, &actor, reason)
+        .await
+        .context("lifting a lockdown needs the database")?;
+    match std::fs::remove_file(file) {
+        Ok(()) => println!("lockdown off: stored in the database; {} removed", file.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("lockdown off: stored in the database"),
+        Err(e) => {
+            return Err(e).with_context(|| {
+                format!(
+                "stored in the database, but the lockdown file {} could not be removed: this node stays locked down",
+                file.display()
+            )
+            })
+        }
+    }
+    Ok(())
+}
+
+/// How long `lockdown on` waits for the database after the file is written.
+const LOCKDOWN_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Stores the lockdown switch and its audit event, unless a later decision is stored.
+async fn store_lockdown(
+    settings: &Settings,
+    state: &crate::store::LockdownState,
+    actor: &str,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let store = store::connect(&settings.database.url).await?;
+    store.migrate().await?;
+    let stored = store.lockdown().await?;
+    if stored.set_at.is_some() && stored.set_at >= state.set_at && stored.active == state.active {
+        // A running node already stored this one from the file.
+        return Ok(());
+    }
+    store.set_lockdown(state).await?;
+    store
+        .append_audit(&crate::audit::AuditEvent::new(
+            state.set_at.unwrap_or_else(|| SystemClock.now()),
+            actor,
+            if state.active { "lockdown.on" } else { "lockdown.off" },
+            "lockdown",
+            "success",
+            serde_json::json!({ "reason": reason, "via": "cli" }),
+        ))
+        .await?;
+    Ok(())
+}
+
 fn load(path: &Path) -> anyhow::Result<Settings> {
     Settings::load(path).with_context(|| format!("loading {}", path.display()))
 }
@@ -371,7 +439,10 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
             // configuration file's location.
             let state = std::path::absolute(state).with_context(|| format!("resolving {}", state.display()))?;
             let url = toml::Value::String(format!("sqlite://{}", state.join("portier.db").display()));
-            DEV_CONFIG.replace(DEV_DATABASE_LINE, &format!("url = {url}"))
+            let lockdown = toml::Value::String(state.join("lockdown").display().to_string());
+            DEV_CONFIG
+                .replace(DEV_DATABASE_LINE, &format!("url = {url}"))
+                .replace("[gateway]\n", &format!("[gateway]\nlockdown_file = {lockdown}\n"))
         }
     };
     pki::generate_dev_pki(&certs)?;

@@ -61,6 +61,10 @@ pub struct GatewayConfig {
     pub linger_secs: u64,
     /// This node's name in session records.
     pub node: String,
+    /// A file whose presence locks this node down (written by `portier lockdown
+    /// on`, read every 250 ms), so a lockdown reaches it without the database.
+    /// Relative to the configuration file's directory.
+    pub lockdown_file: PathBuf,
 }
 
 impl Default for GatewayConfig {
@@ -79,6 +83,7 @@ impl Default for GatewayConfig {
             fd_reserve: 256,
             linger_secs: 2,
             node: "local".into(),
+            lockdown_file: "lockdown".into(),
         }
     }
 }
@@ -315,6 +320,7 @@ impl Settings {
         abs(&mut self.gateway.key);
         abs(&mut self.gateway.vendor_ca);
         abs(&mut self.gateway.vendor_ca_key);
+        abs(&mut self.gateway.lockdown_file);
         abs(&mut self.api.cert);
         abs(&mut self.api.key);
         if let Some(file) = self.database.url.strip_prefix("sqlite://") {
@@ -526,6 +532,7 @@ mod tests {
         assert_eq!(s.gateway.tls_versions, vec!["1.3"]);
         assert_eq!(s.database.url, "sqlite:///etc/portier/portier.db");
         assert_eq!(s.gateway.cert, Path::new("/etc/portier/certs/server.pem"));
+        assert_eq!(s.gateway.lockdown_file, Path::new("/etc/portier/lockdown"));
     }
 
     #[test]

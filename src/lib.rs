@@ -18,6 +18,7 @@ pub mod export;
 pub mod fd_budget;
 pub mod flows;
 pub mod gateway;
+pub mod guard;
 pub mod node;
 pub mod notify;
 pub mod pki;

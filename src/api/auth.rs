@@ -1,5 +1,9 @@
 //! Bearer tokens to callers, and the role checks handlers make. Any doubt —
-//! no header, an unknown token, a store error — refuses.
+//! no header, an unknown token, a store error — refuses; the one exception is a
+//! restrictive action by an account this node authenticated recently
+//! ([`RestrictiveCaller`]), which must not wait for the database.
+
+use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -9,6 +13,7 @@ use axum::http::HeaderValue;
 use super::error::ApiError;
 use super::ApiState;
 use crate::domain::{Role, UserId, VendorId};
+use crate::store::{StoreError, User};
 
 /// The authenticated account making a request.
 #[derive(Debug, Clone)]
@@ -66,27 +71,99 @@ pub(crate) fn bearer_token(header: &HeaderValue) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN).then_some(token)
 }
 
+/// The SHA-256 of the request's bearer token; 401 if there is none.
+fn bearer_hash(parts: &Parts) -> Result<String, ApiError> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <token> header"))?;
+    let token = bearer_token(header)
+        .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be: Bearer <token>"))?;
+    Ok(crate::token::hash(token))
+}
+
+/// Looks the token up; this node remembers the answer for restrictive calls
+/// made while the store is unreachable.
+async fn authenticate(state: &ApiState, hash: &str) -> Result<Option<User>, StoreError> {
+    let guard = state.cache.guard();
+    let user = state.store.user_by_token_hash(hash).await?;
+    match &user {
+        Some(u) => guard.remember_user(hash, u),
+        None => guard.forget_user(hash),
+    }
+    Ok(user)
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthenticated("missing Authorization: Bearer <token> header"))?;
-        let token = bearer_token(header)
-            .ok_or_else(|| ApiError::unauthenticated("the Authorization header must be: Bearer <token>"))?;
-        let user = state
-            .store
-            .user_by_token_hash(&crate::token::hash(token))
+        let hash = bearer_hash(parts)?;
+        let user = authenticate(state, &hash)
             .await?
             .ok_or_else(|| ApiError::unauthenticated("unknown or disabled token"))?;
-        Ok(Caller {
+        Ok(Caller::from(user))
+    }
+}
+
+impl From<User> for Caller {
+    fn from(user: User) -> Self {
+        Caller {
             id: user.id,
             name: user.name,
             role: user.role,
             vendor_id: user.vendor_id,
-        })
+        }
+    }
+}
+
+/// How long a restrictive call waits for the store to confirm a token this node
+/// already knows before it acts on what it knows.
+const OFFLINE_AUTH_WAIT: Duration = Duration::from_millis(500);
+
+/// The caller of a restrictive action (lockdown, revoke, terminate, disable).
+/// Cutting access must not wait for the database (invariant 7): an account the
+/// store authenticated on this node within [`crate::guard::OFFLINE_AUTH_TTL`] is
+/// accepted when the store is unavailable or has not answered within
+/// [`OFFLINE_AUTH_WAIT`]. A token the store says is unknown is refused and forgotten.
+#[derive(Debug, Clone)]
+pub struct RestrictiveCaller(pub Caller);
+
+impl FromRequestParts<ApiState> for RestrictiveCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let hash = bearer_hash(parts)?;
+        let known = state.cache.guard().known_user(&hash);
+        // A task of its own: a lookup that outlives the wait still updates what
+        // this node remembers, and is never cancelled half-way.
+        let mut lookup = tokio::spawn({
+            let (state, hash) = (state.clone(), hash.clone());
+            async move { authenticate(&state, &hash).await }
+        });
+        let answer = match &known {
+            Some(user) => match tokio::time::timeout(OFFLINE_AUTH_WAIT, &mut lookup).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    tracing::warn!(user = %user.id, "store slow or down: caller accepted from this node's memory for a restrictive action");
+                    return Ok(Self(Caller::from(user.clone())));
+                }
+            },
+            None => lookup.await,
+        };
+        let answer = answer.map_err(|e| {
+            tracing::error!(error = %e, "token lookup task failed");
+            ApiError::unavailable("the database cannot be reached; try again later")
+        })?;
+        match (answer, known) {
+            (Ok(Some(user)), _) => Ok(Self(Caller::from(user))),
+            (Ok(None), _) => Err(ApiError::unauthenticated("unknown or disabled token")),
+            (Err(e), Some(user)) if e.is_unavailable() => {
+                tracing::warn!(user = %user.id, error = %e, "store unavailable: caller accepted from this node's memory for a restrictive action");
+                Ok(Self(Caller::from(user)))
+            }
+            (Err(e), _) => Err(e.into()),
+        }
     }
 }
 

@@ -43,7 +43,7 @@ use crate::gateway::Registry;
 use crate::pki::CertAuthority;
 use crate::store::{Journal, JournalEntry, Store};
 
-pub use auth::{Caller, Granted};
+pub use auth::{Caller, Granted, RestrictiveCaller};
 pub use conn::ConnSettings;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use sessions::sessions_csv;

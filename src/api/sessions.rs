@@ -12,9 +12,11 @@ use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery};
 use super::windows::Reason;
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
+use crate::audit::AuditEvent;
 use crate::domain::{DeviceId, EndReason, Role, SessionId, VendorId};
-use crate::store::{Session, SessionFilter};
+use crate::guard::Pending;
+use crate::store::{JournalEntry, Session, SessionFilter, StoreError};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -183,11 +185,15 @@ async fn get_session(
 }
 
 /// Terminate a live session (security): cut within a second, `end_reason = terminated`.
+/// The cut happens on this node before anything is read or written; if the
+/// database cannot be reached the answer is 503, the cut stands and its audit
+/// event is retried until stored.
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/terminate", params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = Session), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Session), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "the database cannot be reached (a session live here is cut all the same)")))]
 async fn terminate(
     State(s): State<ApiState>,
-    caller: Caller,
+    RestrictiveCaller(caller): RestrictiveCaller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<Session>> {
@@ -196,11 +202,33 @@ async fn terminate(
     if reason.is_empty() || reason.len() > 2000 {
         return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
     }
-    let session = s.store.session(&SessionId(id)).await?;
-    if session.ended_at.is_some() {
-        return Err(ApiError::conflict("the session has already ended"));
-    }
-    if !s.registry.cut_session(&session.id, EndReason::Terminated) {
+    let id = SessionId(id);
+    // Invariant 7: cut first. A session id is unguessable and security may see
+    // every session, so cutting before the lookup reveals nothing.
+    let cut = s.registry.cut_session(&id, EndReason::Terminated);
+    let event = AuditEvent::new(
+        s.clock.now(),
+        caller.actor(),
+        "session.terminated",
+        id.as_str(),
+        "success",
+        serde_json::json!({"reason": reason}),
+    );
+    let session = match s.store.session(&id).await {
+        Ok(session) => session,
+        Err(e @ (StoreError::Unavailable(_) | StoreError::Down(_))) if cut => {
+            tracing::error!(error = %e, session = %id, "session cut; its termination is recorded when the database is back");
+            s.cache.guard().defer(Pending::Audit(event));
+            return Err(ApiError::unavailable(
+                "the database cannot be reached: the session was cut on this node; its termination is recorded as soon as the database is back",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !cut {
+        if session.ended_at.is_some() {
+            return Err(ApiError::conflict("the session has already ended"));
+        }
         if !live_nodes(&s).await?.contains(&session.node) {
             return Err(ApiError::conflict(format!(
                 "the session is not live anywhere: its node {} is down; its record is closed when that node restarts",
@@ -212,12 +240,9 @@ async fn terminate(
             session.node
         )));
     }
-    s.audit(
-        &caller,
-        "session.terminated",
-        session.id.as_str(),
-        serde_json::json!({"reason": reason}),
-    )
-    .await;
+    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
+        tracing::error!(error = %e, "termination not recorded yet; retried");
+        s.cache.guard().defer(Pending::Audit(event));
+    }
     Ok(Json(session))
 }

@@ -12,10 +12,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
+use crate::audit::AuditEvent;
 use crate::domain::{parse_network, EndReason, Role, TechnicianId, VendorId};
+use crate::guard::{Pending, Restriction};
 use crate::pki::{first_cert_der, CertInfo};
-use crate::store::{NewTechnician, NewVendor, Technician, Vendor};
+use crate::store::{JournalEntry, NewTechnician, NewVendor, Technician, Vendor};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -165,21 +167,51 @@ async fn replace_networks(
     Ok(Json(v))
 }
 
-/// Disable a vendor (admin, security): its live tunnels are cut.
+/// Disable a vendor (admin, security): its live tunnels are cut. The cut and the
+/// refusal happen on this node first; if the database cannot take the change the
+/// answer is 503, the cut stands and the change is retried until stored.
 #[utoipa::path(post, path = "/api/v1/vendors/{id}/disable", params(("id" = String, Path)),
-    responses((status = 200, body = Vendor), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-async fn disable_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vendor>> {
+    responses((status = 200, body = Vendor), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "not stored yet: cut and refused on this node, retried")))]
+async fn disable_vendor(
+    State(s): State<ApiState>,
+    RestrictiveCaller(caller): RestrictiveCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Vendor>> {
     caller.require(&[Role::Admin, Role::Security])?;
-    let v = s.store.set_vendor_enabled(&VendorId(id), false).await?;
-    let cut = s.registry.cut_vendor(&v.id, EndReason::VendorDisabled);
-    s.admission_changed().await;
-    s.audit(
-        &caller,
+    let id = VendorId(id);
+    let restriction = Restriction::Vendor(id.clone());
+    let guard = s.cache.guard();
+    guard.restrict(restriction.clone());
+    let cut = s.registry.cut_vendor(&id, EndReason::VendorDisabled);
+    let event = AuditEvent::new(
+        s.clock.now(),
+        caller.actor(),
         "vendor.disabled",
-        v.id.as_str(),
+        id.as_str(),
+        "success",
         serde_json::json!({"tunnels_cut": cut}),
-    )
-    .await;
+    );
+    let v = match s.store.set_vendor_enabled(&id, false).await {
+        Ok(v) => v,
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(error = %e, vendor = %id, "vendor disabling not stored; kept on this node and retried");
+            guard.defer(Pending::DisableVendor { id, event });
+            return Err(ApiError::unavailable(format!(
+                "the database cannot be reached: {cut} live tunnels of this vendor were cut on this node and it stays refused here; the change is stored as soon as the database is back"
+            )));
+        }
+        Err(e) => {
+            guard.release(&restriction);
+            return Err(e.into());
+        }
+    };
+    guard.release(&restriction);
+    s.admission_changed().await;
+    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
+        tracing::error!(error = %e, "vendor disabled, its audit event is retried");
+        guard.defer(Pending::Audit(event));
+    }
     Ok(Json(v))
 }
 
@@ -301,27 +333,58 @@ async fn list_technicians(
     Ok(Json(s.store.list_technicians(&vendor.id).await?))
 }
 
-/// Revoke a technician (admin, security): their live tunnels are cut.
+/// Revoke a technician (admin, security): their live tunnels are cut. The cut
+/// and the refusal happen on this node first; if the database cannot take the
+/// revocation the answer is 503, the cut stands and it is retried until stored.
 #[utoipa::path(delete, path = "/api/v1/vendors/{id}/technicians/{tid}", params(("id" = String, Path), ("tid" = String, Path)),
-    responses((status = 200, body = Technician), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Technician), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "not stored yet: cut and refused on this node, retried")))]
 async fn revoke_technician(
     State(s): State<ApiState>,
-    caller: Caller,
+    RestrictiveCaller(caller): RestrictiveCaller,
     Path((id, tid)): Path<(String, String)>,
 ) -> ApiResult<Json<Technician>> {
     caller.require(&[Role::Admin, Role::Security])?;
-    let t = s
-        .store
-        .revoke_technician(&VendorId(id), &TechnicianId(tid), s.clock.now())
-        .await?;
-    let cut = s.registry.cut_technician(&t.id, EndReason::TechnicianRevoked);
-    s.admission_changed().await;
-    s.audit(
-        &caller,
+    let (vendor, tid) = (VendorId(id), TechnicianId(tid));
+    let restriction = Restriction::Technician(vendor.clone(), tid.clone());
+    let guard = s.cache.guard();
+    guard.restrict(restriction.clone());
+    let cut = s.registry.cut_where(EndReason::TechnicianRevoked, |l| {
+        l.technician_id == tid && l.vendor_id == vendor
+    });
+    let at = s.clock.now();
+    let event = AuditEvent::new(
+        at,
+        caller.actor(),
         "technician.revoked",
-        t.id.as_str(),
-        serde_json::json!({"vendor_id": t.vendor_id, "tunnels_cut": cut}),
-    )
-    .await;
+        tid.as_str(),
+        "success",
+        serde_json::json!({"vendor_id": vendor, "tunnels_cut": cut}),
+    );
+    let t = match s.store.revoke_technician(&vendor, &tid, at).await {
+        Ok(t) => t,
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(error = %e, technician = %tid, "revocation not stored; kept on this node and retried");
+            guard.defer(Pending::RevokeTechnician {
+                vendor,
+                id: tid,
+                at,
+                event,
+            });
+            return Err(ApiError::unavailable(format!(
+                "the database cannot be reached: {cut} live tunnels of this technician were cut on this node and they stay refused here; the revocation is stored as soon as the database is back"
+            )));
+        }
+        Err(e) => {
+            guard.release(&restriction);
+            return Err(e.into());
+        }
+    };
+    guard.release(&restriction);
+    s.admission_changed().await;
+    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
+        tracing::error!(error = %e, "technician revoked, its audit event is retried");
+        guard.defer(Pending::Audit(event));
+    }
     Ok(Json(t))
 }

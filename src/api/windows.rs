@@ -10,9 +10,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiJson, ApiQuery};
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
+use crate::audit::AuditEvent;
 use crate::domain::{DeviceId, EndReason, Role, VendorId, WindowId, WindowState};
-use crate::store::{NewWindow, Window, WindowFilter, WindowTransition};
+use crate::guard::{Pending, Restriction};
+use crate::store::{JournalEntry, NewWindow, Window, WindowFilter, WindowTransition};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -370,10 +372,10 @@ async fn reject(
     caller.require(&[Role::Security, Role::Admin])?;
     let reason = check_reason(&req.reason)?;
     let current = s.store.window(&WindowId(id)).await?;
-    if current.state == WindowState::Approved && current.extension_ends_at.is_some() {
+    if let (WindowState::Approved, Some(pending)) = (current.state, current.extension_ends_at) {
         let w = s
             .store
-            .decide_extension(&current.id, false, caller.id.as_str(), s.clock.now())
+            .decide_extension(&current.id, pending, false, caller.id.as_str(), s.clock.now())
             .await?;
         s.notifier.send(
             "window.extension_rejected",
@@ -411,39 +413,70 @@ async fn reject(
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
-/// Revoke an approved window (security, admin): its live tunnels are cut.
+/// Revoke an approved window (security, admin): its live tunnels are cut. The
+/// cut and the refusal of new tunnels happen on this node first; if the database
+/// cannot take the revocation, the answer is 503 but the cut stands, the window
+/// stays refused here and the revocation is retried until stored.
 #[utoipa::path(post, path = "/api/v1/windows/{id}/revoke", params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+        (status = 503, body = ErrorBody, description = "not stored yet: the tunnels are cut on this node and the revocation is retried")))]
 async fn revoke(
     State(s): State<ApiState>,
-    caller: Caller,
+    RestrictiveCaller(caller): RestrictiveCaller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<WindowView>> {
     caller.require(&[Role::Security, Role::Admin])?;
     let reason = check_reason(&req.reason)?;
-    let w = transition(
-        &s,
-        &caller,
-        &WindowId(id),
-        &[WindowState::Approved],
-        WindowState::Revoked,
-        Some(reason.clone()),
-    )
-    .await?;
-    let cut = s.registry.cut_window(&w.id, EndReason::WindowRevoked);
+    let id = WindowId(id);
+    // Invariant 7: cut and refuse first; only an approved window has tunnels.
+    let restriction = Restriction::Window(id.clone());
+    let guard = s.cache.guard();
+    guard.restrict(restriction.clone());
+    let cut = s.registry.cut_window(&id, EndReason::WindowRevoked);
+    let t = WindowTransition {
+        from: vec![WindowState::Approved],
+        to: WindowState::Revoked,
+        by: caller.id.0.clone(),
+        reason: Some(reason.clone()),
+        at: s.clock.now(),
+    };
+    let event = AuditEvent::new(
+        t.at,
+        caller.actor(),
+        "window.revoked",
+        id.as_str(),
+        "success",
+        serde_json::json!({"reason": reason, "tunnels_cut": cut}),
+    );
+    let w = match s.store.transition_window(&id, &t).await {
+        Ok(w) => w,
+        Err(e) if e.is_unavailable() => {
+            tracing::error!(error = %e, window = %id, "revocation not stored; kept on this node and retried");
+            guard.defer(Pending::RevokeWindow {
+                id,
+                transition: t,
+                event,
+            });
+            return Err(ApiError::unavailable(format!(
+                "the database cannot be reached: {cut} live tunnels of this window were cut on this node and it stays refused here; the revocation is stored as soon as the database is back"
+            )));
+        }
+        Err(e) => {
+            guard.release(&restriction);
+            return Err(e.into());
+        }
+    };
+    guard.release(&restriction);
     s.admission_changed().await;
     s.notifier.send(
         "window.revoked",
         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason, "emergency": w.emergency}),
     );
-    s.audit(
-        &caller,
-        "window.revoked",
-        w.id.as_str(),
-        serde_json::json!({"reason": reason, "tunnels_cut": cut}),
-    )
-    .await;
+    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
+        tracing::error!(error = %e, "revocation stored, its audit event is retried");
+        guard.defer(Pending::Audit(event));
+    }
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
@@ -485,16 +518,28 @@ async fn cancel(
 }
 
 async fn approve_extension(s: &ApiState, caller: &Caller, w: Window) -> ApiResult<Json<WindowView>> {
+    let Some(pending) = w.extension_ends_at else {
+        return Err(ApiError::conflict("no extension is pending for this window"));
+    };
     if w.extension_requested_by.as_deref() == Some(caller.id.as_str()) {
         return Err(ApiError::forbidden(
             "separation of duties: an extension cannot be approved by the account that requested it",
         ));
     }
+    if w.emergency {
+        // Invariant 4: an emergency grant is a second person's decision; stretching
+        // it is one too, and it stays within the cap however it is extended.
+        check_emergency_extension(caller, &w)?;
+        check_emergency_cap(s, &w, pending).map_err(|e| ApiError::conflict(e.message))?;
+    }
     let now = s.clock.now();
     if w.ends_at <= now {
         return Err(ApiError::conflict("the window is already over: request a new window"));
     }
-    let w = s.store.decide_extension(&w.id, true, caller.id.as_str(), now).await?;
+    let w = s
+        .store
+        .decide_extension(&w.id, pending, true, caller.id.as_str(), now)
+        .await?;
     // Live tunnels keep running, with their deadline moved.
     let moved = s.registry.move_window_deadline(&w.id, w.ends_at);
     s.admission_changed().await;
@@ -512,6 +557,39 @@ async fn approve_extension(s: &ApiState, caller: &Caller, w: Window) -> ApiResul
     Ok(Json(WindowView::new(w, now)))
 }
 
+/// 400 if an emergency grant extended to `ends_at` would last longer, from its
+/// start, than `policy.max_emergency_minutes`.
+fn check_emergency_cap(s: &ApiState, w: &Window, ends_at: DateTime<Utc>) -> ApiResult<()> {
+    let max = s.limits.max_emergency;
+    let total = ends_at - w.starts_at;
+    if total > max {
+        return Err(ApiError::bad_request(format!(
+            "an emergency grant lasts at most {} minutes in all (policy.max_emergency_minutes); extended to {} it would last {} minutes: request a planned window instead",
+            max.num_minutes(),
+            ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            total.num_minutes()
+        )));
+    }
+    Ok(())
+}
+
+/// 403 unless the caller may approve the extension of an emergency grant: a
+/// security account other than the one that granted it.
+fn check_emergency_extension(caller: &Caller, w: &Window) -> ApiResult<()> {
+    if caller.role != Role::Security {
+        return Err(ApiError::forbidden(
+            "the extension of an emergency grant is approved by a security account",
+        ));
+    }
+    let granter = w.approved_by.as_deref().unwrap_or(w.requested_by.as_str());
+    if granter == caller.id.as_str() || w.requested_by == caller.id.as_str() {
+        return Err(ApiError::forbidden(
+            "separation of duties: the extension of an emergency grant is approved by a second security account, not its granter",
+        ));
+    }
+    Ok(())
+}
+
 /// An extension request.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -521,7 +599,9 @@ pub struct ExtendWindow {
 }
 
 /// Ask for a later end (the window's vendor). Security approves it with
-/// `/approve` (never its requester) or refuses it with `/reject`.
+/// `/approve` (never its requester) or refuses it with `/reject`. An emergency
+/// grant stays within `policy.max_emergency_minutes` from its start, and its
+/// extension is approved by a security account other than its granter.
 #[utoipa::path(post, path = "/api/v1/windows/{id}/extend", params(("id" = String, Path)), request_body = ExtendWindow,
     responses((status = 200, body = WindowView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn extend(
@@ -541,6 +621,9 @@ async fn extend(
     }
     if req.ends_at <= w.ends_at {
         return Err(ApiError::bad_request("ends_at must be after the window's current end"));
+    }
+    if w.emergency {
+        check_emergency_cap(&s, &w, req.ends_at)?;
     }
     if req.ends_at - w.starts_at > s.limits.max_window {
         return Err(ApiError::bad_request(format!(

@@ -168,8 +168,16 @@ pub trait Store: Send + Sync + 'static {
         reason: &str,
         by: &str,
     ) -> StoreResult<Window>;
-    /// Approves (moving the window's end) or rejects the pending extension.
-    async fn decide_extension(&self, id: &WindowId, approve: bool, by: &str, at: DateTime<Utc>) -> StoreResult<Window>;
+    /// Approves (moving the window's end) or rejects the pending extension, only if
+    /// it still asks for `pending` (the end the decider checked); `Conflict` otherwise.
+    async fn decide_extension(
+        &self,
+        id: &WindowId,
+        pending: DateTime<Utc>,
+        approve: bool,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Window>;
     /// Windows that had a session, are not emergency grants, have no report, and
     /// ended (or were revoked) at or before `ended_before`.
     async fn unreported_windows(

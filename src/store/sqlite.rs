@@ -899,23 +899,33 @@ impl Store for SqliteStore {
         self.window(id).await
     }
 
-    async fn decide_extension(&self, id: &WindowId, approve: bool, by: &str, at: DateTime<Utc>) -> StoreResult<Window> {
+    async fn decide_extension(
+        &self,
+        id: &WindowId,
+        pending: DateTime<Utc>,
+        approve: bool,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Window> {
         let sql = if approve {
             "UPDATE windows SET ends_at = extension_ends_at, extension_ends_at = NULL, decided_by = ?, decided_at = ?
-             WHERE id = ? AND state = 'approved' AND extension_ends_at IS NOT NULL"
+             WHERE id = ? AND state = 'approved' AND extension_ends_at = ?"
         } else {
             "UPDATE windows SET extension_ends_at = NULL, decided_by = ?, decided_at = ?
-             WHERE id = ? AND state = 'approved' AND extension_ends_at IS NOT NULL"
+             WHERE id = ? AND state = 'approved' AND extension_ends_at = ?"
         };
         let done = sqlx::query(sql)
             .bind(by)
             .bind(us(at))
             .bind(id.as_str())
+            .bind(us(pending))
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
             self.window(id).await?;
-            return Err(StoreError::Conflict("no extension is pending for this window".into()));
+            return Err(StoreError::Conflict(
+                "no extension is pending for this window, or it changed meanwhile".into(),
+            ));
         }
         if approve {
             self.generation.bump();

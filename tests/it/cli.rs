@@ -98,6 +98,10 @@ fn init_with_a_state_dir_puts_the_database_there() {
         config.contains(&format!("url = \"sqlite://{}\"", state.join("portier.db").display())),
         "{config}"
     );
+    assert!(
+        config.contains(&format!("lockdown_file = \"{}\"", state.join("lockdown").display())),
+        "{config}"
+    );
     // The configuration directory is not needed for writing: migrate works with
     // only the state directory writable.
     let migrate = portier()

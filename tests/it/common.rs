@@ -79,6 +79,12 @@ impl TestDb {
 
     pub async fn postgres() -> Option<Self> {
         let admin = std::env::var("PORTIER_TEST_PG_URL").ok().filter(|s| !s.is_empty())?;
+        Some(Self::postgres_at(&admin).await)
+    }
+
+    /// A fresh database on the PostgreSQL server `admin` designates.
+    pub async fn postgres_at(admin: &str) -> Self {
+        let admin = admin.to_owned();
         let name = format!("portier_t_{}", uuid::Uuid::new_v4().simple());
         let admin_store = sqlx::PgPool::connect(&admin)
             .await
@@ -91,13 +97,13 @@ impl TestDb {
         let url = with_database(&admin, &name);
         let store = store::connect(&url).await.unwrap();
         store.migrate().await.unwrap();
-        Some(Self {
+        Self {
             url,
             store,
             kind: Backend::Postgres,
             _dir: None,
             pg: Some((admin, name)),
-        })
+        }
     }
 
     /// A database this test manages itself (e.g. on a filesystem it fills, or a
