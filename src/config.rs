@@ -94,11 +94,20 @@ impl Default for ApiConfig {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite://FILE` (relative to the configuration file) or `postgres://…`.
+    /// May carry a password: shown only through [`crate::redact::redact_url`].
     pub url: String,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::redact::DebugUrl(&self.url))
+            .finish()
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -306,10 +315,11 @@ impl Settings {
             }
         }
         for hook in &self.notify.webhooks {
-            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.len() < 16 {
+            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.expose().len() < 16
+            {
                 return Err(ConfigError::Invalid(format!(
                     "notify.webhooks: {:?} needs an http(s) url and a secret of at least 16 characters",
-                    hook.url
+                    crate::redact::redact_url(&hook.url)
                 )));
             }
         }
@@ -326,7 +336,7 @@ impl Settings {
         {
             return Err(ConfigError::Invalid(format!(
                 "database.url {:?} must start with sqlite:// or postgres://",
-                self.database.url
+                crate::redact::redact_url(&self.database.url)
             )));
         }
         Ok(())

@@ -19,6 +19,7 @@ pub mod gateway;
 pub mod notify;
 pub mod pki;
 pub mod policy;
+pub mod redact;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
