@@ -132,6 +132,11 @@ pub struct PolicyConfig {
     pub report_due_hours: u32,
     /// `block` (default) or `warn`.
     pub on_overdue_report: OverdueMode,
+    /// Declared IPv4 networks (vendors', emergency grants' extra ones) must be at
+    /// least this narrow, unless an admin sets `allow_broad_networks` (vendors only).
+    pub min_network_prefix_v4: u8,
+    /// The same for IPv6.
+    pub min_network_prefix_v6: u8,
 }
 
 impl Default for PolicyConfig {
@@ -142,6 +147,8 @@ impl Default for PolicyConfig {
             max_emergency_minutes: 240,
             report_due_hours: 24,
             on_overdue_report: OverdueMode::Block,
+            min_network_prefix_v4: 16,
+            min_network_prefix_v6: 32,
         }
     }
 }
@@ -314,6 +321,11 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
         }
+        if !(1..=32).contains(&self.policy.min_network_prefix_v4) || !(1..=128).contains(&self.policy.min_network_prefix_v6) {
+            return Err(ConfigError::Invalid(
+                "policy.min_network_prefix_v4 must be 1 to 32 and policy.min_network_prefix_v6 1 to 128".into(),
+            ));
+        }
         for hook in &self.notify.webhooks {
             if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.expose().len() < 16
             {
@@ -359,6 +371,10 @@ impl Settings {
             max_emergency: chrono::Duration::minutes(i64::from(self.policy.max_emergency_minutes)),
             report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
             on_overdue: self.policy.on_overdue_report,
+            networks: crate::domain::NetworkBreadth {
+                min_prefix_v4: self.policy.min_network_prefix_v4,
+                min_prefix_v6: self.policy.min_network_prefix_v6,
+            },
         }
     }
 

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use super::{ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{EndReason, Role};
 use crate::store::LockdownState;
 
@@ -25,11 +25,7 @@ pub struct LockdownReason {
 }
 
 fn reason(r: &str) -> ApiResult<String> {
-    let r = r.trim();
-    if r.is_empty() || r.len() > 2000 {
-        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
-    }
-    Ok(r.to_owned())
+    Ok(crate::domain::one_line("reason", r, 2000)?)
 }
 
 /// The lockdown state: whether it is on, who set it, when and why.

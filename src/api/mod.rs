@@ -9,6 +9,7 @@ mod error;
 mod evidence;
 mod extract;
 mod lockdown;
+mod openapi;
 mod reports;
 mod sessions;
 mod system;
@@ -65,6 +66,8 @@ pub struct ApiLimits {
     pub report_due: chrono::Duration,
     /// Whether an overdue report blocks new requests.
     pub on_overdue: crate::policy::OverdueMode,
+    /// The broadest networks that may be declared without an admin's consent.
+    pub networks: crate::domain::NetworkBreadth,
 }
 
 /// What technician registration needs: the vendor CA to sign CSRs with, and a
@@ -140,7 +143,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(reports::routes())
         .merge(evidence::routes())
         .split_for_parts();
-    let doc = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
+    let doc = Arc::new(document(&openapi));
     router
         .route(
             "/api/v1/openapi.json",
@@ -162,10 +165,27 @@ pub fn router(state: ApiState) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::from_fn(openapi::json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), audit_refusals))
         .layer(axum::middleware::from_fn(request_deadline))
         .with_state(state)
+}
+
+/// The served OpenAPI document: the collected one, with the answers each
+/// route's shape implies (see [`openapi::add_structural_responses`]).
+fn document(collected: &utoipa::openapi::OpenApi) -> String {
+    let encoded = serde_json::to_value(collected).and_then(|mut doc| {
+        openapi::add_structural_responses(&mut doc);
+        serde_json::to_string_pretty(&doc)
+    });
+    match encoded {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document cannot be encoded");
+            "{}".to_owned()
+        }
+    }
 }
 
 /// Refused attempts to change something (401, 403) go to the audit trail too:

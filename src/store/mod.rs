@@ -51,13 +51,51 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound("row"),
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::Conflict(format!("refers to an unknown object: {}", db.message()))
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation() =>
+            {
+                // The database's own text names tables and columns: it is logged,
+                // and the caller gets the rule in the product's words.
+                let shown = constraint_message(db.as_ref());
+                tracing::debug!(database_message = db.message(), constraint = ?db.constraint(), shown, "constraint refused a change");
+                StoreError::Conflict(shown.to_owned())
             }
-            sqlx::Error::Database(db) if db.is_check_violation() => StoreError::Conflict(db.message().to_owned()),
             _ => StoreError::Unavailable(e),
         }
+    }
+}
+
+/// What a violated constraint means, in the product's words. SQLite names the
+/// column in its message (`UNIQUE constraint failed: vendors.name`), PostgreSQL
+/// names the constraint (`vendors_name_key`): both are matched.
+fn constraint_message(db: &dyn sqlx::error::DatabaseError) -> &'static str {
+    const KNOWN: [(&str, &str, &str); 10] = [
+        ("vendors.name", "vendors_name_key", "a vendor with this name already exists"),
+        ("devices.name", "devices_name_key", "a device with this name already exists"),
+        (
+            "technicians.fingerprint_sha256",
+            "technicians_fingerprint_sha256_key",
+            "this certificate is already registered for a technician",
+        ),
+        ("users.name", "users_name_key", "an account with this name already exists"),
+        ("users.token_sha256", "users_token_sha256_key", "token collision: try again"),
+        ("reports.window_id", "reports_pkey", "this window already has a report"),
+        ("vendor_networks.", "vendor_networks_pkey", "a network is declared twice"),
+        ("device_vendors.", "device_vendors_pkey", "a vendor is assigned twice"),
+        ("window_devices.", "window_devices_pkey", "a device is listed twice"),
+        ("window_networks.", "window_networks_pkey", "a network is listed twice"),
+    ];
+    let message = db.message();
+    let constraint = db.constraint().unwrap_or("");
+    if db.is_unique_violation() {
+        KNOWN
+            .iter()
+            .find(|(column, name, _)| message.contains(column) || constraint == *name)
+            .map_or("an object with the same identity already exists", |(_, _, shown)| shown)
+    } else if db.is_foreign_key_violation() {
+        "the change refers to a vendor, device, window or technician that does not exist"
+    } else {
+        "the change breaks a rule of the stored record (for example, a window must end after it starts)"
     }
 }
 
