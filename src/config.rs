@@ -321,7 +321,9 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
         }
-        if !(1..=32).contains(&self.policy.min_network_prefix_v4) || !(1..=128).contains(&self.policy.min_network_prefix_v6) {
+        if !(1..=32).contains(&self.policy.min_network_prefix_v4)
+            || !(1..=128).contains(&self.policy.min_network_prefix_v6)
+        {
             return Err(ConfigError::Invalid(
                 "policy.min_network_prefix_v4 must be 1 to 32 and policy.min_network_prefix_v6 1 to 128".into(),
             ));

@@ -269,7 +269,11 @@ fn checked_text(field: &'static str, value: &str, max: usize, allow: &[char]) ->
     }
     for c in v.chars() {
         if is_line_break(c) && !allow.contains(&c) {
-            let hint = if allow.is_empty() { ": it is one line of text" } else { " other than line feed and tab" };
+            let hint = if allow.is_empty() {
+                ": it is one line of text"
+            } else {
+                " other than line feed and tab"
+            };
             return Err(BadText::Control {
                 field,
                 code: u32::from(c),
@@ -277,7 +281,10 @@ fn checked_text(field: &'static str, value: &str, max: usize, allow: &[char]) ->
             });
         }
         if is_bidi_control(c) {
-            return Err(BadText::Bidi { field, code: u32::from(c) });
+            return Err(BadText::Bidi {
+                field,
+                code: u32::from(c),
+            });
         }
     }
     Ok(v.to_owned())
@@ -486,10 +493,23 @@ mod tests {
     #[test]
     fn broad_networks_are_named() {
         let b = NetworkBreadth::default();
-        for broad in ["0.0.0.0/1", "128.0.0.0/1", "10.0.0.0/8", "10.0.0.0/15", "2001::/16", "::/1"] {
+        for broad in [
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "10.0.0.0/8",
+            "10.0.0.0/15",
+            "2001::/16",
+            "::/1",
+        ] {
             assert!(b.too_broad(&parse_network(broad).unwrap()).is_some(), "{broad}");
         }
-        for fine in ["10.1.0.0/16", "203.0.113.7", "2001:db8::/32", "2001:db8::1", "::ffff:10.1.0.0/112"] {
+        for fine in [
+            "10.1.0.0/16",
+            "203.0.113.7",
+            "2001:db8::/32",
+            "2001:db8::1",
+            "::ffff:10.1.0.0/112",
+        ] {
             assert_eq!(b.too_broad(&parse_network(fine).unwrap()), None, "{fine}");
         }
     }
@@ -508,20 +528,42 @@ mod tests {
     #[test]
     fn one_line_text_refuses_controls_and_bidi() {
         assert_eq!(one_line("name", "  Acme Medical  ", 100).unwrap(), "Acme Medical");
-        assert_eq!(one_line("name", "Siemens Healthineers — Ürün", 100).unwrap(), "Siemens Healthineers — Ürün");
+        assert_eq!(
+            one_line("name", "Siemens Healthineers — Ürün", 100).unwrap(),
+            "Siemens Healthineers — Ürün"
+        );
         for bad in [
-            "", "   ", "a\nb", "a\rb", "a\tb", "a\u{0}b", "a\u{7f}b", "a\u{85}b", "a\u{9b}b", "a\u{1b}[31mb",
-            "a\u{202e}b", "a\u{2066}b", "a\u{2069}b", "a\u{200f}b", "a\u{2028}b",
+            "",
+            "   ",
+            "a\nb",
+            "a\rb",
+            "a\tb",
+            "a\u{0}b",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{9b}b",
+            "a\u{1b}[31mb",
+            "a\u{202e}b",
+            "a\u{2066}b",
+            "a\u{2069}b",
+            "a\u{200f}b",
+            "a\u{2028}b",
         ] {
             assert!(one_line("name", bad, 100).is_err(), "{bad:?} should be refused");
         }
         assert!(matches!(one_line("name", "abc", 2), Err(BadText::Length { .. })));
-        assert!(matches!(one_line("name", "a\u{202e}b", 9), Err(BadText::Bidi { code: 0x202e, .. })));
+        assert!(matches!(
+            one_line("name", "a\u{202e}b", 9),
+            Err(BadText::Bidi { code: 0x202e, .. })
+        ));
     }
 
     #[test]
     fn multi_line_text_allows_newlines_and_tabs_only() {
-        assert_eq!(multi_line("summary", "line 1\n\tline 2\n", 100).unwrap(), "line 1\n\tline 2");
+        assert_eq!(
+            multi_line("summary", "line 1\n\tline 2\n", 100).unwrap(),
+            "line 1\n\tline 2"
+        );
         for bad in ["a\rb", "a\u{0}b", "a\u{1b}b", "a\u{202d}b", "a\u{85}b"] {
             assert!(multi_line("summary", bad, 100).is_err(), "{bad:?} should be refused");
         }

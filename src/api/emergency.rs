@@ -59,7 +59,10 @@ async fn grant(
             "duration_minutes must be 1 to {max} (policy.max_emergency_minutes)"
         )));
     }
-    let extra_networks = parse_networks(req.extra_networks.as_deref().unwrap_or_default(), Some(s.limits.networks))?;
+    let extra_networks = parse_networks(
+        req.extra_networks.as_deref().unwrap_or_default(),
+        Some(s.limits.networks),
+    )?;
     let vendor = s
         .store
         .vendor(&req.vendor_id)

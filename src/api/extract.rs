@@ -87,7 +87,8 @@ pub mod rfc3339 {
     use serde::de::{self, Deserializer, Visitor};
 
     /// What an instant must look like.
-    pub const EXPECTED: &str = "an RFC 3339 time with an offset, e.g. 2026-12-01T08:00:00+01:00 or 2026-12-01T07:00:00Z";
+    pub const EXPECTED: &str =
+        "an RFC 3339 time with an offset, e.g. 2026-12-01T08:00:00+01:00 or 2026-12-01T07:00:00Z";
 
     struct Rfc3339;
 
@@ -170,9 +171,13 @@ pub mod rfc3339 {
                 let e = serde_json::from_str::<T>(bad).unwrap_err().to_string();
                 assert!(e.contains("RFC 3339 time with an offset"), "{bad}: {e}");
             }
-            let q: T = serde_urlencoded::from_str("at=2026-12-01T07%3A00%3A00Z&since=2026-11-01T00%3A00%3A00%2B01%3A00").unwrap();
+            let q: T =
+                serde_urlencoded::from_str("at=2026-12-01T07%3A00%3A00Z&since=2026-11-01T00%3A00%3A00%2B01%3A00")
+                    .unwrap();
             assert!(q.since.is_some());
-            let e = serde_urlencoded::from_str::<T>("at=2026-12-01T07:00:00").unwrap_err().to_string();
+            let e = serde_urlencoded::from_str::<T>("at=2026-12-01T07:00:00")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains("RFC 3339"), "{e}");
         }
     }

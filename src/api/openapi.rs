@@ -68,11 +68,10 @@ pub fn add_structural_responses(doc: &mut Value) {
                 continue;
             };
             for code in wanted {
-                let description = STRUCTURAL
-                    .iter()
-                    .find(|(c, _)| *c == code)
-                    .map_or("Error", |(_, d)| d);
-                responses.entry(code.to_owned()).or_insert_with(|| error_response(description));
+                let description = STRUCTURAL.iter().find(|(c, _)| *c == code).map_or("Error", |(_, d)| d);
+                responses
+                    .entry(code.to_owned())
+                    .or_insert_with(|| error_response(description));
             }
         }
     }

@@ -639,7 +639,11 @@ async fn review(
 /// The devices of a request, given by id or by name (the TLS server name
 /// technicians connect to): resolved to ids, sorted, without duplicates, 1 to
 /// 100 of them, each existing and assigned to `vendor` (422 otherwise).
-pub(super) async fn assigned_devices(s: &ApiState, vendor: &VendorId, given: Vec<DeviceId>) -> ApiResult<Vec<DeviceId>> {
+pub(super) async fn assigned_devices(
+    s: &ApiState,
+    vendor: &VendorId,
+    given: Vec<DeviceId>,
+) -> ApiResult<Vec<DeviceId>> {
     if given.is_empty() || given.len() > 100 {
         return Err(ApiError::bad_request("device_ids must list 1 to 100 devices"));
     }
@@ -655,7 +659,9 @@ pub(super) async fn assigned_devices(s: &ApiState, vendor: &VendorId, given: Vec
                     all = Some(s.store.list_devices().await?);
                 }
                 let found = name.and_then(|n| all.iter().flatten().find(|d| d.name == n).cloned());
-                found.ok_or_else(|| ApiError::unprocessable(format!("unknown device {:?} (neither an id nor a name)", entry.0)))?
+                found.ok_or_else(|| {
+                    ApiError::unprocessable(format!("unknown device {:?} (neither an id nor a name)", entry.0))
+                })?
             }
             Err(e) => return Err(e.into()),
         };

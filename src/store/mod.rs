@@ -70,20 +70,44 @@ impl From<sqlx::Error> for StoreError {
 /// names the constraint (`vendors_name_key`): both are matched.
 fn constraint_message(db: &dyn sqlx::error::DatabaseError) -> &'static str {
     const KNOWN: [(&str, &str, &str); 10] = [
-        ("vendors.name", "vendors_name_key", "a vendor with this name already exists"),
-        ("devices.name", "devices_name_key", "a device with this name already exists"),
+        (
+            "vendors.name",
+            "vendors_name_key",
+            "a vendor with this name already exists",
+        ),
+        (
+            "devices.name",
+            "devices_name_key",
+            "a device with this name already exists",
+        ),
         (
             "technicians.fingerprint_sha256",
             "technicians_fingerprint_sha256_key",
             "this certificate is already registered for a technician",
         ),
-        ("users.name", "users_name_key", "an account with this name already exists"),
-        ("users.token_sha256", "users_token_sha256_key", "token collision: try again"),
+        (
+            "api_users.name",
+            "api_users_name_key",
+            "an account with this name already exists",
+        ),
+        (
+            "api_users.token_sha256",
+            "api_users_token_sha256_key",
+            "token collision: try again",
+        ),
         ("reports.window_id", "reports_pkey", "this window already has a report"),
-        ("vendor_networks.", "vendor_networks_pkey", "a network is declared twice"),
+        (
+            "vendor_networks.",
+            "vendor_networks_pkey",
+            "a network is declared twice",
+        ),
         ("device_vendors.", "device_vendors_pkey", "a vendor is assigned twice"),
         ("window_devices.", "window_devices_pkey", "a device is listed twice"),
-        ("window_networks.", "window_networks_pkey", "a network is listed twice"),
+        (
+            "window_extra_networks.",
+            "window_extra_networks_pkey",
+            "a network is listed twice",
+        ),
     ];
     let message = db.message();
     let constraint = db.constraint().unwrap_or("");
