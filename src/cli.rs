@@ -313,6 +313,8 @@ async fn create_token(
     vendor_id: Option<VendorId>,
     actor: &str,
 ) -> anyhow::Result<String> {
+    // The same rule as the API's: one line, no control or bidirectional characters.
+    let name = &crate::domain::one_line("name", name, 100)?;
     let (token, token_sha256) = crate::token::generate();
     let now = SystemClock.now();
     let user = store
