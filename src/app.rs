@@ -140,7 +140,7 @@ impl App {
                 gateway_tls_versions: g.tls_versions.clone(),
                 api: api_addr,
                 database: redact_url(&settings.database.url),
-                webhooks: settings.notify.webhooks.iter().map(|w| w.url.clone()).collect(),
+                webhooks: settings.notify.webhooks.iter().map(|w| redact_url(&w.url)).collect(),
                 syslog: settings.notify.syslog.clone(),
             }),
         };

@@ -235,7 +235,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 gateway_tls_versions: settings.gateway.tls_versions.clone(),
                 api: settings.api.listen,
                 database: crate::app::redact_url(&settings.database.url),
-                webhooks: settings.notify.webhooks.iter().map(|w| w.url.clone()).collect(),
+                webhooks: settings
+                    .notify
+                    .webhooks
+                    .iter()
+                    .map(|w| crate::redact::redact_url(&w.url))
+                    .collect(),
                 syslog: settings.notify.syslog.clone(),
             };
             let rows = crate::flows::matrix(&node, &store.list_vendors().await?, &store.list_devices().await?);
