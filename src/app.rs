@@ -204,7 +204,7 @@ impl App {
                 gateway_tls_versions: g.tls_versions.clone(),
                 api: api_addr,
                 database: redact_url(&settings.database.url),
-                webhooks: settings.notify.webhooks.iter().map(|w| w.url.clone()).collect(),
+                webhooks: settings.notify.webhooks.iter().map(|w| redact_url(&w.url)).collect(),
                 syslog: settings.notify.syslog.clone(),
             }),
         };
@@ -219,7 +219,7 @@ impl App {
                 "version": env!("CARGO_PKG_VERSION"),
                 "gateway": gateway_addr.to_string(),
                 "api": api_addr.to_string(),
-                                "database": redact_url(&settings.database.url),
+                "database": redact_url(&settings.database.url),
                 "config_sha256": config_digest(settings),
             }),
         );
@@ -349,28 +349,5 @@ fn config_digest(settings: &Settings) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// A database URL without its password, for logs and the audit trail.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = url.get(scheme + 3..at).unwrap_or("");
-            let user = creds.split(':').next().unwrap_or("");
-            format!(
-                "{}{}:***{}",
-                url.get(..scheme + 3).unwrap_or(""),
-                user,
-                url.get(at..).unwrap_or("")
-            )
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(super::redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(super::redact_url("sqlite:///x.db"), "sqlite:///x.db");
-    }
-}
+/// Kept here for callers that import it from `app`; see [`crate::redact`].
+pub use crate::redact::redact_url;

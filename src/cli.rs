@@ -221,7 +221,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 gateway_tls_versions: settings.gateway.tls_versions.clone(),
                 api: settings.api.listen,
                 database: crate::app::redact_url(&settings.database.url),
-                webhooks: settings.notify.webhooks.iter().map(|w| w.url.clone()).collect(),
+                webhooks: settings
+                    .notify
+                    .webhooks
+                    .iter()
+                    .map(|w| crate::redact::redact_url(&w.url))
+                    .collect(),
                 syslog: settings.notify.syslog.clone(),
             };
             let rows = crate::flows::matrix(&node, &store.list_vendors().await?, &store.list_devices().await?);
@@ -386,6 +391,8 @@ async fn create_token(
     vendor_id: Option<VendorId>,
     actor: &str,
 ) -> anyhow::Result<String> {
+    // The same rule as the API's: one line, no control or bidirectional characters.
+    let name = &crate::domain::one_line("name", name, 100)?;
     let (token, token_sha256) = crate::token::generate();
     let now = SystemClock.now();
     let user = store

@@ -128,10 +128,11 @@ impl Default for ApiConfig {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite://FILE` (relative to the configuration file) or `postgres://…`.
+    /// May carry a password: shown only through [`crate::redact::redact_url`].
     pub url: String,
     /// The node records that it is alive this often (also the store's write probe).
     pub heartbeat_secs: u64,
@@ -145,6 +146,14 @@ pub struct DatabaseConfig {
     pub retry_queue: usize,
     /// While the database is down, it is probed this often.
     pub probe_ms: u64,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &crate::redact::DebugUrl(&self.url))
+            .finish()
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -174,6 +183,11 @@ pub struct PolicyConfig {
     pub report_due_hours: u32,
     /// `block` (default) or `warn`.
     pub on_overdue_report: OverdueMode,
+    /// Declared IPv4 networks (vendors', emergency grants' extra ones) must be at
+    /// least this narrow, unless an admin sets `allow_broad_networks` (vendors only).
+    pub min_network_prefix_v4: u8,
+    /// The same for IPv6.
+    pub min_network_prefix_v6: u8,
 }
 
 impl Default for PolicyConfig {
@@ -184,6 +198,8 @@ impl Default for PolicyConfig {
             max_emergency_minutes: 240,
             report_due_hours: 24,
             on_overdue_report: OverdueMode::Block,
+            min_network_prefix_v4: 16,
+            min_network_prefix_v6: 32,
         }
     }
 }
@@ -390,11 +406,19 @@ impl Settings {
             )));
         }
         self.validate_liveness()?;
+        if !(1..=32).contains(&self.policy.min_network_prefix_v4)
+            || !(1..=128).contains(&self.policy.min_network_prefix_v6)
+        {
+            return Err(ConfigError::Invalid(
+                "policy.min_network_prefix_v4 must be 1 to 32 and policy.min_network_prefix_v6 1 to 128".into(),
+            ));
+        }
         for hook in &self.notify.webhooks {
-            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.len() < 16 {
+            if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.expose().len() < 16
+            {
                 return Err(ConfigError::Invalid(format!(
                     "notify.webhooks: {:?} needs an http(s) url and a secret of at least 16 characters",
-                    hook.url
+                    crate::redact::redact_url(&hook.url)
                 )));
             }
         }
@@ -411,7 +435,7 @@ impl Settings {
         {
             return Err(ConfigError::Invalid(format!(
                 "database.url {:?} must start with sqlite:// or postgres://",
-                self.database.url
+                crate::redact::redact_url(&self.database.url)
             )));
         }
         Ok(())
@@ -473,6 +497,10 @@ impl Settings {
             report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
             on_overdue: self.policy.on_overdue_report,
             node_stale: chrono::Duration::seconds(i64::try_from(self.database.node_stale_secs).unwrap_or(i64::MAX)),
+            networks: crate::domain::NetworkBreadth {
+                min_prefix_v4: self.policy.min_network_prefix_v4,
+                min_prefix_v6: self.policy.min_network_prefix_v6,
+            },
         }
     }
 

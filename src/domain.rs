@@ -193,6 +193,35 @@ pub fn parse_network(s: &str) -> Result<IpNet, BadNetwork> {
     }
 }
 
+/// The broadest networks that may be declared without an admin's explicit
+/// consent: a prefix shorter than these is refused (`policy.min_network_prefix_v4`
+/// and `_v6`). Two /1 networks declare all of IPv4 as surely as one /0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkBreadth {
+    pub min_prefix_v4: u8,
+    pub min_prefix_v6: u8,
+}
+
+impl Default for NetworkBreadth {
+    fn default() -> Self {
+        Self {
+            min_prefix_v4: 16,
+            min_prefix_v6: 32,
+        }
+    }
+}
+
+impl NetworkBreadth {
+    /// The minimum prefix `net` falls short of, if it is too broad.
+    pub fn too_broad(&self, net: &IpNet) -> Option<u8> {
+        let min = match net {
+            IpNet::V4(_) => self.min_prefix_v4,
+            IpNet::V6(_) => self.min_prefix_v6,
+        };
+        (net.prefix_len() < min).then_some(min)
+    }
+}
+
 /// An IPv4-mapped IPv6 network (`::ffff:10.0.0.0/104`) is the IPv4 network it maps.
 fn canonical_net(net: IpNet) -> IpNet {
     if let IpNet::V6(v6) = net {
@@ -205,6 +234,75 @@ fn canonical_net(net: IpNet) -> IpNet {
         }
     }
     net
+}
+
+/// Why a piece of free text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadText {
+    #[error("{field} must be 1 to {max} characters")]
+    Length { field: &'static str, max: usize },
+    #[error("{field} must not contain control characters (found U+{code:04X}){hint}")]
+    Control {
+        field: &'static str,
+        code: u32,
+        hint: &'static str,
+    },
+    #[error("{field} must not contain bidirectional formatting characters (found U+{code:04X}): they can make text read differently from what it is")]
+    Bidi { field: &'static str, code: u32 },
+}
+
+/// Invisible characters that reorder displayed text (Trojan Source, CVE-2021-42574):
+/// LRM, RLM, ALM, the embeddings and overrides, and the isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Line and paragraph separators end a line in many viewers, like `\n`.
+fn is_line_break(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+fn checked_text(field: &'static str, value: &str, max: usize, allow: &[char]) -> Result<String, BadText> {
+    let v = value.trim();
+    if v.is_empty() || v.chars().count() > max {
+        return Err(BadText::Length { field, max });
+    }
+    for c in v.chars() {
+        if is_line_break(c) && !allow.contains(&c) {
+            let hint = if allow.is_empty() {
+                ": it is one line of text"
+            } else {
+                " other than line feed and tab"
+            };
+            return Err(BadText::Control {
+                field,
+                code: u32::from(c),
+                hint,
+            });
+        }
+        if is_bidi_control(c) {
+            return Err(BadText::Bidi {
+                field,
+                code: u32::from(c),
+            });
+        }
+    }
+    Ok(v.to_owned())
+}
+
+/// A name or one-line free text (names, reasons, justifications, contacts):
+/// trimmed, 1 to `max` characters, no control characters (C0, DEL, C1, NUL, line
+/// breaks) and no bidirectional formatting characters. Such text ends up in
+/// certificate subjects, logs, CSV exports and syslog lines, where a newline or an
+/// override would forge or disguise a record.
+pub fn one_line(field: &'static str, value: &str, max: usize) -> Result<String, BadText> {
+    checked_text(field, value, max, &[])
+}
+
+/// Multi-line free text (report summaries, actions, comments): as [`one_line`]
+/// but line feeds and tabs are allowed.
+pub fn multi_line(field: &'static str, value: &str, max: usize) -> Result<String, BadText> {
+    checked_text(field, value, max, &['\n', '\t'])
 }
 
 /// The state a window is stored in. `active` and `ended` are not stored: they
@@ -396,6 +494,30 @@ mod tests {
     }
 
     #[test]
+    fn broad_networks_are_named() {
+        let b = NetworkBreadth::default();
+        for broad in [
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "10.0.0.0/8",
+            "10.0.0.0/15",
+            "2001::/16",
+            "::/1",
+        ] {
+            assert!(b.too_broad(&parse_network(broad).unwrap()).is_some(), "{broad}");
+        }
+        for fine in [
+            "10.1.0.0/16",
+            "203.0.113.7",
+            "2001:db8::/32",
+            "2001:db8::1",
+            "::ffff:10.1.0.0/112",
+        ] {
+            assert_eq!(b.too_broad(&parse_network(fine).unwrap()), None, "{fine}");
+        }
+    }
+
+    #[test]
     fn device_names_are_sni_labels() {
         assert_eq!(
             "MRI-1.Radiology".parse::<DeviceName>().unwrap().as_str(),
@@ -403,6 +525,50 @@ mod tests {
         );
         for bad in ["", "-a", "a-", "a..b", "a b", "10.0.0.1", "é", &"a".repeat(64)] {
             assert!(bad.parse::<DeviceName>().is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn one_line_text_refuses_controls_and_bidi() {
+        assert_eq!(one_line("name", "  Acme Medical  ", 100).unwrap(), "Acme Medical");
+        assert_eq!(
+            one_line("name", "Siemens Healthineers — Ürün", 100).unwrap(),
+            "Siemens Healthineers — Ürün"
+        );
+        for bad in [
+            "",
+            "   ",
+            "a\nb",
+            "a\rb",
+            "a\tb",
+            "a\u{0}b",
+            "a\u{7f}b",
+            "a\u{85}b",
+            "a\u{9b}b",
+            "a\u{1b}[31mb",
+            "a\u{202e}b",
+            "a\u{2066}b",
+            "a\u{2069}b",
+            "a\u{200f}b",
+            "a\u{2028}b",
+        ] {
+            assert!(one_line("name", bad, 100).is_err(), "{bad:?} should be refused");
+        }
+        assert!(matches!(one_line("name", "abc", 2), Err(BadText::Length { .. })));
+        assert!(matches!(
+            one_line("name", "a\u{202e}b", 9),
+            Err(BadText::Bidi { code: 0x202e, .. })
+        ));
+    }
+
+    #[test]
+    fn multi_line_text_allows_newlines_and_tabs_only() {
+        assert_eq!(
+            multi_line("summary", "line 1\n\tline 2\n", 100).unwrap(),
+            "line 1\n\tline 2"
+        );
+        for bad in ["a\rb", "a\u{0}b", "a\u{1b}b", "a\u{202d}b", "a\u{85}b"] {
+            assert!(multi_line("summary", bad, 100).is_err(), "{bad:?} should be refused");
         }
     }
 

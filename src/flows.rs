@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
+use crate::redact::redact_url;
 use crate::store::{Device, Vendor};
 
 /// What the matrix needs to know about this node.
@@ -15,8 +16,9 @@ pub struct NodeFlows {
     pub gateway: SocketAddr,
     pub gateway_tls_versions: Vec<String>,
     pub api: SocketAddr,
-    /// Database URL without its password.
+    /// Database URL (shown redacted).
     pub database: String,
+    /// Webhook URLs (shown redacted: they may carry credentials).
     pub webhooks: Vec<String>,
     pub syslog: Option<String>,
 }
@@ -115,13 +117,14 @@ pub fn matrix(node: &NodeFlows, vendors: &[Vendor], devices: &[Device]) -> Vec<F
         protocol: format!("TCP/{} (HTTPS)", node.api.port()),
         encryption: format!("TLS 1.3; bearer tokens; suites {}", tls13_suites()),
     });
-    rows.push(if node.database.starts_with("sqlite:") {
+    let database = redact_url(&node.database);
+    rows.push(if database.starts_with("sqlite:") {
         Flow {
             id: "portier-database".into(),
             description: "Portier state and audit trail (embedded SQLite)".into(),
             internet_exposure: "no".into(),
             source: "portier".into(),
-            destination: node.database.clone(),
+            destination: database,
             protocol: "local file, no network flow".into(),
             encryption: "filesystem (encrypt the volume)".into(),
         }
@@ -131,12 +134,12 @@ pub fn matrix(node: &NodeFlows, vendors: &[Vendor], devices: &[Device]) -> Vec<F
             description: "Portier state and audit trail (shared PostgreSQL)".into(),
             internet_exposure: "no: hospital internal network".into(),
             source: "portier nodes".into(),
-            destination: node.database.clone(),
+            destination: database,
             protocol: "TCP (PostgreSQL)".into(),
             encryption: "as set by the URL's sslmode".into(),
         }
     });
-    for (i, url) in node.webhooks.iter().enumerate() {
+    for (i, url) in node.webhooks.iter().map(|u| redact_url(u)).enumerate() {
         rows.push(Flow {
             id: format!("portier-webhook-{}", i + 1),
             description: "Notifications to the hospital's tools".into(),

@@ -23,6 +23,7 @@ pub mod node;
 pub mod notify;
 pub mod pki;
 pub mod policy;
+pub mod redact;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -13,6 +13,8 @@ use sha2::Sha256;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use crate::redact::{redact_url, DebugUrl, Secret};
+
 /// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
 pub const SIGNATURE_HEADER: &str = "x-portier-signature";
 /// Header carrying the event name.
@@ -22,16 +24,27 @@ const QUEUE: usize = 1024;
 const ATTEMPTS: u32 = 5;
 
 /// A webhook sink (`[[notify.webhooks]]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `https://…` (or `http://` on loopback for tests and local relays).
+    /// May carry credentials: shown only through [`redact_url`].
     pub url: String,
     /// HMAC-SHA256 key the receiver verifies the signature with.
-    pub secret: String,
+    pub secret: Secret<String>,
     /// Event names to send (`*` for all, `window.*` for a family). Default: all.
     #[serde(default = "all_events")]
     pub events: Vec<String>,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &DebugUrl(&self.url))
+            .field("secret", &self.secret)
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 fn all_events() -> Vec<String> {
@@ -145,7 +158,10 @@ async fn run(sinks: Arc<Sinks>, mut rx: mpsc::Receiver<Notification>) {
 }
 
 async fn deliver(client: reqwest::Client, hook: WebhookConfig, event: String, body: Arc<Vec<u8>>, base: Duration) {
-    let sig = signature(&hook.secret, &body);
+    let sig = signature(hook.secret.expose(), &body);
+    // The URL may carry credentials: logs get the redacted form, and reqwest's
+    // errors are stripped of the URL they embed.
+    let shown = redact_url(&hook.url);
     let mut delay = base;
     for attempt in 1..=ATTEMPTS {
         let r = client
@@ -158,13 +174,13 @@ async fn deliver(client: reqwest::Client, hook: WebhookConfig, event: String, bo
             .await;
         match r {
             Ok(resp) if resp.status().is_success() => return,
-            Ok(resp) => tracing::warn!(url = %hook.url, status = %resp.status(), attempt, "webhook refused"),
-            Err(e) => tracing::warn!(url = %hook.url, error = %e, attempt, "webhook unreachable"),
+            Ok(resp) => tracing::warn!(url = %shown, status = %resp.status(), attempt, "webhook refused"),
+            Err(e) => tracing::warn!(url = %shown, error = %e.without_url(), attempt, "webhook unreachable"),
         }
         tokio::time::sleep(delay).await;
         delay *= 2;
     }
-    tracing::error!(url = %hook.url, event, "webhook delivery abandoned after {ATTEMPTS} attempts");
+    tracing::error!(url = %shown, event, "webhook delivery abandoned after {ATTEMPTS} attempts");
 }
 
 /// RFC 5424 line: facility local4 (20), severity notice (5) or warning (4).

@@ -20,6 +20,8 @@ pub enum PkiError {
     Generate(#[from] rcgen::Error),
     #[error("not a PEM certificate")]
     NotPem,
+    #[error("certificate subject refused: {0}")]
+    BadSubject(#[from] crate::domain::BadText),
     #[error("unparsable X.509 certificate: {0}")]
     BadCertificate(String),
     #[error("{path}: {source}")]
@@ -112,6 +114,7 @@ impl CertAuthority {
 
     /// A client (technician) certificate with a fresh key; for development and tests.
     pub fn issue_client(&self, common_name: &str, organization: Option<&str>, days: i64) -> Result<Issued, PkiError> {
+        check_subject(common_name, organization)?;
         let key = KeyPair::generate()?;
         let params = client_params(common_name, organization, days);
         let cert = params.signed_by(&key, &self.cert, &self.key)?;
@@ -130,10 +133,21 @@ impl CertAuthority {
         organization: Option<&str>,
         days: i64,
     ) -> Result<String, PkiError> {
+        check_subject(common_name, organization)?;
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
         csr.params = client_params(common_name, organization, days);
         Ok(csr.signed_by(&self.cert, &self.key)?.pem())
     }
+}
+
+/// A subject's names are one line each: a newline or a control character would
+/// forge a second attribute in every log and export that prints the subject.
+fn check_subject(common_name: &str, organization: Option<&str>) -> Result<(), PkiError> {
+    crate::domain::one_line("common name", common_name, 256)?;
+    if let Some(o) = organization {
+        crate::domain::one_line("organization", o, 256)?;
+    }
+    Ok(())
 }
 
 fn client_params(common_name: &str, organization: Option<&str>, days: i64) -> CertificateParams {
@@ -280,6 +294,19 @@ mod tests {
         assert!(info.not_after > Utc::now());
         assert!(info.not_before < Utc::now() && info.not_before > Utc::now() - chrono::Duration::minutes(10));
         assert!(CertInfo::from_pem("garbage").is_err());
+    }
+
+    #[test]
+    fn subjects_with_line_breaks_are_refused() {
+        let ca = CertAuthority::generate("Vendor CA", 1).unwrap();
+        assert!(matches!(
+            ca.issue_client("alice\nCN=admin", Some("Acme"), 1),
+            Err(PkiError::BadSubject(_))
+        ));
+        assert!(matches!(
+            ca.issue_client("alice", Some("Acme\u{202e}"), 1),
+            Err(PkiError::BadSubject(_))
+        ));
     }
 
     #[test]

@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::domain::{DeviceId, DeviceName, Role, VendorId};
-use crate::store::{Device, NewDevice};
+use crate::domain::{multi_line, one_line, DeviceId, DeviceName, Role, VendorId};
+use crate::store::{Device, NewDevice, StoreError};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -61,7 +61,7 @@ fn parse_address(a: &str) -> Result<String, ApiError> {
 
 /// Create a device (admin).
 #[utoipa::path(post, path = "/api/v1/devices", request_body = CreateDevice,
-    responses((status = 201, body = Device), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = Device), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_device(
     State(s): State<ApiState>,
     caller: Caller,
@@ -73,14 +73,16 @@ async fn create_device(
         .parse()
         .map_err(|e: crate::domain::BadDeviceName| ApiError::bad_request(e.to_string()))?;
     let address = parse_address(req.address.trim())?;
-    let protocol = req.protocol.trim();
-    if protocol.is_empty() || protocol.len() > 32 {
-        return Err(ApiError::bad_request("protocol must be 1 to 32 characters"));
-    }
-    if req.description.as_ref().is_some_and(|d| d.len() > 1000) {
-        return Err(ApiError::bad_request("description is limited to 1000 characters"));
-    }
-    for v in &req.vendor_ids {
+    let protocol = one_line("protocol", &req.protocol, 32)?;
+    // An empty description is no description.
+    let description = match req.description.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(d) => Some(multi_line("description", d, 1000)?),
+    };
+    let mut vendor_ids = req.vendor_ids;
+    vendor_ids.sort();
+    vendor_ids.dedup();
+    for v in &vendor_ids {
         s.store
             .vendor(v)
             .await
@@ -90,15 +92,19 @@ async fn create_device(
         .store
         .create_device(
             &NewDevice {
-                name,
+                name: name.clone(),
                 address,
-                protocol: protocol.to_owned(),
-                description: req.description,
-                vendor_ids: req.vendor_ids,
+                protocol,
+                description,
+                vendor_ids,
             },
             s.clock.now(),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::conflict(format!("a device named {:?} already exists", name.as_str())),
+            other => other.into(),
+        })?;
     s.admission_changed().await;
     s.audit(
         &caller,

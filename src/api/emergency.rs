@@ -10,9 +10,9 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::vendors::parse_networks;
-use super::windows::{check_assigned, device_list, WindowView};
+use super::windows::{assigned_devices, WindowView};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::domain::{DeviceId, Role, VendorId};
+use crate::domain::{one_line, DeviceId, Role, VendorId};
 use crate::store::NewWindow;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -24,12 +24,15 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[serde(deny_unknown_fields)]
 pub struct EmergencyGrant {
     pub vendor_id: VendorId,
+    /// Devices by id or by name (the TLS server name technicians connect to).
+    #[schema(value_type = Vec<String>, example = json!(["mri-1"]))]
     pub device_ids: Vec<DeviceId>,
     /// At most `policy.max_emergency_minutes`.
     pub duration_minutes: u32,
     /// Why this cannot wait for a planned window (mandatory).
     pub justification: String,
-    /// Source networks admitted for this grant only, besides the vendor's declared ones.
+    /// Source networks admitted for this grant only, besides the vendor's declared
+    /// ones; none broader than `policy.min_network_prefix_v4` / `_v6`.
     pub extra_networks: Option<Vec<String>>,
 }
 
@@ -44,29 +47,28 @@ async fn grant(
     ApiJson(req): ApiJson<EmergencyGrant>,
 ) -> ApiResult<(StatusCode, Json<WindowView>)> {
     caller.require(&[Role::Security])?;
-    let justification = req.justification.trim();
-    if justification.is_empty() {
+    if req.justification.trim().is_empty() {
         return Err(ApiError::bad_request(
             "justification is mandatory for an emergency grant",
         ));
     }
-    if justification.len() > 2000 {
-        return Err(ApiError::bad_request("justification is limited to 2000 characters"));
-    }
+    let justification = one_line("justification", &req.justification, 2000)?;
     let max = s.limits.max_emergency.num_minutes();
     if req.duration_minutes == 0 || i64::from(req.duration_minutes) > max {
         return Err(ApiError::bad_request(format!(
             "duration_minutes must be 1 to {max} (policy.max_emergency_minutes)"
         )));
     }
-    let extra_networks = parse_networks(req.extra_networks.as_deref().unwrap_or_default())?;
-    let device_ids = device_list(req.device_ids)?;
+    let extra_networks = parse_networks(
+        req.extra_networks.as_deref().unwrap_or_default(),
+        Some(s.limits.networks),
+    )?;
     let vendor = s
         .store
         .vendor(&req.vendor_id)
         .await
         .map_err(|_| ApiError::unprocessable(format!("unknown vendor {}", req.vendor_id)))?;
-    check_assigned(&s, &vendor.id, &device_ids).await?;
+    let device_ids = assigned_devices(&s, &vendor.id, req.device_ids).await?;
     let now = s.clock.now();
     let w = s
         .store
@@ -76,7 +78,7 @@ async fn grant(
                 device_ids,
                 starts_at: now,
                 ends_at: now + chrono::Duration::minutes(i64::from(req.duration_minutes)),
-                reason: justification.to_owned(),
+                reason: justification.clone(),
                 requested_by: caller.id.0.clone(),
                 emergency: true,
                 approved_by: Some(caller.id.0.clone()),

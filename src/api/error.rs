@@ -85,6 +85,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::domain::BadText> for ApiError {
+    fn from(e: crate::domain::BadText) -> Self {
+        Self::bad_request(e.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::ApiQuery;
+use super::extract::{rfc3339, ApiQuery};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::audit::{verify_store, AuditRecord, Verification};
 use crate::domain::Role;
@@ -29,7 +29,11 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    /// Events at or after (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub since: Option<DateTime<Utc>>,
+    /// Events before (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub until: Option<DateTime<Utc>>,
     /// At most this many events (default and maximum 100,000).
     pub limit: Option<u32>,

@@ -30,11 +30,7 @@ pub struct LockdownReason {
 }
 
 fn reason(r: &str) -> ApiResult<String> {
-    let r = r.trim();
-    if r.is_empty() || r.len() > 2000 {
-        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
-    }
-    Ok(r.to_owned())
+    Ok(crate::domain::one_line("reason", r, 2000)?)
 }
 
 /// The lockdown state as this node applies it.

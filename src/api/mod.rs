@@ -10,6 +10,7 @@ mod error;
 mod evidence;
 mod extract;
 mod lockdown;
+mod openapi;
 mod reports;
 mod sessions;
 mod system;
@@ -70,6 +71,8 @@ pub struct ApiLimits {
     pub on_overdue: crate::policy::OverdueMode,
     /// A node silent this long is dead: its open sessions are not listed as active.
     pub node_stale: chrono::Duration,
+    /// The broadest networks that may be declared without an admin's consent.
+    pub networks: crate::domain::NetworkBreadth,
 }
 
 /// What technician registration needs: the vendor CA to sign CSRs with, and a
@@ -145,7 +148,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(reports::routes())
         .merge(evidence::routes())
         .split_for_parts();
-    let doc = Arc::new(openapi.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
+    let doc = Arc::new(document(&openapi));
     router
         .route(
             "/api/v1/openapi.json",
@@ -167,6 +170,7 @@ pub fn router(state: ApiState) -> Router {
                 "method not allowed on this route",
             )
         })
+        .layer(axum::middleware::from_fn(openapi::json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), Arc::new(RefusalBudgets::default())),
@@ -200,6 +204,22 @@ impl Default for RefusalBudgets {
         Self {
             unauthenticated: AuditBudget::new(REFUSAL_AUDITS_PER_SECOND, REFUSAL_AUDITS_PER_KEY_PER_SECOND),
             accounts: AuditBudget::new(REFUSAL_AUDITS_PER_SECOND, REFUSAL_AUDITS_PER_KEY_PER_SECOND),
+        }
+    }
+}
+
+/// The served OpenAPI document: the collected one, with the answers each
+/// route's shape implies (see [`openapi::add_structural_responses`]).
+fn document(collected: &utoipa::openapi::OpenApi) -> String {
+    let encoded = serde_json::to_value(collected).and_then(|mut doc| {
+        openapi::add_structural_responses(&mut doc);
+        serde_json::to_string_pretty(&doc)
+    });
+    match encoded {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::error!(error = %e, "the OpenAPI document cannot be encoded");
+            "{}".to_owned()
         }
     }
 }

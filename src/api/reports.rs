@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::visible_window;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{DeviceId, Role, VendorId, WindowId, WindowState};
@@ -52,12 +52,9 @@ pub struct ReportView {
     pub sessions: Vec<Session>,
 }
 
-fn text(field: &str, v: &str, max: usize) -> ApiResult<String> {
-    let v = v.trim();
-    if v.is_empty() || v.len() > max {
-        return Err(ApiError::bad_request(format!("{field} must be 1 to {max} characters")));
-    }
-    Ok(v.to_owned())
+/// Reports are multi-line: line feeds and tabs, no other control characters.
+fn text(field: &'static str, v: &str, max: usize) -> ApiResult<String> {
+    Ok(crate::domain::multi_line(field, v, max)?)
 }
 
 /// When a window ended: revocation time, or its planned end.
@@ -184,7 +181,7 @@ pub struct Addendum {
 
 /// Append a correction to a filed report (its vendor). The report itself never changes.
 #[utoipa::path(post, path = "/api/v1/windows/{id}/report/addenda", params(("id" = String, Path)), request_body = Addendum,
-    responses((status = 201, body = ReportView), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = ReportView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn add_addendum(
     State(s): State<ApiState>,
     caller: Caller,
@@ -211,9 +208,11 @@ pub struct ReportQuery {
     pub device_id: Option<DeviceId>,
     /// true: the windows whose report is overdue (no report yet) instead of filed reports.
     pub overdue: Option<bool>,
-    /// Filed (or, with overdue, ended) at or after.
+    /// Filed (or, with overdue, ended) at or after (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub since: Option<DateTime<Utc>>,
-    /// Filed (or, with overdue, ended) before.
+    /// Filed (or, with overdue, ended) before (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub until: Option<DateTime<Utc>>,
     /// `json` (default) or `csv` (filed reports).
     pub format: Option<String>,

@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::Reason;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
 use crate::audit::AuditEvent;
@@ -33,9 +33,11 @@ pub struct SessionQuery {
     pub device_id: Option<DeviceId>,
     /// true: live sessions only (not ended, on a node that is alive); false: the others.
     pub active: Option<bool>,
-    /// Sessions started at or after.
+    /// Sessions started at or after (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub since: Option<DateTime<Utc>>,
-    /// Sessions started before.
+    /// Sessions started before (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub until: Option<DateTime<Utc>>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
@@ -170,7 +172,7 @@ async fn list_sessions(
 
 /// One session.
 #[utoipa::path(get, path = "/api/v1/sessions/{id}", params(("id" = String, Path)),
-    responses((status = 200, body = SessionView), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SessionView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_session(
     State(s): State<ApiState>,
     caller: Caller,
@@ -198,10 +200,7 @@ async fn terminate(
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<Session>> {
     caller.require(&[Role::Security])?;
-    let reason = req.reason.trim();
-    if reason.is_empty() || reason.len() > 2000 {
-        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
-    }
+    let reason = crate::domain::one_line("reason", &req.reason, 2000)?;
     let id = SessionId(id);
     // Invariant 7: cut first. A session id is unguessable and security may see
     // every session, so cutting before the lookup reveals nothing.

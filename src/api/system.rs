@@ -108,17 +108,14 @@ pub struct CreatedUser {
 
 /// Create an API account (admin).
 #[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser,
-    responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_user(
     State(s): State<ApiState>,
     caller: Caller,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
     caller.require(&[Role::Admin])?;
-    let name = req.name.trim();
-    if name.is_empty() || name.len() > 100 {
-        return Err(ApiError::bad_request("name must be 1 to 100 characters"));
-    }
+    let name = crate::domain::one_line("name", &req.name, 100)?;
     match (req.role, &req.vendor_id) {
         (Role::Vendor, None) => return Err(ApiError::bad_request("a vendor account needs vendor_id")),
         (r, Some(_)) if r != Role::Vendor => {
@@ -137,14 +134,20 @@ async fn create_user(
         .store
         .create_user(
             &NewUser {
-                name: name.to_owned(),
+                name: name.clone(),
                 role: req.role,
                 vendor_id: req.vendor_id,
                 token_sha256,
             },
             s.clock.now(),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            crate::store::StoreError::Conflict(m) if m.contains("name") => {
+                ApiError::conflict(format!("an account named {name:?} already exists"))
+            }
+            other => other.into(),
+        })?;
     s.audit(
         &caller,
         "user.created",

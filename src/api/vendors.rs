@@ -14,10 +14,10 @@ use utoipa_axum::routes;
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
 use crate::audit::AuditEvent;
-use crate::domain::{parse_network, EndReason, Role, TechnicianId, VendorId};
+use crate::domain::{one_line, parse_network, EndReason, NetworkBreadth, Role, TechnicianId, VendorId};
 use crate::guard::{Pending, Restriction};
 use crate::pki::{first_cert_der, CertInfo};
-use crate::store::{JournalEntry, NewTechnician, NewVendor, Technician, Vendor};
+use crate::store::{JournalEntry, NewTechnician, NewVendor, StoreError, Technician, Vendor};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -33,12 +33,16 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// Most networks a vendor may declare.
 const MAX_NETWORKS: usize = 256;
 
-/// Parses declared networks; a bad entry is named in the error.
-pub(super) fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, ApiError> {
+/// Parses declared networks; a bad entry is named in the error. Networks
+/// broader than `breadth` are refused unless `breadth` is `None` (an admin's
+/// explicit `allow_broad_networks`); a /0 is always refused. The result is
+/// sorted and without duplicates (`10.0.0.1` and `10.0.0.1/32` are one network).
+pub(super) fn parse_networks(list: &[String], breadth: Option<NetworkBreadth>) -> Result<Vec<IpNet>, ApiError> {
     if list.len() > MAX_NETWORKS {
         return Err(ApiError::bad_request(format!("at most {MAX_NETWORKS} networks")));
     }
-    list.iter()
+    let mut nets = list
+        .iter()
         .map(|n| {
             let net = parse_network(n).map_err(|e| ApiError::bad_request(e.to_string()))?;
             if net.prefix_len() == 0 {
@@ -46,17 +50,32 @@ pub(super) fn parse_networks(list: &[String]) -> Result<Vec<IpNet>, ApiError> {
                     "{n:?} would admit every address: declare the vendor's own networks"
                 )));
             }
+            if let Some(b) = breadth {
+                if let Some(min) = b.too_broad(&net) {
+                    return Err(ApiError::bad_request(format!(
+                        "{n:?} is broader than /{min} (policy.min_network_prefix_v4 / _v6): declare the vendor's own networks, or have an admin set allow_broad_networks"
+                    )));
+                }
+            }
             Ok(net)
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    nets.sort();
+    nets.dedup();
+    Ok(nets)
 }
 
-fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() || v.len() > max {
-        return Err(ApiError::bad_request(format!("{field} must be 1 to {max} characters")));
+/// The breadth check to apply: none when an admin explicitly allows broad networks.
+fn breadth_for(s: &ApiState, caller: &Caller, allow_broad: bool) -> Result<Option<NetworkBreadth>, ApiError> {
+    match (allow_broad, caller.role) {
+        (false, _) => Ok(Some(s.limits.networks)),
+        (true, Role::Admin) => Ok(None),
+        (true, _) => Err(ApiError::forbidden("allow_broad_networks is for admin accounts only")),
     }
-    Ok(v.to_owned())
+}
+
+fn text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
+    Ok(one_line(field, value, max)?)
 }
 
 /// A vendor to create.
@@ -68,6 +87,10 @@ pub struct CreateVendor {
     #[schema(example = json!(["203.0.113.7/32", "198.51.100.0/24"]))]
     pub networks: Vec<String>,
     pub security_contact: Option<String>,
+    /// Accept networks broader than `policy.min_network_prefix_v4` / `_v6`
+    /// (admin only; the decision is audited).
+    #[serde(default)]
+    pub allow_broad_networks: bool,
 }
 
 /// Create a vendor (admin).
@@ -80,7 +103,7 @@ async fn create_vendor(
 ) -> ApiResult<(StatusCode, Json<Vendor>)> {
     caller.require(&[Role::Admin])?;
     let name = text("name", &req.name, 200)?;
-    let networks = parse_networks(&req.networks)?;
+    let networks = parse_networks(&req.networks, breadth_for(&s, &caller, req.allow_broad_networks)?)?;
     if networks.is_empty() {
         return Err(ApiError::bad_request("a vendor must declare at least one network"));
     }
@@ -93,18 +116,22 @@ async fn create_vendor(
         .store
         .create_vendor(
             &NewVendor {
-                name,
+                name: name.clone(),
                 networks,
                 security_contact: contact,
             },
             s.clock.now(),
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::conflict(format!("a vendor named {name:?} already exists")),
+            other => other.into(),
+        })?;
     s.audit(
         &caller,
         "vendor.created",
         v.id.as_str(),
-        serde_json::json!({"name": v.name, "networks": v.networks}),
+        serde_json::json!({"name": v.name, "networks": v.networks, "allow_broad_networks": req.allow_broad_networks}),
     )
     .await;
     Ok((StatusCode::CREATED, Json(v)))
@@ -137,11 +164,14 @@ async fn get_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path<St
 #[serde(deny_unknown_fields)]
 pub struct Networks {
     pub networks: Vec<String>,
+    /// Accept networks broader than `policy.min_network_prefix_v4` / `_v6` (admin only).
+    #[serde(default)]
+    pub allow_broad_networks: bool,
 }
 
 /// Replace a vendor's declared networks (admin). Takes effect for the next connection.
 #[utoipa::path(put, path = "/api/v1/vendors/{id}/networks", params(("id" = String, Path)), request_body = Networks,
-    responses((status = 200, body = Vendor), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Vendor), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn replace_networks(
     State(s): State<ApiState>,
     caller: Caller,
@@ -149,7 +179,7 @@ async fn replace_networks(
     ApiJson(req): ApiJson<Networks>,
 ) -> ApiResult<Json<Vendor>> {
     caller.require(&[Role::Admin])?;
-    let networks = parse_networks(&req.networks)?;
+    let networks = parse_networks(&req.networks, breadth_for(&s, &caller, req.allow_broad_networks)?)?;
     if networks.is_empty() {
         return Err(ApiError::bad_request(
             "a vendor must declare at least one network (disable it instead)",
@@ -161,7 +191,7 @@ async fn replace_networks(
         &caller,
         "vendor.networks_replaced",
         v.id.as_str(),
-        serde_json::json!({"networks": v.networks}),
+        serde_json::json!({"networks": v.networks, "allow_broad_networks": req.allow_broad_networks}),
     )
     .await;
     Ok(Json(v))
@@ -248,7 +278,7 @@ pub struct TechnicianCertificate {
 
 /// Register a technician (admin).
 #[utoipa::path(post, path = "/api/v1/vendors/{id}/technicians", params(("id" = String, Path)), request_body = AddTechnician,
-    responses((status = 201, body = TechnicianCertificate), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = TechnicianCertificate), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_technician(
     State(s): State<ApiState>,
     caller: Caller,
@@ -287,6 +317,9 @@ async fn add_technician(
         _ => return Err(ApiError::bad_request("give exactly one of csr_pem or certificate_pem")),
     };
     let info = CertInfo::from_pem(&certificate_pem).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // A pinned certificate's subject is shown in logs, exports and syslog lines:
+    // the same rule as for names (no control or bidirectional characters).
+    one_line("the certificate's subject", &info.subject, 1000)?;
     let t = s
         .store
         .add_technician(

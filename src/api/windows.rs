@@ -9,12 +9,21 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
 use crate::audit::AuditEvent;
-use crate::domain::{DeviceId, EndReason, Role, VendorId, WindowId, WindowState};
+use crate::domain::{one_line, DeviceId, DeviceName, EndReason, Role, VendorId, WindowId, WindowState};
 use crate::guard::{Pending, Restriction};
-use crate::store::{JournalEntry, NewWindow, Window, WindowFilter, WindowTransition};
+use crate::store::{JournalEntry, NewWindow, StoreError, Window, WindowFilter, WindowTransition};
+
+/// How far in the past a window may start: a request prepared a moment ago
+/// (or "starting now" on a client whose clock is a little ahead) is accepted; a
+/// backdated window is not.
+pub const MAX_PAST_START: chrono::Duration = chrono::Duration::minutes(1);
+/// Allowance for the request's transit on top of [`MAX_PAST_START`], so that a
+/// client sending exactly "one minute ago" is not refused for the milliseconds
+/// its request took.
+const TRANSIT_GRACE: chrono::Duration = chrono::Duration::seconds(5);
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -103,16 +112,22 @@ impl WindowView {
 pub struct RequestWindow {
     /// Required for admin accounts; a vendor account requests for itself.
     pub vendor_id: Option<VendorId>,
+    /// Devices by id or by name (the TLS server name technicians connect to).
+    #[schema(value_type = Vec<String>, example = json!(["mri-1"]))]
     pub device_ids: Vec<DeviceId>,
+    /// RFC 3339 with an offset; at most one minute in the past.
+    #[serde(deserialize_with = "rfc3339::required")]
     pub starts_at: DateTime<Utc>,
+    /// RFC 3339 with an offset.
+    #[serde(deserialize_with = "rfc3339::required")]
     pub ends_at: DateTime<Utc>,
-    /// What will be done, for the approver.
+    /// What will be done, for the approver (one line).
     pub reason: String,
 }
 
 /// Request a window (vendor for itself, admin for any vendor).
 #[utoipa::path(post, path = "/api/v1/windows", request_body = RequestWindow,
-    responses((status = 201, body = WindowView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 201, body = WindowView), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn request_window(
     State(s): State<ApiState>,
     caller: Caller,
@@ -133,10 +148,7 @@ async fn request_window(
         (_, None) => return Err(ApiError::bad_request("vendor_id is required")),
     };
     let now = s.clock.now();
-    let reason = req.reason.trim();
-    if reason.is_empty() || reason.len() > 2000 {
-        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
-    }
+    let reason = check_reason(&req.reason)?;
     if req.ends_at <= req.starts_at {
         return Err(ApiError::bad_request("ends_at must be after starts_at"));
     }
@@ -144,6 +156,13 @@ async fn request_window(
         return Err(ApiError::bad_request(
             "the window would already be over: ends_at is in the past",
         ));
+    }
+    if req.starts_at < now - MAX_PAST_START - TRANSIT_GRACE {
+        return Err(ApiError::bad_request(format!(
+            "starts_at ({}) is {} minutes in the past: a window may start at most 1 minute ago (give the current time to start now)",
+            req.starts_at.to_rfc3339(),
+            (now - req.starts_at).num_minutes()
+        )));
     }
     if req.ends_at - req.starts_at > s.limits.max_window {
         return Err(ApiError::bad_request(format!(
@@ -157,7 +176,6 @@ async fn request_window(
             s.limits.max_horizon.num_days()
         )));
     }
-    let device_ids = device_list(req.device_ids)?;
     let vendor = s
         .store
         .vendor(&vendor_id)
@@ -176,7 +194,7 @@ async fn request_window(
             )));
         }
     }
-    check_assigned(&s, &vendor.id, &device_ids).await?;
+    let device_ids = assigned_devices(&s, &vendor.id, req.device_ids).await?;
     let w = s
         .store
         .create_window(
@@ -185,7 +203,7 @@ async fn request_window(
                 device_ids,
                 starts_at: req.starts_at,
                 ends_at: req.ends_at,
-                reason: reason.to_owned(),
+                reason,
                 requested_by: caller.id.0.clone(),
                 emergency: false,
                 approved_by: None,
@@ -212,9 +230,11 @@ pub struct WindowQuery {
     pub state: Option<String>,
     pub vendor_id: Option<VendorId>,
     pub device_id: Option<DeviceId>,
-    /// Windows ending after this instant.
+    /// Windows ending after this instant (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub since: Option<DateTime<Utc>>,
-    /// Windows starting before this instant.
+    /// Windows starting before this instant (RFC 3339).
+    #[serde(default, deserialize_with = "rfc3339::optional")]
     pub until: Option<DateTime<Utc>>,
     /// Emergency grants only (true) or none (false).
     pub emergency: Option<bool>,
@@ -296,11 +316,7 @@ pub struct OptionalReason {
 }
 
 fn check_reason(r: &str) -> ApiResult<String> {
-    let r = r.trim();
-    if r.is_empty() || r.len() > 2000 {
-        return Err(ApiError::bad_request("reason must be 1 to 2000 characters"));
-    }
-    Ok(r.to_owned())
+    Ok(one_line("reason", r, 2000)?)
 }
 
 async fn transition(
@@ -594,6 +610,8 @@ fn check_emergency_extension(caller: &Caller, w: &Window) -> ApiResult<()> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendWindow {
+    /// RFC 3339 with an offset.
+    #[serde(deserialize_with = "rfc3339::required")]
     pub ends_at: DateTime<Utc>,
     pub reason: String,
 }
@@ -673,8 +691,7 @@ async fn review(
             "verdict must be \"justified\" or \"unjustified\"",
         ));
     }
-    let comment =
-        check_reason(&req.comment).map_err(|_| ApiError::bad_request("comment must be 1 to 2000 characters"))?;
+    let comment = crate::domain::multi_line("comment", &req.comment, 2000)?;
     let w = s.store.window(&WindowId(id)).await?;
     if !w.emergency {
         return Err(ApiError::conflict("only emergency grants are reviewed"));
@@ -702,30 +719,44 @@ async fn review(
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
-/// The devices of a request: sorted, without duplicates, 1 to 100 of them.
-pub(super) fn device_list(mut ids: Vec<DeviceId>) -> ApiResult<Vec<DeviceId>> {
-    ids.sort();
-    ids.dedup();
-    if ids.is_empty() || ids.len() > 100 {
+/// The devices of a request, given by id or by name (the TLS server name
+/// technicians connect to): resolved to ids, sorted, without duplicates, 1 to
+/// 100 of them, each existing and assigned to `vendor` (422 otherwise).
+pub(super) async fn assigned_devices(
+    s: &ApiState,
+    vendor: &VendorId,
+    given: Vec<DeviceId>,
+) -> ApiResult<Vec<DeviceId>> {
+    if given.is_empty() || given.len() > 100 {
         return Err(ApiError::bad_request("device_ids must list 1 to 100 devices"));
     }
-    Ok(ids)
-}
-
-/// 422 unless every device exists and is assigned to the vendor.
-pub(super) async fn check_assigned(s: &ApiState, vendor: &VendorId, devices: &[DeviceId]) -> ApiResult<()> {
-    for d in devices {
-        let device = s
-            .store
-            .device(d)
-            .await
-            .map_err(|_| ApiError::unprocessable(format!("unknown device {d}")))?;
+    let mut all = None;
+    let mut ids = Vec::with_capacity(given.len());
+    for entry in given {
+        let device = match s.store.device(&entry).await {
+            Ok(d) => d,
+            Err(StoreError::NotFound(_)) => {
+                // Not an id: perhaps a name. The list is read once per request.
+                let name = DeviceName::try_from(entry.0.clone()).ok();
+                if all.is_none() {
+                    all = Some(s.store.list_devices().await?);
+                }
+                let found = name.and_then(|n| all.iter().flatten().find(|d| d.name == n).cloned());
+                found.ok_or_else(|| {
+                    ApiError::unprocessable(format!("unknown device {:?} (neither an id nor a name)", entry.0))
+                })?
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !device.vendor_ids.contains(vendor) {
             return Err(ApiError::unprocessable(format!(
                 "device {} ({}) is not assigned to this vendor",
                 device.id, device.name
             )));
         }
+        ids.push(device.id);
     }
-    Ok(())
+    ids.sort();
+    ids.dedup();
+    Ok(ids)
 }

@@ -57,11 +57,15 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound("row"),
-            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
-            sqlx::Error::Database(db) if db.is_foreign_key_violation() => {
-                StoreError::Conflict(format!("refers to an unknown object: {}", db.message()))
+            sqlx::Error::Database(db)
+                if db.is_unique_violation() || db.is_foreign_key_violation() || db.is_check_violation() =>
+            {
+                // The database's own text names tables and columns: it is logged,
+                // and the caller gets the rule in the product's words.
+                let shown = constraint_message(db.as_ref());
+                tracing::debug!(database_message = db.message(), constraint = ?db.constraint(), shown, "constraint refused a change");
+                StoreError::Conflict(shown.to_owned())
             }
-            sqlx::Error::Database(db) if db.is_check_violation() => StoreError::Conflict(db.message().to_owned()),
             _ => StoreError::Unavailable(e),
         }
     }
@@ -72,6 +76,64 @@ impl StoreError {
     /// full, read-only), as opposed to refusing this particular change.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_) | StoreError::Down(_))
+    }
+}
+
+/// What a violated constraint means, in the product's words. SQLite names the
+/// column in its message (`UNIQUE constraint failed: vendors.name`), PostgreSQL
+/// names the constraint (`vendors_name_key`): both are matched.
+fn constraint_message(db: &dyn sqlx::error::DatabaseError) -> &'static str {
+    const KNOWN: [(&str, &str, &str); 10] = [
+        (
+            "vendors.name",
+            "vendors_name_key",
+            "a vendor with this name already exists",
+        ),
+        (
+            "devices.name",
+            "devices_name_key",
+            "a device with this name already exists",
+        ),
+        (
+            "technicians.fingerprint_sha256",
+            "technicians_fingerprint_sha256_key",
+            "this certificate is already registered for a technician",
+        ),
+        (
+            "api_users.name",
+            "api_users_name_key",
+            "an account with this name already exists",
+        ),
+        (
+            "api_users.token_sha256",
+            "api_users_token_sha256_key",
+            "token collision: try again",
+        ),
+        ("reports.window_id", "reports_pkey", "this window already has a report"),
+        (
+            "vendor_networks.",
+            "vendor_networks_pkey",
+            "a network is declared twice",
+        ),
+        ("device_vendors.", "device_vendors_pkey", "a vendor is assigned twice"),
+        ("window_devices.", "window_devices_pkey", "a device is listed twice"),
+        (
+            "window_extra_networks.",
+            "window_extra_networks_pkey",
+            "a network is listed twice",
+        ),
+    ];
+    let message = db.message();
+    let constraint = db.constraint().unwrap_or("");
+    if db.is_unique_violation() {
+        KNOWN
+            .iter()
+            .find(|(column, name, _)| message.contains(column) || constraint == *name)
+            .map_or("an object with the same identity already exists", |(_, _, shown)| shown)
+    } else if db.is_foreign_key_violation() {
+        "the change refers to a vendor, device, window or technician that does not exist"
+    } else {
+        "the change breaks a rule of the stored record (for example, a window must end after it starts)"
     }
 }
 
@@ -242,7 +304,7 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PgStore::connect(url).await?))
     } else {
-        Err(StoreError::UnsupportedUrl(url.to_owned()))
+        Err(StoreError::UnsupportedUrl(crate::redact::redact_url(url)))
     }
 }
 
