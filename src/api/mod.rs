@@ -318,7 +318,9 @@ pub async fn serve(
 ) {
     let acceptor = TlsAcceptor::from(tls);
     let tasks = TaskTracker::new();
-    tracing::info!(addr = ?listener.local_addr().ok(), "admin API listening");
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "admin API listening");
+    }
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,

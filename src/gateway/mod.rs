@@ -158,7 +158,9 @@ impl Gateway {
     /// (`gateway_shutdown`) and waits for their records to be written.
     pub async fn run(self, shutdown: CancellationToken) {
         let tasks = TaskTracker::new();
-        tracing::info!(addr = ?self.listener.local_addr().ok(), "gateway listening");
+        if let Ok(addr) = self.listener.local_addr() {
+            tracing::info!(%addr, "gateway listening");
+        }
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -298,7 +300,8 @@ async fn deny_on_wire(tls: &mut TlsStream<TcpStream>, reason: DenyReason, id: &S
 }
 
 async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts: &Presented, denial: &Denial) {
-    tracing::info!(reason = denial.reason.code(), sni = ?facts.sni, "tunnel denied");
+    // Debug-formatted: the SNI is the client's, escaped so it cannot forge log lines.
+    tracing::info!(reason = denial.reason.code(), sni = ?facts.sni.as_deref().unwrap_or_default(), "tunnel denied");
     shared.note_denial(peer, denial.reason);
     let now = shared.deps.clock.now();
     let source = peer.ip().to_canonical();
@@ -477,7 +480,11 @@ async fn tunnel(
     };
     deps.registry.remove(id);
     if detail.is_some() {
-        tracing::warn!(address, detail = ?detail, "device unreachable");
+        tracing::warn!(
+            address,
+            detail = detail.as_deref().unwrap_or_default(),
+            "device unreachable"
+        );
         deny_on_wire(&mut tls, DenyReason::DeviceUnreachable, id).await;
     } else {
         let _ = tokio::time::timeout(Duration::from_secs(1), tls.shutdown()).await;
