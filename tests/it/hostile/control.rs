@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::*;
 use crate::on_both_backends;
 
+use super::support::{within, OwnPostgres};
+
 fn time(v: &serde_json::Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap())
         .unwrap()
@@ -113,124 +115,6 @@ on_both_backends!(
 // ---------------------------------------------------------------------------
 // Defect 9: nothing could be cut while the database was down.
 
-/// A PostgreSQL server of the test's own (initdb + pg_ctl on a free port in a
-/// temporary directory), so that the test can stop and start it. The shared
-/// server is never touched.
-struct OwnPg {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-impl OwnPg {
-    /// None when PostgreSQL's binaries are not installed.
-    fn start() -> Option<Self> {
-        if !std::path::Path::new(PG_BIN).join("initdb").exists() {
-            eprintln!("skipped: no PostgreSQL binaries in {PG_BIN}");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        // initdb refuses root: run the server as postgres when we are root.
-        if Self::root() {
-            let st = std::process::Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir.path())
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let pg = Self { dir, port };
-        let data = pg.data();
-        pg.run(
-            "initdb",
-            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
-        );
-        pg.start_again();
-        Some(pg)
-    }
-
-    fn root() -> bool {
-        std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-            .unwrap_or(false)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) -> bool {
-        let exe = format!("{PG_BIN}/{tool}");
-        let mut cmd = if Self::root() {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--", &exe]);
-            c
-        } else {
-            std::process::Command::new(&exe)
-        };
-        let out = cmd.args(args).output().unwrap();
-        if !out.status.success() {
-            eprintln!(
-                "{tool} failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        out.status.success()
-    }
-
-    fn start_again(&self) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            self.port,
-            self.dir.path().display()
-        );
-        let log = self.dir.path().join("log").display().to_string();
-        assert!(self.run("pg_ctl", &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "start"]));
-    }
-
-    fn stop(&self) {
-        assert!(self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "stop"]));
-    }
-
-    fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for OwnPg {
-    fn drop(&mut self) {
-        let _ = self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
-    }
-}
-
-/// Polls `f` until it returns `Some`, for at most `secs` seconds.
-async fn within<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(secs),
-            "{what}: not within {secs} s"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-}
-
 /// Closes within `secs` of `from`.
 fn closed_within(closed: DateTime<Utc>, from: DateTime<Utc>, secs: i64) {
     eprintln!("tunnel cut {} ms after the request", (closed - from).num_milliseconds());
@@ -261,7 +145,7 @@ async fn audited(store: &dyn portier::store::Store, action: &str) -> bool {
 /// is back, all three are stored without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restrictive_actions_hold_while_postgres_is_down() {
-    let Some(pg) = OwnPg::start() else { return };
+    let Some(pg) = OwnPostgres::start() else { return };
     let t = TestApp::spawn(TestDb::postgres_at(&pg.admin_url()).await).await;
     let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", echo_device().await).await;
     let (st, d2) = t
@@ -301,7 +185,7 @@ async fn restrictive_actions_hold_while_postgres_is_down() {
         .id;
     let mut t3 = open("mri-2").await;
 
-    pg.stop();
+    pg.stop_server();
 
     // Revoke: 503 (not stored), but the tunnel is cut at once and the window refused here.
     let sent = Utc::now();
@@ -358,7 +242,7 @@ async fn restrictive_actions_hold_while_postgres_is_down() {
     );
 
     // The database is back: everything is stored, without a restart.
-    pg.start_again();
+    pg.start_server();
     let store = t.db.store.clone();
     within(40, "changes stored after the outage", || {
         let store = store.clone();
@@ -421,7 +305,7 @@ async fn finish(child: std::process::Child) -> std::process::Output {
 /// `portier lockdown on` reaches a running node through its lockdown file: with
 /// the database stopped (`pg`), the live tunnel is cut within a second or two,
 /// and the node stores the lockdown once the database is back.
-async fn cli_lockdown(db: TestDb, pg: Option<&OwnPg>) {
+async fn cli_lockdown(db: TestDb, pg: Option<&OwnPostgres>) {
     let t = TestApp::spawn(db).await;
     let (sc, _vendor, _security) = t.open_window_scene(echo_device().await).await;
     let mut tunnel = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
@@ -430,7 +314,7 @@ async fn cli_lockdown(db: TestDb, pg: Option<&OwnPg>) {
     assert_eq!(echo_roundtrip(&mut tunnel, b"hello").await, b"hello");
     let config = t.dir.path().join("portier.toml");
     if let Some(pg) = pg {
-        pg.stop();
+        pg.stop_server();
     }
 
     let sent = Utc::now();
@@ -453,7 +337,7 @@ async fn cli_lockdown(db: TestDb, pg: Option<&OwnPg>) {
             t.dir.path().join("lockdown").exists(),
             "the file stays while the database is down"
         );
-        pg.start_again();
+        pg.start_server();
     }
     // Stored: by the CLI at once, or by the node once the database is back.
     let store = t.db.store.clone();
@@ -503,7 +387,7 @@ async fn cli_lockdown(db: TestDb, pg: Option<&OwnPg>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_lockdown_reaches_a_node_whose_postgres_is_down() {
-    let Some(pg) = OwnPg::start() else { return };
+    let Some(pg) = OwnPostgres::start() else { return };
     let db = TestDb::postgres_at(&pg.admin_url()).await;
     cli_lockdown(db, Some(&pg)).await;
 }

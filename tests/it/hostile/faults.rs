@@ -22,38 +22,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::*;
 use crate::on_both_backends;
 
+use super::support::{is_root, within, OwnPostgres};
+
 /// Quick liveness settings, so that outages are noticed within a second or two.
 const FAST: &str = "database.heartbeat_secs = 1\ndatabase.node_stale_secs = 3\ndatabase.checkpoint_secs = 1\ndatabase.probe_ms = 200\n";
-
-/// Polls `f` until it returns `Some`, for at most `secs` seconds.
-async fn within<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "{what}: not within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|euid| euid == "0"))
-        })
-        .unwrap_or(false)
-}
 
 /// A small tmpfs, unmounted when dropped (whatever the test's outcome).
 struct Tmpfs {
@@ -115,122 +87,6 @@ async fn empty_wal(url: &str) {
         .await
         .unwrap();
     pool.close().await;
-}
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-/// A PostgreSQL server of this test's own, on a free port, in a temporary directory.
-struct OwnPostgres {
-    base: PathBuf,
-    port: u16,
-}
-
-impl OwnPostgres {
-    fn start() -> Option<Self> {
-        if !Path::new(PG_BIN).join("initdb").exists() {
-            eprintln!("skipped: no PostgreSQL server binaries in {PG_BIN}");
-            return None;
-        }
-        let base = tempfile::Builder::new()
-            .prefix("portier-pg-")
-            .tempdir_in("/tmp")
-            .unwrap()
-            .keep();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let me = Self { base, port };
-        if is_root() {
-            // initdb refuses root: the cluster belongs to the postgres account.
-            assert!(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(&me.base)
-                .status()
-                .unwrap()
-                .success());
-        }
-        me.run(
-            "initdb",
-            &[
-                "-D",
-                &me.data(),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        );
-        me.start_server();
-        Some(me)
-    }
-
-    fn data(&self) -> String {
-        self.base.join("data").display().to_string()
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let bin = format!("{PG_BIN}/{tool}");
-        let mut cmd = if is_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--", &bin]);
-            c
-        } else {
-            Command::new(&bin)
-        };
-        let out = cmd.args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{tool} {args:?}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn start_server(&self) {
-        let opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60",
-            self.port,
-            self.base.display()
-        );
-        let log = self.base.join("server.log").display().to_string();
-        self.run(
-            "pg_ctl",
-            &["-D", &self.data(), "-o", &opts, "-l", &log, "-w", "-t", "30", "start"],
-        );
-    }
-
-    fn stop_server(&self) {
-        self.run("pg_ctl", &["-D", &self.data(), "-m", "fast", "-w", "-t", "30", "stop"]);
-    }
-
-    fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/portier", self.port)
-    }
-}
-
-impl Drop for OwnPostgres {
-    fn drop(&mut self) {
-        let bin = format!("{PG_BIN}/pg_ctl");
-        let data = self.data();
-        let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
-        let _ = if is_root() {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--", &bin])
-                .args(args)
-                .output()
-        } else {
-            Command::new(&bin).args(args).output()
-        };
-        let _ = std::fs::remove_dir_all(&self.base);
-    }
 }
 
 /// A database the test can take down and bring back.

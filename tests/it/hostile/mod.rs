@@ -7,3 +7,4 @@ mod connections;
 mod control;
 mod faults;
 mod input;
+mod support;
