@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::*;
 use crate::on_both_backends;
 
-use super::support::{is_root, within, OwnPostgres};
+use super::support::{is_root, skip, within, OwnPostgres};
 
 /// Quick liveness settings, so that outages are noticed within a second or two.
 const FAST: &str = "database.heartbeat_secs = 1\ndatabase.node_stale_secs = 3\ndatabase.checkpoint_secs = 1\ndatabase.probe_ms = 200\n";
@@ -36,7 +36,7 @@ impl Tmpfs {
     /// `None` (and a "skipped" line) when not root; a root that cannot mount fails.
     fn mount(size: &str) -> Option<Self> {
         if !is_root() {
-            eprintln!("skipped: mounting a tmpfs to fill needs root");
+            skip("mounting a tmpfs to fill needs root");
             return None;
         }
         let dir = tempfile::tempdir().unwrap();

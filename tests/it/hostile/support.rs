@@ -1,7 +1,7 @@
 //! What the hostile tests share: polling with a deadline, and a PostgreSQL
 //! server of a test's own that it may stop and start (never the shared one).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -35,20 +35,44 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+/// Says a test cannot run here; under CI (`PORTIER_REQUIRE_HOSTILE` set by
+/// `.ci/run`) that is a failure, so a green run never hides an unchecked attack.
+pub fn skip(why: &str) {
+    assert!(
+        std::env::var_os("PORTIER_REQUIRE_HOSTILE").is_none(),
+        "cannot run: {why} (PORTIER_REQUIRE_HOSTILE is set)"
+    );
+    eprintln!("skipped: {why}");
+}
+
+/// The newest installed PostgreSQL server's binaries (Debian's layout).
+fn pg_bin() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    found.pop().map(|(_, bin)| bin)
+}
 
 /// A PostgreSQL server of this test's own, on a free port, in a temporary directory.
 pub struct OwnPostgres {
+    bin: PathBuf,
     base: PathBuf,
     port: u16,
 }
 
 impl OwnPostgres {
     pub fn start() -> Option<Self> {
-        if !Path::new(PG_BIN).join("initdb").exists() {
-            eprintln!("skipped: no PostgreSQL server binaries in {PG_BIN}");
+        let Some(bin) = pg_bin() else {
+            skip("no PostgreSQL server binaries under /usr/lib/postgresql");
             return None;
-        }
+        };
         let base = tempfile::Builder::new()
             .prefix("portier-pg-")
             .tempdir_in("/tmp")
@@ -59,7 +83,7 @@ impl OwnPostgres {
             .local_addr()
             .unwrap()
             .port();
-        let me = Self { base, port };
+        let me = Self { bin, base, port };
         if is_root() {
             // initdb refuses root: the cluster belongs to the postgres account.
             assert!(Command::new("chown")
@@ -91,7 +115,7 @@ impl OwnPostgres {
     }
 
     fn run(&self, tool: &str, args: &[&str]) {
-        let bin = format!("{PG_BIN}/{tool}");
+        let bin = self.bin.join(tool).display().to_string();
         let mut cmd = if is_root() {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--", &bin]);
@@ -136,7 +160,7 @@ impl OwnPostgres {
 
 impl Drop for OwnPostgres {
     fn drop(&mut self) {
-        let bin = format!("{PG_BIN}/pg_ctl");
+        let bin = self.bin.join("pg_ctl").display().to_string();
         let data = self.data();
         let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
         let _ = if is_root() {
