@@ -315,6 +315,33 @@ async fn api_connections_end_with_a_tls_close_notify() {
     t.stop().await;
 }
 
+/// A request the API refuses before reading its body (an invalid header,
+/// answered 400): the body that arrives after the answer must not make the
+/// node reset the connection, which could destroy the answer and the
+/// close_notify before the client reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_body_arriving_late_does_not_reset_the_answer() {
+    let t = TestApp::spawn(TestDb::sqlite().await).await;
+    let mut s = api_sent(
+        &t,
+        &[],
+        b"PUT /api/v1/vendors/x/networks HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\nContent-Length: 200000\r\n\r\n",
+    )
+    .await;
+    // The node answers and closes its side before the body comes; then the
+    // client reads (a failed write is ignored, as HTTP clients do, to read the answer).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let wrote = async {
+        s.write_all(&vec![b'a'; 200_000]).await?;
+        s.flush().await
+    };
+    let _ = wrote.await;
+    let (got, end) = until_tls_end(&mut s, Duration::from_secs(5)).await;
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 400"), "{got:?}");
+    assert_eq!(end, TlsEnd::CloseNotify);
+    t.stop().await;
+}
+
 /// Stopping the node ends its kept-alive API connections with a TLS close_notify too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_shutdown_ends_api_connections_with_a_tls_close_notify() {
