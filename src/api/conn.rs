@@ -8,8 +8,14 @@
 //! deadline at all (keep-alive pings are answered by any idle client), so a
 //! watchdog tracks the requests in flight and closes the connection when none
 //! has started within the deadline.
+//!
+//! Every connection ends with a TLS close_notify (see [`SharedTls`]), whatever
+//! ended it, so a client reusing a kept-alive connection can tell a closed one
+//! from a broken one.
 
 use std::convert::Infallible;
+use std::future::poll_fn;
+use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,15 +28,22 @@ use axum::Router;
 use hyper::body::{Frame, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 /// After the watchdog asks a connection to close, it gets this long to finish
 /// what it is writing before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Sending close_notify and draining what the peer still sends, at the end of
+/// a connection, take at most this long: a peer that reads nothing cannot hold
+/// the task.
+const CLOSE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Deadlines of an API connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +160,83 @@ impl hyper::body::Body for TrackedBody {
     }
 }
 
+/// The TLS stream of a connection, shared by hyper (which reads and writes it)
+/// and [`serve_one`] (which closes it). hyper drops its IO without a TLS
+/// close_notify when a connection ends by an error (its header-read timeout
+/// among them) or when its future is dropped (the watchdog, node shutdown);
+/// clients then see an unclean EOF ("EOF occurred in violation of protocol")
+/// on a connection they may have meant to reuse. Keeping a handle lets
+/// `serve_one` end every connection the same way once hyper is done with it.
+#[derive(Clone)]
+struct SharedTls(Arc<Mutex<TlsStream<TcpStream>>>);
+
+impl SharedTls {
+    fn new(tls: TlsStream<TcpStream>) -> Self {
+        Self(Arc::new(Mutex::new(tls)))
+    }
+
+    /// Runs `f` on the stream. The lock is only held within one poll (hyper
+    /// and `close` never poll at the same time), so it is never contended.
+    fn with<R>(&self, f: impl FnOnce(Pin<&mut TlsStream<TcpStream>>) -> R) -> R {
+        let mut tls = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        f(Pin::new(&mut *tls))
+    }
+
+    /// Ends the connection cleanly, within [`CLOSE_LIMIT`]: close_notify (once;
+    /// hyper may have sent it already) and the TCP write side, then what the
+    /// peer still sends is read and dropped until it closes too. A socket closed
+    /// with unread data is reset, and a reset can destroy the last answer and the
+    /// close_notify before the peer has read them.
+    async fn close(&self, peer: SocketAddr) {
+        let ended = tokio::time::timeout(CLOSE_LIMIT, async {
+            poll_fn(|cx| self.with(|tls| tls.poll_shutdown(cx))).await?;
+            let mut sink = [0u8; 1024];
+            let mut this = self.clone();
+            while this.read(&mut sink).await? > 0 {}
+            Ok::<_, io::Error>(())
+        })
+        .await;
+        match ended {
+            Ok(Ok(())) => {}
+            // The peer may have gone already: nothing more to do.
+            Ok(Err(e)) => tracing::trace!(%peer, error = %e, "API connection close"),
+            Err(_) => tracing::debug!(%peer, "API connection close: peer did not close within the limit"),
+        }
+    }
+}
+
+impl AsyncRead for SharedTls {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.with(|tls| tls.poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for SharedTls {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.with(|tls| tls.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.with(|tls| tls.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.with(|tls| tls.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|tls| tls.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.with(|tls| tls.poll_shutdown(cx))
+    }
+}
+
 /// Serves one accepted connection until it ends, a deadline passes or `shutdown`.
 pub(super) async fn serve_one(
     tcp: TcpStream,
@@ -187,17 +277,31 @@ pub(super) async fn serve_one(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_read_timeout.max(settings.idle_timeout));
     builder.http2().timer(TokioTimer::new());
-    let conn = builder.serve_connection(TokioIo::new(tls), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => if let Err(e) = r { tracing::debug!(%peer, error = %e, "API connection ended with an error") },
-        _ = activity.expired(settings.header_read_timeout, settings.idle_timeout) => {
-            tracing::debug!(%peer, "API connection closed: no request within the deadline");
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(CLOSE_GRACE, conn).await;
+    let tls = SharedTls::new(tls);
+    {
+        let conn = builder.serve_connection(TokioIo::new(tls.clone()), service);
+        tokio::pin!(conn);
+        let ended = tokio::select! {
+            r = conn.as_mut() => Some(r),
+            _ = activity.expired(settings.header_read_timeout, settings.idle_timeout) => {
+                tracing::debug!(%peer, "API connection closed: no request within the deadline");
+                None
+            }
+            _ = shutdown.cancelled() => None,
+        };
+        // A deadline or node shutdown: what is being answered may finish.
+        let ended = match ended {
+            Some(r) => Some(r),
+            None => {
+                conn.as_mut().graceful_shutdown();
+                tokio::time::timeout(CLOSE_GRACE, conn).await.ok()
+            }
+        };
+        if let Some(Err(e)) = ended {
+            tracing::debug!(%peer, error = %e, "API connection ended with an error");
         }
-        _ = shutdown.cancelled() => {}
     }
+    tls.close(peer).await;
 }
 
 #[cfg(test)]

@@ -202,6 +202,160 @@ async fn api_connections_without_a_request_are_closed_within_the_deadlines() {
     t.stop().await;
 }
 
+/// How the node ended a TLS connection, as a TLS client sees it.
+#[derive(Debug, PartialEq, Eq)]
+enum TlsEnd {
+    /// A TLS close_notify, then the end of the stream.
+    CloseNotify,
+    /// The stream ended without close_notify (`UnexpectedEof`) or broke.
+    Unclean(std::io::ErrorKind),
+    /// Still open after the time limit.
+    Open,
+}
+
+/// Reads until the node ends the connection: what it sent, and how it ended.
+async fn until_tls_end(s: &mut TlsStream<TcpStream>, limit: Duration) -> (Vec<u8>, TlsEnd) {
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Some(left) = limit.checked_sub(start.elapsed()) else {
+            return (got, TlsEnd::Open);
+        };
+        match tokio::time::timeout(left, s.read(&mut buf)).await {
+            Err(_) => return (got, TlsEnd::Open),
+            Ok(Ok(0)) => return (got, TlsEnd::CloseNotify),
+            Ok(Err(e)) => return (got, TlsEnd::Unclean(e.kind())),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// A TLS connection to the API that has sent `bytes`.
+async fn api_sent(t: &TestApp, alpn: &[&[u8]], bytes: &[u8]) -> TlsStream<TcpStream> {
+    let mut s = tls_to_api(t, "127.0.0.1", alpn).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    s.flush().await.unwrap();
+    s
+}
+
+/// A client that reuses a kept-alive connection must be able to tell a closed
+/// one from a broken one: every way the API ends a connection (idle deadline,
+/// first-request deadline, header-read timeout, a malformed request answered
+/// 400, `Connection: close`, an HTTP/2 client without a request) ends it with a
+/// TLS close_notify, not a bare TCP close (an "unclean EOF" that Python's
+/// ssl reports as "EOF occurred in violation of protocol").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_connections_end_with_a_tls_close_notify() {
+    let t = TestApp::spawn_with(
+        TestDb::sqlite().await,
+        "[api]\nheader_read_timeout_secs = 1\nidle_timeout_secs = 2\n",
+        Arc::new(SystemClock),
+    )
+    .await;
+    let limit = Duration::from_secs(8);
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let cases: [(&str, &[&[u8]], Vec<u8>, Option<&str>); 7] = [
+        (
+            "kept alive past the idle deadline",
+            &[],
+            GET.to_vec(),
+            Some("HTTP/1.1 200"),
+        ),
+        ("silent past the first-request deadline", &[], Vec::new(), None),
+        (
+            "a malformed request line",
+            &[],
+            b"NOT A REQUEST\r\n\r\n".to_vec(),
+            Some("HTTP/1.1 400"),
+        ),
+        (
+            "an invalid header, with a body",
+            &[],
+            b"POST /healthz HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\nContent-Length: 5\r\n\r\nhello".to_vec(),
+            Some("HTTP/1.1 400"),
+        ),
+        (
+            "half a second request, past the header-read timeout",
+            &[],
+            [GET, b"GET /healthz HTTP/1.1\r\nHost: local".as_slice()].concat(),
+            Some("HTTP/1.1 200"),
+        ),
+        (
+            "Connection: close",
+            &[],
+            b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".to_vec(),
+            Some("HTTP/1.1 200"),
+        ),
+        (
+            "HTTP/2 without a request",
+            &[b"h2"],
+            [H2_PREFACE, H2_EMPTY_SETTINGS].concat(),
+            None,
+        ),
+    ];
+    let mut conns = Vec::new();
+    for (what, alpn, bytes, answer) in cases {
+        let s = api_sent(&t, alpn, &bytes).await;
+        conns.push(tokio::spawn(async move {
+            let mut s = s;
+            let (got, end) = until_tls_end(&mut s, limit).await;
+            (what, answer, got, end)
+        }));
+    }
+    let mut wrong = Vec::new();
+    for c in conns {
+        let (what, answer, got, end) = c.await.unwrap();
+        let got = String::from_utf8_lossy(&got);
+        if end != TlsEnd::CloseNotify || answer.is_some_and(|a| !got.starts_with(a)) {
+            wrong.push(format!("{what}: {end:?} after {got:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+    t.stop().await;
+}
+
+/// A request the API refuses before reading its body (an invalid header,
+/// answered 400): the body that arrives after the answer must not make the
+/// node reset the connection, which could destroy the answer and the
+/// close_notify before the client reads them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_body_arriving_late_does_not_reset_the_answer() {
+    let t = TestApp::spawn(TestDb::sqlite().await).await;
+    let mut s = api_sent(
+        &t,
+        &[],
+        b"PUT /api/v1/vendors/x/networks HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\nContent-Length: 200000\r\n\r\n",
+    )
+    .await;
+    // The node answers and closes its side before the body comes; then the
+    // client reads (a failed write is ignored, as HTTP clients do, to read the answer).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let wrote = async {
+        s.write_all(&vec![b'a'; 200_000]).await?;
+        s.flush().await
+    };
+    let _ = wrote.await;
+    let (got, end) = until_tls_end(&mut s, Duration::from_secs(5)).await;
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 400"), "{got:?}");
+    assert_eq!(end, TlsEnd::CloseNotify);
+    t.stop().await;
+}
+
+/// Stopping the node ends its kept-alive API connections with a TLS close_notify too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_shutdown_ends_api_connections_with_a_tls_close_notify() {
+    let t = TestApp::spawn(TestDb::sqlite().await).await;
+    let mut s = api_sent(&t, &[], b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    let mut answer = [0u8; 12];
+    s.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    // Idle well within its 30 s deadline when the node stops.
+    let reader = tokio::spawn(async move { until_tls_end(&mut s, Duration::from_secs(10)).await.1 });
+    t.stop().await;
+    assert_eq!(reader.await.unwrap(), TlsEnd::CloseNotify);
+}
+
 /// Defect 2: with the API at its connection limit (silent TLS connections), a
 /// new API connection is closed at once, the gateway still admits a tunnel, and
 /// the API serves again once the silent connections reach their deadline.
