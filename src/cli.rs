@@ -517,6 +517,7 @@ max_connections_per_source = 64
 handshake_timeout_secs = 10
 header_read_timeout_secs = 10
 idle_timeout_secs = 30
+send_timeout_secs = 30
 
 [database]
 url = "sqlite://portier.db"

@@ -108,6 +108,8 @@ pub struct ApiConfig {
     pub header_read_timeout_secs: u64,
     /// A connection without a request for this long is closed.
     pub idle_timeout_secs: u64,
+    /// A connection whose peer reads nothing of an answer for this long is closed.
+    pub send_timeout_secs: u64,
 }
 
 impl Default for ApiConfig {
@@ -123,6 +125,7 @@ impl Default for ApiConfig {
             handshake_timeout_secs: 10,
             header_read_timeout_secs: 10,
             idle_timeout_secs: 30,
+            send_timeout_secs: 30,
         }
     }
 }
@@ -374,6 +377,7 @@ impl Settings {
             ("api.handshake_timeout_secs", self.api.handshake_timeout_secs),
             ("api.header_read_timeout_secs", self.api.header_read_timeout_secs),
             ("api.idle_timeout_secs", self.api.idle_timeout_secs),
+            ("api.send_timeout_secs", self.api.send_timeout_secs),
             ("policy.max_window_hours", u64::from(self.policy.max_window_hours)),
             (
                 "policy.max_emergency_minutes",
@@ -522,6 +526,7 @@ impl Settings {
             handshake_timeout: Duration::from_secs(self.api.handshake_timeout_secs),
             header_read_timeout: Duration::from_secs(self.api.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.api.idle_timeout_secs),
+            send_timeout: Duration::from_secs(self.api.send_timeout_secs),
         }
     }
 

@@ -56,6 +56,11 @@ pub struct ConnSettings {
     /// A connection without a request in flight for this long is closed
     /// (`api.idle_timeout_secs`).
     pub idle_timeout: Duration,
+    /// A peer that takes nothing of an answer for this long (the socket stays
+    /// full) is cut off (`api.send_timeout_secs`): an answer in flight is not
+    /// idleness, so without this a client that never reads would hold its
+    /// connection for ever.
+    pub send_timeout: Duration,
 }
 
 impl Default for ConnSettings {
@@ -64,6 +69,7 @@ impl Default for ConnSettings {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -168,11 +174,42 @@ impl hyper::body::Body for TrackedBody {
 /// on a connection they may have meant to reuse. Keeping a handle lets
 /// `serve_one` end every connection the same way once hyper is done with it.
 #[derive(Clone)]
-struct SharedTls(Arc<Mutex<TlsStream<TcpStream>>>);
+struct SharedTls(Arc<Mutex<TlsStream<TcpStream>>>, Arc<WriteStall>);
+
+/// Since when writes have been refused by a full socket (`None`: they go through).
+#[derive(Default)]
+struct WriteStall(Mutex<Option<Instant>>);
+
+impl WriteStall {
+    /// Notes the outcome of a write attempt.
+    fn note<T>(&self, r: &Poll<T>) {
+        let mut since = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match r {
+            Poll::Pending => {
+                since.get_or_insert_with(Instant::now);
+            }
+            Poll::Ready(_) => *since = None,
+        }
+    }
+
+    /// Resolves once writes have been blocked for `limit` without a break.
+    async fn exceeded(&self, limit: Duration) {
+        loop {
+            let since = *self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            let wake = match since {
+                Some(t) if t.elapsed() >= limit => return,
+                Some(t) => t + limit,
+                // Checked again a few times per limit: a stall starts unannounced.
+                None => Instant::now() + (limit / 4).max(Duration::from_millis(100)),
+            };
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
 
 impl SharedTls {
     fn new(tls: TlsStream<TcpStream>) -> Self {
-        Self(Arc::new(Mutex::new(tls)))
+        Self(Arc::new(Mutex::new(tls)), Arc::new(WriteStall::default()))
     }
 
     /// Runs `f` on the stream. The lock is only held within one poll (hyper
@@ -213,7 +250,9 @@ impl AsyncRead for SharedTls {
 
 impl AsyncWrite for SharedTls {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        self.with(|tls| tls.poll_write(cx, buf))
+        let r = self.with(|tls| tls.poll_write(cx, buf));
+        self.1.note(&r);
+        r
     }
 
     fn poll_write_vectored(
@@ -221,7 +260,9 @@ impl AsyncWrite for SharedTls {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.with(|tls| tls.poll_write_vectored(cx, bufs))
+        let r = self.with(|tls| tls.poll_write_vectored(cx, bufs));
+        self.1.note(&r);
+        r
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -229,7 +270,9 @@ impl AsyncWrite for SharedTls {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.with(|tls| tls.poll_flush(cx))
+        let r = self.with(|tls| tls.poll_flush(cx));
+        self.1.note(&r);
+        r
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -282,26 +325,40 @@ pub(super) async fn serve_one(
         let conn = builder.serve_connection(TokioIo::new(tls.clone()), service);
         tokio::pin!(conn);
         let ended = tokio::select! {
-            r = conn.as_mut() => Some(r),
+            r = conn.as_mut() => Ended::Done(r),
             _ = activity.expired(settings.header_read_timeout, settings.idle_timeout) => {
                 tracing::debug!(%peer, "API connection closed: no request within the deadline");
-                None
+                Ended::Deadline
             }
-            _ = shutdown.cancelled() => None,
+            _ = tls.1.exceeded(settings.send_timeout) => {
+                tracing::debug!(%peer, "API connection cut: the peer reads nothing of its answer");
+                Ended::Stalled
+            }
+            _ = shutdown.cancelled() => Ended::Deadline,
         };
-        // A deadline or node shutdown: what is being answered may finish.
         let ended = match ended {
-            Some(r) => Some(r),
-            None => {
+            Ended::Done(r) => Some(r),
+            // A deadline or node shutdown: what is being answered may finish.
+            Ended::Deadline => {
                 conn.as_mut().graceful_shutdown();
                 tokio::time::timeout(CLOSE_GRACE, conn).await.ok()
             }
+            // Nothing more can be delivered to a peer that does not read: the
+            // socket is closed as it is (dropping the last handle).
+            Ended::Stalled => return,
         };
         if let Some(Err(e)) = ended {
             tracing::debug!(%peer, error = %e, "API connection ended with an error");
         }
     }
     tls.close(peer).await;
+}
+
+/// How [`serve_one`]'s wait for its connection ended.
+enum Ended<E> {
+    Done(Result<(), E>),
+    Deadline,
+    Stalled,
 }
 
 #[cfg(test)]

@@ -587,3 +587,31 @@ fn files_are_created_owner_only() {
         assert_eq!(m, Some(0o600), "{f}");
     }
 }
+
+/// A client that asks for large answers and reads nothing: an answer in flight is
+/// not idleness, so before `api.send_timeout_secs` such a client held its
+/// connection (and its place under the limits) for ever. It is cut once its
+/// socket has stayed full for the send timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_client_that_reads_nothing_is_cut_off() {
+    let t = TestApp::spawn_with(
+        TestDb::sqlite().await,
+        "[api]\nsend_timeout_secs = 1\nidle_timeout_secs = 120\nheader_read_timeout_secs = 120\n",
+        Arc::new(SystemClock),
+    )
+    .await;
+    // Pipelined requests for the OpenAPI document (well over 100 KB each):
+    // far more than loopback's socket buffers hold.
+    const REQUESTS: usize = 300;
+    let one = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let mut s = api_sent(&t, &[b"http/1.1"], &one.repeat(REQUESTS)).await;
+    // Read nothing for a while: the node's writes block, then it cuts.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (got, end) = until_tls_end(&mut s, Duration::from_secs(20)).await;
+    let answers = got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+    assert_ne!(end, TlsEnd::Open, "still open after {answers} answers");
+    assert!(answers < REQUESTS, "every answer was delivered: the client was not cut");
+    // The API still serves others.
+    assert_eq!(healthz_from(&t, "127.0.0.1").await.unwrap(), "HTTP/1.1 200 OK");
+    t.stop().await;
+}
