@@ -15,7 +15,7 @@ use portier::store::AuditFilter;
 use crate::common::{connect_from, echo_device, read_all, TestApp, TestDb};
 use crate::on_both_backends;
 
-use super::support::within;
+use super::support::{within, OwnPostgres};
 
 /// The product's per-key budget (per source address for refused API calls, per
 /// (source, reason) for denials): events per second.
@@ -290,3 +290,57 @@ async fn handshake_flood(db: TestDb) {
     t.stop().await;
 }
 on_both_backends!(one_source_cannot_hide_other_handshake_failures, super::handshake_flood);
+
+/// A refused change is attributed to the account the handler authenticated, not
+/// by looking the token up again: with the database stopped, a vendor account
+/// this node knows is accepted from memory for a restrictive action
+/// (`RestrictiveCaller`), refused (403, not security), and the refusal — stored
+/// once the database is back — names the account, not `unauthenticated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusal_during_an_outage_is_attributed_to_the_account() {
+    let Some(pg) = tokio::task::spawn_blocking(OwnPostgres::start).await.unwrap() else {
+        return;
+    };
+    let t = TestApp::spawn(TestDb::postgres_at(&pg.admin_url()).await).await;
+    let (st, v) = t
+        .call(
+            "POST",
+            "/api/v1/vendors",
+            Some(&t.admin),
+            Some(serde_json::json!({"name": "Acme", "networks": ["127.0.0.2"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let token = t.token("vendor", "desk", v["id"].as_str()).await;
+    // Authenticated once by the store: this node now knows the account.
+    let (st, me) = t.call("GET", "/api/v1/me", Some(&token), None).await;
+    assert_eq!(st, 200, "{me}");
+    let account = me["id"].as_str().unwrap().to_owned();
+
+    tokio::task::block_in_place(|| pg.stop_server());
+    let (st, e) = t
+        .call(
+            "POST",
+            "/api/v1/lockdown",
+            Some(&token),
+            Some(serde_json::json!({"reason": "vendor tries"})),
+        )
+        .await;
+    assert_eq!(st, 403, "accepted from memory, then refused: {e}");
+    tokio::task::block_in_place(|| pg.start_server());
+
+    let refused = within(40, "the refusal stored after the outage", || async {
+        let all =
+            t.db.store
+                .list_audit(&AuditFilter {
+                    action: Some("api.refused".into()),
+                    ..AuditFilter::default()
+                })
+                .await
+                .ok()?;
+        all.into_iter().find(|e| e.object == "/api/v1/lockdown")
+    })
+    .await;
+    assert_eq!(refused.actor, account, "{}", refused.details);
+    t.stop().await;
+}
