@@ -655,6 +655,70 @@ async fn devices_by_name(db: TestDb) {
 }
 on_both_backends!(window_requests_accept_device_names, super::devices_by_name);
 
+/// Makes every read of the vendors table fail, as a store that refuses would
+/// (the table is renamed under the running node).
+async fn hide_vendors_table(db: &TestDb) {
+    use sqlx::Connection;
+    let sql = "ALTER TABLE vendors RENAME TO vendors_hidden";
+    if db.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+/// A vendor that does not exist is the caller's mistake (422); a store that
+/// fails on the lookup is not, and is not reported as one: the client hears
+/// 503 and may retry, instead of "unknown vendor" for a vendor that exists.
+async fn store_failure_is_not_an_unknown_vendor(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", echo_device().await).await;
+    let security = t.token("security", "soc", None).await;
+    let starts = Utc::now() + chrono::Duration::hours(1);
+    let calls = |vendor: &str| {
+        [
+            (
+                "/api/v1/emergency",
+                security.clone(),
+                json!({"vendor_id": vendor, "device_ids": ["mri-1"], "duration_minutes": 10, "justification": "MRI down"}),
+            ),
+            (
+                "/api/v1/windows",
+                t.admin.clone(),
+                json!({"vendor_id": vendor, "device_ids": ["mri-1"], "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "reason": "r"}),
+            ),
+            (
+                "/api/v1/devices",
+                t.admin.clone(),
+                json!({"name": "ct-2", "address": "127.0.0.1:9", "protocol": "echo", "vendor_ids": [vendor]}),
+            ),
+            (
+                "/api/v1/users",
+                t.admin.clone(),
+                json!({"name": "desk-2", "role": "vendor", "vendor_id": vendor}),
+            ),
+        ]
+    };
+    for (path, token, body) in calls("no-such-vendor") {
+        let (st, e) = t.call("POST", path, Some(&token), Some(body)).await;
+        assert_eq!(st, 422, "{path}: {e}");
+        assert!(e["message"].as_str().unwrap().contains("unknown vendor"), "{path}: {e}");
+    }
+    hide_vendors_table(&t.db).await;
+    for (path, token, body) in calls(&sc.vendor_id) {
+        let (st, e) = t.call("POST", path, Some(&token), Some(body)).await;
+        assert_eq!(st, 503, "{path}: {e}");
+        assert_eq!(e["error"], "store_unavailable", "{path}: {e}");
+    }
+    t.stop().await;
+}
+on_both_backends!(
+    a_failing_store_is_not_reported_as_an_unknown_vendor,
+    super::store_failure_is_not_an_unknown_vendor
+);
+
 /// A time without an offset is explained, with the field's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamps_without_offset_are_explained() {
