@@ -749,7 +749,8 @@ async fn timestamps_without_offset_are_explained() {
     t.stop().await;
 }
 
-/// Every operation documents the answers its shape can give, and an error the
+/// Every operation documents the answers its shape can give (408 included: the
+/// request deadline applies to all), and an error the
 /// framework itself produces still has the documented JSON body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_is_documented() {
@@ -767,6 +768,8 @@ async fn every_answer_is_documented() {
             if !public {
                 assert!(has("401") && has("503"), "{method} {path}: {responses:?}");
             }
+            // The request deadline (30 s) bounds every operation.
+            assert!(has("408"), "{method} {path} lacks 408");
             if op.get("requestBody").is_some() {
                 for code in ["400", "413", "415"] {
                     assert!(has(code), "{method} {path} lacks {code}");
