@@ -86,6 +86,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::not_found(what),
             StoreError::Conflict(m) => Self::conflict(m),
+            StoreError::Invalid(what) => Self::bad_request(format!("invalid request: {what}")),
             StoreError::Unavailable(err) => {
                 tracing::error!(error = %err, "store unavailable");
                 Self::unavailable("the database cannot be reached; try again later")

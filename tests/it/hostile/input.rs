@@ -719,6 +719,28 @@ on_both_backends!(
     super::store_failure_is_not_an_unknown_vendor
 );
 
+/// A NUL character in an id is the caller's mistake on both backends (PostgreSQL
+/// refuses to store it): 4xx, never "the database cannot be reached".
+async fn nul_in_ids(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let (st, e) = t.call("GET", "/api/v1/vendors/a%00b", Some(&t.admin), None).await;
+    assert!(matches!(st, 400 | 404), "{st} {e}");
+    let (st, e) = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&t.admin),
+            Some(json!({"name": "desk-2", "role": "vendor", "vendor_id": "a\u{0}b"})),
+        )
+        .await;
+    assert!(matches!(st, 400 | 422), "{st} {e}");
+    // The store is still up for everyone else.
+    let (st, _) = t.call("GET", "/api/v1/vendors", Some(&t.admin), None).await;
+    assert_eq!(st, 200);
+    t.stop().await;
+}
+on_both_backends!(a_nul_in_an_id_is_the_callers_mistake, super::nul_in_ids);
+
 /// A time without an offset is explained, with the field's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamps_without_offset_are_explained() {
