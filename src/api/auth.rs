@@ -3,6 +3,7 @@
 //! restrictive action by an account this node authenticated recently
 //! ([`RestrictiveCaller`]), which must not wait for the database.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -58,14 +59,35 @@ impl Caller {
     }
 }
 
+/// Who the request's extractors authenticated, for the audit of a refused call:
+/// the middleware puts an empty slot in the request before the handler runs,
+/// [`Caller`] and [`RestrictiveCaller`] fill it, and the middleware reads it after
+/// the answer — so a refusal is attributed without a second token lookup, and
+/// also when the account was accepted from this node's memory.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Authenticated(Arc<OnceLock<UserId>>);
+
+impl Authenticated {
+    /// The account the request was authenticated as, if any.
+    pub(crate) fn account(&self) -> Option<&UserId> {
+        self.0.get()
+    }
+}
+
+/// Records `caller` in the request's [`Authenticated`] slot, if there is one.
+fn note(parts: &Parts, caller: &Caller) {
+    if let Some(slot) = parts.extensions.get::<Authenticated>() {
+        // A second extractor in the same request finds the same account.
+        let _ = slot.0.set(caller.id.clone());
+    }
+}
+
 /// Longest token accepted; Portier's are 43 characters, so this only bounds work.
 const MAX_TOKEN_LEN: usize = 256;
 
 /// The token of an `Authorization: Bearer <token>` header. The scheme is
-/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` work too. The one
-/// parser for both authentication and the audit of refused calls, so that a
-/// caller is named the same way by both.
-pub(crate) fn bearer_token(header: &HeaderValue) -> Option<&str> {
+/// case-insensitive (RFC 9110 §11.1), so `bearer` and `BEARER` work too.
+fn bearer_token(header: &HeaderValue) -> Option<&str> {
     let (scheme, token) = header.to_str().ok()?.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= MAX_TOKEN_LEN).then_some(token)
@@ -102,7 +124,9 @@ impl FromRequestParts<ApiState> for Caller {
         let user = authenticate(state, &hash)
             .await?
             .ok_or_else(|| ApiError::unauthenticated("unknown or disabled token"))?;
-        Ok(Caller::from(user))
+        let caller = Caller::from(user);
+        note(parts, &caller);
+        Ok(caller)
     }
 }
 
@@ -133,6 +157,14 @@ impl FromRequestParts<ApiState> for RestrictiveCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        let caller = Self::authenticate(parts, state).await?;
+        note(parts, &caller.0);
+        Ok(caller)
+    }
+}
+
+impl RestrictiveCaller {
+    async fn authenticate(parts: &Parts, state: &ApiState) -> Result<Self, ApiError> {
         let hash = bearer_hash(parts)?;
         let known = state.cache.guard().known_user(&hash);
         // A task of its own: a lookup that outlives the wait still updates what

@@ -86,7 +86,7 @@ async fn create_device(
         s.store
             .vendor(v)
             .await
-            .map_err(|_| ApiError::unprocessable(format!("unknown vendor {v}")))?;
+            .map_err(|e| ApiError::unless_found(e, || ApiError::unprocessable(format!("unknown vendor {v}"))))?;
     }
     let d = s
         .store

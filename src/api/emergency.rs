@@ -63,11 +63,11 @@ async fn grant(
         req.extra_networks.as_deref().unwrap_or_default(),
         Some(s.limits.networks),
     )?;
-    let vendor = s
-        .store
-        .vendor(&req.vendor_id)
-        .await
-        .map_err(|_| ApiError::unprocessable(format!("unknown vendor {}", req.vendor_id)))?;
+    let vendor = s.store.vendor(&req.vendor_id).await.map_err(|e| {
+        ApiError::unless_found(e, || {
+            ApiError::unprocessable(format!("unknown vendor {}", req.vendor_id))
+        })
+    })?;
     let device_ids = assigned_devices(&s, &vendor.id, req.device_ids).await?;
     let now = s.clock.now();
     let w = s

@@ -61,6 +61,24 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
     }
+
+    /// A store error on looking up an object the request refers to: only
+    /// `NotFound` is the caller's mistake (answered with `missing()`, e.g. 422
+    /// "unknown vendor"); any other error converts as usual (503 when the store
+    /// cannot be reached), so an outage is never reported as a bad reference.
+    pub fn unless_found(e: StoreError, missing: impl FnOnce() -> Self) -> Self {
+        match e {
+            StoreError::NotFound(_) => missing(),
+            other => other.into(),
+        }
+    }
+
+    /// 500 for a failure of our own (encoding a response): logged in full, shown
+    /// to the client as a bare message — not the client's mistake.
+    pub fn internal(what: &str, error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %error, what, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
 }
 
 impl From<StoreError> for ApiError {
@@ -68,6 +86,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::not_found(what),
             StoreError::Conflict(m) => Self::conflict(m),
+            StoreError::Invalid(what) => Self::bad_request(format!("invalid request: {what}")),
             StoreError::Unavailable(err) => {
                 tracing::error!(error = %err, "store unavailable");
                 Self::unavailable("the database cannot be reached; try again later")

@@ -69,7 +69,7 @@ async fn list_audit(
         Some("jsonl") => {
             let mut body = String::new();
             for r in &records {
-                body.push_str(&serde_json::to_string(r).map_err(|_| ApiError::bad_request("unencodable event"))?);
+                body.push_str(&serde_json::to_string(r).map_err(|e| ApiError::internal("audit event as JSON", &e))?);
                 body.push('\n');
             }
             Ok(([(CONTENT_TYPE, "application/x-ndjson")], body).into_response())
@@ -107,7 +107,7 @@ async fn flow_matrix(
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rows).into_response()),
         Some("csv") => {
-            let csv = flows::to_csv(&rows).map_err(|_| ApiError::bad_request("unencodable matrix"))?;
+            let csv = flows::to_csv(&rows).map_err(|e| ApiError::internal("flow matrix as CSV", &e))?;
             Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], csv).into_response())
         }
         Some("md") => Ok((

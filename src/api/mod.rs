@@ -229,7 +229,7 @@ fn document(collected: &utoipa::openapi::OpenApi) -> String {
 /// cause one, so they are budgeted and every stored field is bounded.
 async fn audit_refusals(
     axum::extract::State((s, budgets)): axum::extract::State<(ApiState, Arc<RefusalBudgets>)>,
-    req: Request,
+    mut req: Request,
     next: Next,
 ) -> Response {
     let method = req.method().clone();
@@ -237,11 +237,8 @@ async fn audit_refusals(
         method,
         axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
     );
-    let token = req
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(auth::bearer_token)
-        .map(crate::token::hash);
+    let authenticated = auth::Authenticated::default();
+    req.extensions_mut().insert(authenticated.clone());
     let source = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -250,15 +247,9 @@ async fn audit_refusals(
     let response = next.run(req).await;
     let status = response.status();
     if mutating && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) {
-        // A 401 means no valid token: no need to look it up again (a flood of
-        // bogus tokens costs one lookup each, not two).
-        let account = match token {
-            Some(h) if status == StatusCode::FORBIDDEN => match s.store.user_by_token_hash(&h).await {
-                Ok(Some(u)) => Some(u.id.0),
-                _ => None,
-            },
-            _ => None,
-        };
+        // Whom the handler's extractor authenticated: no second lookup (which
+        // would cost a read per refusal and fail when the store is down).
+        let account = authenticated.account().map(|id| id.as_str().to_owned());
         let now = s.clock.now();
         let admitted = match &account {
             Some(id) => budgets.accounts.admit(id.clone(), now),

@@ -14,13 +14,14 @@ use serde_json::{json, Value};
 use super::ApiError;
 
 /// What the structural answers mean.
-const STRUCTURAL: [(&str, &str); 6] = [
+const STRUCTURAL: [(&str, &str); 7] = [
     (
         "400",
         "Invalid request: malformed JSON, a field of the wrong type or value, an unknown field, or an invalid path or query parameter",
     ),
     ("401", "Missing, malformed or unknown bearer token"),
     ("404", "No such object, or one the caller may not see"),
+    ("408", "Request not completed within 30 s (the API's request deadline)"),
     ("413", "Request body larger than 64 KiB"),
     ("415", "Request body not sent as application/json"),
     ("503", "The database cannot be reached; try again later"),
@@ -29,8 +30,9 @@ const STRUCTURAL: [(&str, &str); 6] = [
 /// Adds to each operation of `doc` the answers its shape implies:
 /// 401 and 503 when it needs a token (the token is looked up in the database),
 /// 400 when it takes parameters or a body, 404 when it names an object in its
-/// path, 413 and 415 when it takes a JSON body. Answers a handler documents
-/// itself are kept.
+/// path, 413 and 415 when it takes a JSON body, and 408 for every operation
+/// (the request deadline bounds them all). Answers a handler documents itself
+/// are kept.
 pub fn add_structural_responses(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -51,7 +53,7 @@ pub fn add_structural_responses(doc: &mut Value) {
                 .and_then(Value::as_array)
                 .is_some_and(|ps| ps.iter().any(|p| p.get("in").and_then(Value::as_str) == Some("query")));
             let has_body = op.get("requestBody").is_some();
-            let mut wanted = Vec::new();
+            let mut wanted = vec!["408"];
             if in_path || has_query || has_body {
                 wanted.push("400");
             }

@@ -270,7 +270,7 @@ async fn list_reports(
             .iter()
             .filter_map(|v| v.report.as_ref().map(|r| (r, v.sessions.len())))
             .collect();
-        let text = crate::export::reports_csv(&rows).map_err(|_| ApiError::bad_request("unencodable reports"))?;
+        let text = crate::export::reports_csv(&rows).map_err(|e| ApiError::internal("reports as CSV", &e))?;
         return Ok(([(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response());
     }
     Ok(Json(out).into_response())

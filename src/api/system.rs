@@ -125,7 +125,7 @@ async fn create_user(
             s.store
                 .vendor(v)
                 .await
-                .map_err(|_| ApiError::unprocessable(format!("unknown vendor {v}")))?;
+                .map_err(|e| ApiError::unless_found(e, || ApiError::unprocessable(format!("unknown vendor {v}"))))?;
         }
         _ => {}
     }

@@ -176,11 +176,10 @@ async fn request_window(
             s.limits.max_horizon.num_days()
         )));
     }
-    let vendor = s
-        .store
-        .vendor(&vendor_id)
-        .await
-        .map_err(|_| ApiError::unprocessable(format!("unknown vendor {vendor_id}")))?;
+    let vendor =
+        s.store.vendor(&vendor_id).await.map_err(|e| {
+            ApiError::unless_found(e, || ApiError::unprocessable(format!("unknown vendor {vendor_id}")))
+        })?;
     if s.limits.on_overdue == crate::policy::OverdueMode::Block {
         let overdue = s
             .store

@@ -31,6 +31,7 @@ use crate::policy::{self, Admission, Decision, Denial, DenyReason, Facts};
 use crate::store::{Journal, JournalEntry, Session, SessionEnd};
 
 pub use registry::{LiveInfo, LiveSession, Registry};
+pub use tls::HandshakeFailure;
 pub use tunnel::{drive, Pump};
 
 /// Tunable limits of the gateway.
@@ -73,9 +74,16 @@ pub struct GatewayDeps {
     pub notifier: crate::notify::Notifier,
 }
 
-/// At most this many handshake failures per second reach the audit trail; the
-/// rest are counted, so a flood of garbage cannot flood the trail.
+/// At most this many handshake failures per second reach the audit trail in
+/// all, and at most [`HANDSHAKE_AUDITS_PER_KEY_PER_SECOND`] per (source address,
+/// failure class); the rest are counted, so a flood of garbage cannot flood the
+/// trail, nor one source hide the failures of the others.
 const HANDSHAKE_AUDITS_PER_SECOND: u64 = 20;
+/// See [`HANDSHAKE_AUDITS_PER_SECOND`].
+const HANDSHAKE_AUDITS_PER_KEY_PER_SECOND: u64 = 2;
+/// Characters of a handshake error's text kept in the trail (rustls and I/O
+/// errors can quote what the peer sent).
+const HANDSHAKE_ERROR_CHARS: usize = 256;
 
 /// At most this many `admission.denied` events per second reach the audit trail
 /// in all, and at most [`DENIAL_AUDITS_PER_KEY_PER_SECOND`] per (source address,
@@ -96,7 +104,7 @@ struct Shared {
     settings: GatewaySettings,
     deps: GatewayDeps,
     acceptor: TlsAcceptor,
-    handshake_audits: AuditBudget<()>,
+    handshake_audits: AuditBudget<(IpAddr, HandshakeFailure)>,
     limits: ConnLimiter,
     denial_audits: AuditBudget<(IpAddr, DenyReason)>,
 }
@@ -143,7 +151,7 @@ impl Gateway {
                 acceptor: TlsAcceptor::from(tls),
                 denial_minute: AtomicI64::new(0),
                 denials_this_minute: AtomicU64::new(0),
-                handshake_audits: AuditBudget::new(HANDSHAKE_AUDITS_PER_SECOND, HANDSHAKE_AUDITS_PER_SECOND),
+                handshake_audits: AuditBudget::new(HANDSHAKE_AUDITS_PER_SECOND, HANDSHAKE_AUDITS_PER_KEY_PER_SECOND),
                 denial_audits: AuditBudget::new(DENIAL_AUDITS_PER_SECOND, DENIAL_AUDITS_PER_KEY_PER_SECOND),
             }),
         }
@@ -239,8 +247,10 @@ async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
         let handshake = tokio::time::timeout(shared.settings.handshake_timeout, shared.acceptor.accept(tcp)).await;
         let mut tls = match handshake {
             Ok(Ok(tls)) => tls,
-            Ok(Err(e)) => return handshake_failed(&shared, &id, peer, &e.to_string()).await,
-            Err(_) => return handshake_failed(&shared, &id, peer, "handshake timeout").await,
+            Ok(Err(e)) => return handshake_failed(&shared, &id, peer, HandshakeFailure::of(&e), &e.to_string()).await,
+            Err(_) => {
+                return handshake_failed(&shared, &id, peer, HandshakeFailure::Timeout, "handshake timeout").await
+            }
         };
         let facts = presented(&tls);
         let decision = match shared.deps.cache.snapshot().await {
@@ -351,10 +361,13 @@ async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts:
     }
 }
 
-async fn handshake_failed(shared: &Shared, id: &SessionId, peer: SocketAddr, error: &str) {
-    tracing::info!(error, "TLS handshake failed");
+async fn handshake_failed(shared: &Shared, id: &SessionId, peer: SocketAddr, class: HandshakeFailure, error: &str) {
+    let error = bounded(error, HANDSHAKE_ERROR_CHARS);
+    // Debug-formatted: the text may quote the peer, escaped so it cannot forge log lines.
+    tracing::info!(class = class.code(), error = ?error, "TLS handshake failed");
     let now = shared.deps.clock.now();
-    let Some(suppressed) = shared.handshake_audits.admit((), now) else {
+    let source = peer.ip().to_canonical();
+    let Some(suppressed) = shared.handshake_audits.admit((source, class), now) else {
         return;
     };
     let event = AuditEvent::new(
@@ -364,8 +377,9 @@ async fn handshake_failed(shared: &Shared, id: &SessionId, peer: SocketAddr, err
         id.as_str(),
         "denied",
         json!({
-            "source_ip": peer.ip().to_canonical().to_string(),
+            "source_ip": source.to_string(),
             "source_port": peer.port(),
+            "class": class.code(),
             "error": error,
             "suppressed_since_last": suppressed,
             "node": shared.settings.node,

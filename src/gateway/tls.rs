@@ -2,6 +2,7 @@
 //! required and verified against the vendor CA) and the technician's client side
 //! used by `portier connect` and the tests.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -32,6 +33,75 @@ pub enum TlsError {
     Verifier(String),
     #[error("{0}")]
     Rustls(#[from] rustls::Error),
+}
+
+/// Why a TLS handshake failed, in a few classes: recorded in
+/// `tls.handshake_failed` and, with the source address, the key of its audit
+/// budget, so one source's flood of one kind cannot hide other failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HandshakeFailure {
+    /// Not finished within the handshake timeout.
+    Timeout,
+    /// The peer closed or reset the connection before finishing.
+    Closed,
+    /// The client presented no certificate.
+    NoCertificate,
+    /// The client's certificate was refused (unknown issuer, expired, bad signature…).
+    BadCertificate,
+    /// Not TLS, a version or cipher we do not offer, an alert, a malformed message.
+    Protocol,
+    /// Anything else (local I/O errors and the like).
+    Other,
+}
+
+impl HandshakeFailure {
+    /// The class of an error returned by the TLS acceptor: from the rustls error
+    /// it wraps when there is one, else from the I/O error kind.
+    pub fn of(error: &io::Error) -> Self {
+        if let Some(tls) = error.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+            return Self::of_rustls(tls);
+        }
+        match error.kind() {
+            io::ErrorKind::TimedOut => Self::Timeout,
+            io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe => Self::Closed,
+            _ => Self::Other,
+        }
+    }
+
+    fn of_rustls(error: &rustls::Error) -> Self {
+        use rustls::Error as E;
+        match error {
+            E::NoCertificatesPresented => Self::NoCertificate,
+            E::InvalidCertificate(_) => Self::BadCertificate,
+            E::InappropriateMessage { .. }
+            | E::InappropriateHandshakeMessage { .. }
+            | E::InvalidEncryptedClientHello(_)
+            | E::InvalidMessage(_)
+            | E::UnsupportedNameType
+            | E::DecryptError
+            | E::PeerIncompatible(_)
+            | E::PeerMisbehaved(_)
+            | E::AlertReceived(_)
+            | E::PeerSentOversizedRecord
+            | E::NoApplicationProtocol => Self::Protocol,
+            _ => Self::Other,
+        }
+    }
+
+    /// The class as written in the audit trail.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Closed => "closed",
+            Self::NoCertificate => "no_certificate",
+            Self::BadCertificate => "bad_certificate",
+            Self::Protocol => "protocol",
+            Self::Other => "other",
+        }
+    }
 }
 
 /// The crypto provider Portier uses everywhere (ring).
@@ -217,4 +287,45 @@ pub fn technician_client_config(
         .with_custom_certificate_verifier(verifier)
         .with_client_auth_cert(client_chain, client_key)?;
     Ok(Arc::new(cfg))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use super::HandshakeFailure as F;
+
+    #[test]
+    fn handshake_failures_are_classed_from_the_rustls_error() {
+        let tls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        let cases = [
+            (tls(rustls::Error::NoCertificatesPresented), F::NoCertificate),
+            (
+                tls(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::UnknownIssuer,
+                )),
+                F::BadCertificate,
+            ),
+            (
+                tls(rustls::Error::InvalidMessage(
+                    rustls::InvalidMessage::InvalidContentType,
+                )),
+                F::Protocol,
+            ),
+            (
+                tls(rustls::Error::AlertReceived(rustls::AlertDescription::HandshakeFailure)),
+                F::Protocol,
+            ),
+            // A text that looks like another class does not fool the classifier.
+            (tls(rustls::Error::General("no certificate".into())), F::Other),
+            (io::Error::from(io::ErrorKind::UnexpectedEof), F::Closed),
+            (io::Error::from(io::ErrorKind::ConnectionReset), F::Closed),
+            (io::Error::from(io::ErrorKind::TimedOut), F::Timeout),
+            (io::Error::other("something else"), F::Other),
+        ];
+        for (error, class) in cases {
+            assert_eq!(F::of(&error), class, "{error}");
+        }
+        assert_eq!(F::NoCertificate.code(), "no_certificate");
+    }
 }

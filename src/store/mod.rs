@@ -38,6 +38,10 @@ pub enum StoreError {
     /// A uniqueness rule or a state transition forbids the change.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database refuses a value the caller sent, whatever the state (PostgreSQL
+    /// stores no NUL character in text): the caller's mistake, not an outage.
+    #[error("value refused by the database: {0}")]
+    Invalid(&'static str),
     /// A stored value that does not parse (a bug, or tampering).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
@@ -65,6 +69,11 @@ impl From<sqlx::Error> for StoreError {
                 let shown = constraint_message(db.as_ref());
                 tracing::debug!(database_message = db.message(), constraint = ?db.constraint(), shown, "constraint refused a change");
                 StoreError::Conflict(shown.to_owned())
+            }
+            // character_not_in_repertoire: a NUL in a text parameter (an id in a
+            // path or body); reported as the input's fault, not as "unreachable".
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => {
+                StoreError::Invalid("text holding a NUL character")
             }
             _ => StoreError::Unavailable(e),
         }

@@ -3,15 +3,19 @@
 //! vendor-CA certificate), and a refused change made with `Authorization: bearer`
 //! was attributed to `unauthenticated`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use portier::audit::AuditRecord;
+use portier::clock::ManualClock;
 use portier::pki::CertAuthority;
 use portier::store::AuditFilter;
 
 use crate::common::{connect_from, echo_device, read_all, TestApp, TestDb};
 use crate::on_both_backends;
+
+use super::support::{within, OwnPostgres};
 
 /// The product's per-key budget (per source address for refused API calls, per
 /// (source, reason) for denials): events per second.
@@ -206,3 +210,137 @@ on_both_backends!(
     lower_case_bearer_refusal_is_attributed_to_the_account,
     super::lower_case_bearer_names_the_account
 );
+
+/// Connects from `source` and sends an HTTP request instead of a TLS hello; the
+/// gateway's handshake fails (`protocol`) and it closes the connection.
+async fn garbage_from(source: &str, gateway: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(std::net::SocketAddr::new(source.parse().unwrap(), 0))
+        .unwrap();
+    let mut tcp = sock.connect(gateway).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: mri-1\r\n\r\n").await.unwrap();
+    let mut sink = Vec::new();
+    // Closed or reset: either way the gateway is done with it.
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read_to_end(&mut sink)).await;
+    assert!(read.is_ok(), "garbage connection not closed");
+}
+
+fn detail(e: &AuditRecord, key: &str) -> serde_json::Value {
+    let d: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+    d[key].clone()
+}
+
+/// Handshake failures are budgeted per (source, failure class) as well as in all:
+/// one source flooding the gateway with garbage in one second (the product's
+/// clock stands still, so every failure falls in the same second) fills its own
+/// budget, not everyone's; a failure from another source is still audited, with
+/// its class and a bounded error text, and every failure is accounted for.
+async fn handshake_flood(db: TestDb) {
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with(db, "", clock.clone()).await;
+    let gw = t.app.gateway_addr;
+    const FLOOD: usize = 60;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..FLOOD / 4 {
+                garbage_from("127.0.0.2", gw).await;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    garbage_from("127.0.0.3", gw).await;
+    let from = |events: &[AuditRecord], ip: &str| -> Vec<AuditRecord> {
+        events
+            .iter()
+            .filter(|e| detail(e, "source_ip") == ip)
+            .cloned()
+            .collect()
+    };
+    let other = within(5, "the other source's failure audited", || async {
+        let all = events(&t, "tls.handshake_failed").await;
+        let other = from(&all, "127.0.0.3");
+        (!other.is_empty()).then_some(other)
+    })
+    .await;
+    assert_eq!(other.len(), 1);
+    assert_eq!(detail(&other[0], "class"), "protocol", "{}", other[0].details);
+    let all = events(&t, "tls.handshake_failed").await;
+    assert!(all.len() <= 20, "global budget: {} events", all.len());
+    let flooder = from(&all, "127.0.0.2");
+    assert_eq!(flooder.len(), 2, "per-key budget: {} events", flooder.len());
+    for e in &all {
+        assert!(e.details.len() <= 600, "details bounded: {}", e.details);
+        let error = detail(e, "error");
+        assert!(error.as_str().is_some_and(|s| s.chars().count() <= 300), "{error}");
+    }
+
+    // The next second: the flooder's next event counts every failure left out.
+    clock.advance(chrono::Duration::seconds(1));
+    garbage_from("127.0.0.2", gw).await;
+    let last = within(5, "the flooder's next failure audited", || async {
+        let flooder = from(&events(&t, "tls.handshake_failed").await, "127.0.0.2");
+        (flooder.len() == 3).then(|| flooder.last().cloned()).flatten()
+    })
+    .await;
+    assert_eq!(suppressed(&last), (FLOOD - 2) as u64, "{}", last.details);
+    t.stop().await;
+}
+on_both_backends!(one_source_cannot_hide_other_handshake_failures, super::handshake_flood);
+
+/// A refused change is attributed to the account the handler authenticated, not
+/// by looking the token up again: with the database stopped, a vendor account
+/// this node knows is accepted from memory for a restrictive action
+/// (`RestrictiveCaller`), refused (403, not security), and the refusal — stored
+/// once the database is back — names the account, not `unauthenticated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusal_during_an_outage_is_attributed_to_the_account() {
+    let Some(pg) = tokio::task::spawn_blocking(OwnPostgres::start).await.unwrap() else {
+        return;
+    };
+    let t = TestApp::spawn(TestDb::postgres_at(&pg.admin_url()).await).await;
+    let (st, v) = t
+        .call(
+            "POST",
+            "/api/v1/vendors",
+            Some(&t.admin),
+            Some(serde_json::json!({"name": "Acme", "networks": ["127.0.0.2"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{v}");
+    let token = t.token("vendor", "desk", v["id"].as_str()).await;
+    // Authenticated once by the store: this node now knows the account.
+    let (st, me) = t.call("GET", "/api/v1/me", Some(&token), None).await;
+    assert_eq!(st, 200, "{me}");
+    let account = me["id"].as_str().unwrap().to_owned();
+
+    tokio::task::block_in_place(|| pg.stop_server());
+    let (st, e) = t
+        .call(
+            "POST",
+            "/api/v1/lockdown",
+            Some(&token),
+            Some(serde_json::json!({"reason": "vendor tries"})),
+        )
+        .await;
+    assert_eq!(st, 403, "accepted from memory, then refused: {e}");
+    tokio::task::block_in_place(|| pg.start_server());
+
+    let refused = within(40, "the refusal stored after the outage", || async {
+        let all =
+            t.db.store
+                .list_audit(&AuditFilter {
+                    action: Some("api.refused".into()),
+                    ..AuditFilter::default()
+                })
+                .await
+                .ok()?;
+        all.into_iter().find(|e| e.object == "/api/v1/lockdown")
+    })
+    .await;
+    assert_eq!(refused.actor, account, "{}", refused.details);
+    t.stop().await;
+}

@@ -655,6 +655,92 @@ async fn devices_by_name(db: TestDb) {
 }
 on_both_backends!(window_requests_accept_device_names, super::devices_by_name);
 
+/// Makes every read of the vendors table fail, as a store that refuses would
+/// (the table is renamed under the running node).
+async fn hide_vendors_table(db: &TestDb) {
+    use sqlx::Connection;
+    let sql = "ALTER TABLE vendors RENAME TO vendors_hidden";
+    if db.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql).execute(&mut c).await.unwrap();
+    }
+}
+
+/// A vendor that does not exist is the caller's mistake (422); a store that
+/// fails on the lookup is not, and is not reported as one: the client hears
+/// 503 and may retry, instead of "unknown vendor" for a vendor that exists.
+async fn store_failure_is_not_an_unknown_vendor(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", echo_device().await).await;
+    let security = t.token("security", "soc", None).await;
+    let starts = Utc::now() + chrono::Duration::hours(1);
+    let calls = |vendor: &str| {
+        [
+            (
+                "/api/v1/emergency",
+                security.clone(),
+                json!({"vendor_id": vendor, "device_ids": ["mri-1"], "duration_minutes": 10, "justification": "MRI down"}),
+            ),
+            (
+                "/api/v1/windows",
+                t.admin.clone(),
+                json!({"vendor_id": vendor, "device_ids": ["mri-1"], "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "reason": "r"}),
+            ),
+            (
+                "/api/v1/devices",
+                t.admin.clone(),
+                json!({"name": "ct-2", "address": "127.0.0.1:9", "protocol": "echo", "vendor_ids": [vendor]}),
+            ),
+            (
+                "/api/v1/users",
+                t.admin.clone(),
+                json!({"name": "desk-2", "role": "vendor", "vendor_id": vendor}),
+            ),
+        ]
+    };
+    for (path, token, body) in calls("no-such-vendor") {
+        let (st, e) = t.call("POST", path, Some(&token), Some(body)).await;
+        assert_eq!(st, 422, "{path}: {e}");
+        assert!(e["message"].as_str().unwrap().contains("unknown vendor"), "{path}: {e}");
+    }
+    hide_vendors_table(&t.db).await;
+    for (path, token, body) in calls(&sc.vendor_id) {
+        let (st, e) = t.call("POST", path, Some(&token), Some(body)).await;
+        assert_eq!(st, 503, "{path}: {e}");
+        assert_eq!(e["error"], "store_unavailable", "{path}: {e}");
+    }
+    t.stop().await;
+}
+on_both_backends!(
+    a_failing_store_is_not_reported_as_an_unknown_vendor,
+    super::store_failure_is_not_an_unknown_vendor
+);
+
+/// A NUL character in an id is the caller's mistake on both backends (PostgreSQL
+/// refuses to store it): 4xx, never "the database cannot be reached".
+async fn nul_in_ids(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let (st, e) = t.call("GET", "/api/v1/vendors/a%00b", Some(&t.admin), None).await;
+    assert!(matches!(st, 400 | 404), "{st} {e}");
+    let (st, e) = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&t.admin),
+            Some(json!({"name": "desk-2", "role": "vendor", "vendor_id": "a\u{0}b"})),
+        )
+        .await;
+    assert!(matches!(st, 400 | 422), "{st} {e}");
+    // The store is still up for everyone else.
+    let (st, _) = t.call("GET", "/api/v1/vendors", Some(&t.admin), None).await;
+    assert_eq!(st, 200);
+    t.stop().await;
+}
+on_both_backends!(a_nul_in_an_id_is_the_callers_mistake, super::nul_in_ids);
+
 /// A time without an offset is explained, with the field's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timestamps_without_offset_are_explained() {
@@ -685,7 +771,8 @@ async fn timestamps_without_offset_are_explained() {
     t.stop().await;
 }
 
-/// Every operation documents the answers its shape can give, and an error the
+/// Every operation documents the answers its shape can give (408 included: the
+/// request deadline applies to all), and an error the
 /// framework itself produces still has the documented JSON body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_answer_is_documented() {
@@ -703,6 +790,8 @@ async fn every_answer_is_documented() {
             if !public {
                 assert!(has("401") && has("503"), "{method} {path}: {responses:?}");
             }
+            // The request deadline (30 s) bounds every operation.
+            assert!(has("408"), "{method} {path} lacks 408");
             if op.get("requestBody").is_some() {
                 for code in ["400", "413", "415"] {
                     assert!(has(code), "{method} {path} lacks {code}");
