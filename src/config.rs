@@ -65,6 +65,10 @@ pub struct GatewayConfig {
     /// on`, read every 250 ms), so a lockdown reaches it without the database.
     /// Relative to the configuration file's directory.
     pub lockdown_file: PathBuf,
+    /// Load balancers whose connections start with a PROXY protocol v2
+    /// header naming the technician's address (required from them, refused
+    /// from anyone else). Empty: PROXY protocol off.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 impl Default for GatewayConfig {
@@ -84,6 +88,7 @@ impl Default for GatewayConfig {
             linger_secs: 2,
             node: "local".into(),
             lockdown_file: "lockdown".into(),
+            proxy_protocol_from: Vec::new(),
         }
     }
 }
@@ -410,6 +415,11 @@ impl Settings {
             )));
         }
         self.validate_liveness()?;
+        if let Some(net) = self.gateway.proxy_protocol_from.iter().find(|n| n.prefix_len() == 0) {
+            return Err(ConfigError::Invalid(format!(
+                "gateway.proxy_protocol_from: {net} would let anyone claim any source address; list the balancers' addresses"
+            )));
+        }
         if !(1..=32).contains(&self.policy.min_network_prefix_v4)
             || !(1..=128).contains(&self.policy.min_network_prefix_v6)
         {
@@ -517,6 +527,7 @@ impl Settings {
             max_connections_per_source: self.gateway.max_connections_per_source,
             linger: Duration::from_secs(self.gateway.linger_secs),
             node: self.gateway.node.clone(),
+            proxy_protocol_from: self.gateway.proxy_protocol_from.clone(),
         }
     }
 
@@ -581,6 +592,10 @@ mod tests {
                 ("PORTIER_GATEWAY_TLS_VERSIONS", "[\"1.2\", \"1.3\"]"),
                 ("PORTIER_DATABASE_URL", "postgres://localhost/p"),
                 ("PORTIER_POLICY_ON_OVERDUE_REPORT", "warn"),
+                (
+                    "PORTIER_GATEWAY_PROXY_PROTOCOL_FROM",
+                    "[\"10.0.0.5/32\", \"fd00::/64\"]",
+                ),
                 ("PORTIER_TEST_PG_URL", "ignored: not a section"),
             ]),
         )
@@ -592,6 +607,7 @@ mod tests {
         assert_eq!(s.gateway.tls_versions.len(), 2);
         assert_eq!(s.database.url, "postgres://localhost/p");
         assert_eq!(s.policy.on_overdue_report, OverdueMode::Warn);
+        assert_eq!(s.gateway_settings().proxy_protocol_from.len(), 2);
     }
 
     #[test]
@@ -607,6 +623,8 @@ mod tests {
             ("[gateway]\nfd_reserve = 10\n", env(&[])),
             ("[database]\nheartbeat_secs = 5\nnode_stale_secs = 10\n", env(&[])),
             ("[database]\nretry_queue = 0\n", env(&[])),
+            ("[gateway]\nproxy_protocol_from = [\"0.0.0.0/0\"]\n", env(&[])),
+            ("[gateway]\nproxy_protocol_from = [\"10.0.0.300/32\"]\n", env(&[])),
             ("[database]\nurl = \"mysql://x\"\n", env(&[])),
             ("[policy]\non_overdue_report = \"ignore\"\n", env(&[])),
             ("not toml", env(&[])),

@@ -98,7 +98,9 @@ impl Drop for SourceSlot {
 /// Held for as long as an admitted connection lives.
 #[derive(Debug)]
 pub struct ConnPermit {
-    _source: SourceSlot,
+    /// `None` until known when the peer is a load balancer speaking the PROXY
+    /// protocol: the balancer's own address is not the client's.
+    _source: Option<SourceSlot>,
     _total: OwnedSemaphorePermit,
 }
 
@@ -153,7 +155,7 @@ impl ConnLimiter {
             Some(slot) => match self.total.clone().try_acquire_owned() {
                 Ok(total) => {
                     return Some(ConnPermit {
-                        _source: slot,
+                        _source: Some(slot),
                         _total: total,
                     })
                 }
@@ -162,6 +164,40 @@ impl ConnLimiter {
         };
         self.refused(ip, refused);
         None
+    }
+
+    /// A permit under the global limit only, for a connection from a load
+    /// balancer: every client behind it shares its address, so the per-source
+    /// limit is applied to the client's address once the PROXY header names it
+    /// ([`attach_source`](Self::attach_source)).
+    pub fn admit_relayed(&self, peer: SocketAddr) -> Option<ConnPermit> {
+        match self.total.clone().try_acquire_owned() {
+            Ok(total) => Some(ConnPermit {
+                _source: None,
+                _total: total,
+            }),
+            Err(_) => {
+                self.refused(peer.ip().to_canonical(), Limit::Global);
+                None
+            }
+        }
+    }
+
+    /// Counts `permit` against the per-source limit of `source` (the address a
+    /// PROXY header carried); `false` when that source holds its maximum (then
+    /// the caller closes the connection; the refusal is logged and audited).
+    pub fn attach_source(&self, permit: &mut ConnPermit, source: IpAddr) -> bool {
+        let ip = source.to_canonical();
+        match self.sources.acquire(ip) {
+            Some(slot) => {
+                permit._source = Some(slot);
+                true
+            }
+            None => {
+                self.refused(ip, Limit::PerSource);
+                false
+            }
+        }
     }
 
     /// Connections `ip` holds now.

@@ -1,6 +1,7 @@
 //! The TLS gateway: accepts technicians' connections, asks the policy, records
 //! the session durably, then pumps bytes to the device until the tunnel ends.
 
+pub mod proxy;
 mod registry;
 pub mod tls;
 mod tunnel;
@@ -24,7 +25,7 @@ use crate::admission::AdmissionCache;
 use crate::audit::{AuditEvent, GATEWAY_ACTOR};
 use crate::budget::{bounded, AuditBudget};
 use crate::clock::SharedClock;
-use crate::conn_limit::ConnLimiter;
+use crate::conn_limit::{ConnLimiter, ConnPermit};
 use crate::domain::{EndReason, Fingerprint, SessionId};
 use crate::pki::CertInfo;
 use crate::policy::{self, Admission, Decision, Denial, DenyReason, Facts};
@@ -49,6 +50,9 @@ pub struct GatewaySettings {
     pub linger: Duration,
     /// This node's name, recorded with its sessions.
     pub node: String,
+    /// Load balancers that must open each connection with a PROXY protocol v2
+    /// header; empty: PROXY protocol off.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 impl Default for GatewaySettings {
@@ -60,6 +64,7 @@ impl Default for GatewaySettings {
             max_connections_per_source: 64,
             linger: Duration::from_secs(2),
             node: "local".into(),
+            proxy_protocol_from: Vec::new(),
         }
     }
 }
@@ -185,13 +190,20 @@ impl Gateway {
             };
             // Checked before any TLS work; beyond a limit the connection is
             // dropped here, closed at once (logged and audited within a budget).
-            let Some(permit) = self.shared.limits.admit(peer) else {
+            // Behind a balancer every client shares its address: the
+            // per-source limit waits for the address its PROXY header carries.
+            let relayed = self.shared.is_balancer(peer.ip());
+            let permit = if relayed {
+                self.shared.limits.admit_relayed(peer)
+            } else {
+                self.shared.limits.admit(peer)
+            };
+            let Some(permit) = permit else {
                 continue;
             };
             let shared = self.shared.clone();
             tasks.spawn(async move {
-                handle(shared, tcp, peer).await;
-                drop(permit);
+                handle(shared, tcp, peer, relayed, permit).await;
             });
         }
         let cut = self.shared.deps.registry.cut_all(EndReason::GatewayShutdown);
@@ -207,6 +219,12 @@ impl Gateway {
 }
 
 impl Shared {
+    /// Whether `ip` is a configured load balancer (PROXY header required).
+    fn is_balancer(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.settings.proxy_protocol_from.iter().any(|n| n.contains(&ip))
+    }
+
     /// Counts denials per minute; the burst threshold is notified once per minute.
     fn note_denial(&self, peer: SocketAddr, reason: DenyReason) {
         let minute = self.deps.clock.now().timestamp() / 60;
@@ -239,12 +257,71 @@ fn presented(tls: &TlsStream<TcpStream>) -> Presented {
     }
 }
 
-async fn handle(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr) {
+/// The technician's address: from the PROXY header on a balancer's connection
+/// (`None`: closed, already reported), else the TCP peer, which must not send a
+/// PROXY header. Bounded by `deadline`; reads exactly the header, no TLS byte.
+async fn source_of(
+    shared: &Shared,
+    id: &SessionId,
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    relayed: bool,
+    permit: &mut ConnPermit,
+    deadline: tokio::time::Instant,
+) -> Option<SocketAddr> {
+    if !relayed {
+        // A TLS record never starts with the signature's first byte, so one
+        // peek tells a PROXY header from a ClientHello; errors and EOF are left
+        // for the handshake to report.
+        let mut first = [0u8; proxy::SIGNATURE.len()];
+        return match tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+            Ok(Ok(n)) if proxy::looks_like_header(first.get(..n).unwrap_or_default()) => {
+                let error = "PROXY protocol header from an address not in gateway.proxy_protocol_from";
+                handshake_failed(shared, id, peer, HandshakeFailure::ProxyHeaderUntrusted, error).await;
+                None
+            }
+            Ok(_) => Some(peer),
+            Err(_) => {
+                handshake_failed(shared, id, peer, HandshakeFailure::Timeout, "handshake timeout").await;
+                None
+            }
+        };
+    }
+    let source = match tokio::time::timeout_at(deadline, proxy::read(tcp)).await {
+        Ok(Ok(proxy::ProxyHeader::Proxied { source })) => SocketAddr::new(source.ip().to_canonical(), source.port()),
+        Ok(Ok(proxy::ProxyHeader::Local)) => {
+            // The balancer's health check: no client, nothing to admit or audit.
+            tracing::debug!("PROXY LOCAL (health check): closed");
+            return None;
+        }
+        Ok(Err(e)) => {
+            handshake_failed(shared, id, peer, HandshakeFailure::ProxyHeaderInvalid, &e.to_string()).await;
+            return None;
+        }
+        Err(_) => {
+            handshake_failed(shared, id, peer, HandshakeFailure::Timeout, "PROXY header timeout").await;
+            return None;
+        }
+    };
+    tracing::Span::current().record("source", tracing::field::display(source));
+    // The per-source limit, skipped at accept for the balancer, bites here
+    // (refusal logged and audited as `connection.limited` for the technician's address).
+    shared.limits.attach_source(permit, source.ip()).then_some(source)
+}
+
+async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, peer: SocketAddr, relayed: bool, mut permit: ConnPermit) {
     let id = SessionId::generate();
-    let span = info_span!("conn", %peer, id = %id);
+    let span = info_span!("conn", %peer, id = %id, source = tracing::field::Empty);
     async move {
         let _ = tcp.set_nodelay(true);
-        let handshake = tokio::time::timeout(shared.settings.handshake_timeout, shared.acceptor.accept(tcp)).await;
+        // One deadline for the PROXY header and the TLS handshake together.
+        let deadline = tokio::time::Instant::now() + shared.settings.handshake_timeout;
+        // From here on `peer` is the technician's address (declared-IP rule,
+        // session record, audit); the permit is held until the connection ends.
+        let Some(peer) = source_of(&shared, &id, &mut tcp, peer, relayed, &mut permit, deadline).await else {
+            return;
+        };
+        let handshake = tokio::time::timeout_at(deadline, shared.acceptor.accept(tcp)).await;
         let mut tls = match handshake {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return handshake_failed(&shared, &id, peer, HandshakeFailure::of(&e), &e.to_string()).await,

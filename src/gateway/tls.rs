@@ -50,6 +50,10 @@ pub enum HandshakeFailure {
     BadCertificate,
     /// Not TLS, a version or cipher we do not offer, an alert, a malformed message.
     Protocol,
+    /// A configured load balancer sent no valid PROXY protocol v2 header.
+    ProxyHeaderInvalid,
+    /// A PROXY protocol header from an address not in `gateway.proxy_protocol_from`.
+    ProxyHeaderUntrusted,
     /// Anything else (local I/O errors and the like).
     Other,
 }
@@ -99,6 +103,8 @@ impl HandshakeFailure {
             Self::NoCertificate => "no_certificate",
             Self::BadCertificate => "bad_certificate",
             Self::Protocol => "protocol",
+            Self::ProxyHeaderInvalid => "proxy_header_invalid",
+            Self::ProxyHeaderUntrusted => "proxy_header_untrusted",
             Self::Other => "other",
         }
     }
