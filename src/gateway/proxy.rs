@@ -193,7 +193,8 @@ mod tests {
         v1[12] = 0x11;
         let (f, rest) = split(&v1);
         assert_eq!(parse(&f, rest), Err(ProxyError::Version(1)));
-        let (f, rest) = split(&header(0, 0x00, &[]));
+        let local = header(0, 0x00, &[]);
+        let (f, rest) = split(&local);
         assert_eq!(parse(&f, rest), Ok(ProxyHeader::Local));
         let mut tls = [0u8; 16];
         tls[0] = 0x16;
