@@ -206,6 +206,7 @@ impl App {
                 database: redact_url(&settings.database.url),
                 webhooks: settings.notify.webhooks.iter().map(|w| redact_url(&w.url)).collect(),
                 syslog: settings.notify.syslog.clone(),
+                proxy_protocol_from: g.proxy_protocol_from.clone(),
             }),
         };
 

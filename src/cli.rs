@@ -228,6 +228,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|w| crate::redact::redact_url(&w.url))
                     .collect(),
                 syslog: settings.notify.syslog.clone(),
+                proxy_protocol_from: settings.gateway.proxy_protocol_from.clone(),
             };
             let rows = crate::flows::matrix(&node, &store.list_vendors().await?, &store.list_devices().await?);
             match format.as_str() {

@@ -21,6 +21,8 @@ pub struct NodeFlows {
     /// Webhook URLs (shown redacted: they may carry credentials).
     pub webhooks: Vec<String>,
     pub syslog: Option<String>,
+    /// Load balancers relaying technicians with a PROXY protocol v2 header.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
 }
 
 /// One row.
@@ -88,6 +90,17 @@ pub fn matrix(node: &NodeFlows, vendors: &[Vendor], devices: &[Device]) -> Vec<F
                 encryption: tls.clone(),
             });
         }
+    }
+    for (i, n) in node.proxy_protocol_from.iter().enumerate() {
+        rows.push(Flow {
+            id: format!("balancer-{}", i + 1),
+            description: "The TCP load balancer relays technicians' connections, each opened with a PROXY protocol v2 header naming the technician's address".into(),
+            internet_exposure: "no: between the balancer and the Portier nodes".into(),
+            source: format!("{n} (load balancer)"),
+            destination: format!("portier gateway {}", node.gateway),
+            protocol: format!("TCP/{} (PROXY v2 header, then TLS)", node.gateway.port()),
+            encryption: format!("{tls}; end to end, the balancer does not terminate TLS"),
+        });
     }
     for d in devices.iter().filter(|d| d.enabled) {
         for vid in &d.vendor_ids {

@@ -27,6 +27,11 @@ const BALANCER: &str = "127.0.0.4";
 
 /// A gateway that takes PROXY headers from [`BALANCER`] only.
 async fn gateway(store: Arc<dyn Store>, pki: &Pki) -> (SocketAddr, CancellationToken) {
+    gateway_with(store, pki, GatewaySettings::default().max_connections_per_source).await
+}
+
+/// [`gateway`] with a per-source limit of `per_source`.
+async fn gateway_with(store: Arc<dyn Store>, pki: &Pki, per_source: usize) -> (SocketAddr, CancellationToken) {
     let clock: SharedClock = Arc::new(SystemClock);
     let (journal, _task) = Journal::start(store.clone());
     let deps = GatewayDeps {
@@ -41,6 +46,7 @@ async fn gateway(store: Arc<dyn Store>, pki: &Pki) -> (SocketAddr, CancellationT
         connect_timeout: Duration::from_secs(2),
         linger: Duration::from_millis(500),
         proxy_protocol_from: vec![format!("{BALANCER}/32").parse().unwrap()],
+        max_connections_per_source: per_source,
         ..GatewaySettings::default()
     };
     let gw = Gateway::bind("127.0.0.1:0".parse().unwrap(), pki.gateway_tls(), settings, deps)
@@ -186,3 +192,99 @@ async fn refused_from_others_required_from_the_balancer(db: TestDb) {
     shutdown.cancel();
 }
 on_both_backends!(proxy_refused, super::refused_from_others_required_from_the_balancer);
+
+/// The per-source limit counts the carried address, not the balancer's: with a
+/// limit of one, a second tunnel from the same technician address is refused
+/// while another technician behind the same balancer still gets through.
+async fn per_source_limit_counts_the_carried_address(db: TestDb) {
+    let pki = Pki::generate();
+    let device = echo_device().await;
+    let sc = scene(db.store.as_ref(), &pki, device).await;
+    let (gw, shutdown) = gateway_with(db.store.clone(), &pki, 1).await;
+    let cfg = pki.client_tls(Some(&sc.tech_cert), TLS13);
+
+    let first: SocketAddr = "127.0.0.2:40010".parse().unwrap();
+    let mut held = connect_via(BALANCER, gw, Some(&v2_header(first, gw)), cfg.clone())
+        .await
+        .unwrap();
+    assert_eq!(echo_roundtrip(&mut held, b"one").await, b"one");
+
+    let again: SocketAddr = "127.0.0.2:40011".parse().unwrap();
+    let r = connect_via(BALANCER, gw, Some(&v2_header(again, gw)), cfg.clone()).await;
+    assert!(r.is_err(), "the same technician address beyond its limit is closed");
+    let limited = eventually(|| async {
+        audit_details(db.store.as_ref(), "connection.limited")
+            .await
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(
+        (limited["source_ip"].as_str(), limited["limit"].as_str()),
+        (Some("127.0.0.2"), Some("per_source"))
+    );
+
+    // Another address behind the same balancer is not limited by the first:
+    // it reaches the policy (and is denied there, being undeclared).
+    let other: SocketAddr = "192.0.2.9:40012".parse().unwrap();
+    let mut tls = connect_via(BALANCER, gw, Some(&v2_header(other, gw)), cfg)
+        .await
+        .unwrap();
+    let said = read_all(&mut tls).await.unwrap();
+    assert!(said.starts_with("PORTIER DENIED source_ip_not_declared"), "{said}");
+    drop(held);
+    shutdown.cancel();
+}
+on_both_backends!(proxy_per_source, super::per_source_limit_counts_the_carried_address);
+
+/// The whole node reads `gateway.proxy_protocol_from` from its configuration,
+/// admits through the balancer and lists the balancer in the flow matrix.
+async fn configured_node_lists_the_balancer_flow(db: TestDb) {
+    let t = TestApp::spawn_config(
+        db,
+        &format!("gateway.proxy_protocol_from = [\"{BALANCER}/32\"]"),
+        "",
+        Arc::new(SystemClock),
+    )
+    .await;
+    assert_eq!(t.settings().gateway_settings().proxy_protocol_from.len(), 1);
+    let auditor = t.token("auditor", "audit", None).await;
+    let csv = t
+        .http
+        .get(t.url("/api/v1/flows?format=csv"))
+        .bearer_auth(&auditor)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("balancer-1,") && l.contains("127.0.0.4/32 (load balancer)")),
+        "{csv}"
+    );
+    // A direct connection to this node (not from the balancer) with a header is refused.
+    let gw = t.app.gateway_addr;
+    let mut tcp = {
+        let sock = TcpSocket::new_v4().unwrap();
+        sock.bind("127.0.0.3:0".parse().unwrap()).unwrap();
+        sock.connect(gw).await.unwrap()
+    };
+    tcp.write_all(&v2_header("127.0.0.2:1".parse().unwrap(), gw))
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+    let ev = handshake_failure(t.app.store.as_ref(), "proxy_header_untrusted").await;
+    assert_eq!(ev["source_ip"], "127.0.0.3");
+    t.stop().await;
+}
+on_both_backends!(proxy_configured, super::configured_node_lists_the_balancer_flow);
