@@ -7,4 +7,5 @@ mod connections;
 mod control;
 mod faults;
 mod input;
+mod race;
 mod support;
