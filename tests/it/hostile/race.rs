@@ -1,5 +1,6 @@
 //! The registration race (issue 9, item 5): a cut committed while a tunnel's
-//! session record is being written must reach that tunnel. A store that holds
+//! session record is being written (revocation, lockdown, termination) must reach
+//! that tunnel before it reaches the device. A store that holds
 //! session starts for a while opens the gap wide; the revocation lands in it.
 
 use std::net::SocketAddr;
@@ -49,7 +50,7 @@ async fn counting_device() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, count)
 }
 
-/// Which way the revocation reaches the gateway during the gap.
+/// Which cut lands in the gap, and how it reaches the gateway.
 #[derive(Clone, Copy)]
 enum Cut {
     /// Committed, then the registry is told (what the API does).
@@ -58,9 +59,23 @@ enum Cut {
     /// committed after admission read its snapshot, and its registry cut ran
     /// before the tunnel registered).
     StoreOnly,
+    /// Lockdown: every tunnel is cut through the registry.
+    Lockdown,
+    /// Security terminates the session by its id (listed as live).
+    Terminate,
 }
 
-async fn revoke_in_the_gap(db: TestDb, how: Cut) {
+impl Cut {
+    fn end_reason(self) -> EndReason {
+        match self {
+            Cut::StoreThenRegistry | Cut::StoreOnly => EndReason::WindowRevoked,
+            Cut::Lockdown => EndReason::Lockdown,
+            Cut::Terminate => EndReason::Terminated,
+        }
+    }
+}
+
+async fn cut_in_the_gap(db: TestDb, how: Cut) {
     let pki = Pki::generate();
     let (device, connections) = counting_device().await;
     let s = scene(db.store.as_ref(), &pki, device).await;
@@ -76,27 +91,33 @@ async fn revoke_in_the_gap(db: TestDb, how: Cut) {
     tls.write_all(b"hello device").await.unwrap();
     tls.flush().await.unwrap();
 
-    // The session start is being written: revoke now.
+    // The session start is being written: cut now.
     tokio::time::timeout(Duration::from_secs(5), slow.entered.notified())
         .await
         .expect("the session start never reached the store");
-    db.store
-        .transition_window(
-            &s.window.id,
-            &WindowTransition {
-                from: vec![WindowState::Approved],
-                to: WindowState::Revoked,
-                by: "security-user".into(),
-                reason: Some("race test".into()),
-                at: Utc::now(),
-            },
-        )
-        .await
-        .unwrap();
+    if matches!(how, Cut::StoreThenRegistry | Cut::StoreOnly) {
+        db.store
+            .transition_window(
+                &s.window.id,
+                &WindowTransition {
+                    from: vec![WindowState::Approved],
+                    to: WindowState::Revoked,
+                    by: "security-user".into(),
+                    reason: Some("race test".into()),
+                    at: Utc::now(),
+                },
+            )
+            .await
+            .unwrap();
+    }
     let registered = gw.registry.len();
     let cut = match how {
         Cut::StoreThenRegistry => gw.registry.cut_window(&s.window.id, EndReason::WindowRevoked),
         Cut::StoreOnly => 0,
+        Cut::Lockdown => gw.registry.cut_all(EndReason::Lockdown),
+        Cut::Terminate => gw.registry.list().first().map_or(0, |l| {
+            usize::from(gw.registry.cut_session(&l.id, EndReason::Terminated))
+        }),
     };
 
     // Nothing from the device, and the connection closes.
@@ -110,7 +131,7 @@ async fn revoke_in_the_gap(db: TestDb, how: Cut) {
         "the gateway connected to the device"
     );
     assert_eq!(registered, 1, "the tunnel is registered before its record is written");
-    if matches!(how, Cut::StoreThenRegistry) {
+    if !matches!(how, Cut::StoreOnly) {
         assert_eq!(cut, 1, "the registry cut finds the registering tunnel");
     }
 
@@ -129,7 +150,7 @@ async fn revoke_in_the_gap(db: TestDb, how: Cut) {
     })
     .await;
     let id = session.id.clone();
-    assert_eq!(session.end_reason, Some(EndReason::WindowRevoked));
+    assert_eq!(session.end_reason, Some(how.end_reason()));
     assert_eq!((session.bytes_from_vendor, session.bytes_to_vendor), (0, 0));
     let ended = db
         .store
@@ -144,13 +165,13 @@ async fn revoke_in_the_gap(db: TestDb, how: Cut) {
         .find(|e| e.object == id.as_str())
         .unwrap_or_else(|| panic!("no session.ended for {id}: {ended:?}"));
     let details: serde_json::Value = serde_json::from_str(&e.details).unwrap();
-    assert_eq!(details["end_reason"], "window_revoked");
+    assert_eq!(details["end_reason"], how.end_reason().as_str());
     assert!(gw.registry.is_empty());
     gw.stop().await;
 }
 
 async fn revoke_through_the_registry_in_the_gap(db: TestDb) {
-    revoke_in_the_gap(db, Cut::StoreThenRegistry).await;
+    cut_in_the_gap(db, Cut::StoreThenRegistry).await;
 }
 on_both_backends!(
     revoke_through_the_registry_in_the_gap_is_honoured,
@@ -158,12 +179,22 @@ on_both_backends!(
 );
 
 async fn revoke_missed_by_the_registry_is_caught_by_the_recheck(db: TestDb) {
-    revoke_in_the_gap(db, Cut::StoreOnly).await;
+    cut_in_the_gap(db, Cut::StoreOnly).await;
 }
 on_both_backends!(
     revoke_committed_in_the_gap_is_caught_by_the_recheck,
     super::revoke_missed_by_the_registry_is_caught_by_the_recheck
 );
+
+async fn lockdown_in_the_gap(db: TestDb) {
+    cut_in_the_gap(db, Cut::Lockdown).await;
+}
+on_both_backends!(lockdown_in_the_gap_is_honoured, super::lockdown_in_the_gap);
+
+async fn terminate_in_the_gap(db: TestDb) {
+    cut_in_the_gap(db, Cut::Terminate).await;
+}
+on_both_backends!(terminate_in_the_gap_is_honoured, super::terminate_in_the_gap);
 
 // Plain delegation, except `write_journal`.
 #[async_trait]
