@@ -521,19 +521,6 @@ async fn tunnel(
             "node": shared.settings.node,
         }),
     );
-    // Invariant 2: no byte reaches the device before the session is on disk.
-    if let Err(e) = deps.journal.write(JournalEntry::SessionStarted(session, event)).await {
-        tracing::error!(error = %e, "session record not written: refusing the tunnel");
-        let denial = Denial {
-            reason: DenyReason::StoreUnavailable,
-            vendor_id: Some(a.vendor_id),
-            technician_id: Some(a.technician_id),
-            device_id: Some(a.device_id),
-        };
-        record_denial(shared, id, peer, facts, &denial).await;
-        deny_on_wire(&mut tls, DenyReason::StoreUnavailable, id).await;
-        return;
-    }
     let live = Arc::new(
         LiveSession::new(
             id.clone(),
@@ -546,23 +533,60 @@ async fn tunnel(
         )
         .with_certificate_expiry(a.certificate_not_after),
     );
+    // Registered before the record is written (issue 9): a revocation, termination,
+    // lockdown or disable committed while the write is under way finds the tunnel
+    // and cuts it, instead of missing it and letting it run to its deadline.
     deps.registry.insert(live.clone());
+    // Invariant 2: no byte reaches the device before the session is on disk.
+    if let Err(e) = deps.journal.write(JournalEntry::SessionStarted(session, event)).await {
+        deps.registry.remove(id);
+        tracing::error!(error = %e, "session record not written: refusing the tunnel");
+        let denial = Denial {
+            reason: DenyReason::StoreUnavailable,
+            vendor_id: Some(a.vendor_id),
+            technician_id: Some(a.technician_id),
+            device_id: Some(a.device_id),
+        };
+        record_denial(shared, id, peer, facts, &denial).await;
+        deny_on_wire(&mut tls, DenyReason::StoreUnavailable, id).await;
+        return;
+    }
+    // A change committed after admission read its snapshot but before the insert
+    // above cut nothing: decide again on the current state.
+    if live.cut_reason().is_none() {
+        if let Some(reason) = recheck(shared, &live, peer, facts).await {
+            tracing::info!(
+                reason = reason.as_str(),
+                "admission withdrawn while the session was being recorded"
+            );
+            live.cut(reason);
+        }
+    }
     deps.notifier.send(
         "session.started",
         json!({"session_id": id, "window_id": a.window_id, "vendor_id": a.vendor_id, "technician_id": a.technician_id, "device_id": a.device_id, "source_ip": peer.ip().to_canonical().to_string(), "emergency": a.emergency}),
     );
     tracing::info!(vendor = %a.vendor_id, technician = %a.technician_id,device = %a.device_id, window = %a.window_id, deadline = %a.deadline, "tunnel admitted");
 
-    let connected = tokio::time::timeout(shared.settings.connect_timeout, TcpStream::connect(address)).await;
+    // A tunnel cut before or while connecting never reaches the device.
+    let connected = match live.cut_reason() {
+        Some(reason) => Err(reason),
+        None => tokio::select! {
+            biased;
+            () = live.cut_requested() => Err(live.cut_reason().unwrap_or(EndReason::Error)),
+            c = tokio::time::timeout(shared.settings.connect_timeout, TcpStream::connect(address)) => Ok(c),
+        },
+    };
     let (reason, up, down, detail) = match connected {
-        Ok(Ok(mut device)) => {
+        Err(cut) => (cut, 0, 0, None),
+        Ok(Ok(Ok(mut device))) => {
             let _ = device.set_nodelay(true);
             let mut pump = Pump::new(&mut tls, &mut device);
             let reason = drive(&mut pump, &live, &deps.clock, shared.settings.linger).await;
             (reason, pump.bytes_from_vendor(), pump.bytes_to_vendor(), None)
         }
-        Ok(Err(e)) => (EndReason::Error, 0, 0, Some(format!("device_unreachable: {e}"))),
-        Err(_) => (
+        Ok(Ok(Err(e))) => (EndReason::Error, 0, 0, Some(format!("device_unreachable: {e}"))),
+        Ok(Err(_)) => (
             EndReason::Error,
             0,
             0,
@@ -624,4 +648,45 @@ async fn tunnel(
         // and the next start closes it from the last heartbeat and byte checkpoint.
         Err(e) => tracing::error!(error = %e, "session end not recorded"),
     }
+}
+
+/// Decides again, on the current snapshot, for a tunnel just registered: the reason
+/// to cut it if a change that would have cut a live tunnel was committed since
+/// admission read its snapshot, else `None`. Changes that do not cut live tunnels
+/// (a device disabled, networks edited) do not cut this one either; nor does a
+/// store outage here, since the record is already durable and live tunnels are
+/// not cut for one either.
+async fn recheck(shared: &Shared, live: &LiveSession, peer: SocketAddr, facts: &Presented) -> Option<EndReason> {
+    let snap = match shared.deps.cache.snapshot().await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "admission state unavailable for the re-check");
+            return None;
+        }
+    };
+    let now = shared.deps.clock.now();
+    if now >= live.deadline() {
+        // The deadline already passed: the pump ends it with the right reason.
+        return None;
+    }
+    let f = Facts {
+        sni: facts.sni.as_deref(),
+        fingerprint: facts.fingerprint,
+        source_ip: peer.ip(),
+    };
+    let denied = match policy::decide(&f, &snap, now) {
+        Decision::Deny(d) => match d.reason {
+            DenyReason::Lockdown => Some(EndReason::Lockdown),
+            DenyReason::VendorDisabled => Some(EndReason::VendorDisabled),
+            DenyReason::UnknownTechnician => Some(EndReason::TechnicianRevoked),
+            DenyReason::NoActiveWindow => Some(EndReason::WindowRevoked),
+            _ => None,
+        },
+        Decision::Allow(_) => None,
+    };
+    // Another window may still admit the technician; this tunnel is bound to its own.
+    denied.or_else(|| {
+        let still_there = snap.windows_for(&live.device_id).iter().any(|w| w.id == live.window_id);
+        (!still_there).then_some(EndReason::WindowRevoked)
+    })
 }

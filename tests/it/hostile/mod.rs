@@ -8,4 +8,5 @@ mod control;
 mod faults;
 mod input;
 mod proxy;
+mod race;
 mod support;

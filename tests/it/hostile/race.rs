@@ -1,0 +1,380 @@
+//! The registration race (issue 9, item 5): a cut committed while a tunnel's
+//! session record is being written (revocation, lockdown, termination) must reach
+//! that tunnel before it reaches the device. A store that holds
+//! session starts for a while opens the gap wide; the revocation lands in it.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use ipnet::IpNet;
+use portier::audit::{AuditEvent, AuditRecord};
+use portier::domain::{DeviceId, EndReason, SessionId, TechnicianId, VendorId, WindowId, WindowState};
+use portier::policy::Snapshot;
+use portier::store::*;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+use crate::common::*;
+use crate::on_both_backends;
+
+/// How long a session start is held before it is written.
+const HOLD: Duration = Duration::from_millis(500);
+
+/// The real store, except that a journal write carrying a session start first
+/// says so (`entered`) and then waits [`HOLD`].
+struct SlowStarts {
+    inner: Arc<dyn Store>,
+    entered: Notify,
+}
+
+/// A device that counts the connections it receives and echoes what it reads.
+async fn counting_device() -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let c = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            c.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// Which cut lands in the gap, and how it reaches the gateway.
+#[derive(Clone, Copy)]
+enum Cut {
+    /// Committed, then the registry is told (what the API does).
+    StoreThenRegistry,
+    /// Committed only: the gateway must notice on its own (the change was
+    /// committed after admission read its snapshot, and its registry cut ran
+    /// before the tunnel registered).
+    StoreOnly,
+    /// Lockdown: every tunnel is cut through the registry.
+    Lockdown,
+    /// Security terminates the session by its id (listed as live).
+    Terminate,
+}
+
+impl Cut {
+    fn end_reason(self) -> EndReason {
+        match self {
+            Cut::StoreThenRegistry | Cut::StoreOnly => EndReason::WindowRevoked,
+            Cut::Lockdown => EndReason::Lockdown,
+            Cut::Terminate => EndReason::Terminated,
+        }
+    }
+}
+
+async fn cut_in_the_gap(db: TestDb, how: Cut) {
+    let pki = Pki::generate();
+    let (device, connections) = counting_device().await;
+    let s = scene(db.store.as_ref(), &pki, device).await;
+    let slow = Arc::new(SlowStarts {
+        inner: db.store.clone(),
+        entered: Notify::new(),
+    });
+    let gw = TestGateway::spawn(slow.clone(), &pki).await;
+
+    let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13))
+        .await
+        .unwrap();
+    tls.write_all(b"hello device").await.unwrap();
+    tls.flush().await.unwrap();
+
+    // The session start is being written: cut now.
+    tokio::time::timeout(Duration::from_secs(5), slow.entered.notified())
+        .await
+        .expect("the session start never reached the store");
+    if matches!(how, Cut::StoreThenRegistry | Cut::StoreOnly) {
+        db.store
+            .transition_window(
+                &s.window.id,
+                &WindowTransition {
+                    from: vec![WindowState::Approved],
+                    to: WindowState::Revoked,
+                    by: "security-user".into(),
+                    reason: Some("race test".into()),
+                    at: Utc::now(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let registered = gw.registry.len();
+    let cut = match how {
+        Cut::StoreThenRegistry => gw.registry.cut_window(&s.window.id, EndReason::WindowRevoked),
+        Cut::StoreOnly => 0,
+        Cut::Lockdown => gw.registry.cut_all(EndReason::Lockdown),
+        Cut::Terminate => gw.registry.list().first().map_or(0, |l| {
+            usize::from(gw.registry.cut_session(&l.id, EndReason::Terminated))
+        }),
+    };
+
+    // Nothing from the device, and the connection closes.
+    match read_all(&mut tls).await {
+        Ok(got) => assert!(!got.contains("hello"), "the device echoed: {got:?}"),
+        Err(e) => assert!(!e.to_string().contains("no close"), "{e}"),
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "the gateway connected to the device"
+    );
+    assert_eq!(registered, 1, "the tunnel is registered before its record is written");
+    if !matches!(how, Cut::StoreOnly) {
+        assert_eq!(cut, 1, "the registry cut finds the registering tunnel");
+    }
+
+    // Recorded as started and ended by the revocation.
+    let session = eventually(|| {
+        let store = db.store.clone();
+        let window = s.window.id.clone();
+        async move {
+            let f = SessionFilter {
+                window_id: Some(window),
+                ..SessionFilter::default()
+            };
+            let found = store.list_sessions(&f).await.ok()?;
+            found.into_iter().find(|s| s.end_reason.is_some())
+        }
+    })
+    .await;
+    let id = session.id.clone();
+    assert_eq!(session.end_reason, Some(how.end_reason()));
+    assert_eq!((session.bytes_from_vendor, session.bytes_to_vendor), (0, 0));
+    let ended = db
+        .store
+        .list_audit(&AuditFilter {
+            action: Some("session.ended".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let e = ended
+        .iter()
+        .find(|e| e.object == id.as_str())
+        .unwrap_or_else(|| panic!("no session.ended for {id}: {ended:?}"));
+    let details: serde_json::Value = serde_json::from_str(&e.details).unwrap();
+    assert_eq!(details["end_reason"], how.end_reason().as_str());
+    assert!(gw.registry.is_empty());
+    gw.stop().await;
+}
+
+async fn revoke_through_the_registry_in_the_gap(db: TestDb) {
+    cut_in_the_gap(db, Cut::StoreThenRegistry).await;
+}
+on_both_backends!(
+    revoke_through_the_registry_in_the_gap_is_honoured,
+    super::revoke_through_the_registry_in_the_gap
+);
+
+async fn revoke_missed_by_the_registry_is_caught_by_the_recheck(db: TestDb) {
+    cut_in_the_gap(db, Cut::StoreOnly).await;
+}
+on_both_backends!(
+    revoke_committed_in_the_gap_is_caught_by_the_recheck,
+    super::revoke_missed_by_the_registry_is_caught_by_the_recheck
+);
+
+async fn lockdown_in_the_gap(db: TestDb) {
+    cut_in_the_gap(db, Cut::Lockdown).await;
+}
+on_both_backends!(lockdown_in_the_gap_is_honoured, super::lockdown_in_the_gap);
+
+async fn terminate_in_the_gap(db: TestDb) {
+    cut_in_the_gap(db, Cut::Terminate).await;
+}
+on_both_backends!(terminate_in_the_gap_is_honoured, super::terminate_in_the_gap);
+
+// Plain delegation, except `write_journal`.
+#[async_trait]
+impl Store for SlowStarts {
+    async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
+        if entries.iter().any(|e| matches!(e, JournalEntry::SessionStarted(..))) {
+            self.entered.notify_one();
+            tokio::time::sleep(HOLD).await;
+        }
+        self.inner.write_journal(entries).await
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        self.inner.migrate().await
+    }
+    async fn ping(&self) -> StoreResult<()> {
+        self.inner.ping().await
+    }
+    fn generation(&self) -> Arc<Generation> {
+        self.inner.generation()
+    }
+    fn health(&self) -> Arc<StoreHealth> {
+        self.inner.health()
+    }
+    async fn probe_write(&self, at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.probe_write(at).await
+    }
+    async fn claim_node(&self, claim: &NodeIdentity, stale_before: DateTime<Utc>) -> StoreResult<NodeClaim> {
+        self.inner.claim_node(claim, stale_before).await
+    }
+    async fn node_heartbeat(&self, beat: &Heartbeat) -> StoreResult<bool> {
+        self.inner.node_heartbeat(beat).await
+    }
+    async fn release_node(&self, node: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.release_node(node, at).await
+    }
+    async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>> {
+        self.inner.live_nodes(after).await
+    }
+    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
+        self.inner.create_vendor(v, at).await
+    }
+    async fn vendor(&self, id: &VendorId) -> StoreResult<Vendor> {
+        self.inner.vendor(id).await
+    }
+    async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
+        self.inner.list_vendors().await
+    }
+    async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor> {
+        self.inner.replace_vendor_networks(id, networks).await
+    }
+    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool) -> StoreResult<Vendor> {
+        self.inner.set_vendor_enabled(id, enabled).await
+    }
+    async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician> {
+        self.inner.add_technician(t, at).await
+    }
+    async fn technician(&self, id: &TechnicianId) -> StoreResult<Technician> {
+        self.inner.technician(id).await
+    }
+    async fn list_technicians(&self, vendor: &VendorId) -> StoreResult<Vec<Technician>> {
+        self.inner.list_technicians(vendor).await
+    }
+    async fn revoke_technician(
+        &self,
+        vendor: &VendorId,
+        id: &TechnicianId,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Technician> {
+        self.inner.revoke_technician(vendor, id, at).await
+    }
+    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device> {
+        self.inner.create_device(d, at).await
+    }
+    async fn device(&self, id: &DeviceId) -> StoreResult<Device> {
+        self.inner.device(id).await
+    }
+    async fn list_devices(&self) -> StoreResult<Vec<Device>> {
+        self.inner.list_devices().await
+    }
+    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool) -> StoreResult<Device> {
+        self.inner.set_device_enabled(id, enabled).await
+    }
+    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window> {
+        self.inner.create_window(w, at).await
+    }
+    async fn window(&self, id: &WindowId) -> StoreResult<Window> {
+        self.inner.window(id).await
+    }
+    async fn list_windows(&self, f: &WindowFilter) -> StoreResult<Vec<Window>> {
+        self.inner.list_windows(f).await
+    }
+    async fn transition_window(&self, id: &WindowId, t: &WindowTransition) -> StoreResult<Window> {
+        self.inner.transition_window(id, t).await
+    }
+    async fn review_window(
+        &self,
+        id: &WindowId,
+        verdict: &str,
+        comment: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Window> {
+        self.inner.review_window(id, verdict, comment, by, at).await
+    }
+    async fn request_extension(
+        &self,
+        id: &WindowId,
+        ends_at: DateTime<Utc>,
+        reason: &str,
+        by: &str,
+    ) -> StoreResult<Window> {
+        self.inner.request_extension(id, ends_at, reason, by).await
+    }
+    async fn decide_extension(
+        &self,
+        id: &WindowId,
+        pending: DateTime<Utc>,
+        approve: bool,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Window> {
+        self.inner.decide_extension(id, pending, approve, by, at).await
+    }
+    async fn unreported_windows(
+        &self,
+        vendor: Option<&VendorId>,
+        ended_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<Window>> {
+        self.inner.unreported_windows(vendor, ended_before).await
+    }
+    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>) -> StoreResult<Report> {
+        self.inner.file_report(r, at).await
+    }
+    async fn report(&self, window: &WindowId) -> StoreResult<Report> {
+        self.inner.report(window).await
+    }
+    async fn list_reports(&self, f: &ReportFilter) -> StoreResult<Vec<Report>> {
+        self.inner.list_reports(f).await
+    }
+    async fn add_report_addendum(
+        &self,
+        window: &WindowId,
+        text: &str,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Report> {
+        self.inner.add_report_addendum(window, text, by, at).await
+    }
+    async fn session(&self, id: &SessionId) -> StoreResult<Session> {
+        self.inner.session(id).await
+    }
+    async fn list_sessions(&self, f: &SessionFilter) -> StoreResult<Vec<Session>> {
+        self.inner.list_sessions(f).await
+    }
+    async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64> {
+        self.inner.close_orphan_sessions(node, last_alive).await
+    }
+    async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
+        self.inner.list_audit(f).await
+    }
+    async fn audit_head(&self) -> StoreResult<Option<(i64, String)>> {
+        self.inner.audit_head().await
+    }
+    async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
+        self.inner.append_audit(e).await
+    }
+    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>) -> StoreResult<User> {
+        self.inner.create_user(u, at).await
+    }
+    async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
+        self.inner.user_by_token_hash(token_sha256).await
+    }
+    async fn lockdown(&self) -> StoreResult<LockdownState> {
+        self.inner.lockdown().await
+    }
+    async fn set_lockdown(&self, state: &LockdownState) -> StoreResult<()> {
+        self.inner.set_lockdown(state).await
+    }
+    async fn load_admission_snapshot(&self, now: DateTime<Utc>) -> StoreResult<Snapshot> {
+        self.inner.load_admission_snapshot(now).await
+    }
+}
