@@ -165,9 +165,9 @@ pub fn matrix(node: &NodeFlows, vendors: &[Vendor], devices: &[Device]) -> Vec<F
                 "HTTP".into()
             },
             encryption: if url.starts_with("https://") {
-                "TLS; body signed with HMAC-SHA256".into()
+                "TLS; id, timestamp and body signed with HMAC-SHA256 (Standard Webhooks)".into()
             } else {
-                "none (plain HTTP); body signed with HMAC-SHA256".into()
+                "none (plain HTTP); id, timestamp and body signed with HMAC-SHA256 (Standard Webhooks)".into()
             },
         });
     }
