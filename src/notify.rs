@@ -138,13 +138,15 @@ pub struct BadSecret;
 /// bytes (as every Standard Webhooks library does), anything else is used as
 /// its UTF-8 bytes (secrets written before the scheme keep working).
 pub fn signing_key(secret: &str) -> Result<Vec<u8>, BadSecret> {
+    use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurpose};
     use base64::Engine;
+    // Padding optional: secrets are copied from consoles that strip it.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        general_purpose::PAD.with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
     match secret.strip_prefix(SECRET_PREFIX) {
-        Some(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .ok()
-            .filter(|k| !k.is_empty())
-            .ok_or(BadSecret),
+        Some(b64) => LENIENT.decode(b64).ok().filter(|k| !k.is_empty()).ok_or(BadSecret),
         None => Ok(secret.as_bytes().to_vec()),
     }
 }
@@ -364,6 +366,7 @@ mod tests {
     fn secrets_map_to_keys() {
         assert_eq!(signing_key("plain-secret-0123").unwrap(), b"plain-secret-0123");
         assert_eq!(signing_key("whsec_AAECAw==").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(signing_key("whsec_AAECAw").unwrap(), [0, 1, 2, 3]);
         assert!(signing_key("whsec_not base64!").is_err());
         assert!(signing_key("whsec_").is_err());
         assert!(message_id().starts_with("msg_") && message_id() != message_id());
