@@ -435,6 +435,12 @@ impl Settings {
                     crate::redact::redact_url(&hook.url)
                 )));
             }
+            if let Err(e) = crate::notify::signing_key(hook.secret.expose()) {
+                return Err(ConfigError::Invalid(format!(
+                    "notify.webhooks: {:?}: {e}",
+                    crate::redact::redact_url(&hook.url)
+                )));
+            }
         }
         if let Some(target) = &self.notify.syslog {
             if !(target.starts_with("udp://") || target.starts_with("tcp://")) {

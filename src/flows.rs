@@ -165,9 +165,9 @@ pub fn matrix(node: &NodeFlows, vendors: &[Vendor], devices: &[Device]) -> Vec<F
                 "HTTP".into()
             },
             encryption: if url.starts_with("https://") {
-                "TLS; body signed with HMAC-SHA256".into()
+                "TLS; Standard Webhooks signature (HMAC-SHA256 of id.timestamp.body)".into()
             } else {
-                "none (plain HTTP); body signed with HMAC-SHA256".into()
+                "none (plain HTTP); Standard Webhooks signature (HMAC-SHA256 of id.timestamp.body)".into()
             },
         });
     }

@@ -1,5 +1,6 @@
-//! Notifications to the hospital's tools: webhooks (JSON, signed with
-//! HMAC-SHA256, retried with backoff) and syslog (RFC 5424 over UDP or TCP).
+//! Notifications to the hospital's tools: webhooks (JSON, signed per the
+//! Standard Webhooks scheme, retried with backoff) and syslog (RFC 5424 over
+//! UDP or TCP).
 //! Sending never blocks a tunnel or an API call: events go through a bounded
 //! queue, and when it is full they are dropped with a log line.
 
@@ -15,8 +16,19 @@ use tokio::sync::mpsc;
 
 use crate::redact::{redact_url, DebugUrl, Secret};
 
-/// Header carrying `sha256=<hex HMAC-SHA256 of the body>`.
+/// Deprecated: `sha256=<hex HMAC-SHA256 of the body>`. It covers the body only,
+/// so a captured delivery verifies again when replayed; kept for receivers
+/// written before [`STANDARD_SIGNATURE_HEADER`], to be removed.
 pub const SIGNATURE_HEADER: &str = "x-portier-signature";
+/// Standard Webhooks: the message id, the same on every retry of a message
+/// (receivers deduplicate on it).
+pub const ID_HEADER: &str = "webhook-id";
+/// Standard Webhooks: Unix seconds of this attempt (receivers refuse old ones).
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// Standard Webhooks: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
+pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
+/// Prefix of a Standard Webhooks secret whose rest is the base64 key.
+pub const SECRET_PREFIX: &str = "whsec_";
 /// Header carrying the event name.
 pub const EVENT_HEADER: &str = "x-portier-event";
 
@@ -30,7 +42,9 @@ pub struct WebhookConfig {
     /// `https://…` (or `http://` on loopback for tests and local relays).
     /// May carry credentials: shown only through [`redact_url`].
     pub url: String,
-    /// HMAC-SHA256 key the receiver verifies the signature with.
+    /// HMAC-SHA256 key the receiver verifies the signature with: `whsec_<base64>`
+    /// (the Standard Webhooks form: the key is the decoded bytes), or any other
+    /// text (the key is its UTF-8 bytes). See [`signing_key`].
     pub secret: Secret<String>,
     /// Event names to send (`*` for all, `window.*` for a family). Default: all.
     #[serde(default = "all_events")]
@@ -115,7 +129,55 @@ fn wanted(filters: &[String], event: &str) -> bool {
     })
 }
 
-/// `sha256=<hex>` of `body` under `secret`.
+/// A `whsec_` secret whose rest is not base64.
+#[derive(Debug, thiserror::Error)]
+#[error("a webhook secret starting with {SECRET_PREFIX:?} must continue with base64 key bytes")]
+pub struct BadSecret;
+
+/// The HMAC key of a configured secret: `whsec_<base64>` decodes to its key
+/// bytes (as every Standard Webhooks library does), anything else is used as
+/// its UTF-8 bytes (secrets written before the scheme keep working).
+pub fn signing_key(secret: &str) -> Result<Vec<u8>, BadSecret> {
+    use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurpose};
+    use base64::Engine;
+    // Padding optional: secrets are copied from consoles that strip it.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        general_purpose::PAD.with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    match secret.strip_prefix(SECRET_PREFIX) {
+        Some(b64) => LENIENT.decode(b64).ok().filter(|k| !k.is_empty()).ok_or(BadSecret),
+        None => Ok(secret.as_bytes().to_vec()),
+    }
+}
+
+/// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`: the
+/// `webhook-signature` value of the Standard Webhooks scheme.
+pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    use base64::Engine;
+    // HMAC accepts keys of any length: this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// A fresh message id (`msg_` and 32 hex digits).
+fn message_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Deprecated body-only signature: `sha256=<hex>` of `body` under `secret`'s
+/// UTF-8 bytes (unchanged, whatever the secret's form).
 pub fn signature(secret: &str, body: &[u8]) -> String {
     // HMAC accepts keys of any length: this cannot fail.
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
@@ -139,13 +201,18 @@ async fn run(sinks: Arc<Sinks>, mut rx: mpsc::Receiver<Notification>) {
             Ok(b) => Arc::new(b),
             Err(_) => continue,
         };
+        // One id per event: the same on every retry and for every receiver.
+        let id: Arc<str> = message_id().into();
         for hook in sinks.webhooks.iter().filter(|h| wanted(&h.events, &n.event)) {
             // Each delivery retries on its own task: a dead receiver delays nobody.
             tokio::spawn(deliver(
                 client.clone(),
                 hook.clone(),
-                n.event.clone(),
-                body.clone(),
+                Message {
+                    id: id.clone(),
+                    event: n.event.clone(),
+                    body: body.clone(),
+                },
                 sinks.retry_base,
             ));
         }
@@ -157,17 +224,41 @@ async fn run(sinks: Arc<Sinks>, mut rx: mpsc::Receiver<Notification>) {
     }
 }
 
-async fn deliver(client: reqwest::Client, hook: WebhookConfig, event: String, body: Arc<Vec<u8>>, base: Duration) {
-    let sig = signature(hook.secret.expose(), &body);
+/// One event as sent to a webhook.
+struct Message {
+    id: Arc<str>,
+    event: String,
+    body: Arc<Vec<u8>>,
+}
+
+async fn deliver(client: reqwest::Client, hook: WebhookConfig, msg: Message, base: Duration) {
+    let Message { id, event, body } = msg;
     // The URL may carry credentials: logs get the redacted form, and reqwest's
     // errors are stripped of the URL they embed.
     let shown = redact_url(&hook.url);
+    // Checked when the configuration is loaded; this guards a hand-built Sinks.
+    let key = match signing_key(hook.secret.expose()) {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::error!(url = %shown, event, error = %e, "webhook not sent");
+            return;
+        }
+    };
+    let legacy = signature(hook.secret.expose(), &body);
     let mut delay = base;
     for attempt in 1..=ATTEMPTS {
+        // Signed anew per attempt: the timestamp is the attempt's, the id the message's.
+        let timestamp = Utc::now().timestamp();
         let r = client
             .post(&hook.url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(SIGNATURE_HEADER, &sig)
+            .header(ID_HEADER, id.as_ref())
+            .header(TIMESTAMP_HEADER, timestamp.to_string())
+            .header(
+                STANDARD_SIGNATURE_HEADER,
+                standard_signature(&key, &id, timestamp, &body),
+            )
+            .header(SIGNATURE_HEADER, &legacy)
             .header(EVENT_HEADER, &event)
             .body(body.as_ref().clone())
             .send()
@@ -253,6 +344,32 @@ mod tests {
             signature("Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    /// The example of the Standard Webhooks specification and its reference
+    /// libraries' tests.
+    #[test]
+    fn standard_signature_matches_the_spec_vector() {
+        let key = signing_key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        assert_eq!(
+            standard_signature(
+                &key,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1_614_265_330,
+                br#"{"test": 2432232314}"#
+            ),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn secrets_map_to_keys() {
+        assert_eq!(signing_key("plain-secret-0123").unwrap(), b"plain-secret-0123");
+        assert_eq!(signing_key("whsec_AAECAw==").unwrap(), [0, 1, 2, 3]);
+        assert_eq!(signing_key("whsec_AAECAw").unwrap(), [0, 1, 2, 3]);
+        assert!(signing_key("whsec_not base64!").is_err());
+        assert!(signing_key("whsec_").is_err());
+        assert!(message_id().starts_with("msg_") && message_id() != message_id());
     }
 
     #[test]

@@ -313,7 +313,7 @@ vendor-acme-imaging-2,Technicians of Acme Imaging reach the Portier gateway,yes:
 device-mri-1-acme-imaging,\"Tunnel of Acme Imaging to mri-1 (ssh), inside an approved window\",no: hospital internal network,portier gateway,10.20.0.15:22,TCP/22 (ssh),none added on this leg: ssh as the device speaks it\n\
 portier-api,\"Operators, security and auditors use the admin API\",no: hospital administration network,hospital operators,portier api {api},TCP/{ap} (HTTPS),TLS 1.3; bearer tokens; suites {suites}\n\
 portier-database,Portier state and audit trail (embedded SQLite),no,portier,{db},\"local file, no network flow\",filesystem (encrypt the volume)\n\
-portier-webhook-1,Notifications to the hospital's tools,depends on the receiver,portier,https://soc.example/hook,HTTPS,TLS; body signed with HMAC-SHA256\n\
+portier-webhook-1,Notifications to the hospital's tools,depends on the receiver,portier,https://soc.example/hook,HTTPS,TLS; Standard Webhooks signature (HMAC-SHA256 of id.timestamp.body)\n\
 portier-syslog,Events to the SIEM (RFC 5424),no: hospital internal network,portier,udp://127.0.0.1:514,UDP (syslog),none\n",
         gp = gw.port(),
         ap = api.port(),

@@ -7,6 +7,8 @@ mod connections;
 mod control;
 mod faults;
 mod input;
+mod outage;
 mod proxy;
 mod race;
 mod support;
+mod webhooks;
