@@ -1153,8 +1153,22 @@ impl Store for SqliteStore {
     }
 
     async fn close_lost_node_sessions(&self, closed_by: &str, stale_before: DateTime<Utc>) -> StoreResult<u64> {
+        // Usually nothing is lost: a read first, so the sweep does not take
+        // the write lock every checkpoint (the index `sessions_open` serves it).
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sessions s JOIN nodes n ON n.name = s.node
+                            WHERE s.ended_at IS NULL AND n.name <> ? AND n.last_seen < ?)",
+        )
+        .bind(closed_by)
+        .bind(us(stale_before))
+        .fetch_one(&self.pool)
+        .await?;
+        if !any {
+            return Ok(0);
+        }
         // BEGIN IMMEDIATE: one writer at a time, so two sweeping nodes (or the
-        // lost node's own restart) cannot both close one session.
+        // lost node's own restart) cannot both close one session; the query
+        // below re-reads under that lock.
         let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let rows = sqlx::query(
             "SELECT s.id, s.window_id, s.vendor_id, s.started_at, s.checkpoint_at, s.bytes_from_vendor, s.bytes_to_vendor,
