@@ -505,7 +505,8 @@ max_connections = 10000
 max_connections_per_source = 64
 fd_reserve = 256
 linger_secs = 2
-node = "local"
+# This node's name (unique per running process on one database); default: the host name.
+# node = "gw-1"
 
 [api]
 listen = "127.0.0.1:8444"

@@ -32,6 +32,46 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// Whether `name` can name a node: what a host name may be (letters, digits,
+/// `.`, `-`), plus `_`, at most 253 characters, starting with a letter or digit.
+pub fn valid_node_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+}
+
+/// The default node name: this host's name (uname), refused with a clear
+/// error if it cannot be read or cannot name a node.
+fn host_node_name() -> Result<String, ConfigError> {
+    node_name_from_host(read_host_name())
+}
+
+fn node_name_from_host(host: Option<String>) -> Result<String, ConfigError> {
+    match host {
+        Some(h) if valid_node_name(&h) => Ok(h),
+        Some(h) => Err(ConfigError::Invalid(format!(
+            "gateway.node is not set and this host's name {h:?} cannot name a node: set gateway.node (or PORTIER_GATEWAY_NODE)"
+        ))),
+        None => Err(ConfigError::Invalid(
+            "gateway.node is not set and this host's name cannot be read: set gateway.node (or PORTIER_GATEWAY_NODE)".into(),
+        )),
+    }
+}
+
+#[cfg(unix)]
+fn read_host_name() -> Option<String> {
+    let uname = rustix::system::uname();
+    let name = uname.nodename().to_str().ok()?.trim().to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+#[cfg(not(unix))]
+fn read_host_name() -> Option<String> {
+    std::env::var("COMPUTERNAME").ok().filter(|h| !h.is_empty())
+}
+
 /// `[gateway]`: the technicians' TLS listener.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,7 +99,8 @@ pub struct GatewayConfig {
     /// pool, logs and notifications; see [`crate::fd_budget`].
     pub fd_reserve: u64,
     pub linger_secs: u64,
-    /// This node's name in session records.
+    /// This node's name in session records and the `nodes` table. Unset (or
+    /// empty): this host's name, filled in at load.
     pub node: String,
     /// A file whose presence locks this node down (written by `portier lockdown
     /// on`, read every 250 ms), so a lockdown reaches it without the database.
@@ -86,7 +127,7 @@ impl Default for GatewayConfig {
             max_connections_per_source: 64,
             fd_reserve: 256,
             linger_secs: 2,
-            node: "local".into(),
+            node: String::new(),
             lockdown_file: "lockdown".into(),
             proxy_protocol_from: Vec::new(),
         }
@@ -330,6 +371,9 @@ impl Settings {
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
         s.resolve_paths(base);
+        if s.gateway.node.is_empty() {
+            s.gateway.node = host_node_name()?;
+        }
         s.validate()?;
         Ok(s)
     }
@@ -360,6 +404,12 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if !valid_node_name(&self.gateway.node) {
+            return Err(ConfigError::Invalid(format!(
+                "gateway.node {:?} must be 1 to 253 letters, digits, '.', '-' or '_', starting with a letter or digit",
+                self.gateway.node
+            )));
+        }
         crate::gateway::tls::versions(&self.gateway.tls_versions)
             .map_err(|e| ConfigError::Invalid(format!("gateway.tls_versions: {e}")))?;
         crate::gateway::tls::versions(&self.api.tls_versions)
@@ -632,6 +682,8 @@ mod tests {
             ("[gateway]\nproxy_protocol_from = [\"0.0.0.0/0\"]\n", env(&[])),
             ("[gateway]\nproxy_protocol_from = [\"10.0.0.300/32\"]\n", env(&[])),
             ("[database]\nurl = \"mysql://x\"\n", env(&[])),
+            ("[gateway]\nnode = \"a b\"\n", env(&[])),
+            ("[gateway]\nnode = \"-x\"\n", env(&[])),
             ("[policy]\non_overdue_report = \"ignore\"\n", env(&[])),
             ("not toml", env(&[])),
         ] {
@@ -640,5 +692,23 @@ mod tests {
                 "{text:?} should fail"
             );
         }
+    }
+
+    #[test]
+    fn node_defaults_to_the_host_name() {
+        let s = Settings::from_toml("", Path::new("/x"), env(&[])).unwrap();
+        let host = read_host_name().expect("this host has a name");
+        assert_eq!(s.gateway.node, host);
+        // Configured (file or environment), the name is kept.
+        let s = Settings::from_toml("[gateway]\nnode = \"node-a\"\n", Path::new("/x"), env(&[])).unwrap();
+        assert_eq!(s.gateway.node, "node-a");
+        let s = Settings::from_toml("", Path::new("/x"), env(&[("PORTIER_GATEWAY_NODE", "node-b")])).unwrap();
+        assert_eq!(s.gateway.node, "node-b");
+        // A host name that cannot be read or cannot name a node is an error, not "local".
+        assert_eq!(node_name_from_host(Some("h1.example".into())).unwrap(), "h1.example");
+        let err = node_name_from_host(None).unwrap_err().to_string();
+        assert!(err.contains("gateway.node"), "{err}");
+        let err = node_name_from_host(Some("bad host".into())).unwrap_err().to_string();
+        assert!(err.contains("bad host") && err.contains("gateway.node"), "{err}");
     }
 }

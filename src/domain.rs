@@ -379,6 +379,8 @@ pub enum EndReason {
     CertificateExpired,
     GatewayShutdown,
     GatewayRestart,
+    /// The node carrying it stopped beating; another node closed it.
+    NodeLost,
     Error,
 }
 
@@ -397,12 +399,13 @@ impl EndReason {
             Self::CertificateExpired => "certificate_expired",
             Self::GatewayShutdown => "gateway_shutdown",
             Self::GatewayRestart => "gateway_restart",
+            Self::NodeLost => "node_lost",
             Self::Error => "error",
         }
     }
 
     /// Every reason, for parsing and documentation.
-    pub const ALL: [EndReason; 12] = [
+    pub const ALL: [EndReason; 13] = [
         Self::ClientClosed,
         Self::DeviceClosed,
         Self::WindowEnded,
@@ -414,6 +417,7 @@ impl EndReason {
         Self::CertificateExpired,
         Self::GatewayShutdown,
         Self::GatewayRestart,
+        Self::NodeLost,
         Self::Error,
     ];
 }

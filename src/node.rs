@@ -3,7 +3,8 @@
 //! name would close each other's sessions). While it runs, it beats every few
 //! seconds and checkpoints the byte counts of its live tunnels, so that after a
 //! crash the next start dates the lost sessions' ends by the last beat and keeps
-//! their counts (issue 8). The beat is also the store's write probe: its result
+//! their counts (issue 8). Every node also closes, as `node_lost`, the sessions
+//! of other nodes whose beat went stale (issue 9). The beat is also the store's write probe: its result
 //! opens or closes the store's breaker, which `/readyz` reports.
 
 use std::sync::Arc;
@@ -71,6 +72,32 @@ pub struct NodeBeat {
 }
 
 impl NodeBeat {
+    /// Closes, as `node_lost`, the sessions of nodes whose heartbeat is stale
+    /// (crashed, partitioned away): every surviving node does this, at the
+    /// checkpoint cadence; the store makes it happen once per session.
+    async fn sweep_lost_nodes(&self) {
+        let Ok(stale) = chrono::Duration::from_std(self.settings.stale_after) else {
+            return;
+        };
+        let stale_before = self.clock.now() - stale;
+        match tokio::time::timeout(
+            BEAT_TIMEOUT,
+            self.store.close_lost_node_sessions(&self.node.name, stale_before),
+        )
+        .await
+        {
+            Ok(Ok(0)) => {}
+            Ok(Ok(closed)) => tracing::warn!(
+                closed,
+                "sessions of a lost node (heartbeat older than database.node_stale_secs) closed as node_lost"
+            ),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "closing the sessions of lost nodes failed; retried at the next checkpoint")
+            }
+            Err(_) => tracing::warn!("closing the sessions of lost nodes timed out; retried at the next checkpoint"),
+        }
+    }
+
     /// Beats until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
         let health = self.store.health();
@@ -101,6 +128,9 @@ impl NodeBeat {
                     health.mark_up();
                     if checkpoint {
                         last_checkpoint = Instant::now();
+                    }
+                    if checkpoint {
+                        self.sweep_lost_nodes().await;
                     }
                     if !ours && !told_taken {
                         told_taken = true;

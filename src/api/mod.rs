@@ -10,6 +10,7 @@ mod error;
 mod evidence;
 mod extract;
 mod lockdown;
+mod nodes;
 mod openapi;
 mod reports;
 mod sessions;
@@ -143,6 +144,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(devices::routes())
         .merge(windows::routes())
         .merge(sessions::routes())
+        .merge(nodes::routes())
         .merge(emergency::routes())
         .merge(lockdown::routes())
         .merge(reports::routes())

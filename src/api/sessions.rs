@@ -112,7 +112,8 @@ pub struct SessionView {
     #[serde(flatten)]
     pub session: Session,
     /// Not ended, and its node is alive (beats, has not stopped). An open record
-    /// whose node crashed is live nowhere: it is closed when that node restarts.
+    /// whose node crashed is live nowhere: it is closed when that node restarts
+    /// (`gateway_restart`) or, once the node is lost, by a surviving node (`node_lost`).
     pub live: bool,
 }
 

@@ -191,6 +191,8 @@ pub trait Store: Send + Sync + 'static {
     async fn release_node(&self, node: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()>;
     /// Names of the nodes that beat at or after `after` and have not stopped.
     async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>>;
+    /// Every node that ever claimed a name on this database, by name.
+    async fn list_nodes(&self) -> StoreResult<Vec<NodeRecord>>;
 
     // --- vendors ---
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor>;
@@ -280,6 +282,13 @@ pub trait Store: Send + Sync + 'static {
     /// a session's end is the latest of that, its last byte checkpoint and its
     /// start, and its byte counts are the last checkpointed ones.
     async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64>;
+    /// Closes, as `node_lost`, the open sessions of every other node whose last
+    /// heartbeat is older than `stale_before` (a lost node), each with one
+    /// `session.ended` event; `closed_by` is this node's name. Ends are dated as
+    /// in [`Store::close_orphan_sessions`] by the lost node's last heartbeat.
+    /// Exactly once when several nodes sweep at once, and never racing the lost
+    /// node's own restart (which closes them as `gateway_restart` instead).
+    async fn close_lost_node_sessions(&self, closed_by: &str, stale_before: DateTime<Utc>) -> StoreResult<u64>;
 
     // --- journal: durable gateway writes, grouped in one transaction ---
     /// Writes every entry in one transaction (group commit), audit events chained.
@@ -349,7 +358,18 @@ pub(crate) fn orphan_end(
     end
 }
 
-/// The `session.ended` event of a session closed at restart.
+/// Who closes a session its node left open.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum OrphanCloser<'a> {
+    /// The node itself, at its next start (`gateway_restart`).
+    Restart,
+    /// Another node, once the node's heartbeat went stale (`node_lost`).
+    Survivor(&'a str),
+}
+
+/// The `session.ended` event of a session closed after its node stopped
+/// without recording the end.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn orphan_event(
     id: &str,
     ended_at: DateTime<Utc>,
@@ -358,22 +378,41 @@ pub(crate) fn orphan_event(
     bytes_from_vendor: i64,
     bytes_to_vendor: i64,
     node: &str,
+    closer: OrphanCloser<'_>,
 ) -> AuditEvent {
+    let mut details = serde_json::json!({
+        "bytes_from_vendor": bytes_from_vendor,
+        "bytes_to_vendor": bytes_to_vendor,
+        "window_id": window_id,
+        "vendor_id": vendor_id,
+        "node": node,
+    });
+    let (reason, detail, closed_by) = match closer {
+        OrphanCloser::Restart => (
+            crate::domain::EndReason::GatewayRestart,
+            "the node stopped without recording the end: ended_at is its last heartbeat or byte checkpoint, bytes are the last checkpointed",
+            None,
+        ),
+        OrphanCloser::Survivor(by) => (
+            crate::domain::EndReason::NodeLost,
+            "the node stopped beating and another node closed the session: ended_at is the lost node's last heartbeat or byte checkpoint, bytes are the last checkpointed",
+            Some(by),
+        ),
+    };
+    if let Some(obj) = details.as_object_mut() {
+        obj.insert("end_reason".into(), reason.as_str().into());
+        obj.insert("detail".into(), detail.into());
+        if let Some(by) = closed_by {
+            obj.insert("closed_by".into(), by.into());
+        }
+    }
     AuditEvent::new(
         ended_at,
         crate::audit::GATEWAY_ACTOR,
         "session.ended",
         id,
         "success",
-        serde_json::json!({
-            "end_reason": crate::domain::EndReason::GatewayRestart.as_str(),
-            "bytes_from_vendor": bytes_from_vendor,
-            "bytes_to_vendor": bytes_to_vendor,
-            "detail": "the node stopped without recording the end: ended_at is its last heartbeat or byte checkpoint, bytes are the last checkpointed",
-            "window_id": window_id,
-            "vendor_id": vendor_id,
-            "node": node,
-        }),
+        details,
     )
 }
 

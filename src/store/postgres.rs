@@ -469,6 +469,30 @@ impl Store for PgStore {
         )
     }
 
+    async fn list_nodes(&self) -> StoreResult<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT n.name, n.instance_id, n.pid, n.host, n.started_at, n.last_seen, n.stopped_at,
+                    (SELECT COUNT(*) FROM sessions s WHERE s.node = n.name AND s.ended_at IS NULL) AS open_sessions
+             FROM nodes n ORDER BY n.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(NodeRecord {
+                    name: row.try_get("name")?,
+                    instance_id: row.try_get("instance_id")?,
+                    pid: u32::try_from(row.try_get::<i64, _>("pid")?).unwrap_or(0),
+                    host: row.try_get("host")?,
+                    started_at: from_us(row.try_get("started_at")?)?,
+                    last_seen: from_us(row.try_get("last_seen")?)?,
+                    stopped_at: opt_from_us(row.try_get("stopped_at")?)?,
+                    open_sessions: row.try_get("open_sessions")?,
+                })
+            })
+            .collect()
+    }
+
     async fn release_node(&self, me: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE nodes SET stopped_at = $1, last_seen = $1 WHERE name = $2 AND instance_id = $3")
             .bind(us(at))
@@ -1079,11 +1103,74 @@ impl Store for PgStore {
                 up,
                 down,
                 node,
+                OrphanCloser::Restart,
             );
             append_audit_in(&mut tx, &event).await?;
         }
         tx.commit().await?;
         Ok(rows.len() as u64)
+    }
+
+    async fn close_lost_node_sessions(&self, closed_by: &str, stale_before: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.pool.begin().await?;
+        // The lost nodes' rows, locked: a node sweeping at the same time skips
+        // them (no double close), and the lost node's restart (`claim_node`
+        // locks its row) waits for this sweep, so a session it starts after is
+        // never taken for a lost one. The staleness is re-checked under the lock.
+        let lost = sqlx::query(
+            "SELECT name, last_seen FROM nodes n
+             WHERE name <> $1 AND last_seen < $2
+               AND EXISTS (SELECT 1 FROM sessions s WHERE s.node = n.name AND s.ended_at IS NULL)
+             ORDER BY name FOR UPDATE SKIP LOCKED",
+        )
+        .bind(closed_by)
+        .bind(us(stale_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut closed = 0;
+        for node_row in &lost {
+            let node: String = node_row.try_get("name")?;
+            let last_seen = from_us(node_row.try_get("last_seen")?)?;
+            let rows = sqlx::query(
+                "SELECT id, window_id, vendor_id, started_at, checkpoint_at, bytes_from_vendor, bytes_to_vendor
+                 FROM sessions WHERE node = $1 AND ended_at IS NULL ORDER BY started_at, id FOR UPDATE",
+            )
+            .bind(&node)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in &rows {
+                let id: String = row.try_get("id")?;
+                let started = from_us(row.try_get("started_at")?)?;
+                let checkpoint = opt_from_us(row.try_get("checkpoint_at")?)?;
+                let ended_at = orphan_end(last_seen, started, checkpoint);
+                let done = sqlx::query(
+                    "UPDATE sessions SET ended_at = $1, end_reason = $2 WHERE id = $3 AND ended_at IS NULL",
+                )
+                .bind(us(ended_at))
+                .bind(crate::domain::EndReason::NodeLost.as_str())
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                // Written by someone else since: theirs to record.
+                if done.rows_affected() == 0 {
+                    continue;
+                }
+                closed += 1;
+                let event = orphan_event(
+                    &id,
+                    ended_at,
+                    row.try_get("window_id")?,
+                    row.try_get("vendor_id")?,
+                    row.try_get("bytes_from_vendor")?,
+                    row.try_get("bytes_to_vendor")?,
+                    &node,
+                    OrphanCloser::Survivor(closed_by),
+                );
+                append_audit_in(&mut tx, &event).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(closed)
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {

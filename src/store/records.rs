@@ -225,6 +225,21 @@ pub struct NodeIdentity {
     pub started_at: DateTime<Utc>,
 }
 
+/// A node as stored: who last held the name and when it last beat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    pub name: String,
+    pub instance_id: String,
+    pub pid: u32,
+    pub host: String,
+    pub started_at: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Set by a clean stop.
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// Sessions recorded on this node and not ended.
+    pub open_sessions: i64,
+}
+
 /// The outcome of claiming a node name at start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeClaim {

@@ -519,6 +519,30 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn list_nodes(&self) -> StoreResult<Vec<NodeRecord>> {
+        let rows = sqlx::query(
+            "SELECT n.name, n.instance_id, n.pid, n.host, n.started_at, n.last_seen, n.stopped_at,
+                    (SELECT COUNT(*) FROM sessions s WHERE s.node = n.name AND s.ended_at IS NULL) AS open_sessions
+             FROM nodes n ORDER BY n.name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(NodeRecord {
+                    name: row.try_get("name")?,
+                    instance_id: row.try_get("instance_id")?,
+                    pid: u32::try_from(row.try_get::<i64, _>("pid")?).unwrap_or(0),
+                    host: row.try_get("host")?,
+                    started_at: from_us(row.try_get("started_at")?)?,
+                    last_seen: from_us(row.try_get("last_seen")?)?,
+                    stopped_at: opt_from_us(row.try_get("stopped_at")?)?,
+                    open_sessions: row.try_get("open_sessions")?,
+                })
+            })
+            .collect()
+    }
+
     async fn release_node(&self, me: &NodeIdentity, at: DateTime<Utc>) -> StoreResult<()> {
         sqlx::query("UPDATE nodes SET stopped_at = ?, last_seen = ? WHERE name = ? AND instance_id = ?")
             .bind(us(at))
@@ -1120,11 +1144,75 @@ impl Store for SqliteStore {
                 up,
                 down,
                 node,
+                OrphanCloser::Restart,
             );
             append_audit_in(&mut tx, &event).await?;
         }
         tx.commit().await?;
         Ok(rows.len() as u64)
+    }
+
+    async fn close_lost_node_sessions(&self, closed_by: &str, stale_before: DateTime<Utc>) -> StoreResult<u64> {
+        // Usually nothing is lost: a read first, so the sweep does not take
+        // the write lock every checkpoint (the index `sessions_open` serves it).
+        let any: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sessions s JOIN nodes n ON n.name = s.node
+                            WHERE s.ended_at IS NULL AND n.name <> ? AND n.last_seen < ?)",
+        )
+        .bind(closed_by)
+        .bind(us(stale_before))
+        .fetch_one(&self.pool)
+        .await?;
+        if !any {
+            return Ok(0);
+        }
+        // BEGIN IMMEDIATE: one writer at a time, so two sweeping nodes (or the
+        // lost node's own restart) cannot both close one session; the query
+        // below re-reads under that lock.
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        let rows = sqlx::query(
+            "SELECT s.id, s.window_id, s.vendor_id, s.started_at, s.checkpoint_at, s.bytes_from_vendor, s.bytes_to_vendor,
+                    n.name AS node, n.last_seen
+             FROM sessions s JOIN nodes n ON n.name = s.node
+             WHERE s.ended_at IS NULL AND n.name <> ? AND n.last_seen < ?
+             ORDER BY s.started_at, s.id",
+        )
+        .bind(closed_by)
+        .bind(us(stale_before))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut closed = 0;
+        for row in &rows {
+            let id: String = row.try_get("id")?;
+            let node: String = row.try_get("node")?;
+            let started = from_us(row.try_get("started_at")?)?;
+            let checkpoint = opt_from_us(row.try_get("checkpoint_at")?)?;
+            let ended_at = orphan_end(from_us(row.try_get("last_seen")?)?, started, checkpoint);
+            let done =
+                sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
+                    .bind(us(ended_at))
+                    .bind(crate::domain::EndReason::NodeLost.as_str())
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+            if done.rows_affected() == 0 {
+                continue;
+            }
+            closed += 1;
+            let event = orphan_event(
+                &id,
+                ended_at,
+                row.try_get("window_id")?,
+                row.try_get("vendor_id")?,
+                row.try_get("bytes_from_vendor")?,
+                row.try_get("bytes_to_vendor")?,
+                &node,
+                OrphanCloser::Survivor(closed_by),
+            );
+            append_audit_in(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(closed)
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {

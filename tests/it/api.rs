@@ -212,6 +212,13 @@ async fn authorization_matrix(db: TestDb) {
         ),
         (
             "GET",
+            "/api/v1/nodes".into(),
+            None,
+            &["admin", "security", "auditor"],
+            &[],
+        ),
+        (
+            "GET",
             "/api/v1/sessions?format=csv".into(),
             None,
             &["security", "auditor", "vendor_a", "vendor_b"],

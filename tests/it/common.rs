@@ -655,7 +655,7 @@ pub async fn wait_closed(tls: &mut TlsStream<tokio::net::TcpStream>) -> DateTime
     }
 }
 
-fn https_client(ca: &std::path::Path, api: SocketAddr) -> reqwest::Client {
+pub fn https_client(ca: &std::path::Path, api: SocketAddr) -> reqwest::Client {
     let ca = std::fs::read(ca).unwrap();
     reqwest::Client::builder()
         .use_rustls_tls()

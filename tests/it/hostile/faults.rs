@@ -487,7 +487,7 @@ async fn a_second_process_with_the_same_node_name_is_refused(db: TestDb) {
     };
     let msg = format!("{err:#}");
     assert!(
-        msg.contains("\"local\"") && msg.contains("gateway.node"),
+        msg.contains(&format!("{:?}", t.settings().gateway.node)) && msg.contains("gateway.node"),
         "the message names the node and the key to change: {msg}"
     );
     // The first node's tunnel was not touched.

@@ -7,6 +7,7 @@ mod connections;
 mod control;
 mod faults;
 mod input;
+mod nodes;
 mod outage;
 mod proxy;
 mod race;

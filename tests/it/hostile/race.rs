@@ -234,6 +234,9 @@ impl Store for SlowStarts {
     async fn live_nodes(&self, after: DateTime<Utc>) -> StoreResult<Vec<String>> {
         self.inner.live_nodes(after).await
     }
+    async fn list_nodes(&self) -> StoreResult<Vec<portier::store::NodeRecord>> {
+        self.inner.list_nodes().await
+    }
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
         self.inner.create_vendor(v, at).await
     }
@@ -352,6 +355,9 @@ impl Store for SlowStarts {
     }
     async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64> {
         self.inner.close_orphan_sessions(node, last_alive).await
+    }
+    async fn close_lost_node_sessions(&self, closed_by: &str, stale_before: DateTime<Utc>) -> StoreResult<u64> {
+        self.inner.close_lost_node_sessions(closed_by, stale_before).await
     }
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
         self.inner.list_audit(f).await
