@@ -38,6 +38,21 @@ fn suppressed(e: &AuditRecord) -> u64 {
         .unwrap_or_else(|| panic!("no suppressed_since_last: {d}"))
 }
 
+/// Every one of `expected` events since `before` is in the trail or counted in a
+/// later event's `suppressed_since_last` (on a slow box a flood may fit the
+/// budget: then nothing is suppressed and the sum still holds).
+async fn assert_all_accounted(t: &TestApp, action: &str, before: usize, expected: usize) {
+    let all = events(t, action).await;
+    let all = all.get(before..).unwrap_or_default();
+    let counted: u64 = all.iter().map(suppressed).sum();
+    assert_eq!(
+        all.len() as u64 + counted,
+        expected as u64,
+        "{} written + {counted} counted",
+        all.len()
+    );
+}
+
 /// Sleeps into the next wall-clock second (the budgets count per second).
 async fn next_second() {
     let ms = 1000 - u64::from(Utc::now().timestamp_subsec_millis()).min(999);
@@ -90,16 +105,8 @@ async fn refused_call_flood(db: TestDb) {
     next_second().await;
     let r = t.http.post(t.url(&path)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let all = events(&t, "api.refused").await;
-    let all = all.get(before..).unwrap_or_default();
-    // Every call is accounted for: written, or counted in a later event of its key.
-    let counted: u64 = all.iter().map(suppressed).sum();
-    assert_eq!(
-        all.len() as u64 + counted,
-        CALLS as u64 + 1,
-        "{} written + {counted} counted",
-        all.len()
-    );
+    // Every one is accounted for: written, or counted in a later event of its key.
+    assert_all_accounted(&t, "api.refused", before, CALLS + 1).await;
     t.stop().await;
 }
 on_both_backends!(
@@ -167,15 +174,8 @@ async fn denial_flood(db: TestDb) {
     // Every denial is accounted for: written, or counted in a later event of its
     // (source, reason) key (on a slow box the flood may fit the budget: then
     // nothing is suppressed and the sum still holds).
-    let all = events(&t, "admission.denied").await;
-    let all = all.get(before..).unwrap_or_default();
-    let counted: u64 = all.iter().map(suppressed).sum();
-    assert_eq!(
-        all.len() as u64 + counted,
-        ATTEMPTS as u64 + 1,
-        "{} written + {counted} counted",
-        all.len()
-    );
+    // Every one is accounted for: written, or counted in a later event of its key.
+    assert_all_accounted(&t, "admission.denied", before, ATTEMPTS + 1).await;
     t.stop().await;
 }
 on_both_backends!(denied_connections_cannot_flood_the_audit_trail, super::denial_flood);

@@ -22,7 +22,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::common::*;
 use crate::on_both_backends;
 
-use super::support::{is_root, skip, within, OwnPostgres};
+use super::support::{ended_events, is_root, skip, within, OwnPostgres};
 
 /// Quick liveness settings, so that outages are noticed within a second or two.
 const FAST: &str = "database.heartbeat_secs = 1\ndatabase.node_stale_secs = 3\ndatabase.checkpoint_secs = 1\ndatabase.probe_ms = 200\n";
@@ -362,18 +362,7 @@ async fn session_end_in_an_outage_is_recorded_after_it(mut db: Outage) {
     assert_eq!(session.end_reason, Some(EndReason::ClientClosed));
     assert_eq!(session.bytes_from_vendor, 1000, "4 bytes of probe + 996");
     assert_eq!(session.bytes_to_vendor, 1000);
-    let ended: Vec<_> = t
-        .app
-        .store
-        .list_audit(&AuditFilter {
-            action: Some("session.ended".into()),
-            ..AuditFilter::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.object == id.as_str())
-        .collect();
+    let ended = ended_events(&t.app.store, &id).await;
     assert_eq!(ended.len(), 1, "one session.ended event: {ended:?}");
     within(5, "metrics show the queue drained", || async {
         let m = metrics(&t).await;
@@ -450,18 +439,7 @@ async fn crash_recovery_records_the_last_known_facts(db: TestDb) {
         "ended at the last heartbeat, not at the restart ({t2})"
     );
     assert_eq!((rec.bytes_from_vendor, rec.bytes_to_vendor), (5000, 5000));
-    let ended: Vec<_> = t
-        .app
-        .store
-        .list_audit(&AuditFilter {
-            action: Some("session.ended".into()),
-            ..AuditFilter::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.object == id.as_str())
-        .collect();
+    let ended = ended_events(&t.app.store, &id).await;
     assert_eq!(ended.len(), 1, "{ended:?}");
     assert_eq!(ended[0].at, t1);
     let details: serde_json::Value = serde_json::from_str(&ended[0].details).unwrap();

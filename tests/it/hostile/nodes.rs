@@ -6,32 +6,17 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use portier::audit::AuditRecord;
 use portier::clock::{Clock, ManualClock, SharedClock};
 use portier::domain::{EndReason, SessionId};
-use portier::store::{AuditFilter, Store};
 use serde_json::Value;
 
 use crate::common::*;
 use crate::on_both_backends;
 
-use super::support::within;
+use super::support::{ended_events, within};
 
 /// Quick liveness settings (as in faults.rs), under the node name `a`.
 const FAST_A: &str = "database.heartbeat_secs = 1\ndatabase.node_stale_secs = 3\ndatabase.checkpoint_secs = 1\ndatabase.probe_ms = 200\ngateway.node = \"a\"\n";
-
-async fn ended_events(store: &Arc<dyn Store>, id: &SessionId) -> Vec<AuditRecord> {
-    store
-        .list_audit(&AuditFilter {
-            action: Some("session.ended".into()),
-            ..AuditFilter::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.object == id.as_str())
-        .collect()
-}
 
 /// A node `a` with one live tunnel that beat at `t1`, then crashed.
 async fn crashed_node_a(db: TestDb, clock: &Arc<ManualClock>) -> (TestApp, SessionId, chrono::DateTime<Utc>) {

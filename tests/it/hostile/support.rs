@@ -2,8 +2,27 @@
 //! server of a test's own that it may stop and start (never the shared one).
 
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use portier::audit::AuditRecord;
+use portier::domain::SessionId;
+use portier::store::{AuditFilter, Store};
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// The `session.ended` audit events of one session.
+pub async fn ended_events(store: &Arc<dyn Store>, id: &SessionId) -> Vec<AuditRecord> {
+    store
+        .list_audit(&AuditFilter {
+            action: Some("session.ended".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.object == id.as_str())
+        .collect()
+}
 
 /// Polls `f` until it returns `Some`, for at most `secs` seconds.
 pub async fn within<T, F, Fut>(secs: u64, what: &str, mut f: F) -> T
