@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod conn_limit;
 pub mod domain;
+pub mod events;
 pub mod export;
 pub mod fd_budget;
 pub mod flows;

@@ -2,6 +2,7 @@
 //! lives in one implementation per backend: [`SqliteStore`] (the embedded default)
 //! and [`PgStore`] (several gateway nodes sharing one database).
 
+mod effects;
 mod health;
 mod journal;
 mod postgres;
@@ -17,9 +18,10 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::domain::{DeviceId, SessionId, TechnicianId, VendorId, WindowId};
+use crate::domain::{DeviceId, SessionId, TechnicianId, UserId, VendorId, WindowId};
 use crate::policy::Snapshot;
 
+pub use effects::{Change, ChangeRecord, Effects, Notice, Record};
 pub use health::{HealthReport, StoreHealth};
 pub use journal::{Durability, Journal, JournalError, JournalSettings};
 pub use postgres::PgStore;
@@ -195,14 +197,24 @@ pub trait Store: Send + Sync + 'static {
     async fn list_nodes(&self) -> StoreResult<Vec<NodeRecord>>;
 
     // --- vendors ---
-    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor>;
+    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>, record: Record<'_, Vendor>) -> StoreResult<Vendor>;
     async fn vendor(&self, id: &VendorId) -> StoreResult<Vendor>;
     async fn list_vendors(&self) -> StoreResult<Vec<Vendor>>;
-    async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor>;
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool) -> StoreResult<Vendor>;
+    async fn replace_vendor_networks(
+        &self,
+        id: &VendorId,
+        networks: &[IpNet],
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor>;
+    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool, record: Record<'_, Vendor>) -> StoreResult<Vendor>;
 
     // --- technicians ---
-    async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician>;
+    async fn add_technician(
+        &self,
+        t: &NewTechnician,
+        at: DateTime<Utc>,
+        record: Record<'_, Technician>,
+    ) -> StoreResult<Technician>;
     async fn technician(&self, id: &TechnicianId) -> StoreResult<Technician>;
     async fn list_technicians(&self, vendor: &VendorId) -> StoreResult<Vec<Technician>>;
     async fn revoke_technician(
@@ -210,20 +222,26 @@ pub trait Store: Send + Sync + 'static {
         vendor: &VendorId,
         id: &TechnicianId,
         at: DateTime<Utc>,
+        record: Record<'_, Technician>,
     ) -> StoreResult<Technician>;
 
     // --- devices ---
-    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device>;
+    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>, record: Record<'_, Device>) -> StoreResult<Device>;
     async fn device(&self, id: &DeviceId) -> StoreResult<Device>;
     async fn list_devices(&self) -> StoreResult<Vec<Device>>;
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool) -> StoreResult<Device>;
+    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool, record: Record<'_, Device>) -> StoreResult<Device>;
 
     // --- windows ---
-    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window>;
+    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>, record: Record<'_, Window>) -> StoreResult<Window>;
     async fn window(&self, id: &WindowId) -> StoreResult<Window>;
     async fn list_windows(&self, f: &WindowFilter) -> StoreResult<Vec<Window>>;
     /// Moves a window from one state to another; `Conflict` if it is no longer in `from`.
-    async fn transition_window(&self, id: &WindowId, t: &WindowTransition) -> StoreResult<Window>;
+    async fn transition_window(
+        &self,
+        id: &WindowId,
+        t: &WindowTransition,
+        record: Record<'_, Window>,
+    ) -> StoreResult<Window>;
     /// Records the retrospective review of an emergency grant, once.
     async fn review_window(
         &self,
@@ -232,6 +250,7 @@ pub trait Store: Send + Sync + 'static {
         comment: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window>;
     /// Records an extension request on an approved window (one pending at a time).
     async fn request_extension(
@@ -240,6 +259,7 @@ pub trait Store: Send + Sync + 'static {
         ends_at: DateTime<Utc>,
         reason: &str,
         by: &str,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window>;
     /// Approves (moving the window's end) or rejects the pending extension, only if
     /// it still asks for `pending` (the end the decider checked); `Conflict` otherwise.
@@ -250,6 +270,7 @@ pub trait Store: Send + Sync + 'static {
         approve: bool,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window>;
     /// Windows that had a session, are not emergency grants, have no report, and
     /// ended (or were revoked) at or before `ended_before`.
@@ -261,7 +282,7 @@ pub trait Store: Send + Sync + 'static {
 
     // --- reports ---
     /// Files the report of a window; `Conflict` if it already has one.
-    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>) -> StoreResult<Report>;
+    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>, record: Record<'_, Report>) -> StoreResult<Report>;
     async fn report(&self, window: &WindowId) -> StoreResult<Report>;
     async fn list_reports(&self, f: &ReportFilter) -> StoreResult<Vec<Report>>;
     /// Appends a correction to a filed report.
@@ -271,6 +292,7 @@ pub trait Store: Send + Sync + 'static {
         text: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Report>,
     ) -> StoreResult<Report>;
 
     // --- sessions ---
@@ -298,16 +320,34 @@ pub trait Store: Send + Sync + 'static {
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>>;
     /// The last event's sequence number and hash (the head of the chain).
     async fn audit_head(&self) -> StoreResult<Option<(i64, String)>>;
-    /// Appends one audit event outside the journal (CLI and admin actions).
+    /// Appends one audit event outside the journal.
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord>;
+    /// Commits effects that go with no stored state change (a termination
+    /// request: its audit event and the feed entry that cuts the session).
+    async fn record(&self, effects: &Effects) -> StoreResult<AuditRecord>;
+
+    // --- the change feed (see [`Change`]) ---
+    /// Feed entries with `seq > after`, oldest first, at most `limit`.
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeRecord>>;
+    /// The last feed entry's `seq` (0 when empty).
+    async fn last_change_seq(&self) -> StoreResult<i64>;
 
     // --- API users ---
-    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>) -> StoreResult<User>;
+    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>, record: Record<'_, User>) -> StoreResult<User>;
+    async fn user(&self, id: &UserId) -> StoreResult<User>;
+    async fn list_users(&self) -> StoreResult<Vec<User>>;
+    /// Disables (`disabled_at` set, once) or re-enables an account.
+    async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        record: Record<'_, User>,
+    ) -> StoreResult<User>;
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>>;
 
     // --- lockdown ---
     async fn lockdown(&self) -> StoreResult<LockdownState>;
-    async fn set_lockdown(&self, state: &LockdownState) -> StoreResult<()>;
+    async fn set_lockdown(&self, state: &LockdownState, record: Record<'_, LockdownState>) -> StoreResult<()>;
 
     // --- admission ---
     /// Everything the policy needs, for windows not ended at `now`.
