@@ -1,6 +1,7 @@
 //! Wiring: the store, the journal, the admission cache, the live registry, the
 //! gateway listener and the admin API, started together and stopped together.
 
+use crate::events::Event;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -213,7 +214,7 @@ impl App {
         let event = AuditEvent::new(
             clock.now(),
             "system",
-            "node.started",
+            Event::NodeStarted,
             &settings.gateway.node,
             "success",
             serde_json::json!({

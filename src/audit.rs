@@ -11,6 +11,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::events::Event;
+
 /// The hash before the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -38,7 +40,7 @@ impl AuditEvent {
     pub fn new(
         at: DateTime<Utc>,
         actor: &str,
-        action: &str,
+        action: Event,
         object: &str,
         outcome: &str,
         details: serde_json::Value,
@@ -46,7 +48,7 @@ impl AuditEvent {
         Self {
             at: truncate_micros(at),
             actor: actor.to_owned(),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             object: object.to_owned(),
             outcome: outcome.to_owned(),
             details,

@@ -1,5 +1,6 @@
 //! The command line: `init`, `serve`, `migrate`, `token create`.
 
+use crate::events::Event;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -354,7 +355,7 @@ async fn store_lockdown(
         .append_audit(&crate::audit::AuditEvent::new(
             state.set_at.unwrap_or_else(|| SystemClock.now()),
             actor,
-            if state.active { "lockdown.on" } else { "lockdown.off" },
+            if state.active { Event::LockdownOn } else { Event::LockdownOff },
             "lockdown",
             "success",
             serde_json::json!({ "reason": reason, "via": "cli" }),

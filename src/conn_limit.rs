@@ -4,6 +4,7 @@
 //! take what the others need. A refusal closes the connection at once and
 //! writes a rate-limited `connection.limited` audit event.
 
+use crate::events::Event;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -231,7 +232,7 @@ impl ConnLimiter {
         let event = AuditEvent::new(
             now,
             self.listener,
-            "connection.limited",
+            Event::ConnectionLimited,
             &ip.to_string(),
             "denied",
             json!({

@@ -8,6 +8,7 @@
 //! `portier lockdown on`), so that it reaches a running node without the
 //! database: the node reads it every [`FILE_POLL`].
 
+use crate::events::Event;
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -533,7 +534,7 @@ impl LocalGuard {
                     Ok(()) => Step::Done(Some(Box::new(Pending::Audit(AuditEvent::new(
                         state.set_at.unwrap_or_else(Utc::now),
                         state.set_by.as_deref().unwrap_or("cli"),
-                        "lockdown.on",
+                        Event::LockdownOn,
                         "lockdown",
                         "success",
                         serde_json::json!({"reason": state.reason, "via": "lockdown_file", "stored_by_node": node}),
@@ -666,7 +667,7 @@ impl LocalGuard {
                 Some(state) => {
                     tracing::warn!(file = %path.display(), reason = ?state.reason, "lockdown file present: locked down");
                     deps.notifier.send(
-                        "lockdown.on",
+                        Event::LockdownOn,
                         serde_json::json!({"reason": state.reason, "by": state.set_by, "via": "lockdown_file", "node": deps.node}),
                     );
                 }

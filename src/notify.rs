@@ -4,6 +4,7 @@
 //! Sending never blocks a tunnel or an API call: events go through a bounded
 //! queue, and when it is full they are dropped with a log line.
 
+use crate::events::Event;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,8 +108,9 @@ impl Notifier {
     }
 
     /// Queues an event; never waits.
-    pub fn send(&self, event: &str, data: serde_json::Value) {
+    pub fn send(&self, event: Event, data: serde_json::Value) {
         let Some(tx) = &self.tx else { return };
+        let event = event.as_str();
         let n = Notification {
             event: event.to_owned(),
             at: Utc::now(),

@@ -2,6 +2,7 @@
 //! CLI or another node), warn vendors before their windows end, and remind
 //! everyone of overdue reports and unreviewed emergency grants.
 
+use crate::events::Event;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,7 +75,7 @@ impl Scheduler {
             Ok(Some((seq, hash))) => {
                 tracing::info!(seq, hash = %hash, "audit anchor");
                 self.notifier
-                    .send("audit.anchor", serde_json::json!({"seq": seq, "hash": hash}));
+                    .send(Event::AuditAnchor, serde_json::json!({"seq": seq, "hash": hash}));
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "audit anchor failed"),
@@ -126,7 +127,7 @@ impl Scheduler {
                 let key = (w.id.clone(), w.ends_at, before.num_minutes());
                 if w.ends_at - now <= *before && !warned.contains(&key) {
                     self.notifier.send(
-                        "window.ending_soon",
+                        Event::WindowEndingSoon,
                         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": w.ends_at, "minutes_left": (w.ends_at - now).num_minutes(), "live_tunnels": self.registry.list().iter().filter(|s| s.window_id == w.id).count()}),
                     );
                     warned.insert(key);
@@ -135,7 +136,7 @@ impl Scheduler {
         }
         for w in self.store.unreported_windows(None, now - self.report_due).await? {
             if overdue_told.insert(w.id.clone()) {
-                self.notifier.send("report.overdue", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ended_at": w.closed_at.unwrap_or(w.ends_at)}));
+                self.notifier.send(Event::ReportOverdue, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ended_at": w.closed_at.unwrap_or(w.ends_at)}));
             }
         }
         let pending = self
@@ -149,7 +150,7 @@ impl Scheduler {
         for w in pending {
             let due = review_told.get(&w.id).is_none_or(|last| now - *last >= REVIEW_REMINDER);
             if due {
-                self.notifier.send("emergency.review_pending", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "granted_by": w.approved_by, "granted_at": w.created_at}));
+                self.notifier.send(Event::EmergencyReviewPending, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "granted_by": w.approved_by, "granted_at": w.created_at}));
                 review_told.insert(w.id.clone(), now);
             }
         }

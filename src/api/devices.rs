@@ -1,5 +1,6 @@
 //! Devices and their vendor assignments.
 
+use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -108,7 +109,7 @@ async fn create_device(
     s.admission_changed().await;
     s.audit(
         &caller,
-        "device.created",
+        Event::DeviceCreated,
         d.id.as_str(),
         serde_json::json!({"name": d.name, "address": d.address, "vendor_ids": d.vendor_ids}),
     )

@@ -1,5 +1,6 @@
 //! Emergency access: the exception procedure for urgent interventions.
 
+use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -92,7 +93,7 @@ async fn grant(
         "window_id": w.id, "vendor_id": w.vendor_id, "vendor_name": vendor.name, "device_ids": w.device_ids,
         "ends_at": w.ends_at, "justification": justification, "extra_networks": w.extra_networks, "granted_by": caller.name,
     });
-    s.notifier.send("emergency.granted", details.clone());
-    s.audit(&caller, "emergency.granted", w.id.as_str(), details).await;
+    s.notifier.send(Event::EmergencyGranted, details.clone());
+    s.audit(&caller, Event::EmergencyGranted, w.id.as_str(), details).await;
     Ok((StatusCode::CREATED, Json(WindowView::new(w, now))))
 }

@@ -2,6 +2,7 @@
 //! security lifts it. The state is stored, so a restarted node stays locked;
 //! locking down takes effect on this node before it is stored (see `guard`).
 
+use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -114,13 +115,13 @@ async fn lock(
     guard.lock_locally(state.clone());
     let cut = s.registry.cut_all(EndReason::Lockdown);
     s.notifier.send(
-        "lockdown.on",
+        Event::LockdownOn,
         serde_json::json!({"reason": reason, "by": caller.name, "tunnels_cut": cut}),
     );
     let event = AuditEvent::new(
         now,
         caller.actor(),
-        "lockdown.on",
+        Event::LockdownOn,
         "lockdown",
         "success",
         serde_json::json!({"reason": reason, "tunnels_cut": cut}),
@@ -181,10 +182,10 @@ async fn unlock(
         })?;
     s.admission_changed().await;
     s.notifier
-        .send("lockdown.off", serde_json::json!({"reason": reason, "by": caller.name}));
+        .send(Event::LockdownOff, serde_json::json!({"reason": reason, "by": caller.name}));
     s.audit(
         &caller,
-        "lockdown.off",
+        Event::LockdownOff,
         "lockdown",
         serde_json::json!({"reason": reason}),
     )

@@ -18,6 +18,7 @@ mod system;
 mod vendors;
 mod windows;
 
+use crate::events::Event;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,10 +102,10 @@ pub struct ApiState {
 impl ApiState {
     /// Appends an audit event for an API action. The change it describes is
     /// already committed, so a failure here is logged loudly rather than undone.
-    pub async fn audit(&self, caller: &Caller, action: &str, object: &str, details: serde_json::Value) {
+    pub async fn audit(&self, caller: &Caller, action: Event, object: &str, details: serde_json::Value) {
         let event = AuditEvent::new(self.clock.now(), caller.actor(), action, object, "success", details);
         if let Err(e) = self.journal.write(JournalEntry::Audit(event)).await {
-            tracing::error!(error = %e, action, object, "API action not recorded in the audit trail");
+            tracing::error!(error = %e, action = action.as_str(), object, "API action not recorded in the audit trail");
         }
     }
 
@@ -268,7 +269,7 @@ async fn audit_refusals(
         let event = AuditEvent::new(
             now,
             account.as_deref().unwrap_or("unauthenticated"),
-            "api.refused",
+            Event::ApiRefused,
             &bounded(&path, AUDIT_PATH_CHARS),
             "denied",
             serde_json::json!({

@@ -1,6 +1,7 @@
 //! Intervention reports ("comptes-rendus"): what the vendor declares it did,
 //! shown next to what the gateway observed (the window's sessions).
 
+use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -146,12 +147,12 @@ async fn file_report(
         .await?;
     s.admission_changed().await;
     s.notifier.send(
-        "report.filed",
+        Event::ReportFiled,
         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "outcome": req.outcome}),
     );
     s.audit(
         &caller,
-        "report.filed",
+        Event::ReportFiled,
         w.id.as_str(),
         serde_json::json!({"outcome": req.outcome}),
     )
@@ -195,7 +196,7 @@ async fn add_addendum(
         .store
         .add_report_addendum(&w.id, &body, caller.id.as_str(), s.clock.now())
         .await?;
-    s.audit(&caller, "report.addendum", w.id.as_str(), serde_json::json!({}))
+    s.audit(&caller, Event::ReportAddendum, w.id.as_str(), serde_json::json!({}))
         .await;
     Ok((StatusCode::CREATED, Json(view(&s, w, Some(report)).await?)))
 }

@@ -1,5 +1,6 @@
 //! Sessions: the record of every tunnel, as JSON or CSV, and termination.
 
+use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -209,7 +210,7 @@ async fn terminate(
     let event = AuditEvent::new(
         s.clock.now(),
         caller.actor(),
-        "session.terminated",
+        Event::SessionTerminated,
         id.as_str(),
         "success",
         serde_json::json!({"reason": reason}),

@@ -1,5 +1,6 @@
 //! Health, readiness, metrics, `me` and account creation.
 
+use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -150,7 +151,7 @@ async fn create_user(
         })?;
     s.audit(
         &caller,
-        "user.created",
+        Event::UserCreated,
         user.id.as_str(),
         serde_json::json!({"name": user.name, "role": user.role, "vendor_id": user.vendor_id}),
     )

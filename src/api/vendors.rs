@@ -1,5 +1,6 @@
 //! Vendors, their declared networks, and their technicians.
 
+use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -129,7 +130,7 @@ async fn create_vendor(
         })?;
     s.audit(
         &caller,
-        "vendor.created",
+        Event::VendorCreated,
         v.id.as_str(),
         serde_json::json!({"name": v.name, "networks": v.networks, "allow_broad_networks": req.allow_broad_networks}),
     )
@@ -189,7 +190,7 @@ async fn replace_networks(
     s.admission_changed().await;
     s.audit(
         &caller,
-        "vendor.networks_replaced",
+        Event::VendorNetworksReplaced,
         v.id.as_str(),
         serde_json::json!({"networks": v.networks, "allow_broad_networks": req.allow_broad_networks}),
     )
@@ -217,7 +218,7 @@ async fn disable_vendor(
     let event = AuditEvent::new(
         s.clock.now(),
         caller.actor(),
-        "vendor.disabled",
+        Event::VendorDisabled,
         id.as_str(),
         "success",
         serde_json::json!({"tunnels_cut": cut}),
@@ -252,7 +253,7 @@ async fn enable_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path
     caller.require(&[Role::Admin, Role::Security])?;
     let v = s.store.set_vendor_enabled(&VendorId(id), true).await?;
     s.admission_changed().await;
-    s.audit(&caller, "vendor.enabled", v.id.as_str(), serde_json::json!({}))
+    s.audit(&caller, Event::VendorEnabled, v.id.as_str(), serde_json::json!({}))
         .await;
     Ok(Json(v))
 }
@@ -338,7 +339,7 @@ async fn add_technician(
     s.admission_changed().await;
     s.audit(
         &caller,
-        "technician.added",
+        Event::TechnicianAdded,
         t.id.as_str(),
         serde_json::json!({"vendor_id": vendor.id, "subject": info.subject, "fingerprint_sha256": info.fingerprint.to_hex(), "pinned": req.certificate_pem.is_some()}),
     )
@@ -389,7 +390,7 @@ async fn revoke_technician(
     let event = AuditEvent::new(
         at,
         caller.actor(),
-        "technician.revoked",
+        Event::TechnicianRevoked,
         tid.as_str(),
         "success",
         serde_json::json!({"vendor_id": vendor, "tunnels_cut": cut}),

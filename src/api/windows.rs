@@ -1,5 +1,6 @@
 //! Maintenance windows: request, list, approve, reject, cancel, revoke.
 
+use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -211,10 +212,10 @@ async fn request_window(
             now,
         )
         .await?;
-    s.notifier.send("window.requested", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
+    s.notifier.send(Event::WindowRequested, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
     s.audit(
         &caller,
-        "window.requested",w.id.as_str(),
+        Event::WindowRequested,w.id.as_str(),
         serde_json::json!({"vendor_id": w.vendor_id, "device_ids": w.device_ids, "starts_at": w.starts_at, "ends_at": w.ends_at, "reason": w.reason}),
     )
     .await;
@@ -364,10 +365,10 @@ async fn approve(State(s): State<ApiState>, caller: Caller, Path(id): Path<Strin
     )
     .await?;
     s.admission_changed().await;
-    s.notifier.send("window.approved", serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
+    s.notifier.send(Event::WindowApproved, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
     s.audit(
         &caller,
-        "window.approved",
+        Event::WindowApproved,
         w.id.as_str(),
         serde_json::json!({"vendor_id": w.vendor_id, "requested_by": w.requested_by}),
     )
@@ -393,12 +394,12 @@ async fn reject(
             .decide_extension(&current.id, pending, false, caller.id.as_str(), s.clock.now())
             .await?;
         s.notifier.send(
-            "window.extension_rejected",
+            Event::WindowExtensionRejected,
             serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason}),
         );
         s.audit(
             &caller,
-            "window.extension_rejected",
+            Event::WindowExtensionRejected,
             w.id.as_str(),
             serde_json::json!({"reason": reason}),
         )
@@ -415,12 +416,12 @@ async fn reject(
     )
     .await?;
     s.notifier.send(
-        "window.rejected",
+        Event::WindowRejected,
         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason}),
     );
     s.audit(
         &caller,
-        "window.rejected",
+        Event::WindowRejected,
         w.id.as_str(),
         serde_json::json!({"reason": reason}),
     )
@@ -459,7 +460,7 @@ async fn revoke(
     let event = AuditEvent::new(
         t.at,
         caller.actor(),
-        "window.revoked",
+        Event::WindowRevoked,
         id.as_str(),
         "success",
         serde_json::json!({"reason": reason, "tunnels_cut": cut}),
@@ -485,7 +486,7 @@ async fn revoke(
     guard.release(&restriction);
     s.admission_changed().await;
     s.notifier.send(
-        "window.revoked",
+        Event::WindowRevoked,
         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason, "emergency": w.emergency}),
     );
     if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
@@ -527,7 +528,7 @@ async fn cancel(
     )
     .await?;
     s.admission_changed().await;
-    s.audit(&caller, "window.cancelled", w.id.as_str(), serde_json::json!({}))
+    s.audit(&caller, Event::WindowCancelled, w.id.as_str(), serde_json::json!({}))
         .await;
     Ok(Json(WindowView::new(w, now)))
 }
@@ -559,12 +560,12 @@ async fn approve_extension(s: &ApiState, caller: &Caller, w: Window) -> ApiResul
     let moved = s.registry.move_window_deadline(&w.id, w.ends_at);
     s.admission_changed().await;
     s.notifier.send(
-        "window.extended",
+        Event::WindowExtended,
         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": w.ends_at}),
     );
     s.audit(
         caller,
-        "window.extended",
+        Event::WindowExtended,
         w.id.as_str(),
         serde_json::json!({"ends_at": w.ends_at, "live_tunnels": moved}),
     )
@@ -653,12 +654,12 @@ async fn extend(
         .request_extension(&w.id, req.ends_at, &reason, caller.id.as_str())
         .await?;
     s.notifier.send(
-        "window.extension_requested",
+        Event::WindowExtensionRequested,
         serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": req.ends_at, "reason": reason}),
     );
     s.audit(
         &caller,
-        "window.extension_requested",
+        Event::WindowExtensionRequested,
         w.id.as_str(),
         serde_json::json!({"ends_at": req.ends_at, "reason": reason}),
     )
@@ -705,12 +706,12 @@ async fn review(
         .review_window(&w.id, &req.verdict, &comment, caller.id.as_str(), s.clock.now())
         .await?;
     s.notifier.send(
-        "emergency.reviewed",
+        Event::EmergencyReviewed,
         serde_json::json!({"window_id": w.id, "verdict": req.verdict}),
     );
     s.audit(
         &caller,
-        "emergency.reviewed",
+        Event::EmergencyReviewed,
         w.id.as_str(),
         serde_json::json!({"verdict": req.verdict, "comment": comment}),
     )

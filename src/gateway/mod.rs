@@ -6,6 +6,7 @@ mod registry;
 pub mod tls;
 mod tunnel;
 
+use crate::events::Event;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -233,7 +234,7 @@ impl Shared {
         }
         if self.denials_this_minute.fetch_add(1, Ordering::AcqRel) + 1 == DENIAL_BURST {
             self.deps.notifier.send(
-                "admission.denied_burst",
+                Event::AdmissionDeniedBurst,
                 json!({"denials_this_minute": DENIAL_BURST, "last_source_ip": peer.ip().to_canonical().to_string(), "last_reason": reason.code(), "node": self.settings.node}),
             );
         }
@@ -404,7 +405,7 @@ async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts:
     let event = AuditEvent::new(
         now,
         GATEWAY_ACTOR,
-        "admission.denied",
+        Event::AdmissionDenied,
         id.as_str(),
         "denied",
         json!({
@@ -450,7 +451,7 @@ async fn handshake_failed(shared: &Shared, id: &SessionId, peer: SocketAddr, cla
     let event = AuditEvent::new(
         now,
         GATEWAY_ACTOR,
-        "tls.handshake_failed",
+        Event::TlsHandshakeFailed,
         id.as_str(),
         "denied",
         json!({
@@ -503,7 +504,7 @@ async fn tunnel(
     let event = AuditEvent::new(
         started_at,
         GATEWAY_ACTOR,
-        "session.started",
+        Event::SessionStarted,
         id.as_str(),
         "success",
         json!({
@@ -563,7 +564,7 @@ async fn tunnel(
         }
     }
     deps.notifier.send(
-        "session.started",
+        Event::SessionStarted,
         json!({"session_id": id, "window_id": a.window_id, "vendor_id": a.vendor_id, "technician_id": a.technician_id, "device_id": a.device_id, "source_ip": peer.ip().to_canonical().to_string(), "emergency": a.emergency}),
     );
     tracing::info!(vendor = %a.vendor_id, technician = %a.technician_id,device = %a.device_id, window = %a.window_id, deadline = %a.deadline, "tunnel admitted");
@@ -617,7 +618,7 @@ async fn tunnel(
     let event = AuditEvent::new(
         ended_at,
         GATEWAY_ACTOR,
-        "session.ended",
+        Event::SessionEnded,
         id.as_str(),
         "success",
         json!({
@@ -636,7 +637,7 @@ async fn tunnel(
         "tunnel ended"
     );
     deps.notifier.send(
-        "session.ended",
+        Event::SessionEnded,
         json!({"session_id": id, "window_id": a.window_id, "vendor_id": a.vendor_id, "end_reason": reason.as_str(), "bytes_from_vendor": up, "bytes_to_vendor": down}),
     );
     match deps.journal.write(JournalEntry::SessionEnded(end, event)).await {

@@ -22,6 +22,7 @@
 //! and logged as such; the session ends among them are recovered at the next
 //! start from the heartbeat and byte checkpoints (`gateway_restart`).
 
+use crate::events::Event;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -353,7 +354,7 @@ impl Writer {
             let event = AuditEvent::new(
                 SystemClock.now(),
                 crate::audit::GATEWAY_ACTOR,
-                "journal.events_dropped",
+                Event::JournalEventsDropped,
                 "journal",
                 "failure",
                 serde_json::json!({

@@ -9,6 +9,7 @@ mod postgres;
 mod records;
 mod sqlite;
 
+use crate::events::Event;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -449,7 +450,7 @@ pub(crate) fn orphan_event(
     AuditEvent::new(
         ended_at,
         crate::audit::GATEWAY_ACTOR,
-        "session.ended",
+        Event::SessionEnded,
         id,
         "success",
         details,
