@@ -2,6 +2,7 @@
 //! the state and the time. No I/O, no clock, no async: every rule of DESIGN.md's
 //! invariant 1 lives here and is tested table by table in `tests.rs`.
 
+mod shared_map;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{DeviceId, Fingerprint, TechnicianId, VendorId, WindowId};
 
+pub use shared_map::SharedMap;
 pub use snapshot::{DeviceEntry, OverdueMode, PolicySettings, Snapshot, TechnicianEntry, VendorEntry, WindowEntry};
 
 /// What the gateway knows about a connection once its TLS handshake is done.

@@ -3,6 +3,7 @@
 //! and [`PgStore`] (several gateway nodes sharing one database).
 
 mod effects;
+mod feed;
 mod health;
 mod journal;
 mod postgres;
@@ -22,7 +23,8 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::domain::{DeviceId, SessionId, TechnicianId, UserId, VendorId, WindowId};
 use crate::policy::Snapshot;
 
-pub use effects::{Change, ChangeRecord, Effects, Notice, Record};
+pub use effects::{Change, ChangeRecord, Effects, Notice, Record, CHANGES_CHANNEL};
+pub use feed::{AdmissionReads, ChangeListener, DeviceAdmission, TechnicianAdmission, WindowAdmission};
 pub use health::{HealthReport, StoreHealth};
 pub use journal::{Durability, Journal, JournalError, JournalSettings};
 pub use postgres::PgStore;
@@ -154,23 +156,43 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Counts changes that affect admission, so the gateway's cached [`Snapshot`] can
 /// tell it is stale. Bumped after the change is committed, before the call returns.
-#[derive(Debug, Default)]
-pub struct Generation(AtomicU64);
+#[derive(Debug)]
+pub struct Generation {
+    count: AtomicU64,
+    /// Wakes the change-feed follower of this process at once.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
 
 impl Generation {
     /// The current count.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire)
     }
     /// Marks the admission state as changed.
     pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        let n = self.count.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        self.changed.send_replace(n);
+    }
+    /// Watches the count: `changed()` completes after each [`Generation::bump`]
+    /// since the last look, however many.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 
 /// Everything Portier keeps. Methods are named for what they do; none exposes SQL.
+/// The per-object reads of the change-feed follower are in [`AdmissionReads`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AdmissionReads + Send + Sync + 'static {
     /// Applies the pending migrations of this backend.
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks that the database answers.

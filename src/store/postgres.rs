@@ -7,6 +7,8 @@
 //! resets sqlx's depth count, and ROLLBACK outside a transaction is harmless, so a
 //! pooled connection never stays mid-transaction.
 
+mod admission;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;

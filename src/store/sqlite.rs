@@ -11,6 +11,8 @@
 //! dropped unfinished, the connection is closed, which rolls back whatever is
 //! still open, and the pool opens a fresh one.
 
+mod admission;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
