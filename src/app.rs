@@ -42,6 +42,7 @@ pub struct App {
     journal: JoinHandle<()>,
     scheduler: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
+    feed: JoinHandle<()>,
     stopped: bool,
 }
 
@@ -127,10 +128,11 @@ impl App {
         });
         let (journal, journal_task) = Journal::start_with(store.clone(), settings.journal_settings());
         let registry = Arc::new(Registry::default());
-        let cache = Arc::new(AdmissionCache::new(
+        let cache = Arc::new(AdmissionCache::following(
             store.clone(),
-            settings.policy_settings(),
+            registry.clone(),
             clock.clone(),
+            settings.feed_settings(),
         ));
         // Load once now, so a database that cannot serve admission fails the start.
         cache.snapshot().await.context("loading the admission state")?;
@@ -144,7 +146,6 @@ impl App {
         let scheduler = Scheduler {
             store: store.clone(),
             registry: registry.clone(),
-            cache: cache.clone(),
             notifier: notifier.clone(),
             clock: clock.clone(),
             ending_soon: settings
@@ -178,6 +179,7 @@ impl App {
             .with_context(|| format!("binding the API on {}", a.listen))?;
         let api_addr = api_listener.local_addr()?;
         let guard = cache.guard().clone();
+        let feed = cache.feed().clone();
         let guard_deps = crate::guard::GuardDeps {
             store: store.clone(),
             journal: journal.clone(),
@@ -241,6 +243,8 @@ impl App {
             shutdown.clone(),
         ));
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        // Every node follows the changes committed through any node (docs/cluster.md).
+        let feed = tokio::spawn(feed.run(shutdown.clone()));
         let heartbeat = tokio::spawn(
             NodeBeat {
                 store: store.clone(),
@@ -265,6 +269,7 @@ impl App {
             journal: journal_task,
             scheduler,
             heartbeat,
+            feed,
             stopped: false,
         })
     }
@@ -284,6 +289,7 @@ impl App {
         let _ = (&mut self.gateway).await;
         let _ = (&mut self.scheduler).await;
         let _ = (&mut self.heartbeat).await;
+        let _ = (&mut self.feed).await;
         let _ = (&mut self.journal).await;
         if let Err(e) = self.store.release_node(&self.identity, self.clock.now()).await {
             tracing::warn!(error = %e, "could not mark the node as stopped; its name frees itself once its heartbeat is stale");
@@ -296,6 +302,7 @@ impl App {
     /// close them, but nothing they do reaches the store any more.
     pub fn abort(&self) {
         self.heartbeat.abort();
+        self.feed.abort();
         self.journal.abort();
         self.scheduler.abort();
         self.gateway.abort();

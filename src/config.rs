@@ -15,7 +15,9 @@ use crate::policy::{OverdueMode, PolicySettings};
 const MIN_FD_RESERVE: u64 = 64;
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 7] = ["gateway", "api", "database", "policy", "notify", "audit", "log"];
+const SECTIONS: [&str; 8] = [
+    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster",
+];
 
 /// Configuration errors, with the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +290,27 @@ pub struct AuditConfig {
     pub anchor_minutes: u32,
 }
 
+/// `[cluster]`: how this node follows the changes made through every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// A node that has not confirmed the change feed for this long refuses new
+    /// tunnels (`store_unavailable`) and says so in `/readyz`.
+    pub max_staleness_secs: u64,
+    /// `refuse` (default): live tunnels keep running while stale; `cut`: they
+    /// are cut too (`end_reason = node_stale`).
+    pub on_stale: crate::cluster::OnStale,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            max_staleness_secs: 5,
+            on_stale: crate::cluster::OnStale::Refuse,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -326,6 +349,7 @@ pub struct Settings {
     pub notify: NotifyConfig,
     pub audit: AuditConfig,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl Settings {
@@ -518,6 +542,7 @@ impl Settings {
             ("database.checkpoint_secs", d.checkpoint_secs),
             ("database.retry_queue", d.retry_queue as u64),
             ("database.probe_ms", d.probe_ms),
+            ("cluster.max_staleness_secs", self.cluster.max_staleness_secs),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
@@ -554,6 +579,16 @@ impl Settings {
         PolicySettings {
             report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
             on_overdue: self.policy.on_overdue_report,
+        }
+    }
+
+    /// How this node follows the change feed.
+    pub fn feed_settings(&self) -> crate::cluster::FeedSettings {
+        crate::cluster::FeedSettings {
+            policy: self.policy_settings(),
+            max_staleness: Duration::from_secs(self.cluster.max_staleness_secs),
+            on_stale: self.cluster.on_stale,
+            ..crate::cluster::FeedSettings::default()
         }
     }
 
@@ -633,6 +668,30 @@ mod tests {
         assert_eq!(s.database.url, "sqlite:///etc/portier/portier.db");
         assert_eq!(s.gateway.cert, Path::new("/etc/portier/certs/server.pem"));
         assert_eq!(s.gateway.lockdown_file, Path::new("/etc/portier/lockdown"));
+    }
+
+    #[test]
+    fn cluster_section() {
+        let s = Settings::from_toml("", Path::new("/x"), env(&[])).unwrap();
+        let f = s.feed_settings();
+        assert_eq!(f.max_staleness, Duration::from_secs(5));
+        assert_eq!(f.on_stale, crate::cluster::OnStale::Refuse);
+        let s = Settings::from_toml(
+            "[cluster]\nmax_staleness_secs = 2\n",
+            Path::new("/x"),
+            env(&[("PORTIER_CLUSTER_ON_STALE", "cut")]),
+        )
+        .unwrap();
+        let f = s.feed_settings();
+        assert_eq!(f.max_staleness, Duration::from_secs(2));
+        assert_eq!(f.on_stale, crate::cluster::OnStale::Cut);
+        for bad in [
+            "[cluster]\nmax_staleness_secs = 0\n",
+            "[cluster]\non_stale = \"ignore\"\n",
+            "[cluster]\nstaleness = 3\n",
+        ] {
+            assert!(Settings::from_toml(bad, Path::new("/x"), env(&[])).is_err(), "{bad}");
+        }
     }
 
     #[test]
