@@ -201,49 +201,6 @@ async fn terminate(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<Session>> {
-    caller.require(&[Role::Security])?;
     let reason = crate::domain::one_line("reason", &req.reason, 2000)?;
-    let id = SessionId(id);
-    // Invariant 7: cut first. A session id is unguessable and security may see
-    // every session, so cutting before the lookup reveals nothing.
-    let cut = s.registry.cut_session(&id, EndReason::Terminated);
-    let event = AuditEvent::new(
-        s.clock.now(),
-        caller.actor(),
-        Event::SessionTerminated,
-        id.as_str(),
-        "success",
-        serde_json::json!({"reason": reason}),
-    );
-    let session = match s.store.session(&id).await {
-        Ok(session) => session,
-        Err(e @ (StoreError::Unavailable(_) | StoreError::Down(_))) if cut => {
-            tracing::error!(error = %e, session = %id, "session cut; its termination is recorded when the database is back");
-            s.cache.guard().defer(Pending::Audit(event));
-            return Err(ApiError::unavailable(
-                "the database cannot be reached: the session was cut on this node; its termination is recorded as soon as the database is back",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !cut {
-        if session.ended_at.is_some() {
-            return Err(ApiError::conflict("the session has already ended"));
-        }
-        if !live_nodes(&s).await?.contains(&session.node) {
-            return Err(ApiError::conflict(format!(
-                "the session is not live anywhere: its node {} is down; its record is closed when that node restarts",
-                session.node
-            )));
-        }
-        return Err(ApiError::conflict(format!(
-            "the session is not live on this node ({})",
-            session.node
-        )));
-    }
-    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
-        tracing::error!(error = %e, "termination not recorded yet; retried");
-        s.cache.guard().defer(Pending::Audit(event));
-    }
-    Ok(Json(session))
+    Ok(Json(s.ops.terminate_session(&caller, &SessionId(id), reason).await?))
 }
