@@ -1215,7 +1215,7 @@ impl Store for PgStore {
     }
 
     async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         let rows = sqlx::query(
             "SELECT id, window_id, vendor_id, started_at, checkpoint_at, bytes_from_vendor, bytes_to_vendor
              FROM sessions WHERE node = $1 AND ended_at IS NULL ORDER BY started_at, id FOR UPDATE",
@@ -1269,6 +1269,11 @@ impl Store for PgStore {
         .bind(us(stale_before))
         .fetch_all(&mut *tx)
         .await?;
+        // The chain's lock before any session row (see `begin_chained`); only
+        // when something is lost, so the usual empty sweep never waits for it.
+        if !lost.is_empty() {
+            lock_chain(&mut tx).await?;
+        }
         let mut closed = 0;
         for node_row in &lost {
             let node: String = node_row.try_get("name")?;
@@ -1316,7 +1321,7 @@ impl Store for PgStore {
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         let mut admission_changed = false;
         for entry in entries {
             match entry {
