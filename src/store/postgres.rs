@@ -654,19 +654,23 @@ impl Store for PgStore {
     async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>, record: Record<'_, Vendor>) -> StoreResult<Vendor> {
         let id = VendorId::generate();
         let mut tx = self.begin_chained().await?;
-        sqlx::query("INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES ($1, $2, $3, TRUE, $4)")
+        sqlx::query(
+            "INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES ($1, $2, $3, TRUE, $4)",
+        )
+        .bind(id.as_str())
+        .bind(&v.name)
+        .bind(&v.security_contact)
+        .bind(us(at))
+        .execute(&mut *tx)
+        .await?;
+        for n in &v.networks {
+            sqlx::query(
+                "INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING",
+            )
             .bind(id.as_str())
-            .bind(&v.name)
-            .bind(&v.security_contact)
-            .bind(us(at))
+            .bind(n.to_string())
             .execute(&mut *tx)
             .await?;
-        for n in &v.networks {
-            sqlx::query("INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
-                .bind(id.as_str())
-                .bind(n.to_string())
-                .execute(&mut *tx)
-                .await?;
         }
         let vendor = Self::vendor_in(&mut tx, &id).await?;
         self.finish(tx, vendor, record, true).await
@@ -682,10 +686,11 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await?;
         let mut nets: HashMap<String, Vec<IpNet>> = HashMap::new();
-        for (v, n) in
-            sqlx::query_as::<_, (String, String)>("SELECT vendor_id, network::text FROM vendor_networks ORDER BY network::text")
-                .fetch_all(&self.pool)
-                .await?
+        for (v, n) in sqlx::query_as::<_, (String, String)>(
+            "SELECT vendor_id, network::text FROM vendor_networks ORDER BY network::text",
+        )
+        .fetch_all(&self.pool)
+        .await?
         {
             nets.entry(v).or_default().push(parse("network", &n)?);
         }
@@ -716,17 +721,24 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         for n in networks {
-            sqlx::query("INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
-                .bind(id.as_str())
-                .bind(n.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO vendor_networks (vendor_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(n.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         let vendor = Self::vendor_in(&mut tx, id).await?;
         self.finish(tx, vendor, record, true).await
     }
 
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool, record: Record<'_, Vendor>) -> StoreResult<Vendor> {
+    async fn set_vendor_enabled(
+        &self,
+        id: &VendorId,
+        enabled: bool,
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
         let mut tx = self.begin_chained().await?;
         let done = sqlx::query("UPDATE vendors SET enabled = $1 WHERE id = $2")
             .bind(enabled)
@@ -790,13 +802,14 @@ impl Store for PgStore {
         record: Record<'_, Technician>,
     ) -> StoreResult<Technician> {
         let mut tx = self.begin_chained().await?;
-        let done =
-            sqlx::query("UPDATE technicians SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND vendor_id = $3")
-                .bind(us(at))
-                .bind(id.as_str())
-                .bind(vendor.as_str())
-                .execute(&mut *tx)
-                .await?;
+        let done = sqlx::query(
+            "UPDATE technicians SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND vendor_id = $3",
+        )
+        .bind(us(at))
+        .bind(id.as_str())
+        .bind(vendor.as_str())
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("technician"));
         }
@@ -852,7 +865,12 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool, record: Record<'_, Device>) -> StoreResult<Device> {
+    async fn set_device_enabled(
+        &self,
+        id: &DeviceId,
+        enabled: bool,
+        record: Record<'_, Device>,
+    ) -> StoreResult<Device> {
         let mut tx = self.begin_chained().await?;
         let done = sqlx::query("UPDATE devices SET enabled = $1 WHERE id = $2")
             .bind(enabled)
@@ -900,11 +918,13 @@ impl Store for PgStore {
                 .await?;
         }
         for n in &w.extra_networks {
-            sqlx::query("INSERT INTO window_extra_networks (window_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING")
-                .bind(id.as_str())
-                .bind(n.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO window_extra_networks (window_id, network) VALUES ($1, $2::cidr) ON CONFLICT DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(n.to_string())
+            .execute(&mut *tx)
+            .await?;
         }
         let window = Self::window_in(&mut tx, &id).await?;
         self.finish(tx, window, record, state == WindowState::Approved).await

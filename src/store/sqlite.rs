@@ -745,7 +745,12 @@ impl Store for SqliteStore {
         self.finish(tx, vendor, record, true).await
     }
 
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool, record: Record<'_, Vendor>) -> StoreResult<Vendor> {
+    async fn set_vendor_enabled(
+        &self,
+        id: &VendorId,
+        enabled: bool,
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
         let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE vendors SET enabled = ? WHERE id = ?")
             .bind(enabled)
@@ -871,7 +876,12 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool, record: Record<'_, Device>) -> StoreResult<Device> {
+    async fn set_device_enabled(
+        &self,
+        id: &DeviceId,
+        enabled: bool,
+        record: Record<'_, Device>,
+    ) -> StoreResult<Device> {
         let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE devices SET enabled = ? WHERE id = ?")
             .bind(enabled)
