@@ -22,7 +22,7 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::domain::{DeviceId, SessionId, TechnicianId, UserId, VendorId, WindowId};
 use crate::policy::Snapshot;
 
-pub use effects::{Change, ChangeRecord, Effects, Notice, Record};
+pub use effects::{Change, ChangeRecord, Effects, Notice, Record, CHANGES_CHANNEL};
 pub use health::{HealthReport, StoreHealth};
 pub use journal::{Durability, Journal, JournalError, JournalSettings};
 pub use postgres::PgStore;
@@ -207,7 +207,8 @@ pub trait Store: Send + Sync + 'static {
         networks: &[IpNet],
         record: Record<'_, Vendor>,
     ) -> StoreResult<Vendor>;
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool, record: Record<'_, Vendor>) -> StoreResult<Vendor>;
+    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool, record: Record<'_, Vendor>)
+        -> StoreResult<Vendor>;
 
     // --- technicians ---
     async fn add_technician(
@@ -230,7 +231,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>, record: Record<'_, Device>) -> StoreResult<Device>;
     async fn device(&self, id: &DeviceId) -> StoreResult<Device>;
     async fn list_devices(&self) -> StoreResult<Vec<Device>>;
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool, record: Record<'_, Device>) -> StoreResult<Device>;
+    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool, record: Record<'_, Device>)
+        -> StoreResult<Device>;
 
     // --- windows ---
     async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>, record: Record<'_, Window>) -> StoreResult<Window>;
