@@ -1,6 +1,5 @@
 //! Emergency access: the exception procedure for urgent interventions.
 
-use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,9 +11,8 @@ use utoipa_axum::routes;
 use super::extract::ApiJson;
 use super::vendors::parse_networks;
 use super::windows::WindowView;
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::domain::{one_line, DeviceId, Role, VendorId};
-use crate::store::NewWindow;
+use super::{ApiResult, ApiState, Caller, ErrorBody};
+use crate::domain::{one_line, DeviceId, VendorId};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(grant))

@@ -2,7 +2,6 @@
 //! security lifts it. The state is stored, so a restarted node stays locked;
 //! locking down takes effect on this node before it is stored (see `guard`).
 
-use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,10 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{EndReason, Role};
-use crate::guard::LiftError;
+use super::{ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
 use crate::store::LockdownState;
 
 pub fn routes() -> OpenApiRouter<ApiState> {

@@ -1,7 +1,6 @@
 //! Intervention reports ("comptes-rendus"): what the vendor declares it did,
 //! shown next to what the gateway observed (the window's sessions).
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,8 +14,8 @@ use utoipa_axum::routes;
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::visible_window;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::domain::{DeviceId, Role, VendorId, WindowId, WindowState};
-use crate::store::{NewReport, Report, ReportFilter, Session, SessionFilter, StoreError, Window};
+use crate::domain::{DeviceId, Role, VendorId, WindowId};
+use crate::store::{Report, ReportFilter, Session, SessionFilter, StoreError, Window};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

@@ -1,6 +1,5 @@
 //! Sessions: the record of every tunnel, as JSON or CSV, and termination.
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -14,10 +13,8 @@ use utoipa_axum::routes;
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::Reason;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{DeviceId, EndReason, Role, SessionId, VendorId};
-use crate::guard::Pending;
-use crate::store::{JournalEntry, Session, SessionFilter, StoreError};
+use crate::domain::{DeviceId, Role, SessionId, VendorId};
+use crate::store::{Session, SessionFilter};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

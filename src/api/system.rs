@@ -1,6 +1,5 @@
 //! Health, readiness, metrics, `me` and account creation.
 
-use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -13,7 +12,6 @@ use utoipa_axum::routes;
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{Role, VendorId};
-use crate::store::NewUser;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

@@ -1,6 +1,5 @@
 //! Vendors, their declared networks, and their technicians.
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,11 +13,9 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{one_line, parse_network, EndReason, NetworkBreadth, Role, TechnicianId, VendorId};
-use crate::guard::{Pending, Restriction};
+use crate::domain::{one_line, parse_network, NetworkBreadth, Role, TechnicianId, VendorId};
 use crate::pki::{first_cert_der, CertInfo};
-use crate::store::{JournalEntry, NewTechnician, NewVendor, StoreError, Technician, Vendor};
+use crate::store::{NewTechnician, NewVendor, Technician, Vendor};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

@@ -1,6 +1,5 @@
 //! Maintenance windows: request, list, approve, reject, cancel, revoke.
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,12 +11,9 @@ use utoipa_axum::routes;
 
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{one_line, DeviceId, DeviceName, EndReason, Role, VendorId, WindowId, WindowState};
-use crate::guard::{Pending, Restriction};
-use crate::store::{JournalEntry, NewWindow, StoreError, Window, WindowFilter, WindowTransition};
+use crate::domain::{one_line, DeviceId, Role, VendorId, WindowId, WindowState};
+use crate::store::{Window, WindowFilter};
 
-pub use crate::ops::MAX_PAST_START;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
