@@ -81,7 +81,7 @@ impl AdmissionCache {
             return Err(StoreError::Down(stale.to_string()));
         }
         if self.feed.needs_read() {
-            if let Err(e) = self.feed.catch_up().await {
+            if let Err(e) = self.feed.read().await {
                 if matches!(e, StoreError::Unavailable(_)) {
                     self.health.mark_down(&e.to_string());
                 }

@@ -269,8 +269,18 @@ impl Feed {
     /// Reads and applies every change committed so far: on return, admission
     /// on this node decides on a state that includes them (and what they forbid
     /// is cut). Fails, without waiting longer than `max_staleness`, if the
-    /// database cannot be read.
+    /// database cannot be read. Nothing to do while no state is loaded (a
+    /// command-line process): the first admission loads it whole.
     pub async fn catch_up(&self) -> StoreResult<()> {
+        if self.published.load().is_none() {
+            return Ok(());
+        }
+        self.read().await
+    }
+
+    /// Loads the state if it is not loaded, then reads and applies every change
+    /// committed so far (see [`Feed::catch_up`]).
+    pub async fn read(&self) -> StoreResult<()> {
         let bound = self.settings.max_staleness;
         match tokio::time::timeout(bound, async {
             let mut follow = self.follow.lock().await;
@@ -479,7 +489,7 @@ impl Feed {
                 }
                 _ = tokio::time::sleep(self.settings.poll) => {}
             }
-            match self.catch_up().await {
+            match self.read().await {
                 Ok(()) if failing => {
                     failing = false;
                     tracing::info!("change feed read again");

@@ -10,7 +10,8 @@ use crate::audit::AuditEvent;
 use crate::domain::{DeviceId, SessionId, TechnicianId, VendorId, WindowId};
 use crate::events::Event;
 
-/// The PostgreSQL channel a commit's `pg_notify` announces its feed entries on.
+/// The PostgreSQL notification channel a committed feed entry is announced on
+/// (payload: its `seq`), so following nodes wake at once instead of at their next poll.
 pub const CHANGES_CHANNEL: &str = "portier_changes";
 
 /// What changed, as the nodes following the feed need to know it: which object

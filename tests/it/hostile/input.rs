@@ -81,7 +81,7 @@ async fn failed_webhook_deliveries_log_no_credentials() {
         syslog: None,
         retry_base: Duration::from_millis(1),
     });
-    notifier.send("lockdown.on", json!({"reason": "test"}));
+    notifier.send(portier::events::Event::LockdownOn, json!({"reason": "test"}));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !logs.text().contains("abandoned") {
         assert!(

@@ -127,7 +127,7 @@ async fn a_captured_webhook_delivery_cannot_be_replayed() {
         syslog: None,
         retry_base: Duration::from_millis(50),
     });
-    notifier.send("lockdown.on", json!({"reason": "drill"}));
+    notifier.send(portier::events::Event::LockdownOn, json!({"reason": "drill"}));
 
     let mut got: Vec<Delivery> = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
