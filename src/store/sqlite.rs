@@ -1374,8 +1374,14 @@ impl Store for SqliteStore {
                         .bind(s.window_id.as_str())
                         .execute(&mut *tx)
                         .await?;
-                    admission_changed |= marked.rows_affected() > 0;
-                    append_audit_in(&mut tx, event).await?;
+                    if marked.rows_affected() > 0 {
+                        // The vendor's overdue state may move: every node re-reads it (feed).
+                        let effects = Effects::audit(event.clone()).change(Change::Reports(s.vendor_id.clone()));
+                        record_in(&mut tx, &effects).await?;
+                        admission_changed = true;
+                    } else {
+                        append_audit_in(&mut tx, event).await?;
+                    }
                 }
                 JournalEntry::SessionEnded(end, event) => {
                     let ended = sqlx::query(

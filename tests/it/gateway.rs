@@ -4,7 +4,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use portier::domain::{EndReason, WindowState};
-use portier::store::{AuditFilter, NewDevice, NewVendor, NewWindow, SessionFilter, Store, WindowTransition};
+use portier::store::{
+    AuditFilter, Change, NewDevice, NewVendor, NewWindow, SessionFilter, Store, WindowTransition,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
@@ -245,7 +247,9 @@ async fn denials(db: TestDb) {
 
     // Disabling the vendor takes effect for the very next connection.
     store
-        .set_vendor_enabled(&s.vendor.id, false, &|_| test_effects())
+        .set_vendor_enabled(&s.vendor.id, false, &|v| {
+            test_effects().change(Change::Vendor(v.id.clone()))
+        })
         .await
         .unwrap();
     let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", alice.clone())
