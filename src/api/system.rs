@@ -36,19 +36,19 @@ async fn healthz() -> impl IntoResponse {
 /// is not ready either.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
-    let health = s.store.health().report();
-    if !health.writable {
-        tracing::warn!(error = ?health.last_error, down_for = ?health.down_for, "not ready: writes fail");
-        return Err(ApiError::unavailable(
-            "the database does not take writes; tunnels are refused until it does",
-        ));
-    }
     // A node that cannot confirm it has seen every change refuses tunnels (docs/cluster.md).
     if let Some(stale) = s.cache.stale() {
         tracing::warn!(%stale, "not ready: stale");
         return Err(ApiError::unavailable(format!(
             "{stale}: tunnels are refused until it reads the change feed again"
         )));
+    }
+    let health = s.store.health().report();
+    if !health.writable {
+        tracing::warn!(error = ?health.last_error, down_for = ?health.down_for, "not ready: writes fail");
+        return Err(ApiError::unavailable(
+            "the database does not take writes; tunnels are refused until it does",
+        ));
     }
     s.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "not ready");

@@ -11,6 +11,7 @@ mod common;
 
 mod api;
 mod cli;
+mod cluster;
 mod controls;
 mod evidence;
 mod gateway;
