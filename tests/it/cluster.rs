@@ -413,6 +413,28 @@ on_both_backends!(
 
 // --- two nodes on one PostgreSQL database ---
 
+type Tunnel = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
+
+/// A tunnel through `gateway` if it admits one (it echoes a probe), else what it said.
+async fn try_tunnel(gateway: std::net::SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Tunnel, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = connect_from("127.0.0.2", gateway, "mri-1", tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    // A refused tunnel may already be closed: the write's outcome does not matter.
+    let _ = s.write_all(b"x").await;
+    let _ = s.flush().await;
+    let mut probe = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(3), s.read(&mut probe)).await {
+        Ok(Ok(1)) if probe == *b"x" => Ok(s),
+        Ok(Ok(1)) => {
+            let rest = read_all(&mut s).await.unwrap_or_default();
+            Err(format!("{}{rest}", char::from(probe[0])))
+        }
+        other => Err(format!("{other:?}")),
+    }
+}
+
 /// Node A (a `TestApp`) and node B beside it on the same database.
 struct TwoNodes {
     a: TestApp,
@@ -456,22 +478,13 @@ impl TwoNodes {
     }
 
     /// A tunnel through node B, echoing (B sees A's approval within a second).
-    async fn tunnel_on_b(&self) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    async fn tunnel_on_b(&self) -> Tunnel {
         let start = Instant::now();
         loop {
-            let mut tls = connect_from("127.0.0.2", self.b.gateway_addr, "mri-1", self.sc.tls.clone())
-                .await
-                .unwrap();
-            let got = echo_roundtrip(&mut tls, b"ping").await;
-            if got == b"ping" {
-                return tls;
+            match try_tunnel(self.b.gateway_addr, self.sc.tls.clone()).await {
+                Ok(t) => return t,
+                Err(said) => assert!(start.elapsed() < Duration::from_secs(1), "node B still refuses: {said}"),
             }
-            let rest = read_all(&mut tls).await.unwrap_or_default();
-            assert!(
-                start.elapsed() < Duration::from_secs(1),
-                "node B still refuses: {}{rest}",
-                String::from_utf8_lossy(&got)
-            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -575,17 +588,12 @@ async fn a_change_through_node_a_cuts_node_b(what: Remote) {
     assert_eq!(rec.end_reason, Some(reason), "{what:?}");
     assert_eq!(rec.node, "b");
 
-    let mut again = connect_from("127.0.0.2", n.b.gateway_addr, "mri-1", n.sc.tls.clone())
-        .await
-        .unwrap();
-    match refusal {
-        Some(code) => {
-            let said = read_all(&mut again).await.unwrap();
-            assert!(said.contains(code), "{what:?}: node B said {said:?}");
-        }
-        None => assert_eq!(echo_roundtrip(&mut again, b"again").await, b"again"),
+    // The cut is the follower's: by now B's admission state holds the change.
+    match (refusal, try_tunnel(n.b.gateway_addr, n.sc.tls.clone()).await) {
+        (Some(code), Err(said)) => assert!(said.contains(code), "{what:?}: node B said {said:?}"),
+        (None, Ok(_)) => {}
+        (expected, got) => panic!("{what:?}: expected {expected:?}, node B answered {:?}", got.map(|_| "a tunnel")),
     }
-    drop(again);
     n.stop().await;
 }
 
@@ -626,10 +634,10 @@ async fn an_approval_on_node_a_admits_on_node_b() {
         )
         .await;
     assert_eq!(st, 200);
-    let mut refused = connect_from("127.0.0.2", n.b.gateway_addr, "mri-1", n.sc.tls.clone())
-        .await
-        .unwrap();
-    assert!(read_all(&mut refused).await.unwrap().contains("no_active_window"));
+    let revoked = Instant::now();
+    while try_tunnel(n.b.gateway_addr, n.sc.tls.clone()).await.is_ok() {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "node B still admits");
+    }
 
     let now = Utc::now();
     let (st, w) = n
@@ -649,21 +657,10 @@ async fn an_approval_on_node_a_admits_on_node_b() {
         .await;
     assert_eq!(st, 200);
     let approved = Instant::now();
-    loop {
-        let mut tls = connect_from("127.0.0.2", n.b.gateway_addr, "mri-1", n.sc.tls.clone())
-            .await
-            .unwrap();
-        let mut probe = [0u8; 1];
-        use tokio::io::AsyncWriteExt;
-        tls.write_all(b"x").await.unwrap();
-        use tokio::io::AsyncReadExt;
-        let got = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut probe)).await;
-        if matches!(got, Ok(Ok(1))) && probe == *b"x" {
-            break;
-        }
+    while let Err(said) = try_tunnel(n.b.gateway_addr, n.sc.tls.clone()).await {
         assert!(
             approved.elapsed() < Duration::from_secs(1),
-            "node B still refuses {:?} after the approval on node A",
+            "node B still refuses {:?} after the approval on node A: {said}",
             approved.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -785,17 +782,7 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
     tokio::task::block_in_place(|| pg.start_server());
     // Back without a restart: admitted again, ready again.
     let back = Instant::now();
-    loop {
-        let mut tls = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
-            .await
-            .unwrap();
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let _ = tls.write_all(b"x").await;
-        let mut probe = [0u8; 1];
-        let got = tokio::time::timeout(Duration::from_secs(2), tls.read(&mut probe)).await;
-        if matches!(got, Ok(Ok(1))) && probe == *b"x" {
-            break;
-        }
+    while try_tunnel(t.app.gateway_addr, sc.tls.clone()).await.is_err() {
         assert!(
             back.elapsed() < Duration::from_secs(20),
             "still refused 20 s after the database came back"
