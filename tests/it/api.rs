@@ -1,7 +1,5 @@
 //! The admin API over real HTTPS, with the real gateway behind it.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use portier::audit::AuditEvent;
 use portier::domain::SessionId;
@@ -572,7 +570,9 @@ fn openssl_csr(dir: &std::path::Path) -> Option<(String, String)> {
 }
 
 async fn workflow(db: TestDb) {
-    let t = TestApp::spawn(db).await;
+    // Virtual time: the window starts when the test moves the clock.
+    let clock = std::sync::Arc::new(portier::clock::ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with(db, "", clock.clone()).await;
     let device = echo_device().await;
     let (st, v) = t
         .call(
@@ -696,8 +696,7 @@ async fn workflow(db: TestDb) {
         .starts_with("PORTIER DENIED no_active_window "));
 
     // Inside the window: the tunnel works.
-    let wait = (starts - Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    clock.set(starts + chrono::Duration::milliseconds(100));
     let (_, b) = t
         .call("GET", &format!("/api/v1/windows/{wid}"), Some(&vendor), None)
         .await;
