@@ -1,21 +1,35 @@
 //! Notifications to the hospital's tools: webhooks (JSON, signed per the
-//! Standard Webhooks scheme, retried with backoff) and syslog (RFC 5424 over
-//! UDP or TCP).
-//! Sending never blocks a tunnel or an API call: events go through a bounded
-//! queue, and when it is full they are dropped with a log line.
+//! Standard Webhooks scheme) and syslog (RFC 5424 over UDP or TCP).
+//!
+//! They survive (issue 9 item 6): a notification is a row of the store's
+//! outbox before anything is sent — written in the transaction of the change it
+//! announces, or through the journal by [`Notifier::send`] — and each node runs
+//! an [`OutboxWorker`] that claims due rows (one node at a time per row),
+//! delivers them to every sink, and retries the ones a sink refused with
+//! growing, jittered delays for hours (`[notify] retry_for_hours`) before giving
+//! up loudly. Delivery is at least once: a receiver deduplicates on
+//! `webhook-id`, derived from the row, so the same on every retry and node.
+//! Sending never blocks a tunnel or an API call.
 
-use crate::events::Event;
+mod outbox;
+mod syslog;
+mod webhook;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use hmac::{Hmac, Mac};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, Semaphore};
 
-use crate::redact::{redact_url, DebugUrl, Secret};
+use crate::clock::SharedClock;
+use crate::events::Event;
+use crate::redact::{DebugUrl, Secret};
+use crate::store::{Durability, Journal, JournalEntry, Notice, Store};
+
+pub use outbox::{retry_delay, OutboxWorker};
+pub use syslog::syslog_line;
+pub use webhook::{signature, signing_key, standard_signature, BadSecret, SECRET_PREFIX};
 
 /// Deprecated: `sha256=<hex HMAC-SHA256 of the body>`. It covers the body only,
 /// so a captured delivery verifies again when replayed; kept for receivers
@@ -28,13 +42,12 @@ pub const ID_HEADER: &str = "webhook-id";
 pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
 /// Standard Webhooks: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
 pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
-/// Prefix of a Standard Webhooks secret whose rest is the base64 key.
-pub const SECRET_PREFIX: &str = "whsec_";
 /// Header carrying the event name.
 pub const EVENT_HEADER: &str = "x-portier-event";
 
-const QUEUE: usize = 1024;
-const ATTEMPTS: u32 = 5;
+/// Notifications on their way to the journal at most; beyond, new ones are
+/// dropped with a log line (the store is far behind: something else is wrong).
+const IN_FLIGHT: usize = 1024;
 
 /// A webhook sink (`[[notify.webhooks]]`).
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -66,7 +79,8 @@ fn all_events() -> Vec<String> {
     vec!["*".into()]
 }
 
-/// One event.
+/// One event as delivered: the webhook body (`{"event", "at", "data"}`) and
+/// the syslog line's content.
 #[derive(Debug, Clone, Serialize)]
 pub struct Notification {
     pub event: String,
@@ -80,45 +94,144 @@ pub struct Sinks {
     pub webhooks: Vec<WebhookConfig>,
     /// `udp://host:port` or `tcp://host:port`.
     pub syslog: Option<String>,
-    /// Initial delay between webhook attempts (doubled each time).
-    pub retry_base: Duration,
 }
 
-/// Handle to the notification task; cheap to clone. A handle built with
+impl Sinks {
+    /// No sink at all: nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.webhooks.is_empty() && self.syslog.is_none()
+    }
+
+    /// Whether some sink takes `event` (syslog takes every event).
+    pub fn want(&self, event: &str) -> bool {
+        self.syslog.is_some() || self.webhooks.iter().any(|h| wanted(&h.events, event))
+    }
+}
+
+/// How notifications are delivered and retried (`[notify]`).
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// The first retry's delay ceiling, doubled per attempt.
+    pub retry_base: Duration,
+    /// The longest delay between two attempts.
+    pub retry_max: Duration,
+    /// A notification still undelivered this long after it was raised is given up.
+    pub retry_for: Duration,
+    /// Settled (delivered or given-up) notifications are deleted after this.
+    pub retention: Duration,
+    /// How often a node looks for due notifications it was not woken for.
+    pub poll: Duration,
+    /// One webhook request at most.
+    pub attempt_timeout: Duration,
+    /// Notifications claimed (and delivered concurrently) at once.
+    pub batch: u32,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30 * 60),
+            retry_for: Duration::from_secs(72 * 3600),
+            retention: Duration::from_secs(7 * 86_400),
+            poll: Duration::from_secs(1),
+            attempt_timeout: Duration::from_secs(5),
+            batch: 32,
+        }
+    }
+}
+
+/// Starts the notifications of a node: the [`Notifier`] everything raises
+/// events through, and the [`OutboxWorker`] that delivers them (to spawn with
+/// the node's shutdown token). With no sink configured, nothing is queued and
+/// the worker only purges the outbox (changes still write their notices in
+/// their transactions; other nodes may have sinks).
+pub fn start(
+    sinks: Sinks,
+    settings: DeliverySettings,
+    store: Arc<dyn Store>,
+    journal: Journal,
+    clock: SharedClock,
+    node: &str,
+) -> (Notifier, OutboxWorker) {
+    let wake = Arc::new(Notify::new());
+    let notifier = if sinks.is_empty() {
+        Notifier::disabled()
+    } else {
+        Notifier {
+            inner: Some(Arc::new(Enqueue {
+                journal,
+                sinks: sinks.clone(),
+                clock: clock.clone(),
+                wake: wake.clone(),
+                in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
+            })),
+        }
+    };
+    let worker = OutboxWorker::new(store, sinks, settings, clock, node, wake);
+    (notifier, worker)
+}
+
+/// Handle to queue notifications; cheap to clone. A handle built with
 /// [`Notifier::disabled`] drops everything.
-#[derive(Clone, Debug)]
+#[derive(Clone, Default)]
 pub struct Notifier {
-    tx: Option<mpsc::Sender<Notification>>,
+    inner: Option<Arc<Enqueue>>,
+}
+
+struct Enqueue {
+    journal: Journal,
+    sinks: Sinks,
+    clock: SharedClock,
+    /// Wakes this node's worker once a notice is committed.
+    wake: Arc<Notify>,
+    in_flight: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("enabled", &self.inner.is_some())
+            .finish()
+    }
 }
 
 impl Notifier {
     /// A notifier that sends nothing.
     pub fn disabled() -> Self {
-        Self { tx: None }
+        Self { inner: None }
     }
 
-    /// Starts the sending task.
-    pub fn start(sinks: Sinks) -> Self {
-        if sinks.webhooks.is_empty() && sinks.syslog.is_none() {
-            return Self::disabled();
-        }
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(Arc::new(sinks), rx));
-        Self { tx: Some(tx) }
-    }
-
-    /// Queues an event; never waits.
+    /// Queues an event that goes with no stored change (a change's own
+    /// notices are written in its transaction): it is written to the outbox
+    /// through the journal (sharing its group commit, and its retry queue while
+    /// the store is down), then delivered by the worker. Never waits. Dropped
+    /// if no sink wants it.
     pub fn send(&self, event: Event, data: serde_json::Value) {
-        let Some(tx) = &self.tx else { return };
-        let event = event.as_str();
-        let n = Notification {
-            event: event.to_owned(),
-            at: Utc::now(),
-            data,
-        };
-        if tx.try_send(n).is_err() {
-            tracing::warn!(event, "notification queue full: event dropped");
+        let Some(inner) = &self.inner else { return };
+        let name = event.as_str();
+        if !inner.sinks.want(name) {
+            return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::error!(event = name, "notification raised outside the runtime: dropped");
+            return;
+        };
+        let Ok(permit) = inner.in_flight.clone().try_acquire_owned() else {
+            tracing::warn!(event = name, "notification backlog full: event dropped");
+            return;
+        };
+        let entry = JournalEntry::Notice(Notice::new(event, data), inner.clock.now());
+        let (journal, wake) = (inner.journal.clone(), inner.wake.clone());
+        runtime.spawn(async move {
+            match journal.write(entry).await {
+                Ok(Durability::Durable) => wake.notify_one(),
+                // Written once the store is back; the worker's polling finds it then.
+                Ok(Durability::Queued) => {}
+                Err(e) => tracing::error!(event = name, error = %e, "notification not recorded: it will not be sent"),
+            }
+            drop(permit);
+        });
     }
 }
 
@@ -129,200 +242,6 @@ fn wanted(filters: &[String], event: &str) -> bool {
             || f.strip_suffix(".*")
                 .is_some_and(|family| event.strip_prefix(family).is_some_and(|r| r.starts_with('.')))
     })
-}
-
-/// A `whsec_` secret whose rest is not base64.
-#[derive(Debug, thiserror::Error)]
-#[error("a webhook secret starting with {SECRET_PREFIX:?} must continue with base64 key bytes")]
-pub struct BadSecret;
-
-/// The HMAC key of a configured secret: `whsec_<base64>` decodes to its key
-/// bytes (as every Standard Webhooks library does), anything else is used as
-/// its UTF-8 bytes (secrets written before the scheme keep working).
-pub fn signing_key(secret: &str) -> Result<Vec<u8>, BadSecret> {
-    use base64::engine::{general_purpose, DecodePaddingMode, GeneralPurpose};
-    use base64::Engine;
-    // Padding optional: secrets are copied from consoles that strip it.
-    const LENIENT: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        general_purpose::PAD.with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    match secret.strip_prefix(SECRET_PREFIX) {
-        Some(b64) => LENIENT.decode(b64).ok().filter(|k| !k.is_empty()).ok_or(BadSecret),
-        None => Ok(secret.as_bytes().to_vec()),
-    }
-}
-
-/// `v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>`: the
-/// `webhook-signature` value of the Standard Webhooks scheme.
-pub fn standard_signature(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    use base64::Engine;
-    // HMAC accepts keys of any length: this cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    )
-}
-
-/// A fresh message id (`msg_` and 32 hex digits).
-fn message_id() -> String {
-    format!("msg_{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Deprecated body-only signature: `sha256=<hex>` of `body` under `secret`'s
-/// UTF-8 bytes (unchanged, whatever the secret's form).
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    // HMAC accepts keys of any length: this cannot fail.
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => return String::new(),
-    };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
-
-async fn run(sinks: Arc<Sinks>, mut rx: mpsc::Receiver<Notification>) {
-    let client = match reqwest::Client::builder().timeout(Duration::from_secs(5)).build() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!(error = %e, "webhook client unavailable");
-            return;
-        }
-    };
-    while let Some(n) = rx.recv().await {
-        let body = match serde_json::to_vec(&n) {
-            Ok(b) => Arc::new(b),
-            Err(_) => continue,
-        };
-        // One id per event: the same on every retry and for every receiver.
-        let id: Arc<str> = message_id().into();
-        for hook in sinks.webhooks.iter().filter(|h| wanted(&h.events, &n.event)) {
-            // Each delivery retries on its own task: a dead receiver delays nobody.
-            tokio::spawn(deliver(
-                client.clone(),
-                hook.clone(),
-                Message {
-                    id: id.clone(),
-                    event: n.event.clone(),
-                    body: body.clone(),
-                },
-                sinks.retry_base,
-            ));
-        }
-        if let Some(target) = &sinks.syslog {
-            if let Err(e) = syslog(target, &n).await {
-                tracing::warn!(error = %e, target, "syslog notification failed");
-            }
-        }
-    }
-}
-
-/// One event as sent to a webhook.
-struct Message {
-    id: Arc<str>,
-    event: String,
-    body: Arc<Vec<u8>>,
-}
-
-async fn deliver(client: reqwest::Client, hook: WebhookConfig, msg: Message, base: Duration) {
-    let Message { id, event, body } = msg;
-    // The URL may carry credentials: logs get the redacted form, and reqwest's
-    // errors are stripped of the URL they embed.
-    let shown = redact_url(&hook.url);
-    // Checked when the configuration is loaded; this guards a hand-built Sinks.
-    let key = match signing_key(hook.secret.expose()) {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::error!(url = %shown, event, error = %e, "webhook not sent");
-            return;
-        }
-    };
-    let legacy = signature(hook.secret.expose(), &body);
-    let mut delay = base;
-    for attempt in 1..=ATTEMPTS {
-        // Signed anew per attempt: the timestamp is the attempt's, the id the message's.
-        let timestamp = Utc::now().timestamp();
-        let r = client
-            .post(&hook.url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(ID_HEADER, id.as_ref())
-            .header(TIMESTAMP_HEADER, timestamp.to_string())
-            .header(
-                STANDARD_SIGNATURE_HEADER,
-                standard_signature(&key, &id, timestamp, &body),
-            )
-            .header(SIGNATURE_HEADER, &legacy)
-            .header(EVENT_HEADER, &event)
-            .body(body.as_ref().clone())
-            .send()
-            .await;
-        match r {
-            Ok(resp) if resp.status().is_success() => return,
-            Ok(resp) => tracing::warn!(url = %shown, status = %resp.status(), attempt, "webhook refused"),
-            Err(e) => tracing::warn!(url = %shown, error = %e.without_url(), attempt, "webhook unreachable"),
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
-    }
-    tracing::error!(url = %shown, event, "webhook delivery abandoned after {ATTEMPTS} attempts");
-}
-
-/// RFC 5424 line: facility local4 (20), severity notice (5) or warning (4).
-pub fn syslog_line(n: &Notification) -> String {
-    let severity = if n.event.starts_with("lockdown")
-        || n.event.starts_with("emergency")
-        || n.event.contains("denied")
-        || n.event.contains("overdue")
-    {
-        4
-    } else {
-        5
-    };
-    let pri = 20 * 8 + severity;
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty() && h.is_ascii() && !h.contains(' '))
-        .unwrap_or_else(|| "-".into());
-    let msgid: String = n.event.chars().filter(|c| c.is_ascii_graphic()).take(32).collect();
-    format!(
-        "<{pri}>1 {} {host} portier {} {msgid} - {}",
-        n.at.to_rfc3339_opts(SecondsFormat::Micros, true),
-        std::process::id(),
-        serde_json::json!({"event": n.event, "data": n.data})
-    )
-}
-
-async fn syslog(target: &str, n: &Notification) -> std::io::Result<()> {
-    let line = syslog_line(n);
-    let bad = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "syslog target must be udp://host:port or tcp://host:port",
-        )
-    };
-    if let Some(addr) = target.strip_prefix("udp://") {
-        let sock = tokio::net::UdpSocket::bind(if addr.starts_with('[') { "[::]:0" } else { "0.0.0.0:0" }).await?;
-        sock.send_to(line.as_bytes(), addr).await?;
-        Ok(())
-    } else if let Some(addr) = target.strip_prefix("tcp://") {
-        // RFC 6587 octet counting.
-        let mut s = tokio::time::timeout(Duration::from_secs(3), tokio::net::TcpStream::connect(addr))
-            .await
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        s.write_all(format!("{} {line}", line.len()).as_bytes()).await?;
-        s.shutdown().await
-    } else {
-        Err(bad())
-    }
 }
 
 #[cfg(test)]
@@ -371,7 +290,6 @@ mod tests {
         assert_eq!(signing_key("whsec_AAECAw").unwrap(), [0, 1, 2, 3]);
         assert!(signing_key("whsec_not base64!").is_err());
         assert!(signing_key("whsec_").is_err());
-        assert!(message_id().starts_with("msg_") && message_id() != message_id());
     }
 
     #[test]
