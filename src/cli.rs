@@ -355,7 +355,11 @@ async fn store_lockdown(
         .append_audit(&crate::audit::AuditEvent::new(
             state.set_at.unwrap_or_else(|| SystemClock.now()),
             actor,
-            if state.active { Event::LockdownOn } else { Event::LockdownOff },
+            if state.active {
+                Event::LockdownOn
+            } else {
+                Event::LockdownOff
+            },
             "lockdown",
             "success",
             serde_json::json!({ "reason": reason, "via": "cli" }),

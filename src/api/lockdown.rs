@@ -181,8 +181,10 @@ async fn unlock(
             pending @ LiftError::Pending(_) => ApiError::unavailable(pending.to_string()),
         })?;
     s.admission_changed().await;
-    s.notifier
-        .send(Event::LockdownOff, serde_json::json!({"reason": reason, "by": caller.name}));
+    s.notifier.send(
+        Event::LockdownOff,
+        serde_json::json!({"reason": reason, "by": caller.name}),
+    );
     s.audit(
         &caller,
         Event::LockdownOff,

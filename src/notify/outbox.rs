@@ -343,12 +343,7 @@ impl OutboxWorker {
                     .map(|()| None)
             } else {
                 let jitter = rand::thread_rng().gen_range(0.0..=1.0);
-                let delay = retry_delay(
-                    item.attempts,
-                    self.settings.retry_base,
-                    self.settings.retry_max,
-                    jitter,
-                );
+                let delay = retry_delay(item.attempts, self.settings.retry_base, self.settings.retry_max, jitter);
                 // One last attempt at the horizon rather than none after it.
                 let next = later(now, delay).min(give_up_at);
                 self.store
@@ -380,7 +375,10 @@ impl OutboxWorker {
                     );
                 }
                 if p.deleted > 0 {
-                    tracing::debug!(notices = p.deleted, "settled notifications past their retention deleted");
+                    tracing::debug!(
+                        notices = p.deleted,
+                        "settled notifications past their retention deleted"
+                    );
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not purge the notification outbox"),
@@ -436,6 +434,8 @@ mod tests {
         assert_eq!(a.key, hook("https://a.example/h").key);
         assert_ne!(a.key, hook("https://b.example/h").key);
         assert!(a.key.starts_with("webhook:") && a.key.len() == "webhook:".len() + 16);
-        assert!(Target::new(Sink::Syslog("udp://x:514".into())).key.starts_with("syslog:"));
+        assert!(Target::new(Sink::Syslog("udp://x:514".into()))
+            .key
+            .starts_with("syslog:"));
     }
 }

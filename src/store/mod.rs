@@ -209,7 +209,8 @@ pub trait Store: Send + Sync + 'static {
         networks: &[IpNet],
         record: Record<'_, Vendor>,
     ) -> StoreResult<Vendor>;
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool, record: Record<'_, Vendor>) -> StoreResult<Vendor>;
+    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool, record: Record<'_, Vendor>)
+        -> StoreResult<Vendor>;
 
     // --- technicians ---
     async fn add_technician(
@@ -232,7 +233,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>, record: Record<'_, Device>) -> StoreResult<Device>;
     async fn device(&self, id: &DeviceId) -> StoreResult<Device>;
     async fn list_devices(&self) -> StoreResult<Vec<Device>>;
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool, record: Record<'_, Device>) -> StoreResult<Device>;
+    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool, record: Record<'_, Device>)
+        -> StoreResult<Device>;
 
     // --- windows ---
     async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>, record: Record<'_, Window>) -> StoreResult<Window>;

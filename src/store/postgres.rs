@@ -1488,7 +1488,8 @@ impl Store for PgStore {
         error: &str,
         sinks_done: &[String],
     ) -> StoreResult<()> {
-        self.outbox_mark_retry(seq, node, next_attempt_at, error, sinks_done).await
+        self.outbox_mark_retry(seq, node, next_attempt_at, error, sinks_done)
+            .await
     }
     async fn outbox_failed(
         &self,

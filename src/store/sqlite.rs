@@ -1521,7 +1521,8 @@ impl Store for SqliteStore {
         error: &str,
         sinks_done: &[String],
     ) -> StoreResult<()> {
-        self.outbox_mark_retry(seq, node, next_attempt_at, error, sinks_done).await
+        self.outbox_mark_retry(seq, node, next_attempt_at, error, sinks_done)
+            .await
     }
     async fn outbox_failed(
         &self,
