@@ -123,6 +123,13 @@ impl AdmissionCache {
         self.current.load().as_ref().map(|l| l.snapshot.lockdown)
     }
 
+    /// Brings the admission state up to every change committed so far (called
+    /// right after a change is committed, before its caller hears it is done).
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        self.invalidate();
+        self.stored_snapshot().await.map(|_| ())
+    }
+
     /// Forgets the snapshot (another node changed the shared database).
     pub fn invalidate(&self) {
         self.generation.bump();

@@ -187,7 +187,6 @@ impl App {
         let guard = cache.guard().clone();
         let guard_deps = crate::guard::GuardDeps {
             store: store.clone(),
-            journal: journal.clone(),
             registry: registry.clone(),
             notifier: notifier.clone(),
             lockdown_file: Some(g.lockdown_file.clone()),
@@ -195,7 +194,15 @@ impl App {
         };
         // A lockdown file present at start holds before the first tunnel.
         guard.follow_file(&g.lockdown_file, &guard_deps);
+        let ops = crate::ops::Ops {
+            store: store.clone(),
+            registry: registry.clone(),
+            cache: cache.clone(),
+            clock: clock.clone(),
+            rules: settings.api_limits(),
+        };
         let api_state = ApiState {
+            ops,
             store: store.clone(),
             registry: registry.clone(),
             cache,

@@ -1,6 +1,5 @@
 //! The command line: `init`, `serve`, `migrate`, `token create`.
 
-use crate::events::Event;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -11,7 +10,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::{Role, VendorId};
 use crate::pki;
-use crate::store::{self, NewUser};
+use crate::ops::{Actor, Ops};
+use crate::store;
 
 /// Portier: time-bounded, audited remote-maintenance tunnels for hospitals.
 #[derive(Debug, Parser)]
@@ -262,15 +262,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = store::connect(&settings.database.url).await?;
             store.migrate().await?;
             let vendor_id = vendor.map(VendorId);
-            match (role, &vendor_id) {
-                (Role::Vendor, None) => bail!("a vendor token needs --vendor ID"),
-                (r, Some(_)) if r != Role::Vendor => bail!("--vendor is only for the vendor role"),
-                _ => {}
+            if role == Role::Vendor && vendor_id.is_none() {
+                bail!("a vendor token needs --vendor ID");
             }
-            if let Some(v) = &vendor_id {
-                store.vendor(v).await.with_context(|| format!("vendor {v}"))?;
-            }
-            let token = create_token(store.as_ref(), role, &name, vendor_id, "cli").await?;
+            let ops = cli_ops(&settings, store);
+            let token = create_token(&ops, role, &name, vendor_id, &cli_user()).await?;
             println!("{token}");
             Ok(())
         }
@@ -303,7 +299,7 @@ async fn lockdown(settings: &Settings, active: bool, reason: &str) -> anyhow::Re
             "lockdown on: {} written; nodes using this configuration cut every tunnel and refuse new ones within a second",
             file.display()
         );
-        let stored = tokio::time::timeout(LOCKDOWN_DB_WAIT, store_lockdown(settings, &state, &actor, reason))
+        let stored = tokio::time::timeout(LOCKDOWN_DB_WAIT, store_lockdown(settings, &state))
             .await
             .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {} s", LOCKDOWN_DB_WAIT.as_secs())));
         match stored {
@@ -315,7 +311,7 @@ async fn lockdown(settings: &Settings, active: bool, reason: &str) -> anyhow::Re
         }
         return Ok(());
     }
-    store_lockdown(settings, &state, &actor, reason)
+    store_lockdown(settings, &state)
         .await
         .context("lifting a lockdown needs the database")?;
     match std::fs::remove_file(file) {
@@ -336,36 +332,36 @@ async fn lockdown(settings: &Settings, active: bool, reason: &str) -> anyhow::Re
 /// How long `lockdown on` waits for the database after the file is written.
 const LOCKDOWN_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Stores the lockdown switch and its audit event, unless a later decision is stored.
-async fn store_lockdown(
-    settings: &Settings,
-    state: &crate::store::LockdownState,
-    actor: &str,
-    reason: &str,
-) -> anyhow::Result<()> {
+/// Stores the lockdown switch with its audit event, unless a later decision is stored.
+async fn store_lockdown(settings: &Settings, state: &crate::store::LockdownState) -> anyhow::Result<()> {
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
-    let stored = store.lockdown().await?;
-    if stored.set_at.is_some() && stored.set_at >= state.set_at && stored.active == state.active {
-        // A running node already stored this one from the file.
-        return Ok(());
-    }
-    store.set_lockdown(state).await?;
-    store
-        .append_audit(&crate::audit::AuditEvent::new(
-            state.set_at.unwrap_or_else(|| SystemClock.now()),
-            actor,
-            if state.active {
-                Event::LockdownOn
-            } else {
-                Event::LockdownOff
-            },
-            "lockdown",
-            "success",
-            serde_json::json!({ "reason": reason, "via": "cli" }),
-        ))
+    cli_ops(settings, store)
+        .store_cli_lockdown(&Actor::cli(&cli_user()), state)
         .await?;
     Ok(())
+}
+
+/// Who runs the command, for the audit trail (`cli:<user>`).
+fn cli_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+}
+
+/// The use cases as the command line runs them: on the database, with no live
+/// tunnel of its own (running nodes follow the change feed).
+fn cli_ops(settings: &Settings, store: std::sync::Arc<dyn store::Store>) -> Ops {
+    let clock: crate::clock::SharedClock = std::sync::Arc::new(SystemClock);
+    Ops {
+        cache: std::sync::Arc::new(crate::admission::AdmissionCache::new(
+            store.clone(),
+            settings.policy_settings(),
+            clock.clone(),
+        )),
+        store,
+        registry: std::sync::Arc::new(crate::gateway::Registry::default()),
+        clock,
+        rules: settings.api_limits(),
+    }
 }
 
 fn load(path: &Path) -> anyhow::Result<Settings> {
@@ -391,39 +387,17 @@ fn print_init(r: &InitResult, json: bool) -> anyhow::Result<()> {
 }
 
 async fn create_token(
-    store: &dyn store::Store,
+    ops: &Ops,
     role: Role,
     name: &str,
     vendor_id: Option<VendorId>,
-    actor: &str,
+    who: &str,
 ) -> anyhow::Result<String> {
-    // The same rule as the API's: one line, no control or bidirectional characters.
-    let name = &crate::domain::one_line("name", name, 100)?;
-    let (token, token_sha256) = crate::token::generate();
-    let now = SystemClock.now();
-    let user = store
-        .create_user(
-            &NewUser {
-                name: name.to_owned(),
-                role,
-                vendor_id,
-                token_sha256,
-            },
-            now,
-        )
+    let created = ops
+        .create_user(&Actor::cli(who), name, role, vendor_id)
         .await
         .with_context(|| format!("creating account {name:?}"))?;
-    store
-        .append_audit(&crate::audit::AuditEvent::new(
-            now,
-            actor,
-            "token.created",
-            user.id.as_str(),
-            "success",
-            serde_json::json!({ "name": user.name, "role": user.role, "vendor_id": user.vendor_id }),
-        ))
-        .await?;
-    Ok(token)
+    Ok(created.token)
 }
 
 /// Creates a development setup in `dir` (see `portier init --help`).
@@ -464,7 +438,7 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
     precreate_sqlite_file(&settings.database.url)?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
-    let admin_token = create_token(store.as_ref(), Role::Admin, "bootstrap-admin", None, "cli:init").await?;
+    let admin_token = create_token(&cli_ops(&settings, store), Role::Admin, "bootstrap-admin", None, "init").await?;
     Ok(InitResult { admin_token, config })
 }
 

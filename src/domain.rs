@@ -375,6 +375,8 @@ pub enum EndReason {
     Terminated,
     TechnicianRevoked,
     VendorDisabled,
+    /// The device was disabled.
+    DeviceDisabled,
     Lockdown,
     CertificateExpired,
     GatewayShutdown,
@@ -395,6 +397,7 @@ impl EndReason {
             Self::Terminated => "terminated",
             Self::TechnicianRevoked => "technician_revoked",
             Self::VendorDisabled => "vendor_disabled",
+            Self::DeviceDisabled => "device_disabled",
             Self::Lockdown => "lockdown",
             Self::CertificateExpired => "certificate_expired",
             Self::GatewayShutdown => "gateway_shutdown",
@@ -405,7 +408,7 @@ impl EndReason {
     }
 
     /// Every reason, for parsing and documentation.
-    pub const ALL: [EndReason; 13] = [
+    pub const ALL: [EndReason; 14] = [
         Self::ClientClosed,
         Self::DeviceClosed,
         Self::WindowEnded,
@@ -413,6 +416,7 @@ impl EndReason {
         Self::Terminated,
         Self::TechnicianRevoked,
         Self::VendorDisabled,
+        Self::DeviceDisabled,
         Self::Lockdown,
         Self::CertificateExpired,
         Self::GatewayShutdown,

@@ -26,7 +26,7 @@ use crate::domain::{EndReason, TechnicianId, VendorId, WindowId, WindowState};
 use crate::gateway::Registry;
 use crate::notify::Notifier;
 use crate::policy::Snapshot;
-use crate::store::{Journal, JournalEntry, LockdownState, Store, StoreError, User, WindowTransition};
+use crate::store::{Change, Effects, LockdownState, Store, StoreError, User, WindowTransition};
 
 /// How often the lockdown file is read (and a local lockdown re-cuts stragglers).
 pub const FILE_POLL: Duration = Duration::from_millis(250);
@@ -123,7 +123,7 @@ pub enum Pending {
     /// Lockdown set through the API.
     Lockdown {
         state: LockdownState,
-        event: AuditEvent,
+        effects: Effects,
     },
     /// Lockdown set by the lockdown file; stored unless a later decision is.
     FileLockdown {
@@ -133,20 +133,20 @@ pub enum Pending {
     RevokeWindow {
         id: WindowId,
         transition: WindowTransition,
-        event: AuditEvent,
+        effects: Effects,
     },
     RevokeTechnician {
         vendor: VendorId,
         id: TechnicianId,
         at: DateTime<Utc>,
-        event: AuditEvent,
+        effects: Effects,
     },
     DisableVendor {
         id: VendorId,
-        event: AuditEvent,
+        effects: Effects,
     },
-    /// An audit event whose change is already stored (or needs no storing).
-    Audit(AuditEvent),
+    /// Effects with no state change of their own (a termination).
+    Record(Effects),
 }
 
 impl Pending {
@@ -158,7 +158,7 @@ impl Pending {
             Self::RevokeWindow { .. } => "window_revocation",
             Self::RevokeTechnician { .. } => "technician_revocation",
             Self::DisableVendor { .. } => "vendor_disabling",
-            Self::Audit(_) => "audit_event",
+            Self::Record(_) => "audit_event",
         }
     }
 
@@ -192,8 +192,8 @@ struct KnownUser {
 
 /// What a stored attempt came to.
 enum Step {
-    /// Done; maybe with a follow-up (the audit event after the change).
-    Done(Option<Box<Pending>>),
+    /// Stored (with its audit event), or refused for good (logged).
+    Done,
     /// The store is unavailable: keep it and retry later.
     Retry(String),
 }
@@ -211,7 +211,6 @@ pub enum LiftError {
 /// What the background persister needs.
 pub struct GuardDeps {
     pub store: Arc<dyn Store>,
-    pub journal: Journal,
     pub registry: Arc<Registry>,
     pub notifier: Notifier,
     /// The lockdown file to watch, if any.
@@ -424,21 +423,13 @@ impl LocalGuard {
     pub async fn persist_lockdown(
         &self,
         store: &dyn Store,
-        journal: &Journal,
         state: LockdownState,
-        event: AuditEvent,
+        effects: Effects,
     ) -> Result<(), String> {
         let _one = self.persisting.lock().await;
-        let p = Pending::Lockdown { state, event };
-        match self.attempt(store, journal, p.clone()).await {
-            Step::Done(None) => Ok(()),
-            Step::Done(Some(follow)) => match self.attempt(store, journal, (*follow).clone()).await {
-                Step::Done(_) => Ok(()),
-                Step::Retry(e) => {
-                    self.defer(*follow);
-                    Err(format!("the lockdown is stored but its audit event is not yet: {e}"))
-                }
-            },
+        let p = Pending::Lockdown { state, effects };
+        match self.attempt(store, p.clone()).await {
+            Step::Done => Ok(()),
             Step::Retry(e) => {
                 self.defer(p);
                 Err(e)
@@ -451,14 +442,17 @@ impl LocalGuard {
     pub async fn lift_lockdown(
         &self,
         store: &dyn Store,
-        journal: &Journal,
         state: &LockdownState,
+        effects: Effects,
     ) -> Result<(), LiftError> {
         let _one = self.persisting.lock().await;
-        self.drain(store, journal, Pending::is_lockdown)
+        self.drain(store, Pending::is_lockdown)
             .await
             .map_err(LiftError::Pending)?;
-        store.set_lockdown(state).await.map_err(LiftError::Store)?;
+        store
+            .set_lockdown(state, &|_| effects.clone())
+            .await
+            .map_err(LiftError::Store)?;
         self.local().api_lockdown = None;
         Ok(())
     }
@@ -466,7 +460,7 @@ impl LocalGuard {
     /// Tries each queued change matching `which`, in order, with its follow-ups;
     /// stops at the first the store cannot take (the store is likely down, and
     /// the order of the audit trail is kept).
-    async fn drain(&self, store: &dyn Store, journal: &Journal, which: fn(&Pending) -> bool) -> Result<(), String> {
+    async fn drain(&self, store: &dyn Store, which: fn(&Pending) -> bool) -> Result<(), String> {
         let mut from = 0;
         loop {
             let next = {
@@ -478,46 +472,38 @@ impl LocalGuard {
                     .find(|(_, p)| which(p))
                     .map(|(at, p)| (at, p.clone()))
             };
-            let Some((at, mut item)) = next else {
+            let Some((at, item)) = next else {
                 return Ok(());
             };
             from = at;
-            loop {
-                match self.attempt(store, journal, item).await {
-                    Step::Done(None) => {
-                        self.local().pending.remove(at);
-                        break;
-                    }
-                    Step::Done(Some(follow)) => {
-                        // Kept in the queue in case it fails too.
-                        if let Some(slot) = self.local().pending.get_mut(at) {
-                            *slot = (*follow).clone();
-                        }
-                        item = *follow;
-                    }
-                    Step::Retry(e) => return Err(e),
+            match self.attempt(store, item).await {
+                Step::Done => {
+                    self.local().pending.remove(at);
                 }
+                Step::Retry(e) => return Err(e),
             }
         }
     }
 
     /// One attempt at storing `p`.
-    async fn attempt(&self, store: &dyn Store, journal: &Journal, p: Pending) -> Step {
+    async fn attempt(&self, store: &dyn Store, p: Pending) -> Step {
         let unavailable = |e: StoreError| match e {
             e if e.is_unavailable() => Step::Retry(e.to_string()),
             other => {
                 tracing::error!(error = %other, "queued change refused by the store: dropped");
-                Step::Done(None)
+                Step::Done
             }
         };
+        // Each change is stored with its effects (audit event, feed entry,
+        // notifications) in one transaction, so a retry never duplicates them.
         match p {
-            Pending::Lockdown { state, event } => match store.set_lockdown(&state).await {
+            Pending::Lockdown { state, effects } => match store.set_lockdown(&state, &|_| effects.clone()).await {
                 Ok(()) => {
                     let mut l = self.local();
                     if l.api_lockdown.as_ref().is_some_and(|a| a.set_at == state.set_at) {
                         l.api_lockdown = None;
                     }
-                    Step::Done(Some(Box::new(Pending::Audit(event))))
+                    Step::Done
                 }
                 Err(e) => unavailable(e),
             },
@@ -528,38 +514,38 @@ impl LocalGuard {
                 };
                 // A later decision stored meanwhile (or this one, by the CLI) wins.
                 if stored.set_at.is_some() && stored.set_at >= state.set_at {
-                    return Step::Done(None);
+                    return Step::Done;
                 }
-                match store.set_lockdown(&state).await {
-                    Ok(()) => Step::Done(Some(Box::new(Pending::Audit(AuditEvent::new(
-                        state.set_at.unwrap_or_else(Utc::now),
-                        state.set_by.as_deref().unwrap_or("cli"),
-                        Event::LockdownOn,
-                        "lockdown",
-                        "success",
-                        serde_json::json!({"reason": state.reason, "via": "lockdown_file", "stored_by_node": node}),
-                    ))))),
+                let effects = Effects::audit(AuditEvent::new(
+                    state.set_at.unwrap_or_else(Utc::now),
+                    state.set_by.as_deref().unwrap_or("cli"),
+                    Event::LockdownOn,
+                    "lockdown",
+                    "success",
+                    serde_json::json!({"reason": state.reason, "via": "lockdown_file", "stored_by_node": node}),
+                ))
+                .change(Change::Lockdown);
+                match store.set_lockdown(&state, &|_| effects.clone()).await {
+                    Ok(()) => Step::Done,
                     Err(e) => unavailable(e),
                 }
             }
-            Pending::RevokeWindow { id, transition, event } => {
+            Pending::RevokeWindow { id, transition, effects } => {
                 let r = Restriction::Window(id.clone());
-                match store.transition_window(&id, &transition).await {
+                match store.transition_window(&id, &transition, &|_| effects.clone()).await {
                     Ok(_) => {
                         self.release(&r);
-                        Step::Done(Some(Box::new(Pending::Audit(event))))
+                        Step::Done
                     }
                     Err(StoreError::Conflict(_)) => {
-                        // Maybe an earlier attempt was stored after all.
+                        // Maybe an earlier attempt was stored after all (with its effects).
                         match store.window(&id).await {
-                            Ok(w) if w.state == WindowState::Revoked => {
-                                self.release(&r);
-                                Step::Done(Some(Box::new(Pending::Audit(event))))
-                            }
                             Ok(w) => {
-                                tracing::warn!(window = %id, state = w.state.as_str(), "queued revocation no longer applies");
+                                if w.state != WindowState::Revoked {
+                                    tracing::warn!(window = %id, state = w.state.as_str(), "queued revocation no longer applies");
+                                }
                                 self.release(&r);
-                                Step::Done(None)
+                                Step::Done
                             }
                             Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
                             Err(e) => {
@@ -575,12 +561,12 @@ impl LocalGuard {
                     }
                 }
             }
-            Pending::RevokeTechnician { vendor, id, at, event } => {
+            Pending::RevokeTechnician { vendor, id, at, effects } => {
                 let r = Restriction::Technician(vendor.clone(), id.clone());
-                match store.revoke_technician(&vendor, &id, at).await {
+                match store.revoke_technician(&vendor, &id, at, &|_| effects.clone()).await {
                     Ok(_) => {
                         self.release(&r);
-                        Step::Done(Some(Box::new(Pending::Audit(event))))
+                        Step::Done
                     }
                     Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
                     Err(e) => {
@@ -589,12 +575,12 @@ impl LocalGuard {
                     }
                 }
             }
-            Pending::DisableVendor { id, event } => {
+            Pending::DisableVendor { id, effects } => {
                 let r = Restriction::Vendor(id.clone());
-                match store.set_vendor_enabled(&id, false).await {
+                match store.set_vendor_enabled(&id, false, &|_| effects.clone()).await {
                     Ok(_) => {
                         self.release(&r);
-                        Step::Done(Some(Box::new(Pending::Audit(event))))
+                        Step::Done
                     }
                     Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
                     Err(e) => {
@@ -603,10 +589,9 @@ impl LocalGuard {
                     }
                 }
             }
-            // Queued by the journal counts as done: the journal retries it itself.
-            Pending::Audit(event) => match journal.write(JournalEntry::Audit(event)).await {
-                Ok(_) => Step::Done(None),
-                Err(e) => Step::Retry(format!("audit event not written: {e}")),
+            Pending::Record(effects) => match store.record(&effects).await {
+                Ok(_) => Step::Done,
+                Err(e) => unavailable(e),
             },
         }
     }
@@ -642,7 +627,7 @@ impl LocalGuard {
             }
             let stored = {
                 let _one = self.persisting.lock().await;
-                self.drain(deps.store.as_ref(), &deps.journal, |_| true).await
+                self.drain(deps.store.as_ref(), |_| true).await
             };
             if let Err(e) = &stored {
                 tracing::warn!(error = %e, pending = self.pending(), "changes kept in memory, not stored yet");

@@ -22,6 +22,7 @@ pub mod gateway;
 pub mod guard;
 pub mod node;
 pub mod notify;
+pub mod ops;
 pub mod pki;
 pub mod policy;
 pub mod redact;

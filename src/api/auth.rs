@@ -13,51 +13,11 @@ use axum::http::HeaderValue;
 
 use super::error::ApiError;
 use super::ApiState;
-use crate::domain::{Role, UserId, VendorId};
+use crate::domain::UserId;
 use crate::store::{StoreError, User};
 
-/// The authenticated account making a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub id: UserId,
-    pub name: String,
-    pub role: Role,
-    /// Set for `vendor` accounts: the only vendor they see.
-    pub vendor_id: Option<VendorId>,
-}
-
-/// Proof that a role check passed; handlers that mutate take one.
-#[derive(Debug, Clone, Copy)]
-pub struct Granted(());
-
-impl Caller {
-    /// Passes if the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<Granted, ApiError> {
-        if roles.contains(&self.role) {
-            Ok(Granted(()))
-        } else {
-            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            Err(ApiError::forbidden(format!(
-                "this action needs the role {}; you are {}",
-                names.join(" or "),
-                self.role.as_str()
-            )))
-        }
-    }
-
-    /// Whether the caller may see this vendor's objects.
-    pub fn sees_vendor(&self, vendor: &VendorId) -> bool {
-        match self.role {
-            Role::Vendor => self.vendor_id.as_ref() == Some(vendor),
-            _ => true,
-        }
-    }
-
-    /// The audit actor: the account id.
-    pub fn actor(&self) -> &str {
-        self.id.as_str()
-    }
-}
+/// The authenticated account making a request: the use cases' actor.
+pub use crate::ops::{Actor as Caller, Granted};
 
 /// Who the request's extractors authenticated, for the audit of a refused call:
 /// the middleware puts an empty slot in the request before the handler runs,
@@ -130,16 +90,6 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
-impl From<User> for Caller {
-    fn from(user: User) -> Self {
-        Caller {
-            id: user.id,
-            name: user.name,
-            role: user.role,
-            vendor_id: user.vendor_id,
-        }
-    }
-}
 
 /// How long a restrictive call waits for the store to confirm a token this node
 /// already knows before it acts on what it knows.

@@ -1,6 +1,5 @@
 //! Devices and their vendor assignments.
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -10,14 +9,35 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
+use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
 use crate::domain::{multi_line, one_line, DeviceId, DeviceName, Role, VendorId};
-use crate::store::{Device, NewDevice, StoreError};
+use crate::store::{Device, NewDevice};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_device, list_devices))
         .routes(routes!(get_device))
+        .routes(routes!(disable_device))
+        .routes(routes!(enable_device))
+}
+
+/// Disable a device (admin, security): its live tunnels are cut on every node
+/// and it admits none until enabled again.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/disable", params(("id" = String, Path)),
+    responses((status = 200, body = Device), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+async fn disable_device(
+    State(s): State<ApiState>,
+    RestrictiveCaller(caller): RestrictiveCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Device>> {
+    Ok(Json(s.ops.disable_device(&caller, &DeviceId(id)).await?))
+}
+
+/// Enable a device again (admin).
+#[utoipa::path(post, path = "/api/v1/devices/{id}/enable", params(("id" = String, Path)),
+    responses((status = 200, body = Device), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn enable_device(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Device>> {
+    Ok(Json(s.ops.enable_device(&caller, &DeviceId(id)).await?))
 }
 
 /// A device to create. `name` is the TLS server name technicians ask for.
@@ -80,40 +100,14 @@ async fn create_device(
         None | Some("") => None,
         Some(d) => Some(multi_line("description", d, 1000)?),
     };
-    let mut vendor_ids = req.vendor_ids;
-    vendor_ids.sort();
-    vendor_ids.dedup();
-    for v in &vendor_ids {
-        s.store
-            .vendor(v)
-            .await
-            .map_err(|e| ApiError::unless_found(e, || ApiError::unprocessable(format!("unknown vendor {v}"))))?;
-    }
-    let d = s
-        .store
-        .create_device(
-            &NewDevice {
-                name: name.clone(),
-                address,
-                protocol,
-                description,
-                vendor_ids,
-            },
-            s.clock.now(),
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::conflict(format!("a device named {:?} already exists", name.as_str())),
-            other => other.into(),
-        })?;
-    s.admission_changed().await;
-    s.audit(
-        &caller,
-        Event::DeviceCreated,
-        d.id.as_str(),
-        serde_json::json!({"name": d.name, "address": d.address, "vendor_ids": d.vendor_ids}),
-    )
-    .await;
+    let new = NewDevice {
+        name,
+        address,
+        protocol,
+        description,
+        vendor_ids: req.vendor_ids,
+    };
+    let d = s.ops.create_device(&caller, new).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 

@@ -1,6 +1,5 @@
 //! Emergency access: the exception procedure for urgent interventions.
 
-use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -11,10 +10,9 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::vendors::parse_networks;
-use super::windows::{assigned_devices, WindowView};
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::domain::{one_line, DeviceId, Role, VendorId};
-use crate::store::NewWindow;
+use super::windows::WindowView;
+use super::{ApiResult, ApiState, Caller, ErrorBody};
+use crate::domain::{one_line, DeviceId, VendorId};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(grant))
@@ -47,53 +45,23 @@ async fn grant(
     caller: Caller,
     ApiJson(req): ApiJson<EmergencyGrant>,
 ) -> ApiResult<(StatusCode, Json<WindowView>)> {
-    caller.require(&[Role::Security])?;
-    if req.justification.trim().is_empty() {
-        return Err(ApiError::bad_request(
-            "justification is mandatory for an emergency grant",
-        ));
-    }
     let justification = one_line("justification", &req.justification, 2000)?;
-    let max = s.limits.max_emergency.num_minutes();
-    if req.duration_minutes == 0 || i64::from(req.duration_minutes) > max {
-        return Err(ApiError::bad_request(format!(
-            "duration_minutes must be 1 to {max} (policy.max_emergency_minutes)"
-        )));
-    }
     let extra_networks = parse_networks(
         req.extra_networks.as_deref().unwrap_or_default(),
         Some(s.limits.networks),
     )?;
-    let vendor = s.store.vendor(&req.vendor_id).await.map_err(|e| {
-        ApiError::unless_found(e, || {
-            ApiError::unprocessable(format!("unknown vendor {}", req.vendor_id))
-        })
-    })?;
-    let device_ids = assigned_devices(&s, &vendor.id, req.device_ids).await?;
-    let now = s.clock.now();
     let w = s
-        .store
-        .create_window(
-            &NewWindow {
-                vendor_id: vendor.id.clone(),
-                device_ids,
-                starts_at: now,
-                ends_at: now + chrono::Duration::minutes(i64::from(req.duration_minutes)),
-                reason: justification.clone(),
-                requested_by: caller.id.0.clone(),
-                emergency: true,
-                approved_by: Some(caller.id.0.clone()),
+        .ops
+        .grant_emergency(
+            &caller,
+            crate::ops::EmergencyGrant {
+                vendor_id: req.vendor_id,
+                devices: req.device_ids,
+                duration_minutes: req.duration_minutes,
+                justification,
                 extra_networks,
             },
-            now,
         )
         .await?;
-    s.admission_changed().await;
-    let details = serde_json::json!({
-        "window_id": w.id, "vendor_id": w.vendor_id, "vendor_name": vendor.name, "device_ids": w.device_ids,
-        "ends_at": w.ends_at, "justification": justification, "extra_networks": w.extra_networks, "granted_by": caller.name,
-    });
-    s.notifier.send(Event::EmergencyGranted, details.clone());
-    s.audit(&caller, Event::EmergencyGranted, w.id.as_str(), details).await;
-    Ok((StatusCode::CREATED, Json(WindowView::new(w, now))))
+    Ok((StatusCode::CREATED, Json(WindowView::new(w, s.clock.now()))))
 }

@@ -104,6 +104,21 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::ops::OpsError> for ApiError {
+    fn from(e: crate::ops::OpsError) -> Self {
+        use crate::ops::OpsError;
+        match e {
+            OpsError::Invalid(m) => Self::bad_request(m),
+            OpsError::Forbidden(m) => Self::forbidden(m),
+            OpsError::NotFound(what) => Self::not_found(&what),
+            OpsError::Conflict(m) => Self::conflict(m),
+            OpsError::Unprocessable(m) => Self::unprocessable(m),
+            OpsError::Unavailable(m) => Self::unavailable(m),
+            OpsError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::domain::BadText> for ApiError {
     fn from(e: crate::domain::BadText) -> Self {
         Self::bad_request(e.to_string())

@@ -2,7 +2,6 @@
 //! security lifts it. The state is stored, so a restarted node stays locked;
 //! locking down takes effect on this node before it is stored (see `guard`).
 
-use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,10 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::ApiJson;
-use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{EndReason, Role};
-use crate::guard::LiftError;
+use super::{ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
 use crate::store::LockdownState;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -101,41 +97,13 @@ async fn lock(
     RestrictiveCaller(caller): RestrictiveCaller,
     ApiJson(req): ApiJson<LockdownReason>,
 ) -> ApiResult<(StatusCode, Json<LockdownView>)> {
-    caller.require(&[Role::Security])?;
     let reason = reason(&req.reason)?;
-    let now = s.clock.now();
-    let state = LockdownState {
-        active: true,
-        reason: Some(reason.clone()),
-        set_by: Some(caller.id.0.clone()),
-        set_at: Some(crate::audit::truncate_micros(now)),
-    };
-    // Invariant 7: cut and refuse here first; the store may not take it.
-    let guard = s.cache.guard();
-    guard.lock_locally(state.clone());
-    let cut = s.registry.cut_all(EndReason::Lockdown);
-    s.notifier.send(
-        Event::LockdownOn,
-        serde_json::json!({"reason": reason, "by": caller.name, "tunnels_cut": cut}),
-    );
-    let event = AuditEvent::new(
-        now,
-        caller.actor(),
-        Event::LockdownOn,
-        "lockdown",
-        "success",
-        serde_json::json!({"reason": reason, "tunnels_cut": cut}),
-    );
-    let stored = guard
-        .persist_lockdown(s.store.as_ref(), &s.journal, state.clone(), event)
-        .await;
-    let mut view = LockdownView::new(state, stored.is_ok());
+    let outcome = s.ops.lock_down(&caller, reason).await?;
+    let cut = outcome.cut;
+    let mut view = LockdownView::new(outcome.state, outcome.stored.is_ok());
     view.tunnels_cut = Some(cut);
-    match stored {
-        Ok(()) => {
-            s.admission_changed().await;
-            Ok((StatusCode::OK, Json(view)))
-        }
+    match outcome.stored {
+        Ok(()) => Ok((StatusCode::OK, Json(view))),
         Err(e) => {
             tracing::error!(error = %e, "lockdown in force on this node but not stored yet; retrying");
             view.local = Some("api");
@@ -158,39 +126,7 @@ async fn unlock(
     caller: Caller,
     ApiJson(req): ApiJson<LockdownReason>,
 ) -> ApiResult<Json<LockdownView>> {
-    caller.require(&[Role::Security])?;
     let reason = reason(&req.reason)?;
-    let guard = s.cache.guard();
-    if let Some(file) = guard.file_lockdown() {
-        return Err(ApiError::conflict(format!(
-            "this node is locked down by its lockdown file (reason: {}): lift it on the server with `portier lockdown off`",
-            file.reason.unwrap_or_default()
-        )));
-    }
-    let state = LockdownState {
-        active: false,
-        reason: Some(reason.clone()),
-        set_by: Some(caller.id.0.clone()),
-        set_at: Some(crate::audit::truncate_micros(s.clock.now())),
-    };
-    guard
-        .lift_lockdown(s.store.as_ref(), &s.journal, &state)
-        .await
-        .map_err(|e| match e {
-            LiftError::Store(e) => ApiError::from(e),
-            pending @ LiftError::Pending(_) => ApiError::unavailable(pending.to_string()),
-        })?;
-    s.admission_changed().await;
-    s.notifier.send(
-        Event::LockdownOff,
-        serde_json::json!({"reason": reason, "by": caller.name}),
-    );
-    s.audit(
-        &caller,
-        Event::LockdownOff,
-        "lockdown",
-        serde_json::json!({"reason": reason}),
-    )
-    .await;
+    let state = s.ops.lift_lockdown(&caller, reason).await?;
     Ok(Json(LockdownView::new(state, true)))
 }

@@ -56,26 +56,8 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// A request (body included) must be handled within this.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Limits the API enforces on windows and certificates.
-#[derive(Debug, Clone)]
-pub struct ApiLimits {
-    /// Longest window that may be requested.
-    pub max_window: chrono::Duration,
-    /// How far ahead a window may start.
-    pub max_horizon: chrono::Duration,
-    /// Validity of certificates signed from technicians' CSRs.
-    pub technician_cert_days: i64,
-    /// Longest emergency grant.
-    pub max_emergency: chrono::Duration,
-    /// A report is due this long after its window ends.
-    pub report_due: chrono::Duration,
-    /// Whether an overdue report blocks new requests.
-    pub on_overdue: crate::policy::OverdueMode,
-    /// A node silent this long is dead: its open sessions are not listed as active.
-    pub node_stale: chrono::Duration,
-    /// The broadest networks that may be declared without an admin's consent.
-    pub networks: crate::domain::NetworkBreadth,
-}
+/// Limits the API enforces on windows and certificates: the use cases' rules.
+pub type ApiLimits = crate::ops::Rules;
 
 /// What technician registration needs: the vendor CA to sign CSRs with, and a
 /// verifier to check that a pinned certificate will pass the gateway's handshake.
@@ -87,6 +69,9 @@ pub struct TechnicianPki {
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct ApiState {
+    /// Every change goes through here.
+    pub ops: crate::ops::Ops,
+    /// Reads only.
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
     pub cache: Arc<AdmissionCache>,
@@ -97,24 +82,6 @@ pub struct ApiState {
     pub notifier: crate::notify::Notifier,
     /// This node's listeners and sinks, for the flow matrix.
     pub node: Arc<crate::flows::NodeFlows>,
-}
-
-impl ApiState {
-    /// Appends an audit event for an API action. The change it describes is
-    /// already committed, so a failure here is logged loudly rather than undone.
-    pub async fn audit(&self, caller: &Caller, action: Event, object: &str, details: serde_json::Value) {
-        let event = AuditEvent::new(self.clock.now(), caller.actor(), action, object, "success", details);
-        if let Err(e) = self.journal.write(JournalEntry::Audit(event)).await {
-            tracing::error!(error = %e, action = action.as_str(), object, "API action not recorded in the audit trail");
-        }
-    }
-
-    /// Reloads the admission snapshot now, so the next technician does not pay for it.
-    pub async fn admission_changed(&self) {
-        if let Err(e) = self.cache.snapshot().await {
-            tracing::warn!(error = %e, "admission snapshot reload failed; the next connection retries");
-        }
-    }
 }
 
 #[derive(OpenApi)]

@@ -1,7 +1,6 @@
 //! Intervention reports ("comptes-rendus"): what the vendor declares it did,
 //! shown next to what the gateway observed (the window's sessions).
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,8 +14,8 @@ use utoipa_axum::routes;
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::visible_window;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::domain::{DeviceId, Role, VendorId, WindowId, WindowState};
-use crate::store::{NewReport, Report, ReportFilter, Session, SessionFilter, StoreError, Window};
+use crate::domain::{DeviceId, Role, VendorId, WindowId};
+use crate::store::{Report, ReportFilter, Session, SessionFilter, StoreError, Window};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -100,63 +99,18 @@ async fn file_report(
     let w = visible_window(&s, &caller, id).await?;
     let summary = text("summary", &req.summary, 10_000)?;
     let actions = text("actions", &req.actions, 20_000)?;
-    if !["success", "partial", "failed"].contains(&req.outcome.as_str()) {
-        return Err(ApiError::bad_request("outcome must be success, partial or failed"));
-    }
     let follow_up = req
         .follow_up
         .as_deref()
         .map(|f| text("follow_up", f, 10_000))
         .transpose()?;
-    let now = s.clock.now();
-    let finished = match w.state {
-        WindowState::Revoked => true,
-        WindowState::Approved if now >= w.ends_at => true,
-        WindowState::Approved => {
-            // Early: allowed once the vendor has worked and no tunnel is open.
-            let sessions = s
-                .store
-                .list_sessions(&SessionFilter {
-                    window_id: Some(w.id.clone()),
-                    ..SessionFilter::default()
-                })
-                .await?;
-            !sessions.is_empty() && sessions.iter().all(|x| x.ended_at.is_some())
-        }
-        _ => false,
+    let input = crate::ops::ReportInput {
+        summary,
+        actions,
+        outcome: req.outcome,
+        follow_up,
     };
-    if !finished {
-        return Err(ApiError::conflict(
-            "the report is filed after the window has ended (or been revoked), or once its sessions are over",
-        ));
-    }
-    let report = s
-        .store
-        .file_report(
-            &NewReport {
-                window_id: w.id.clone(),
-                vendor_id: w.vendor_id.clone(),
-                summary,
-                actions,
-                outcome: req.outcome.clone(),
-                follow_up,
-                filed_by: caller.id.0.clone(),
-            },
-            now,
-        )
-        .await?;
-    s.admission_changed().await;
-    s.notifier.send(
-        Event::ReportFiled,
-        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "outcome": req.outcome}),
-    );
-    s.audit(
-        &caller,
-        Event::ReportFiled,
-        w.id.as_str(),
-        serde_json::json!({"outcome": req.outcome}),
-    )
-    .await;
+    let report = s.ops.file_report(&caller, &w.id, input).await?;
     Ok((StatusCode::CREATED, Json(view(&s, w, Some(report)).await?)))
 }
 
@@ -189,15 +143,9 @@ async fn add_addendum(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Addendum>,
 ) -> ApiResult<(StatusCode, Json<ReportView>)> {
-    caller.require(&[Role::Vendor])?;
     let w = visible_window(&s, &caller, id).await?;
     let body = text("text", &req.text, 10_000)?;
-    let report = s
-        .store
-        .add_report_addendum(&w.id, &body, caller.id.as_str(), s.clock.now())
-        .await?;
-    s.audit(&caller, Event::ReportAddendum, w.id.as_str(), serde_json::json!({}))
-        .await;
+    let report = s.ops.add_report_addendum(&caller, &w.id, body).await?;
     Ok((StatusCode::CREATED, Json(view(&s, w, Some(report)).await?)))
 }
 

@@ -1,6 +1,5 @@
 //! Sessions: the record of every tunnel, as JSON or CSV, and termination.
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
@@ -14,10 +13,8 @@ use utoipa_axum::routes;
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::Reason;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{DeviceId, EndReason, Role, SessionId, VendorId};
-use crate::guard::Pending;
-use crate::store::{JournalEntry, Session, SessionFilter, StoreError};
+use crate::domain::{DeviceId, Role, SessionId, VendorId};
+use crate::store::{Session, SessionFilter};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -201,49 +198,6 @@ async fn terminate(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<Session>> {
-    caller.require(&[Role::Security])?;
     let reason = crate::domain::one_line("reason", &req.reason, 2000)?;
-    let id = SessionId(id);
-    // Invariant 7: cut first. A session id is unguessable and security may see
-    // every session, so cutting before the lookup reveals nothing.
-    let cut = s.registry.cut_session(&id, EndReason::Terminated);
-    let event = AuditEvent::new(
-        s.clock.now(),
-        caller.actor(),
-        Event::SessionTerminated,
-        id.as_str(),
-        "success",
-        serde_json::json!({"reason": reason}),
-    );
-    let session = match s.store.session(&id).await {
-        Ok(session) => session,
-        Err(e @ (StoreError::Unavailable(_) | StoreError::Down(_))) if cut => {
-            tracing::error!(error = %e, session = %id, "session cut; its termination is recorded when the database is back");
-            s.cache.guard().defer(Pending::Audit(event));
-            return Err(ApiError::unavailable(
-                "the database cannot be reached: the session was cut on this node; its termination is recorded as soon as the database is back",
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !cut {
-        if session.ended_at.is_some() {
-            return Err(ApiError::conflict("the session has already ended"));
-        }
-        if !live_nodes(&s).await?.contains(&session.node) {
-            return Err(ApiError::conflict(format!(
-                "the session is not live anywhere: its node {} is down; its record is closed when that node restarts",
-                session.node
-            )));
-        }
-        return Err(ApiError::conflict(format!(
-            "the session is not live on this node ({})",
-            session.node
-        )));
-    }
-    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
-        tracing::error!(error = %e, "termination not recorded yet; retried");
-        s.cache.guard().defer(Pending::Audit(event));
-    }
-    Ok(Json(session))
+    Ok(Json(s.ops.terminate_session(&caller, &SessionId(id), reason).await?))
 }

@@ -1,6 +1,5 @@
 //! Health, readiness, metrics, `me` and account creation.
 
-use crate::events::Event;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -13,7 +12,6 @@ use utoipa_axum::routes;
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{Role, VendorId};
-use crate::store::NewUser;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -115,47 +113,8 @@ async fn create_user(
     caller: Caller,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
-    caller.require(&[Role::Admin])?;
-    let name = crate::domain::one_line("name", &req.name, 100)?;
-    match (req.role, &req.vendor_id) {
-        (Role::Vendor, None) => return Err(ApiError::bad_request("a vendor account needs vendor_id")),
-        (r, Some(_)) if r != Role::Vendor => {
-            return Err(ApiError::bad_request("vendor_id is only for the vendor role"))
-        }
-        (_, Some(v)) => {
-            s.store
-                .vendor(v)
-                .await
-                .map_err(|e| ApiError::unless_found(e, || ApiError::unprocessable(format!("unknown vendor {v}"))))?;
-        }
-        _ => {}
-    }
-    let (token, token_sha256) = crate::token::generate();
-    let user = s
-        .store
-        .create_user(
-            &NewUser {
-                name: name.clone(),
-                role: req.role,
-                vendor_id: req.vendor_id,
-                token_sha256,
-            },
-            s.clock.now(),
-        )
-        .await
-        .map_err(|e| match e {
-            crate::store::StoreError::Conflict(m) if m.contains("name") => {
-                ApiError::conflict(format!("an account named {name:?} already exists"))
-            }
-            other => other.into(),
-        })?;
-    s.audit(
-        &caller,
-        Event::UserCreated,
-        user.id.as_str(),
-        serde_json::json!({"name": user.name, "role": user.role, "vendor_id": user.vendor_id}),
-    )
-    .await;
+    let created = s.ops.create_user(&caller, &req.name, req.role, req.vendor_id).await?;
+    let user = created.user;
     Ok((
         StatusCode::CREATED,
         Json(CreatedUser {
@@ -163,7 +122,7 @@ async fn create_user(
             name: user.name,
             role: user.role,
             vendor_id: user.vendor_id,
-            token,
+            token: created.token,
         }),
     ))
 }

@@ -1,6 +1,5 @@
 //! Vendors, their declared networks, and their technicians.
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -14,11 +13,9 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{one_line, parse_network, EndReason, NetworkBreadth, Role, TechnicianId, VendorId};
-use crate::guard::{Pending, Restriction};
+use crate::domain::{one_line, parse_network, NetworkBreadth, Role, TechnicianId, VendorId};
 use crate::pki::{first_cert_der, CertInfo};
-use crate::store::{JournalEntry, NewTechnician, NewVendor, StoreError, Technician, Vendor};
+use crate::store::{NewTechnician, NewVendor, Technician, Vendor};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -105,36 +102,17 @@ async fn create_vendor(
     caller.require(&[Role::Admin])?;
     let name = text("name", &req.name, 200)?;
     let networks = parse_networks(&req.networks, breadth_for(&s, &caller, req.allow_broad_networks)?)?;
-    if networks.is_empty() {
-        return Err(ApiError::bad_request("a vendor must declare at least one network"));
-    }
     let contact = req
         .security_contact
         .as_deref()
         .map(|c| text("security_contact", c, 200))
         .transpose()?;
-    let v = s
-        .store
-        .create_vendor(
-            &NewVendor {
-                name: name.clone(),
-                networks,
-                security_contact: contact,
-            },
-            s.clock.now(),
-        )
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::conflict(format!("a vendor named {name:?} already exists")),
-            other => other.into(),
-        })?;
-    s.audit(
-        &caller,
-        Event::VendorCreated,
-        v.id.as_str(),
-        serde_json::json!({"name": v.name, "networks": v.networks, "allow_broad_networks": req.allow_broad_networks}),
-    )
-    .await;
+    let new = NewVendor {
+        name,
+        networks,
+        security_contact: contact,
+    };
+    let v = s.ops.create_vendor(&caller, new, req.allow_broad_networks).await?;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -181,20 +159,10 @@ async fn replace_networks(
 ) -> ApiResult<Json<Vendor>> {
     caller.require(&[Role::Admin])?;
     let networks = parse_networks(&req.networks, breadth_for(&s, &caller, req.allow_broad_networks)?)?;
-    if networks.is_empty() {
-        return Err(ApiError::bad_request(
-            "a vendor must declare at least one network (disable it instead)",
-        ));
-    }
-    let v = s.store.replace_vendor_networks(&VendorId(id), &networks).await?;
-    s.admission_changed().await;
-    s.audit(
-        &caller,
-        Event::VendorNetworksReplaced,
-        v.id.as_str(),
-        serde_json::json!({"networks": v.networks, "allow_broad_networks": req.allow_broad_networks}),
-    )
-    .await;
+    let v = s
+        .ops
+        .replace_vendor_networks(&caller, &VendorId(id), networks, req.allow_broad_networks)
+        .await?;
     Ok(Json(v))
 }
 
@@ -209,53 +177,14 @@ async fn disable_vendor(
     RestrictiveCaller(caller): RestrictiveCaller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vendor>> {
-    caller.require(&[Role::Admin, Role::Security])?;
-    let id = VendorId(id);
-    let restriction = Restriction::Vendor(id.clone());
-    let guard = s.cache.guard();
-    guard.restrict(restriction.clone());
-    let cut = s.registry.cut_vendor(&id, EndReason::VendorDisabled);
-    let event = AuditEvent::new(
-        s.clock.now(),
-        caller.actor(),
-        Event::VendorDisabled,
-        id.as_str(),
-        "success",
-        serde_json::json!({"tunnels_cut": cut}),
-    );
-    let v = match s.store.set_vendor_enabled(&id, false).await {
-        Ok(v) => v,
-        Err(e) if e.is_unavailable() => {
-            tracing::error!(error = %e, vendor = %id, "vendor disabling not stored; kept on this node and retried");
-            guard.defer(Pending::DisableVendor { id, event });
-            return Err(ApiError::unavailable(format!(
-                "the database cannot be reached: {cut} live tunnels of this vendor were cut on this node and it stays refused here; the change is stored as soon as the database is back"
-            )));
-        }
-        Err(e) => {
-            guard.release(&restriction);
-            return Err(e.into());
-        }
-    };
-    guard.release(&restriction);
-    s.admission_changed().await;
-    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
-        tracing::error!(error = %e, "vendor disabled, its audit event is retried");
-        guard.defer(Pending::Audit(event));
-    }
-    Ok(Json(v))
+    Ok(Json(s.ops.disable_vendor(&caller, &VendorId(id)).await?))
 }
 
 /// Enable a vendor again (admin, security).
 #[utoipa::path(post, path = "/api/v1/vendors/{id}/enable", params(("id" = String, Path)),
     responses((status = 200, body = Vendor), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn enable_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vendor>> {
-    caller.require(&[Role::Admin, Role::Security])?;
-    let v = s.store.set_vendor_enabled(&VendorId(id), true).await?;
-    s.admission_changed().await;
-    s.audit(&caller, Event::VendorEnabled, v.id.as_str(), serde_json::json!({}))
-        .await;
-    Ok(Json(v))
+    Ok(Json(s.ops.enable_vendor(&caller, &VendorId(id)).await?))
 }
 
 /// A technician to register: either a CSR for the vendor CA to sign, or an
@@ -321,29 +250,19 @@ async fn add_technician(
     // A pinned certificate's subject is shown in logs, exports and syslog lines:
     // the same rule as for names (no control or bidirectional characters).
     one_line("the certificate's subject", &info.subject, 1000)?;
+    let new = NewTechnician {
+        vendor_id: vendor.id.clone(),
+        name,
+        subject: info.subject.clone(),
+        fingerprint: info.fingerprint,
+        certificate_pem: certificate_pem.clone(),
+        not_before: info.not_before,
+        not_after: info.not_after,
+    };
     let t = s
-        .store
-        .add_technician(
-            &NewTechnician {
-                vendor_id: vendor.id.clone(),
-                name,
-                subject: info.subject.clone(),
-                fingerprint: info.fingerprint,
-                certificate_pem: certificate_pem.clone(),
-                not_before: info.not_before,
-                not_after: info.not_after,
-            },
-            s.clock.now(),
-        )
+        .ops
+        .add_technician(&caller, new, req.certificate_pem.is_some())
         .await?;
-    s.admission_changed().await;
-    s.audit(
-        &caller,
-        Event::TechnicianAdded,
-        t.id.as_str(),
-        serde_json::json!({"vendor_id": vendor.id, "subject": info.subject, "fingerprint_sha256": info.fingerprint.to_hex(), "pinned": req.certificate_pem.is_some()}),
-    )
-    .await;
     Ok((
         StatusCode::CREATED,
         Json(TechnicianCertificate {
@@ -378,47 +297,6 @@ async fn revoke_technician(
     RestrictiveCaller(caller): RestrictiveCaller,
     Path((id, tid)): Path<(String, String)>,
 ) -> ApiResult<Json<Technician>> {
-    caller.require(&[Role::Admin, Role::Security])?;
     let (vendor, tid) = (VendorId(id), TechnicianId(tid));
-    let restriction = Restriction::Technician(vendor.clone(), tid.clone());
-    let guard = s.cache.guard();
-    guard.restrict(restriction.clone());
-    let cut = s.registry.cut_where(EndReason::TechnicianRevoked, |l| {
-        l.technician_id == tid && l.vendor_id == vendor
-    });
-    let at = s.clock.now();
-    let event = AuditEvent::new(
-        at,
-        caller.actor(),
-        Event::TechnicianRevoked,
-        tid.as_str(),
-        "success",
-        serde_json::json!({"vendor_id": vendor, "tunnels_cut": cut}),
-    );
-    let t = match s.store.revoke_technician(&vendor, &tid, at).await {
-        Ok(t) => t,
-        Err(e) if e.is_unavailable() => {
-            tracing::error!(error = %e, technician = %tid, "revocation not stored; kept on this node and retried");
-            guard.defer(Pending::RevokeTechnician {
-                vendor,
-                id: tid,
-                at,
-                event,
-            });
-            return Err(ApiError::unavailable(format!(
-                "the database cannot be reached: {cut} live tunnels of this technician were cut on this node and they stay refused here; the revocation is stored as soon as the database is back"
-            )));
-        }
-        Err(e) => {
-            guard.release(&restriction);
-            return Err(e.into());
-        }
-    };
-    guard.release(&restriction);
-    s.admission_changed().await;
-    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
-        tracing::error!(error = %e, "technician revoked, its audit event is retried");
-        guard.defer(Pending::Audit(event));
-    }
-    Ok(Json(t))
+    Ok(Json(s.ops.revoke_technician(&caller, &vendor, &tid).await?))
 }

@@ -1,6 +1,5 @@
 //! Maintenance windows: request, list, approve, reject, cancel, revoke.
 
-use crate::events::Event;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -12,19 +11,9 @@ use utoipa_axum::routes;
 
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::audit::AuditEvent;
-use crate::domain::{one_line, DeviceId, DeviceName, EndReason, Role, VendorId, WindowId, WindowState};
-use crate::guard::{Pending, Restriction};
-use crate::store::{JournalEntry, NewWindow, StoreError, Window, WindowFilter, WindowTransition};
+use crate::domain::{one_line, DeviceId, Role, VendorId, WindowId, WindowState};
+use crate::store::{Window, WindowFilter};
 
-/// How far in the past a window may start: a request prepared a moment ago
-/// (or "starting now" on a client whose clock is a little ahead) is accepted; a
-/// backdated window is not.
-pub const MAX_PAST_START: chrono::Duration = chrono::Duration::minutes(1);
-/// Allowance for the request's transit on top of [`MAX_PAST_START`], so that a
-/// client sending exactly "one minute ago" is not refused for the milliseconds
-/// its request took.
-const TRANSIT_GRACE: chrono::Duration = chrono::Duration::seconds(5);
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -134,92 +123,21 @@ async fn request_window(
     caller: Caller,
     ApiJson(req): ApiJson<RequestWindow>,
 ) -> ApiResult<(StatusCode, Json<WindowView>)> {
-    caller.require(&[Role::Vendor, Role::Admin])?;
-    let vendor_id = match (caller.role, req.vendor_id) {
-        (Role::Vendor, Some(v)) if !caller.sees_vendor(&v) => {
-            return Err(ApiError::forbidden(
-                "a vendor account requests windows for its own vendor only",
-            ))
-        }
-        (Role::Vendor, _) => caller
-            .vendor_id
-            .clone()
-            .ok_or_else(|| ApiError::forbidden("this vendor account has no vendor"))?,
-        (_, Some(v)) => v,
-        (_, None) => return Err(ApiError::bad_request("vendor_id is required")),
-    };
-    let now = s.clock.now();
     let reason = check_reason(&req.reason)?;
-    if req.ends_at <= req.starts_at {
-        return Err(ApiError::bad_request("ends_at must be after starts_at"));
-    }
-    if req.ends_at <= now {
-        return Err(ApiError::bad_request(
-            "the window would already be over: ends_at is in the past",
-        ));
-    }
-    if req.starts_at < now - MAX_PAST_START - TRANSIT_GRACE {
-        return Err(ApiError::bad_request(format!(
-            "starts_at ({}) is {} minutes in the past: a window may start at most 1 minute ago (give the current time to start now)",
-            req.starts_at.to_rfc3339(),
-            (now - req.starts_at).num_minutes()
-        )));
-    }
-    if req.ends_at - req.starts_at > s.limits.max_window {
-        return Err(ApiError::bad_request(format!(
-            "the window is longer than the allowed maximum of {} hours (policy.max_window_hours)",
-            s.limits.max_window.num_hours()
-        )));
-    }
-    if req.starts_at > now + s.limits.max_horizon {
-        return Err(ApiError::bad_request(format!(
-            "windows may start at most {} days ahead (policy.max_horizon_days)",
-            s.limits.max_horizon.num_days()
-        )));
-    }
-    let vendor =
-        s.store.vendor(&vendor_id).await.map_err(|e| {
-            ApiError::unless_found(e, || ApiError::unprocessable(format!("unknown vendor {vendor_id}")))
-        })?;
-    if s.limits.on_overdue == crate::policy::OverdueMode::Block {
-        let overdue = s
-            .store
-            .unreported_windows(Some(&vendor.id), now - s.limits.report_due)
-            .await?;
-        if let Some(w) = overdue.first() {
-            return Err(ApiError::conflict(format!(
-                "the intervention report of window {} (ended {}) is overdue: file it before requesting a new window",
-                w.id,
-                w.closed_at.unwrap_or(w.ends_at)
-            )));
-        }
-    }
-    let device_ids = assigned_devices(&s, &vendor.id, req.device_ids).await?;
     let w = s
-        .store
-        .create_window(
-            &NewWindow {
-                vendor_id: vendor.id,
-                device_ids,
+        .ops
+        .request_window(
+            &caller,
+            crate::ops::WindowRequest {
+                vendor_id: req.vendor_id,
+                devices: req.device_ids,
                 starts_at: req.starts_at,
                 ends_at: req.ends_at,
                 reason,
-                requested_by: caller.id.0.clone(),
-                emergency: false,
-                approved_by: None,
-                extra_networks: vec![],
             },
-            now,
         )
         .await?;
-    s.notifier.send(Event::WindowRequested, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
-    s.audit(
-        &caller,
-        Event::WindowRequested,w.id.as_str(),
-        serde_json::json!({"vendor_id": w.vendor_id, "device_ids": w.device_ids, "starts_at": w.starts_at, "ends_at": w.ends_at, "reason": w.reason}),
-    )
-    .await;
-    Ok((StatusCode::CREATED, Json(WindowView::new(w, now))))
+    Ok((StatusCode::CREATED, Json(WindowView::new(w, s.clock.now()))))
 }
 
 /// Filters of the window list.
@@ -286,11 +204,7 @@ async fn list_windows(
 }
 
 pub(super) async fn visible_window(s: &ApiState, caller: &Caller, id: String) -> ApiResult<Window> {
-    let w = s.store.window(&WindowId(id)).await?;
-    if !caller.sees_vendor(&w.vendor_id) {
-        return Err(ApiError::not_found("window"));
-    }
-    Ok(w)
+    Ok(s.ops.visible_window(caller, &WindowId(id)).await?)
 }
 
 /// One window.
@@ -319,61 +233,13 @@ fn check_reason(r: &str) -> ApiResult<String> {
     Ok(one_line("reason", r, 2000)?)
 }
 
-async fn transition(
-    s: &ApiState,
-    caller: &Caller,
-    id: &WindowId,
-    from: &[WindowState],
-    to: WindowState,
-    reason: Option<String>,
-) -> ApiResult<Window> {
-    let t = WindowTransition {
-        from: from.to_vec(),
-        to,
-        by: caller.id.0.clone(),
-        reason,
-        at: s.clock.now(),
-    };
-    Ok(s.store.transition_window(id, &t).await?)
-}
 
 /// Approve a requested window (security, admin; never the account that requested it).
 #[utoipa::path(post, path = "/api/v1/windows/{id}/approve", params(("id" = String, Path)),
     responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn approve(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<WindowView>> {
-    caller.require(&[Role::Security, Role::Admin])?;
-    let w = s.store.window(&WindowId(id)).await?;
-    if w.state == WindowState::Approved && w.extension_ends_at.is_some() {
-        return approve_extension(&s, &caller, w).await;
-    }
-    if w.requested_by == caller.id.0 {
-        return Err(ApiError::forbidden(
-            "separation of duties: a window cannot be approved by the account that requested it",
-        ));
-    }
-    let now = s.clock.now();
-    if w.ends_at <= now {
-        return Err(ApiError::conflict("the window is already over"));
-    }
-    let w = transition(
-        &s,
-        &caller,
-        &w.id,
-        &[WindowState::Requested],
-        WindowState::Approved,
-        None,
-    )
-    .await?;
-    s.admission_changed().await;
-    s.notifier.send(Event::WindowApproved, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "starts_at": w.starts_at, "ends_at": w.ends_at}));
-    s.audit(
-        &caller,
-        Event::WindowApproved,
-        w.id.as_str(),
-        serde_json::json!({"vendor_id": w.vendor_id, "requested_by": w.requested_by}),
-    )
-    .await;
-    Ok(Json(WindowView::new(w, now)))
+    let w = s.ops.approve_window(&caller, &WindowId(id)).await?;
+    Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
 /// Reject a requested window (security, admin).
@@ -385,47 +251,8 @@ async fn reject(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<WindowView>> {
-    caller.require(&[Role::Security, Role::Admin])?;
     let reason = check_reason(&req.reason)?;
-    let current = s.store.window(&WindowId(id)).await?;
-    if let (WindowState::Approved, Some(pending)) = (current.state, current.extension_ends_at) {
-        let w = s
-            .store
-            .decide_extension(&current.id, pending, false, caller.id.as_str(), s.clock.now())
-            .await?;
-        s.notifier.send(
-            Event::WindowExtensionRejected,
-            serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason}),
-        );
-        s.audit(
-            &caller,
-            Event::WindowExtensionRejected,
-            w.id.as_str(),
-            serde_json::json!({"reason": reason}),
-        )
-        .await;
-        return Ok(Json(WindowView::new(w, s.clock.now())));
-    }
-    let w = transition(
-        &s,
-        &caller,
-        &current.id,
-        &[WindowState::Requested],
-        WindowState::Rejected,
-        Some(reason.clone()),
-    )
-    .await?;
-    s.notifier.send(
-        Event::WindowRejected,
-        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason}),
-    );
-    s.audit(
-        &caller,
-        Event::WindowRejected,
-        w.id.as_str(),
-        serde_json::json!({"reason": reason}),
-    )
-    .await;
+    let w = s.ops.reject_window(&caller, &WindowId(id), reason).await?;
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
@@ -442,57 +269,8 @@ async fn revoke(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
 ) -> ApiResult<Json<WindowView>> {
-    caller.require(&[Role::Security, Role::Admin])?;
     let reason = check_reason(&req.reason)?;
-    let id = WindowId(id);
-    // Invariant 7: cut and refuse first; only an approved window has tunnels.
-    let restriction = Restriction::Window(id.clone());
-    let guard = s.cache.guard();
-    guard.restrict(restriction.clone());
-    let cut = s.registry.cut_window(&id, EndReason::WindowRevoked);
-    let t = WindowTransition {
-        from: vec![WindowState::Approved],
-        to: WindowState::Revoked,
-        by: caller.id.0.clone(),
-        reason: Some(reason.clone()),
-        at: s.clock.now(),
-    };
-    let event = AuditEvent::new(
-        t.at,
-        caller.actor(),
-        Event::WindowRevoked,
-        id.as_str(),
-        "success",
-        serde_json::json!({"reason": reason, "tunnels_cut": cut}),
-    );
-    let w = match s.store.transition_window(&id, &t).await {
-        Ok(w) => w,
-        Err(e) if e.is_unavailable() => {
-            tracing::error!(error = %e, window = %id, "revocation not stored; kept on this node and retried");
-            guard.defer(Pending::RevokeWindow {
-                id,
-                transition: t,
-                event,
-            });
-            return Err(ApiError::unavailable(format!(
-                "the database cannot be reached: {cut} live tunnels of this window were cut on this node and it stays refused here; the revocation is stored as soon as the database is back"
-            )));
-        }
-        Err(e) => {
-            guard.release(&restriction);
-            return Err(e.into());
-        }
-    };
-    guard.release(&restriction);
-    s.admission_changed().await;
-    s.notifier.send(
-        Event::WindowRevoked,
-        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "reason": reason, "emergency": w.emergency}),
-    );
-    if let Err(e) = s.journal.write(JournalEntry::Audit(event.clone())).await {
-        tracing::error!(error = %e, "revocation stored, its audit event is retried");
-        guard.defer(Pending::Audit(event));
-    }
+    let w = s.ops.revoke_window(&caller, &WindowId(id), reason).await?;
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
@@ -505,12 +283,6 @@ async fn cancel(
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<WindowView>> {
-    caller.require(&[Role::Vendor, Role::Admin])?;
-    let w = visible_window(&s, &caller, id).await?;
-    let now = s.clock.now();
-    if w.state == WindowState::Approved && w.starts_at <= now {
-        return Err(ApiError::conflict("the window has started: ask security to revoke it"));
-    }
     // The body is optional: an empty one means no reason given.
     let body: OptionalReason = if body.iter().all(u8::is_ascii_whitespace) {
         OptionalReason::default()
@@ -518,93 +290,12 @@ async fn cancel(
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?
     };
     let reason = body.reason.map(|r| check_reason(&r)).transpose()?;
-    let w = transition(
-        &s,
-        &caller,
-        &w.id,
-        &[WindowState::Requested, WindowState::Approved],
-        WindowState::Cancelled,
-        reason,
-    )
-    .await?;
-    s.admission_changed().await;
-    s.audit(&caller, Event::WindowCancelled, w.id.as_str(), serde_json::json!({}))
-        .await;
-    Ok(Json(WindowView::new(w, now)))
+    let w = s.ops.cancel_window(&caller, &WindowId(id), reason).await?;
+    Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
-async fn approve_extension(s: &ApiState, caller: &Caller, w: Window) -> ApiResult<Json<WindowView>> {
-    let Some(pending) = w.extension_ends_at else {
-        return Err(ApiError::conflict("no extension is pending for this window"));
-    };
-    if w.extension_requested_by.as_deref() == Some(caller.id.as_str()) {
-        return Err(ApiError::forbidden(
-            "separation of duties: an extension cannot be approved by the account that requested it",
-        ));
-    }
-    if w.emergency {
-        // Invariant 4: an emergency grant is a second person's decision; stretching
-        // it is one too, and it stays within the cap however it is extended.
-        check_emergency_extension(caller, &w)?;
-        check_emergency_cap(s, &w, pending).map_err(|e| ApiError::conflict(e.message))?;
-    }
-    let now = s.clock.now();
-    if w.ends_at <= now {
-        return Err(ApiError::conflict("the window is already over: request a new window"));
-    }
-    let w = s
-        .store
-        .decide_extension(&w.id, pending, true, caller.id.as_str(), now)
-        .await?;
-    // Live tunnels keep running, with their deadline moved.
-    let moved = s.registry.move_window_deadline(&w.id, w.ends_at);
-    s.admission_changed().await;
-    s.notifier.send(
-        Event::WindowExtended,
-        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": w.ends_at}),
-    );
-    s.audit(
-        caller,
-        Event::WindowExtended,
-        w.id.as_str(),
-        serde_json::json!({"ends_at": w.ends_at, "live_tunnels": moved}),
-    )
-    .await;
-    Ok(Json(WindowView::new(w, now)))
-}
 
-/// 400 if an emergency grant extended to `ends_at` would last longer, from its
-/// start, than `policy.max_emergency_minutes`.
-fn check_emergency_cap(s: &ApiState, w: &Window, ends_at: DateTime<Utc>) -> ApiResult<()> {
-    let max = s.limits.max_emergency;
-    let total = ends_at - w.starts_at;
-    if total > max {
-        return Err(ApiError::bad_request(format!(
-            "an emergency grant lasts at most {} minutes in all (policy.max_emergency_minutes); extended to {} it would last {} minutes: request a planned window instead",
-            max.num_minutes(),
-            ends_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            total.num_minutes()
-        )));
-    }
-    Ok(())
-}
 
-/// 403 unless the caller may approve the extension of an emergency grant: a
-/// security account other than the one that granted it.
-fn check_emergency_extension(caller: &Caller, w: &Window) -> ApiResult<()> {
-    if caller.role != Role::Security {
-        return Err(ApiError::forbidden(
-            "the extension of an emergency grant is approved by a security account",
-        ));
-    }
-    let granter = w.approved_by.as_deref().unwrap_or(w.requested_by.as_str());
-    if granter == caller.id.as_str() || w.requested_by == caller.id.as_str() {
-        return Err(ApiError::forbidden(
-            "separation of duties: the extension of an emergency grant is approved by a second security account, not its granter",
-        ));
-    }
-    Ok(())
-}
 
 /// An extension request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -628,43 +319,9 @@ async fn extend(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ExtendWindow>,
 ) -> ApiResult<Json<WindowView>> {
-    caller.require(&[Role::Vendor])?;
-    let w = visible_window(&s, &caller, id).await?;
     let reason = check_reason(&req.reason)?;
-    let now = s.clock.now();
-    if w.state != WindowState::Approved || w.ends_at <= now {
-        return Err(ApiError::conflict(
-            "only an approved window that has not ended can be extended",
-        ));
-    }
-    if req.ends_at <= w.ends_at {
-        return Err(ApiError::bad_request("ends_at must be after the window's current end"));
-    }
-    if w.emergency {
-        check_emergency_cap(&s, &w, req.ends_at)?;
-    }
-    if req.ends_at - w.starts_at > s.limits.max_window {
-        return Err(ApiError::bad_request(format!(
-            "the extended window would be longer than the allowed maximum of {} hours (policy.max_window_hours)",
-            s.limits.max_window.num_hours()
-        )));
-    }
-    let w = s
-        .store
-        .request_extension(&w.id, req.ends_at, &reason, caller.id.as_str())
-        .await?;
-    s.notifier.send(
-        Event::WindowExtensionRequested,
-        serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ends_at": req.ends_at, "reason": reason}),
-    );
-    s.audit(
-        &caller,
-        Event::WindowExtensionRequested,
-        w.id.as_str(),
-        serde_json::json!({"ends_at": req.ends_at, "reason": reason}),
-    )
-    .await;
-    Ok(Json(WindowView::new(w, now)))
+    let w = s.ops.request_extension(&caller, &WindowId(id), req.ends_at, reason).await?;
+    Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
 /// A retrospective review.
@@ -685,78 +342,8 @@ async fn review(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Review>,
 ) -> ApiResult<Json<WindowView>> {
-    caller.require(&[Role::Security])?;
-    if req.verdict != "justified" && req.verdict != "unjustified" {
-        return Err(ApiError::bad_request(
-            "verdict must be \"justified\" or \"unjustified\"",
-        ));
-    }
     let comment = crate::domain::multi_line("comment", &req.comment, 2000)?;
-    let w = s.store.window(&WindowId(id)).await?;
-    if !w.emergency {
-        return Err(ApiError::conflict("only emergency grants are reviewed"));
-    }
-    if w.approved_by.as_deref() == Some(caller.id.as_str()) {
-        return Err(ApiError::forbidden(
-            "separation of duties: an emergency grant is reviewed by a second security account, not its granter",
-        ));
-    }
-    let w = s
-        .store
-        .review_window(&w.id, &req.verdict, &comment, caller.id.as_str(), s.clock.now())
-        .await?;
-    s.notifier.send(
-        Event::EmergencyReviewed,
-        serde_json::json!({"window_id": w.id, "verdict": req.verdict}),
-    );
-    s.audit(
-        &caller,
-        Event::EmergencyReviewed,
-        w.id.as_str(),
-        serde_json::json!({"verdict": req.verdict, "comment": comment}),
-    )
-    .await;
+    let w = s.ops.review_emergency(&caller, &WindowId(id), &req.verdict, comment).await?;
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
-/// The devices of a request, given by id or by name (the TLS server name
-/// technicians connect to): resolved to ids, sorted, without duplicates, 1 to
-/// 100 of them, each existing and assigned to `vendor` (422 otherwise).
-pub(super) async fn assigned_devices(
-    s: &ApiState,
-    vendor: &VendorId,
-    given: Vec<DeviceId>,
-) -> ApiResult<Vec<DeviceId>> {
-    if given.is_empty() || given.len() > 100 {
-        return Err(ApiError::bad_request("device_ids must list 1 to 100 devices"));
-    }
-    let mut all = None;
-    let mut ids = Vec::with_capacity(given.len());
-    for entry in given {
-        let device = match s.store.device(&entry).await {
-            Ok(d) => d,
-            Err(StoreError::NotFound(_)) => {
-                // Not an id: perhaps a name. The list is read once per request.
-                let name = DeviceName::try_from(entry.0.clone()).ok();
-                if all.is_none() {
-                    all = Some(s.store.list_devices().await?);
-                }
-                let found = name.and_then(|n| all.iter().flatten().find(|d| d.name == n).cloned());
-                found.ok_or_else(|| {
-                    ApiError::unprocessable(format!("unknown device {:?} (neither an id nor a name)", entry.0))
-                })?
-            }
-            Err(e) => return Err(e.into()),
-        };
-        if !device.vendor_ids.contains(vendor) {
-            return Err(ApiError::unprocessable(format!(
-                "device {} ({}) is not assigned to this vendor",
-                device.id, device.name
-            )));
-        }
-        ids.push(device.id);
-    }
-    ids.sort();
-    ids.dedup();
-    Ok(ids)
-}

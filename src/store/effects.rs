@@ -10,6 +10,10 @@ use crate::audit::AuditEvent;
 use crate::domain::{DeviceId, SessionId, TechnicianId, VendorId, WindowId};
 use crate::events::Event;
 
+/// The PostgreSQL notification channel a committed feed entry is announced on
+/// (payload: its `seq`), so following nodes wake at once instead of at their next poll.
+pub const CHANGES_CHANNEL: &str = "portier_changes";
+
 /// What changed, as the nodes following the feed need to know it: which object
 /// to re-read into their admission snapshot, or which session to cut.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]

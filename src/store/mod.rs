@@ -23,7 +23,7 @@ use crate::audit::{AuditEvent, AuditRecord};
 use crate::domain::{DeviceId, SessionId, TechnicianId, UserId, VendorId, WindowId};
 use crate::policy::Snapshot;
 
-pub use effects::{Change, ChangeRecord, Effects, Notice, Record};
+pub use effects::{Change, ChangeRecord, Effects, Notice, Record, CHANGES_CHANNEL};
 pub use health::{HealthReport, StoreHealth};
 pub use journal::{Durability, Journal, JournalError, JournalSettings};
 pub use outbox::{OutboxBacklog, OutboxItem, OutboxPurge};

@@ -107,11 +107,11 @@ impl PgStore {
         Ok(())
     }
 
-    async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
+    async fn networks_of(conn: &mut PgConnection, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT network::text FROM vendor_networks WHERE vendor_id = $1 ORDER BY network::text")
                 .bind(vendor.as_str())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?;
         rows.iter().map(|n| parse("network", n)).collect()
     }
@@ -237,10 +237,10 @@ impl PgStore {
         })
     }
 
-    async fn report_addenda(&self, window: &WindowId) -> StoreResult<Vec<Addendum>> {
+    async fn report_addenda(conn: &mut PgConnection, window: &WindowId) -> StoreResult<Vec<Addendum>> {
         sqlx::query("SELECT * FROM report_addenda WHERE window_id = $1 ORDER BY filed_at, id")
             .bind(window.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?
             .iter()
             .map(|r| {
@@ -254,10 +254,10 @@ impl PgStore {
             .collect()
     }
 
-    async fn report_row(&self, row: &PgRow) -> StoreResult<Report> {
+    async fn report_row(conn: &mut PgConnection, row: &PgRow) -> StoreResult<Report> {
         let window_id = WindowId(row.try_get("window_id")?);
         Ok(Report {
-            addenda: self.report_addenda(&window_id).await?,
+            addenda: Self::report_addenda(conn, &window_id).await?,
             window_id,
             vendor_id: VendorId(row.try_get("vendor_id")?),
             summary: row.try_get("summary")?,
@@ -269,7 +269,11 @@ impl PgStore {
         })
     }
 
-    async fn windows_where(&self, filter: &WindowFilter, id: Option<&WindowId>) -> StoreResult<Vec<Window>> {
+    async fn windows_where(
+        conn: &mut PgConnection,
+        filter: &WindowFilter,
+        id: Option<&WindowId>,
+    ) -> StoreResult<Vec<Window>> {
         let mut q = QueryBuilder::<sqlx::Postgres>::new("SELECT * FROM windows w WHERE 1 = 1");
         if let Some(id) = id {
             q.push(" AND w.id = ").push_bind(id.as_str());
@@ -304,20 +308,20 @@ impl PgStore {
             None => {}
         }
         q.push(" ORDER BY w.starts_at, w.id");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(&mut *conn).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let wid: String = row.try_get("id")?;
             let devices: Vec<String> =
                 sqlx::query_scalar("SELECT device_id FROM window_devices WHERE window_id = $1 ORDER BY device_id")
                     .bind(&wid)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?;
             let extra: Vec<String> = sqlx::query_scalar(
                 "SELECT network::text FROM window_extra_networks WHERE window_id = $1 ORDER BY network::text",
             )
             .bind(&wid)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?;
             let extra = extra.iter().map(|n| parse("network", n)).collect::<StoreResult<_>>()?;
             out.push(Self::window_row(
@@ -328,15 +332,120 @@ impl PgStore {
         }
         Ok(out)
     }
+
+    async fn window_in(conn: &mut PgConnection, id: &WindowId) -> StoreResult<Window> {
+        Self::windows_where(conn, &WindowFilter::default(), Some(id))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NotFound("window"))
+    }
+
+    async fn vendor_in(conn: &mut PgConnection, id: &VendorId) -> StoreResult<Vendor> {
+        let row = sqlx::query("SELECT * FROM vendors WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("vendor"))?;
+        Self::vendor_row(&row, Self::networks_of(conn, id).await?)
+    }
+
+    async fn technician_in(conn: &mut PgConnection, id: &TechnicianId) -> StoreResult<Technician> {
+        let row = sqlx::query("SELECT * FROM technicians WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("technician"))?;
+        Self::technician_row(&row)
+    }
+
+    async fn device_in(conn: &mut PgConnection, id: &DeviceId) -> StoreResult<Device> {
+        let row = sqlx::query("SELECT * FROM devices WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("device"))?;
+        let vendors: Vec<String> =
+            sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = $1 ORDER BY vendor_id")
+                .bind(id.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+        Self::device_row(&row, vendors.into_iter().map(VendorId).collect())
+    }
+
+    async fn report_in(conn: &mut PgConnection, window: &WindowId) -> StoreResult<Report> {
+        let row = sqlx::query("SELECT * FROM reports WHERE window_id = $1")
+            .bind(window.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("report"))?;
+        Self::report_row(conn, &row).await
+    }
+
+    async fn user_in(conn: &mut PgConnection, id: &UserId) -> StoreResult<User> {
+        let row = sqlx::query("SELECT * FROM api_users WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        Self::user_row(&row)
+    }
+
+    async fn lockdown_in(conn: &mut PgConnection) -> StoreResult<LockdownState> {
+        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(LockdownState {
+            active: row.try_get("active")?,
+            reason: row.try_get("reason")?,
+            set_by: row.try_get("set_by")?,
+            set_at: opt_from_us(row.try_get("set_at")?)?,
+        })
+    }
+
+    /// Opens a transaction that will append to the audit chain, taking the
+    /// chain's lock before anything else: every such transaction takes it first,
+    /// so none can hold a row another waits for while waiting for the chain
+    /// (a change, then its audit event, against a journal batch whose first
+    /// event is appended before its next session's window row is updated).
+    async fn begin_chained(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        lock_chain(&mut tx).await?;
+        Ok(tx)
+    }
+
+    /// Writes `result`'s effects in the open transaction, commits, and tells the
+    /// admission cache (`bump`, or any feed entry written) that state changed.
+    async fn finish<T: Send>(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        result: T,
+        record: Record<'_, T>,
+        bump: bool,
+    ) -> StoreResult<T> {
+        let effects = record(&result);
+        record_in(&mut tx, &effects).await?;
+        tx.commit().await?;
+        if bump || !effects.changes.is_empty() {
+            self.generation.bump();
+        }
+        Ok(result)
+    }
+}
+
+/// Takes the audit chain's lock until the transaction ends (reentrant).
+async fn lock_chain(conn: &mut PgConnection) -> StoreResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(AUDIT_CHAIN_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// Appends one event to the chain inside an open write transaction.
 async fn append_audit_in(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult<AuditRecord> {
     // Serializes appends across every process sharing the database: no fork, no gap.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(AUDIT_CHAIN_LOCK)
-        .execute(&mut *conn)
-        .await?;
+    lock_chain(conn).await?;
     let last: Option<(i64, String)> = sqlx::query_as("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await?;
@@ -369,6 +478,45 @@ async fn append_audit_in(conn: &mut PgConnection, e: &AuditEvent) -> StoreResult
         prev_hash,
         hash,
     })
+}
+
+/// Writes a change's effects inside its open write transaction: the audit event
+/// first, which takes the chain's lock, so the feed entries' `seq` (MAX + 1,
+/// assigned under that lock, held until commit) grows in commit order across
+/// nodes; then one outbox row per notice, and a notification waking the nodes
+/// that follow the feed (delivered at commit, dropped on rollback).
+async fn record_in(conn: &mut PgConnection, effects: &Effects) -> StoreResult<AuditRecord> {
+    let audit = append_audit_in(conn, &effects.audit).await?;
+    let mut last = None;
+    for change in &effects.changes {
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO changes (seq, at, kind, object, audit_seq)
+             SELECT COALESCE(MAX(seq), 0) + 1, $1, $2, $3, $4 FROM changes RETURNING seq",
+        )
+        .bind(us(audit.at))
+        .bind(change.kind())
+        .bind(change.object())
+        .bind(audit.seq)
+        .fetch_one(&mut *conn)
+        .await?;
+        last = Some(seq);
+    }
+    for notice in &effects.notices {
+        sqlx::query("INSERT INTO outbox (created_at, event, data, next_attempt_at) VALUES ($1, $2, $3, $1)")
+            .bind(us(audit.at))
+            .bind(notice.event.as_str())
+            .bind(notice.data.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    if let Some(seq) = last {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANGES_CHANNEL)
+            .bind(seq.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(audit)
 }
 
 #[async_trait]
@@ -506,9 +654,9 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
+    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>, record: Record<'_, Vendor>) -> StoreResult<Vendor> {
         let id = VendorId::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         sqlx::query(
             "INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES ($1, $2, $3, TRUE, $4)",
         )
@@ -527,18 +675,13 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        self.generation.bump();
-        self.vendor(&id).await
+        let vendor = Self::vendor_in(&mut tx, &id).await?;
+        self.finish(tx, vendor, record, true).await
     }
 
     async fn vendor(&self, id: &VendorId) -> StoreResult<Vendor> {
-        let row = sqlx::query("SELECT * FROM vendors WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("vendor"))?;
-        Self::vendor_row(&row, self.networks_of(id).await?)
+        let mut conn = self.pool.acquire().await?;
+        Self::vendor_in(&mut conn, id).await
     }
 
     async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
@@ -562,8 +705,13 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor> {
-        let mut tx = self.pool.begin().await?;
+    async fn replace_vendor_networks(
+        &self,
+        id: &VendorId,
+        networks: &[IpNet],
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
+        let mut tx = self.begin_chained().await?;
         let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM vendors WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&mut *tx)
@@ -584,26 +732,37 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        self.generation.bump();
-        self.vendor(id).await
+        let vendor = Self::vendor_in(&mut tx, id).await?;
+        self.finish(tx, vendor, record, true).await
     }
 
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool) -> StoreResult<Vendor> {
+    async fn set_vendor_enabled(
+        &self,
+        id: &VendorId,
+        enabled: bool,
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
+        let mut tx = self.begin_chained().await?;
         let done = sqlx::query("UPDATE vendors SET enabled = $1 WHERE id = $2")
             .bind(enabled)
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("vendor"));
         }
-        self.generation.bump();
-        self.vendor(id).await
+        let vendor = Self::vendor_in(&mut tx, id).await?;
+        self.finish(tx, vendor, record, true).await
     }
 
-    async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician> {
+    async fn add_technician(
+        &self,
+        t: &NewTechnician,
+        at: DateTime<Utc>,
+        record: Record<'_, Technician>,
+    ) -> StoreResult<Technician> {
         let id = TechnicianId::generate();
+        let mut tx = self.begin_chained().await?;
         sqlx::query(
             "INSERT INTO technicians (id, vendor_id, name, subject, fingerprint_sha256, certificate_pem, not_before, not_after, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -617,19 +776,15 @@ impl Store for PgStore {
         .bind(us(t.not_before))
         .bind(us(t.not_after))
         .bind(us(at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.generation.bump();
-        self.technician(&id).await
+        let technician = Self::technician_in(&mut tx, &id).await?;
+        self.finish(tx, technician, record, true).await
     }
 
     async fn technician(&self, id: &TechnicianId) -> StoreResult<Technician> {
-        let row = sqlx::query("SELECT * FROM technicians WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("technician"))?;
-        Self::technician_row(&row)
+        let mut conn = self.pool.acquire().await?;
+        Self::technician_in(&mut conn, id).await
     }
 
     async fn list_technicians(&self, vendor: &VendorId) -> StoreResult<Vec<Technician>> {
@@ -647,25 +802,27 @@ impl Store for PgStore {
         vendor: &VendorId,
         id: &TechnicianId,
         at: DateTime<Utc>,
+        record: Record<'_, Technician>,
     ) -> StoreResult<Technician> {
+        let mut tx = self.begin_chained().await?;
         let done = sqlx::query(
             "UPDATE technicians SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND vendor_id = $3",
         )
         .bind(us(at))
         .bind(id.as_str())
         .bind(vendor.as_str())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("technician"));
         }
-        self.generation.bump();
-        self.technician(id).await
+        let technician = Self::technician_in(&mut tx, id).await?;
+        self.finish(tx, technician, record, true).await
     }
 
-    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device> {
+    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>, record: Record<'_, Device>) -> StoreResult<Device> {
         let id = DeviceId::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         sqlx::query("INSERT INTO devices (id, name, address, protocol, description, enabled, created_at) VALUES ($1, $2, $3, $4, $5, TRUE, $6)")
             .bind(id.as_str())
             .bind(d.name.as_str())
@@ -682,23 +839,13 @@ impl Store for PgStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        self.generation.bump();
-        self.device(&id).await
+        let device = Self::device_in(&mut tx, &id).await?;
+        self.finish(tx, device, record, true).await
     }
 
     async fn device(&self, id: &DeviceId) -> StoreResult<Device> {
-        let row = sqlx::query("SELECT * FROM devices WHERE id = $1")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("device"))?;
-        let vendors: Vec<String> =
-            sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = $1 ORDER BY vendor_id")
-                .bind(id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-        Self::device_row(&row, vendors.into_iter().map(VendorId).collect())
+        let mut conn = self.pool.acquire().await?;
+        Self::device_in(&mut conn, id).await
     }
 
     async fn list_devices(&self) -> StoreResult<Vec<Device>> {
@@ -721,27 +868,33 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool) -> StoreResult<Device> {
+    async fn set_device_enabled(
+        &self,
+        id: &DeviceId,
+        enabled: bool,
+        record: Record<'_, Device>,
+    ) -> StoreResult<Device> {
+        let mut tx = self.begin_chained().await?;
         let done = sqlx::query("UPDATE devices SET enabled = $1 WHERE id = $2")
             .bind(enabled)
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("device"));
         }
-        self.generation.bump();
-        self.device(id).await
+        let device = Self::device_in(&mut tx, id).await?;
+        self.finish(tx, device, record, true).await
     }
 
-    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window> {
+    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>, record: Record<'_, Window>) -> StoreResult<Window> {
         let id = WindowId::generate();
         let state = if w.approved_by.is_some() {
             WindowState::Approved
         } else {
             WindowState::Requested
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         sqlx::query(
             "INSERT INTO windows (id, vendor_id, starts_at, ends_at, state, reason, emergency, requested_by, approved_by, decided_by, decided_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
@@ -776,26 +929,26 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
-        if state == WindowState::Approved {
-            self.generation.bump();
-        }
-        self.window(&id).await
+        let window = Self::window_in(&mut tx, &id).await?;
+        self.finish(tx, window, record, state == WindowState::Approved).await
     }
 
     async fn window(&self, id: &WindowId) -> StoreResult<Window> {
-        self.windows_where(&WindowFilter::default(), Some(id))
-            .await?
-            .into_iter()
-            .next()
-            .ok_or(StoreError::NotFound("window"))
+        let mut conn = self.pool.acquire().await?;
+        Self::window_in(&mut conn, id).await
     }
 
     async fn list_windows(&self, f: &WindowFilter) -> StoreResult<Vec<Window>> {
-        self.windows_where(f, None).await
+        let mut conn = self.pool.acquire().await?;
+        Self::windows_where(&mut conn, f, None).await
     }
 
-    async fn transition_window(&self, id: &WindowId, t: &WindowTransition) -> StoreResult<Window> {
+    async fn transition_window(
+        &self,
+        id: &WindowId,
+        t: &WindowTransition,
+        record: Record<'_, Window>,
+    ) -> StoreResult<Window> {
         let mut q = QueryBuilder::<sqlx::Postgres>::new("UPDATE windows SET state = ");
         q.push_bind(t.to.as_str());
         q.push(", decided_by = ").push_bind(&t.by);
@@ -814,13 +967,14 @@ impl Store for PgStore {
             sep.push_bind(s.as_str());
         }
         q.push(")");
-        let done = q.build().execute(&self.pool).await?;
+        let mut tx = self.begin_chained().await?;
+        let done = q.build().execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
-            let current = self.window(id).await?;
+            let current = Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(format!("window is {}", current.state.as_str())));
         }
-        self.generation.bump();
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, true).await
     }
 
     async fn review_window(
@@ -830,7 +984,9 @@ impl Store for PgStore {
         comment: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
+        let mut tx = self.begin_chained().await?;
         let done = sqlx::query(
             "UPDATE windows SET review_verdict = $1, review_comment = $2, reviewed_by = $3, reviewed_at = $4
              WHERE id = $5 AND emergency = $6 AND reviewed_at IS NULL",
@@ -841,17 +997,18 @@ impl Store for PgStore {
         .bind(us(at))
         .bind(id.as_str())
         .bind(true)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            let w = self.window(id).await?;
+            let w = Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(if w.emergency {
                 "this emergency grant has already been reviewed".into()
             } else {
                 "only emergency grants are reviewed".into()
             }));
         }
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, false).await
     }
 
     async fn request_extension(
@@ -860,7 +1017,9 @@ impl Store for PgStore {
         ends_at: DateTime<Utc>,
         reason: &str,
         by: &str,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
+        let mut tx = self.begin_chained().await?;
         let done = sqlx::query(
             "UPDATE windows SET extension_ends_at = $1, extension_reason = $2, extension_requested_by = $3
              WHERE id = $4 AND state = 'approved' AND extension_ends_at IS NULL AND ends_at < $5",
@@ -870,10 +1029,10 @@ impl Store for PgStore {
         .bind(by)
         .bind(id.as_str())
         .bind(us(ends_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            let w = self.window(id).await?;
+            let w = Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(if w.extension_ends_at.is_some() {
                 "an extension is already pending for this window".into()
             } else if w.state != WindowState::Approved {
@@ -882,7 +1041,8 @@ impl Store for PgStore {
                 "an extension must end after the current end".into()
             }));
         }
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, false).await
     }
 
     async fn decide_extension(
@@ -892,6 +1052,7 @@ impl Store for PgStore {
         approve: bool,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
         let sql = if approve {
             "UPDATE windows SET ends_at = extension_ends_at, extension_ends_at = NULL, decided_by = $1, decided_at = $2
@@ -900,23 +1061,22 @@ impl Store for PgStore {
             "UPDATE windows SET extension_ends_at = NULL, decided_by = $1, decided_at = $2
              WHERE id = $3 AND state = 'approved' AND extension_ends_at = $4"
         };
+        let mut tx = self.begin_chained().await?;
         let done = sqlx::query(sql)
             .bind(by)
             .bind(us(at))
             .bind(id.as_str())
             .bind(us(pending))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            self.window(id).await?;
+            Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(
                 "no extension is pending for this window, or it changed meanwhile".into(),
             ));
         }
-        if approve {
-            self.generation.bump();
-        }
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, approve).await
     }
 
     async fn unreported_windows(
@@ -936,15 +1096,17 @@ impl Store for PgStore {
             q.push(" AND w.vendor_id = ").push_bind(v.as_str());
         }
         q.push(" ORDER BY COALESCE(w.closed_at, w.ends_at)");
-        let ids: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *conn).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.window(&WindowId(id)).await?);
+            out.push(Self::window_in(&mut conn, &WindowId(id)).await?);
         }
         Ok(out)
     }
 
-    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>) -> StoreResult<Report> {
+    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>, record: Record<'_, Report>) -> StoreResult<Report> {
+        let mut tx = self.begin_chained().await?;
         let done = sqlx::query(
             "INSERT INTO reports (window_id, vendor_id, summary, actions, outcome, follow_up, filed_by, filed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -957,7 +1119,7 @@ impl Store for PgStore {
         .bind(&r.follow_up)
         .bind(&r.filed_by)
         .bind(us(at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -969,18 +1131,14 @@ impl Store for PgStore {
                 other?;
             }
         }
+        let report = Self::report_in(&mut tx, &r.window_id).await?;
         // A filed report may lift an overdue block.
-        self.generation.bump();
-        self.report(&r.window_id).await
+        self.finish(tx, report, record, true).await
     }
 
     async fn report(&self, window: &WindowId) -> StoreResult<Report> {
-        let row = sqlx::query("SELECT * FROM reports WHERE window_id = $1")
-            .bind(window.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("report"))?;
-        self.report_row(&row).await
+        let mut conn = self.pool.acquire().await?;
+        Self::report_in(&mut conn, window).await
     }
 
     async fn list_reports(&self, f: &ReportFilter) -> StoreResult<Vec<Report>> {
@@ -995,10 +1153,11 @@ impl Store for PgStore {
             q.push(" AND filed_at < ").push_bind(us(t));
         }
         q.push(" ORDER BY filed_at, window_id");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = q.build().fetch_all(&mut *conn).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(self.report_row(row).await?);
+            out.push(Self::report_row(&mut conn, row).await?);
         }
         Ok(out)
     }
@@ -1009,17 +1168,20 @@ impl Store for PgStore {
         text: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Report>,
     ) -> StoreResult<Report> {
-        self.report(window).await?;
+        let mut tx = self.begin_chained().await?;
+        Self::report_in(&mut tx, window).await?;
         sqlx::query("INSERT INTO report_addenda (id, window_id, text, filed_by, filed_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(window.as_str())
             .bind(text)
             .bind(by)
             .bind(us(at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.report(window).await
+        let report = Self::report_in(&mut tx, window).await?;
+        self.finish(tx, report, record, false).await
     }
 
     async fn session(&self, id: &SessionId) -> StoreResult<Session> {
@@ -1076,7 +1238,7 @@ impl Store for PgStore {
     }
 
     async fn close_orphan_sessions(&self, node: &str, last_alive: DateTime<Utc>) -> StoreResult<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         let rows = sqlx::query(
             "SELECT id, window_id, vendor_id, started_at, checkpoint_at, bytes_from_vendor, bytes_to_vendor
              FROM sessions WHERE node = $1 AND ended_at IS NULL ORDER BY started_at, id FOR UPDATE",
@@ -1130,6 +1292,11 @@ impl Store for PgStore {
         .bind(us(stale_before))
         .fetch_all(&mut *tx)
         .await?;
+        // The chain's lock before any session row (see `begin_chained`); only
+        // when something is lost, so the usual empty sweep never waits for it.
+        if !lost.is_empty() {
+            lock_chain(&mut tx).await?;
+        }
         let mut closed = 0;
         for node_row in &lost {
             let node: String = node_row.try_get("name")?;
@@ -1177,7 +1344,7 @@ impl Store for PgStore {
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         let mut admission_changed = false;
         for entry in entries {
             match entry {
@@ -1273,28 +1440,100 @@ impl Store for PgStore {
     }
 
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_chained().await?;
         let rec = append_audit_in(&mut tx, e).await?;
         tx.commit().await?;
         Ok(rec)
     }
 
-    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>) -> StoreResult<User> {
-        let id = crate::domain::UserId::generate();
-        sqlx::query("INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(id.as_str())
-            .bind(&u.name)
-            .bind(u.role.as_str())
-            .bind(u.vendor_id.as_ref().map(VendorId::as_str))
-            .bind(&u.token_sha256)
-            .bind(us(at))
-            .execute(&self.pool)
-            .await?;
-        let row = sqlx::query("SELECT * FROM api_users WHERE id = $1")
-            .bind(id.as_str())
+    async fn record(&self, effects: &Effects) -> StoreResult<AuditRecord> {
+        let mut tx = self.begin_chained().await?;
+        let rec = record_in(&mut tx, effects).await?;
+        tx.commit().await?;
+        if !effects.changes.is_empty() {
+            self.generation.bump();
+        }
+        Ok(rec)
+    }
+
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeRecord>> {
+        sqlx::query_as::<_, (i64, DateTime<Utc>, String, String)>(
+            "SELECT seq, at, kind, object FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(seq, at, kind, object)| {
+            Ok(ChangeRecord {
+                seq,
+                at: from_us(at)?,
+                change: Change::from_row(&kind, &object),
+            })
+        })
+        .collect()
+    }
+
+    async fn last_change_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
             .fetch_one(&self.pool)
-            .await?;
-        Self::user_row(&row)
+            .await?)
+    }
+
+    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>, record: Record<'_, User>) -> StoreResult<User> {
+        let id = UserId::generate();
+        let mut tx = self.begin_chained().await?;
+        sqlx::query(
+            "INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(&u.name)
+        .bind(u.role.as_str())
+        .bind(u.vendor_id.as_ref().map(VendorId::as_str))
+        .bind(&u.token_sha256)
+        .bind(us(at))
+        .execute(&mut *tx)
+        .await?;
+        let user = Self::user_in(&mut tx, &id).await?;
+        self.finish(tx, user, record, false).await
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<User> {
+        let mut conn = self.pool.acquire().await?;
+        Self::user_in(&mut conn, id).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        sqlx::query("SELECT * FROM api_users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::user_row)
+            .collect()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        let mut tx = self.begin_chained().await?;
+        // Disabling twice keeps the first instant (like a technician's revocation).
+        let done = sqlx::query(
+            "UPDATE api_users SET disabled_at = CASE WHEN $1::timestamptz IS NULL THEN NULL ELSE COALESCE(disabled_at, $1) END
+             WHERE id = $2",
+        )
+        .bind(disabled_at.map(us))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        let user = Self::user_in(&mut tx, id).await?;
+        self.finish(tx, user, record, false).await
     }
 
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
@@ -1308,26 +1547,21 @@ impl Store for PgStore {
     }
 
     async fn lockdown(&self) -> StoreResult<LockdownState> {
-        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(LockdownState {
-            active: row.try_get("active")?,
-            reason: row.try_get("reason")?,
-            set_by: row.try_get("set_by")?,
-            set_at: opt_from_us(row.try_get("set_at")?)?,
-        })
+        let mut conn = self.pool.acquire().await?;
+        Self::lockdown_in(&mut conn).await
     }
 
-    async fn set_lockdown(&self, s: &LockdownState) -> StoreResult<()> {
+    async fn set_lockdown(&self, s: &LockdownState, record: Record<'_, LockdownState>) -> StoreResult<()> {
+        let mut tx = self.begin_chained().await?;
         sqlx::query("UPDATE lockdown SET active = $1, reason = $2, set_by = $3, set_at = $4 WHERE id = 1")
             .bind(s.active)
             .bind(&s.reason)
             .bind(&s.set_by)
             .bind(s.set_at.map(us))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.generation.bump();
+        let state = Self::lockdown_in(&mut tx).await?;
+        self.finish(tx, state, record, true).await?;
         Ok(())
     }
 

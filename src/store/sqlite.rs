@@ -163,11 +163,11 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn networks_of(&self, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
+    async fn networks_of(conn: &mut SqliteConnection, vendor: &VendorId) -> StoreResult<Vec<IpNet>> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT network FROM vendor_networks WHERE vendor_id = ? ORDER BY network")
                 .bind(vendor.as_str())
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *conn)
                 .await?;
         rows.iter().map(|n| parse("network", n)).collect()
     }
@@ -293,10 +293,10 @@ impl SqliteStore {
         })
     }
 
-    async fn report_addenda(&self, window: &WindowId) -> StoreResult<Vec<Addendum>> {
+    async fn report_addenda(conn: &mut SqliteConnection, window: &WindowId) -> StoreResult<Vec<Addendum>> {
         sqlx::query("SELECT * FROM report_addenda WHERE window_id = ? ORDER BY filed_at, id")
             .bind(window.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await?
             .iter()
             .map(|r| {
@@ -310,10 +310,10 @@ impl SqliteStore {
             .collect()
     }
 
-    async fn report_row(&self, row: &SqliteRow) -> StoreResult<Report> {
+    async fn report_row(conn: &mut SqliteConnection, row: &SqliteRow) -> StoreResult<Report> {
         let window_id = WindowId(row.try_get("window_id")?);
         Ok(Report {
-            addenda: self.report_addenda(&window_id).await?,
+            addenda: Self::report_addenda(conn, &window_id).await?,
             window_id,
             vendor_id: VendorId(row.try_get("vendor_id")?),
             summary: row.try_get("summary")?,
@@ -325,7 +325,11 @@ impl SqliteStore {
         })
     }
 
-    async fn windows_where(&self, filter: &WindowFilter, id: Option<&WindowId>) -> StoreResult<Vec<Window>> {
+    async fn windows_where(
+        conn: &mut SqliteConnection,
+        filter: &WindowFilter,
+        id: Option<&WindowId>,
+    ) -> StoreResult<Vec<Window>> {
         let mut q = QueryBuilder::<sqlx::Sqlite>::new("SELECT * FROM windows w WHERE 1 = 1");
         if let Some(id) = id {
             q.push(" AND w.id = ").push_bind(id.as_str());
@@ -360,19 +364,19 @@ impl SqliteStore {
             None => {}
         }
         q.push(" ORDER BY w.starts_at, w.id");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(&mut *conn).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let wid: String = row.try_get("id")?;
             let devices: Vec<String> =
                 sqlx::query_scalar("SELECT device_id FROM window_devices WHERE window_id = ? ORDER BY device_id")
                     .bind(&wid)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?;
             let extra: Vec<String> =
                 sqlx::query_scalar("SELECT network FROM window_extra_networks WHERE window_id = ? ORDER BY network")
                     .bind(&wid)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *conn)
                     .await?;
             let extra = extra.iter().map(|n| parse("network", n)).collect::<StoreResult<_>>()?;
             out.push(Self::window_row(
@@ -382,6 +386,88 @@ impl SqliteStore {
             )?);
         }
         Ok(out)
+    }
+
+    async fn window_in(conn: &mut SqliteConnection, id: &WindowId) -> StoreResult<Window> {
+        Self::windows_where(conn, &WindowFilter::default(), Some(id))
+            .await?
+            .into_iter()
+            .next()
+            .ok_or(StoreError::NotFound("window"))
+    }
+
+    async fn vendor_in(conn: &mut SqliteConnection, id: &VendorId) -> StoreResult<Vendor> {
+        let row = sqlx::query("SELECT * FROM vendors WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("vendor"))?;
+        Self::vendor_row(&row, Self::networks_of(conn, id).await?)
+    }
+
+    async fn technician_in(conn: &mut SqliteConnection, id: &TechnicianId) -> StoreResult<Technician> {
+        let row = sqlx::query("SELECT * FROM technicians WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("technician"))?;
+        Self::technician_row(&row)
+    }
+
+    async fn device_in(conn: &mut SqliteConnection, id: &DeviceId) -> StoreResult<Device> {
+        let row = sqlx::query("SELECT * FROM devices WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("device"))?;
+        let vendors: Vec<String> =
+            sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = ? ORDER BY vendor_id")
+                .bind(id.as_str())
+                .fetch_all(&mut *conn)
+                .await?;
+        Self::device_row(&row, vendors.into_iter().map(VendorId).collect())
+    }
+
+    async fn report_in(conn: &mut SqliteConnection, window: &WindowId) -> StoreResult<Report> {
+        let row = sqlx::query("SELECT * FROM reports WHERE window_id = ?")
+            .bind(window.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("report"))?;
+        Self::report_row(conn, &row).await
+    }
+
+    async fn user_in(conn: &mut SqliteConnection, id: &UserId) -> StoreResult<User> {
+        let row = sqlx::query("SELECT * FROM api_users WHERE id = ?")
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        Self::user_row(&row)
+    }
+
+    async fn lockdown_in(conn: &mut SqliteConnection) -> StoreResult<LockdownState> {
+        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(LockdownState {
+            active: row.try_get("active")?,
+            reason: row.try_get("reason")?,
+            set_by: row.try_get("set_by")?,
+            set_at: opt_from_us(row.try_get("set_at")?)?,
+        })
+    }
+
+    /// Writes `result`'s effects in the open transaction, commits, and tells the
+    /// admission cache (`bump`, or any feed entry written) that state changed.
+    async fn finish<T: Send>(&self, mut tx: Tx, result: T, record: Record<'_, T>, bump: bool) -> StoreResult<T> {
+        let effects = record(&result);
+        record_in(&mut tx, &effects).await?;
+        tx.commit().await?;
+        if bump || !effects.changes.is_empty() {
+            self.generation.bump();
+        }
+        Ok(result)
     }
 }
 
@@ -419,6 +505,36 @@ async fn append_audit_in(conn: &mut SqliteConnection, e: &AuditEvent) -> StoreRe
         prev_hash,
         hash,
     })
+}
+
+/// Writes a change's effects inside its open write transaction: the audit event
+/// first (its `seq` is the feed entries' `audit_seq`), then one feed entry per
+/// change and one outbox row per notice. Any failure fails the transaction.
+async fn record_in(conn: &mut SqliteConnection, effects: &Effects) -> StoreResult<AuditRecord> {
+    let audit = append_audit_in(conn, &effects.audit).await?;
+    for change in &effects.changes {
+        // One writer at a time (BEGIN IMMEDIATE): MAX + 1 grows in commit order.
+        sqlx::query(
+            "INSERT INTO changes (seq, at, kind, object, audit_seq)
+             SELECT COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM changes",
+        )
+        .bind(us(audit.at))
+        .bind(change.kind())
+        .bind(change.object())
+        .bind(audit.seq)
+        .execute(&mut *conn)
+        .await?;
+    }
+    for notice in &effects.notices {
+        sqlx::query("INSERT INTO outbox (created_at, event, data, next_attempt_at) VALUES (?, ?, ?, ?)")
+            .bind(us(audit.at))
+            .bind(notice.event.as_str())
+            .bind(notice.data.to_string())
+            .bind(us(audit.at))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(audit)
 }
 
 #[async_trait]
@@ -557,7 +673,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
+    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>, record: Record<'_, Vendor>) -> StoreResult<Vendor> {
         let id = VendorId::generate();
         let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO vendors (id, name, security_contact, enabled, created_at) VALUES (?, ?, ?, 1, ?)")
@@ -574,18 +690,13 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        self.generation.bump();
-        self.vendor(&id).await
+        let vendor = Self::vendor_in(&mut tx, &id).await?;
+        self.finish(tx, vendor, record, true).await
     }
 
     async fn vendor(&self, id: &VendorId) -> StoreResult<Vendor> {
-        let row = sqlx::query("SELECT * FROM vendors WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("vendor"))?;
-        Self::vendor_row(&row, self.networks_of(id).await?)
+        let mut conn = self.pool.acquire().await?;
+        Self::vendor_in(&mut conn, id).await
     }
 
     async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
@@ -608,7 +719,12 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor> {
+    async fn replace_vendor_networks(
+        &self,
+        id: &VendorId,
+        networks: &[IpNet],
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
         let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM vendors WHERE id = ?")
             .bind(id.as_str())
@@ -628,26 +744,37 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        self.generation.bump();
-        self.vendor(id).await
+        let vendor = Self::vendor_in(&mut tx, id).await?;
+        self.finish(tx, vendor, record, true).await
     }
 
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool) -> StoreResult<Vendor> {
+    async fn set_vendor_enabled(
+        &self,
+        id: &VendorId,
+        enabled: bool,
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE vendors SET enabled = ? WHERE id = ?")
             .bind(enabled)
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("vendor"));
         }
-        self.generation.bump();
-        self.vendor(id).await
+        let vendor = Self::vendor_in(&mut tx, id).await?;
+        self.finish(tx, vendor, record, true).await
     }
 
-    async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician> {
+    async fn add_technician(
+        &self,
+        t: &NewTechnician,
+        at: DateTime<Utc>,
+        record: Record<'_, Technician>,
+    ) -> StoreResult<Technician> {
         let id = TechnicianId::generate();
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO technicians (id, vendor_id, name, subject, fingerprint_sha256, certificate_pem, not_before, not_after, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -661,19 +788,15 @@ impl Store for SqliteStore {
         .bind(us(t.not_before))
         .bind(us(t.not_after))
         .bind(us(at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        self.generation.bump();
-        self.technician(&id).await
+        let technician = Self::technician_in(&mut tx, &id).await?;
+        self.finish(tx, technician, record, true).await
     }
 
     async fn technician(&self, id: &TechnicianId) -> StoreResult<Technician> {
-        let row = sqlx::query("SELECT * FROM technicians WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("technician"))?;
-        Self::technician_row(&row)
+        let mut conn = self.pool.acquire().await?;
+        Self::technician_in(&mut conn, id).await
     }
 
     async fn list_technicians(&self, vendor: &VendorId) -> StoreResult<Vec<Technician>> {
@@ -691,22 +814,24 @@ impl Store for SqliteStore {
         vendor: &VendorId,
         id: &TechnicianId,
         at: DateTime<Utc>,
+        record: Record<'_, Technician>,
     ) -> StoreResult<Technician> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done =
             sqlx::query("UPDATE technicians SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? AND vendor_id = ?")
                 .bind(us(at))
                 .bind(id.as_str())
                 .bind(vendor.as_str())
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("technician"));
         }
-        self.generation.bump();
-        self.technician(id).await
+        let technician = Self::technician_in(&mut tx, id).await?;
+        self.finish(tx, technician, record, true).await
     }
 
-    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device> {
+    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>, record: Record<'_, Device>) -> StoreResult<Device> {
         let id = DeviceId::generate();
         let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query("INSERT INTO devices (id, name, address, protocol, description, enabled, created_at) VALUES (?, ?, ?, ?, ?, 1, ?)")
@@ -725,23 +850,13 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        self.generation.bump();
-        self.device(&id).await
+        let device = Self::device_in(&mut tx, &id).await?;
+        self.finish(tx, device, record, true).await
     }
 
     async fn device(&self, id: &DeviceId) -> StoreResult<Device> {
-        let row = sqlx::query("SELECT * FROM devices WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("device"))?;
-        let vendors: Vec<String> =
-            sqlx::query_scalar("SELECT vendor_id FROM device_vendors WHERE device_id = ? ORDER BY vendor_id")
-                .bind(id.as_str())
-                .fetch_all(&self.pool)
-                .await?;
-        Self::device_row(&row, vendors.into_iter().map(VendorId).collect())
+        let mut conn = self.pool.acquire().await?;
+        Self::device_in(&mut conn, id).await
     }
 
     async fn list_devices(&self) -> StoreResult<Vec<Device>> {
@@ -764,20 +879,26 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool) -> StoreResult<Device> {
+    async fn set_device_enabled(
+        &self,
+        id: &DeviceId,
+        enabled: bool,
+        record: Record<'_, Device>,
+    ) -> StoreResult<Device> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE devices SET enabled = ? WHERE id = ?")
             .bind(enabled)
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound("device"));
         }
-        self.generation.bump();
-        self.device(id).await
+        let device = Self::device_in(&mut tx, id).await?;
+        self.finish(tx, device, record, true).await
     }
 
-    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window> {
+    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>, record: Record<'_, Window>) -> StoreResult<Window> {
         let id = WindowId::generate();
         let state = if w.approved_by.is_some() {
             WindowState::Approved
@@ -817,26 +938,26 @@ impl Store for SqliteStore {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
-        if state == WindowState::Approved {
-            self.generation.bump();
-        }
-        self.window(&id).await
+        let window = Self::window_in(&mut tx, &id).await?;
+        self.finish(tx, window, record, state == WindowState::Approved).await
     }
 
     async fn window(&self, id: &WindowId) -> StoreResult<Window> {
-        self.windows_where(&WindowFilter::default(), Some(id))
-            .await?
-            .into_iter()
-            .next()
-            .ok_or(StoreError::NotFound("window"))
+        let mut conn = self.pool.acquire().await?;
+        Self::window_in(&mut conn, id).await
     }
 
     async fn list_windows(&self, f: &WindowFilter) -> StoreResult<Vec<Window>> {
-        self.windows_where(f, None).await
+        let mut conn = self.pool.acquire().await?;
+        Self::windows_where(&mut conn, f, None).await
     }
 
-    async fn transition_window(&self, id: &WindowId, t: &WindowTransition) -> StoreResult<Window> {
+    async fn transition_window(
+        &self,
+        id: &WindowId,
+        t: &WindowTransition,
+        record: Record<'_, Window>,
+    ) -> StoreResult<Window> {
         let mut q = QueryBuilder::<sqlx::Sqlite>::new("UPDATE windows SET state = ");
         q.push_bind(t.to.as_str());
         q.push(", decided_by = ").push_bind(&t.by);
@@ -855,13 +976,14 @@ impl Store for SqliteStore {
             sep.push_bind(s.as_str());
         }
         q.push(")");
-        let done = q.build().execute(&self.pool).await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        let done = q.build().execute(&mut *tx).await?;
         if done.rows_affected() == 0 {
-            let current = self.window(id).await?;
+            let current = Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(format!("window is {}", current.state.as_str())));
         }
-        self.generation.bump();
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, true).await
     }
 
     async fn review_window(
@@ -871,7 +993,9 @@ impl Store for SqliteStore {
         comment: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE windows SET review_verdict = ?, review_comment = ?, reviewed_by = ?, reviewed_at = ?
              WHERE id = ? AND emergency = ? AND reviewed_at IS NULL",
@@ -882,17 +1006,18 @@ impl Store for SqliteStore {
         .bind(us(at))
         .bind(id.as_str())
         .bind(true)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            let w = self.window(id).await?;
+            let w = Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(if w.emergency {
                 "this emergency grant has already been reviewed".into()
             } else {
                 "only emergency grants are reviewed".into()
             }));
         }
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, false).await
     }
 
     async fn request_extension(
@@ -901,7 +1026,9 @@ impl Store for SqliteStore {
         ends_at: DateTime<Utc>,
         reason: &str,
         by: &str,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "UPDATE windows SET extension_ends_at = ?, extension_reason = ?, extension_requested_by = ?
              WHERE id = ? AND state = 'approved' AND extension_ends_at IS NULL AND ends_at < ?",
@@ -911,10 +1038,10 @@ impl Store for SqliteStore {
         .bind(by)
         .bind(id.as_str())
         .bind(us(ends_at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
         if done.rows_affected() == 0 {
-            let w = self.window(id).await?;
+            let w = Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(if w.extension_ends_at.is_some() {
                 "an extension is already pending for this window".into()
             } else if w.state != WindowState::Approved {
@@ -923,7 +1050,8 @@ impl Store for SqliteStore {
                 "an extension must end after the current end".into()
             }));
         }
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, false).await
     }
 
     async fn decide_extension(
@@ -933,6 +1061,7 @@ impl Store for SqliteStore {
         approve: bool,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
         let sql = if approve {
             "UPDATE windows SET ends_at = extension_ends_at, extension_ends_at = NULL, decided_by = ?, decided_at = ?
@@ -941,23 +1070,22 @@ impl Store for SqliteStore {
             "UPDATE windows SET extension_ends_at = NULL, decided_by = ?, decided_at = ?
              WHERE id = ? AND state = 'approved' AND extension_ends_at = ?"
         };
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query(sql)
             .bind(by)
             .bind(us(at))
             .bind(id.as_str())
             .bind(us(pending))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
-            self.window(id).await?;
+            Self::window_in(&mut tx, id).await?;
             return Err(StoreError::Conflict(
                 "no extension is pending for this window, or it changed meanwhile".into(),
             ));
         }
-        if approve {
-            self.generation.bump();
-        }
-        self.window(id).await
+        let window = Self::window_in(&mut tx, id).await?;
+        self.finish(tx, window, record, approve).await
     }
 
     async fn unreported_windows(
@@ -977,15 +1105,17 @@ impl Store for SqliteStore {
             q.push(" AND w.vendor_id = ").push_bind(v.as_str());
         }
         q.push(" ORDER BY COALESCE(w.closed_at, w.ends_at)");
-        let ids: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let ids: Vec<String> = q.build_query_scalar().fetch_all(&mut *conn).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            out.push(self.window(&WindowId(id)).await?);
+            out.push(Self::window_in(&mut conn, &WindowId(id)).await?);
         }
         Ok(out)
     }
 
-    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>) -> StoreResult<Report> {
+    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>, record: Record<'_, Report>) -> StoreResult<Report> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         let done = sqlx::query(
             "INSERT INTO reports (window_id, vendor_id, summary, actions, outcome, follow_up, filed_by, filed_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -998,7 +1128,7 @@ impl Store for SqliteStore {
         .bind(&r.follow_up)
         .bind(&r.filed_by)
         .bind(us(at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match done {
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
@@ -1010,18 +1140,14 @@ impl Store for SqliteStore {
                 other?;
             }
         }
+        let report = Self::report_in(&mut tx, &r.window_id).await?;
         // A filed report may lift an overdue block.
-        self.generation.bump();
-        self.report(&r.window_id).await
+        self.finish(tx, report, record, true).await
     }
 
     async fn report(&self, window: &WindowId) -> StoreResult<Report> {
-        let row = sqlx::query("SELECT * FROM reports WHERE window_id = ?")
-            .bind(window.as_str())
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound("report"))?;
-        self.report_row(&row).await
+        let mut conn = self.pool.acquire().await?;
+        Self::report_in(&mut conn, window).await
     }
 
     async fn list_reports(&self, f: &ReportFilter) -> StoreResult<Vec<Report>> {
@@ -1036,10 +1162,11 @@ impl Store for SqliteStore {
             q.push(" AND filed_at < ").push_bind(us(t));
         }
         q.push(" ORDER BY filed_at, window_id");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let mut conn = self.pool.acquire().await?;
+        let rows = q.build().fetch_all(&mut *conn).await?;
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
-            out.push(self.report_row(row).await?);
+            out.push(Self::report_row(&mut conn, row).await?);
         }
         Ok(out)
     }
@@ -1050,17 +1177,20 @@ impl Store for SqliteStore {
         text: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Report>,
     ) -> StoreResult<Report> {
-        self.report(window).await?;
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        Self::report_in(&mut tx, window).await?;
         sqlx::query("INSERT INTO report_addenda (id, window_id, text, filed_by, filed_at) VALUES (?, ?, ?, ?, ?)")
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(window.as_str())
             .bind(text)
             .bind(by)
             .bind(us(at))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.report(window).await
+        let report = Self::report_in(&mut tx, window).await?;
+        self.finish(tx, report, record, false).await
     }
 
     async fn session(&self, id: &SessionId) -> StoreResult<Session> {
@@ -1321,8 +1451,44 @@ impl Store for SqliteStore {
         Ok(rec)
     }
 
-    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>) -> StoreResult<User> {
-        let id = crate::domain::UserId::generate();
+    async fn record(&self, effects: &Effects) -> StoreResult<AuditRecord> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        let rec = record_in(&mut tx, effects).await?;
+        tx.commit().await?;
+        if !effects.changes.is_empty() {
+            self.generation.bump();
+        }
+        Ok(rec)
+    }
+
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeRecord>> {
+        sqlx::query_as::<_, (i64, i64, String, String)>(
+            "SELECT seq, at, kind, object FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(seq, at, kind, object)| {
+            Ok(ChangeRecord {
+                seq,
+                at: from_us(at)?,
+                change: Change::from_row(&kind, &object),
+            })
+        })
+        .collect()
+    }
+
+    async fn last_change_seq(&self) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM changes")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>, record: Record<'_, User>) -> StoreResult<User> {
+        let id = UserId::generate();
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
@@ -1332,13 +1498,48 @@ impl Store for SqliteStore {
         .bind(u.vendor_id.as_ref().map(VendorId::as_str))
         .bind(&u.token_sha256)
         .bind(us(at))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT * FROM api_users WHERE id = ?")
-            .bind(id.as_str())
-            .fetch_one(&self.pool)
-            .await?;
-        Self::user_row(&row)
+        let user = Self::user_in(&mut tx, &id).await?;
+        self.finish(tx, user, record, false).await
+    }
+
+    async fn user(&self, id: &UserId) -> StoreResult<User> {
+        let mut conn = self.pool.acquire().await?;
+        Self::user_in(&mut conn, id).await
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        sqlx::query("SELECT * FROM api_users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(Self::user_row)
+            .collect()
+    }
+
+    async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        // Disabling twice keeps the first instant (like a technician's revocation).
+        let done = sqlx::query(
+            "UPDATE api_users SET disabled_at = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(disabled_at, ?) END
+             WHERE id = ?",
+        )
+        .bind(disabled_at.map(us))
+        .bind(disabled_at.map(us))
+        .bind(id.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound("user"));
+        }
+        let user = Self::user_in(&mut tx, id).await?;
+        self.finish(tx, user, record, false).await
     }
 
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
@@ -1352,26 +1553,21 @@ impl Store for SqliteStore {
     }
 
     async fn lockdown(&self) -> StoreResult<LockdownState> {
-        let row = sqlx::query("SELECT * FROM lockdown WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(LockdownState {
-            active: row.try_get("active")?,
-            reason: row.try_get("reason")?,
-            set_by: row.try_get("set_by")?,
-            set_at: opt_from_us(row.try_get("set_at")?)?,
-        })
+        let mut conn = self.pool.acquire().await?;
+        Self::lockdown_in(&mut conn).await
     }
 
-    async fn set_lockdown(&self, s: &LockdownState) -> StoreResult<()> {
+    async fn set_lockdown(&self, s: &LockdownState, record: Record<'_, LockdownState>) -> StoreResult<()> {
+        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
         sqlx::query("UPDATE lockdown SET active = ?, reason = ?, set_by = ?, set_at = ? WHERE id = 1")
             .bind(s.active)
             .bind(&s.reason)
             .bind(&s.set_by)
             .bind(s.set_at.map(us))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        self.generation.bump();
+        let state = Self::lockdown_in(&mut tx).await?;
+        self.finish(tx, state, record, true).await?;
         Ok(())
     }
 

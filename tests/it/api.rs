@@ -106,7 +106,7 @@ async fn world(t: &TestApp) -> World {
                 bytes_to_vendor: 0,
                 end_reason: None,
             },
-            AuditEvent::new(now, "gateway", "session.started", sid.as_str(), "success", json!({})),
+            AuditEvent::new(now, "gateway", portier::events::Event::SessionStarted, sid.as_str(), "success", json!({})),
         )])
         .await
         .unwrap();

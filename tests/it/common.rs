@@ -15,7 +15,7 @@ use portier::gateway::{tls, Gateway, GatewayDeps, GatewaySettings, Registry};
 use portier::pki::{CertAuthority, CertInfo, Issued};
 use portier::policy::PolicySettings;
 use portier::store::{
-    self, Device, Journal, NewDevice, NewTechnician, NewVendor, NewWindow, Store, Technician, Vendor, Window,
+    self, Device, Effects, Journal, NewDevice, NewTechnician, NewVendor, NewWindow, Store, Technician, Vendor, Window,
     WindowTransition,
 };
 use rustls::pki_types::pem::PemObject;
@@ -45,6 +45,20 @@ macro_rules! on_both_backends {
             }
         }
     };
+}
+
+/// What a test's direct store change records: one audit event, nothing for the
+/// feed or the outbox (a test that needs those builds its own [`Effects`]).
+/// A struct literal, so it does not depend on how events are named.
+pub fn test_effects() -> Effects {
+    Effects::audit(portier::audit::AuditEvent {
+        at: portier::audit::truncate_micros(Utc::now()),
+        actor: "test".into(),
+        action: "test.change".into(),
+        object: String::new(),
+        outcome: "success".into(),
+        details: serde_json::json!({}),
+    })
 }
 
 /// A fresh, migrated database that disappears with the value.
@@ -373,6 +387,7 @@ pub async fn approved_window(
                 extra_networks: vec![],
             },
             Utc::now(),
+            &|_| test_effects(),
         )
         .await
         .unwrap();
@@ -386,6 +401,7 @@ pub async fn approved_window(
                 reason: None,
                 at: Utc::now(),
             },
+            &|_| test_effects(),
         )
         .await
         .unwrap()
@@ -406,6 +422,7 @@ pub async fn technician(store: &dyn Store, pki: &Pki, vendor: &Vendor, name: &st
                 not_after: info.not_after,
             },
             Utc::now(),
+            &|_| test_effects(),
         )
         .await
         .unwrap();
@@ -421,6 +438,7 @@ pub async fn scene(store: &dyn Store, pki: &Pki, device_addr: SocketAddr) -> Sce
                 security_contact: Some("soc@acme.example".into()),
             },
             Utc::now(),
+            &|_| test_effects(),
         )
         .await
         .unwrap();
@@ -435,6 +453,7 @@ pub async fn scene(store: &dyn Store, pki: &Pki, device_addr: SocketAddr) -> Sce
                 vendor_ids: vec![vendor.id.clone()],
             },
             Utc::now(),
+            &|_| test_effects(),
         )
         .await
         .unwrap();
@@ -542,6 +561,7 @@ impl TestApp {
                     token_sha256: hash,
                 },
                 Utc::now(),
+                &|_| test_effects(),
             )
             .await
             .unwrap();

@@ -109,7 +109,7 @@ async fn denials(db: TestDb) {
         vendor_ids: vec![vendor],
     };
     let pending = store
-        .create_device(&mk_device("lab-2", s.vendor.id.clone()), now)
+        .create_device(&mk_device("lab-2", s.vendor.id.clone()), now, &|_| test_effects())
         .await
         .unwrap();
     store
@@ -126,11 +126,12 @@ async fn denials(db: TestDb) {
                 extra_networks: vec![],
             },
             now,
+            &|_| test_effects(),
         )
         .await
         .unwrap();
     let timed = store
-        .create_device(&mk_device("ct-3", s.vendor.id.clone()), now)
+        .create_device(&mk_device("ct-3", s.vendor.id.clone()), now, &|_| test_effects())
         .await
         .unwrap();
     approved_window(
@@ -158,11 +159,12 @@ async fn denials(db: TestDb) {
                 security_contact: None,
             },
             now,
+            &|_| test_effects(),
         )
         .await
         .unwrap();
     let foreign = store
-        .create_device(&mk_device("pump-9", other.id.clone()), now)
+        .create_device(&mk_device("pump-9", other.id.clone()), now, &|_| test_effects())
         .await
         .unwrap();
     approved_window(
@@ -175,7 +177,10 @@ async fn denials(db: TestDb) {
     .await;
     // A revoked technician of acme.
     let (bob, bob_cert) = technician(store, &pki, &s.vendor, "bob").await;
-    store.revoke_technician(&s.vendor.id, &bob.id, now).await.unwrap();
+    store
+        .revoke_technician(&s.vendor.id, &bob.id, now, &|_| test_effects())
+        .await
+        .unwrap();
 
     let gw = TestGateway::spawn(db.store.clone(), &pki).await;
     let alice = pki.client_tls(Some(&s.tech_cert), TLS13);
@@ -239,7 +244,10 @@ async fn denials(db: TestDb) {
     }
 
     // Disabling the vendor takes effect for the very next connection.
-    store.set_vendor_enabled(&s.vendor.id, false).await.unwrap();
+    store
+        .set_vendor_enabled(&s.vendor.id, false, &|_| test_effects())
+        .await
+        .unwrap();
     let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", alice.clone())
         .await
         .unwrap();
@@ -340,6 +348,7 @@ async fn window_end_cuts(db: TestDb) {
                 reason: Some("replaced".into()),
                 at: Utc::now(),
             },
+            &|_| test_effects(),
         )
         .await
         .unwrap();

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use portier::audit::{AuditEvent, AuditRecord};
-use portier::domain::{DeviceId, EndReason, SessionId, TechnicianId, VendorId, WindowId, WindowState};
+use portier::domain::{DeviceId, EndReason, SessionId, TechnicianId, UserId, VendorId, WindowId, WindowState};
 use portier::policy::Snapshot;
 use portier::store::*;
 use tokio::io::AsyncWriteExt;
@@ -106,6 +106,7 @@ async fn cut_in_the_gap(db: TestDb, how: Cut) {
                     reason: Some("race test".into()),
                     at: Utc::now(),
                 },
+                &|w| test_effects().change(Change::Window(w.id.clone())),
             )
             .await
             .unwrap();
@@ -237,8 +238,8 @@ impl Store for SlowStarts {
     async fn list_nodes(&self) -> StoreResult<Vec<portier::store::NodeRecord>> {
         self.inner.list_nodes().await
     }
-    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>) -> StoreResult<Vendor> {
-        self.inner.create_vendor(v, at).await
+    async fn create_vendor(&self, v: &NewVendor, at: DateTime<Utc>, record: Record<'_, Vendor>) -> StoreResult<Vendor> {
+        self.inner.create_vendor(v, at, record).await
     }
     async fn vendor(&self, id: &VendorId) -> StoreResult<Vendor> {
         self.inner.vendor(id).await
@@ -246,14 +247,29 @@ impl Store for SlowStarts {
     async fn list_vendors(&self) -> StoreResult<Vec<Vendor>> {
         self.inner.list_vendors().await
     }
-    async fn replace_vendor_networks(&self, id: &VendorId, networks: &[IpNet]) -> StoreResult<Vendor> {
-        self.inner.replace_vendor_networks(id, networks).await
+    async fn replace_vendor_networks(
+        &self,
+        id: &VendorId,
+        networks: &[IpNet],
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
+        self.inner.replace_vendor_networks(id, networks, record).await
     }
-    async fn set_vendor_enabled(&self, id: &VendorId, enabled: bool) -> StoreResult<Vendor> {
-        self.inner.set_vendor_enabled(id, enabled).await
+    async fn set_vendor_enabled(
+        &self,
+        id: &VendorId,
+        enabled: bool,
+        record: Record<'_, Vendor>,
+    ) -> StoreResult<Vendor> {
+        self.inner.set_vendor_enabled(id, enabled, record).await
     }
-    async fn add_technician(&self, t: &NewTechnician, at: DateTime<Utc>) -> StoreResult<Technician> {
-        self.inner.add_technician(t, at).await
+    async fn add_technician(
+        &self,
+        t: &NewTechnician,
+        at: DateTime<Utc>,
+        record: Record<'_, Technician>,
+    ) -> StoreResult<Technician> {
+        self.inner.add_technician(t, at, record).await
     }
     async fn technician(&self, id: &TechnicianId) -> StoreResult<Technician> {
         self.inner.technician(id).await
@@ -266,11 +282,12 @@ impl Store for SlowStarts {
         vendor: &VendorId,
         id: &TechnicianId,
         at: DateTime<Utc>,
+        record: Record<'_, Technician>,
     ) -> StoreResult<Technician> {
-        self.inner.revoke_technician(vendor, id, at).await
+        self.inner.revoke_technician(vendor, id, at, record).await
     }
-    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>) -> StoreResult<Device> {
-        self.inner.create_device(d, at).await
+    async fn create_device(&self, d: &NewDevice, at: DateTime<Utc>, record: Record<'_, Device>) -> StoreResult<Device> {
+        self.inner.create_device(d, at, record).await
     }
     async fn device(&self, id: &DeviceId) -> StoreResult<Device> {
         self.inner.device(id).await
@@ -278,11 +295,16 @@ impl Store for SlowStarts {
     async fn list_devices(&self) -> StoreResult<Vec<Device>> {
         self.inner.list_devices().await
     }
-    async fn set_device_enabled(&self, id: &DeviceId, enabled: bool) -> StoreResult<Device> {
-        self.inner.set_device_enabled(id, enabled).await
+    async fn set_device_enabled(
+        &self,
+        id: &DeviceId,
+        enabled: bool,
+        record: Record<'_, Device>,
+    ) -> StoreResult<Device> {
+        self.inner.set_device_enabled(id, enabled, record).await
     }
-    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>) -> StoreResult<Window> {
-        self.inner.create_window(w, at).await
+    async fn create_window(&self, w: &NewWindow, at: DateTime<Utc>, record: Record<'_, Window>) -> StoreResult<Window> {
+        self.inner.create_window(w, at, record).await
     }
     async fn window(&self, id: &WindowId) -> StoreResult<Window> {
         self.inner.window(id).await
@@ -290,8 +312,13 @@ impl Store for SlowStarts {
     async fn list_windows(&self, f: &WindowFilter) -> StoreResult<Vec<Window>> {
         self.inner.list_windows(f).await
     }
-    async fn transition_window(&self, id: &WindowId, t: &WindowTransition) -> StoreResult<Window> {
-        self.inner.transition_window(id, t).await
+    async fn transition_window(
+        &self,
+        id: &WindowId,
+        t: &WindowTransition,
+        record: Record<'_, Window>,
+    ) -> StoreResult<Window> {
+        self.inner.transition_window(id, t, record).await
     }
     async fn review_window(
         &self,
@@ -300,8 +327,9 @@ impl Store for SlowStarts {
         comment: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
-        self.inner.review_window(id, verdict, comment, by, at).await
+        self.inner.review_window(id, verdict, comment, by, at, record).await
     }
     async fn request_extension(
         &self,
@@ -309,8 +337,9 @@ impl Store for SlowStarts {
         ends_at: DateTime<Utc>,
         reason: &str,
         by: &str,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
-        self.inner.request_extension(id, ends_at, reason, by).await
+        self.inner.request_extension(id, ends_at, reason, by, record).await
     }
     async fn decide_extension(
         &self,
@@ -319,8 +348,9 @@ impl Store for SlowStarts {
         approve: bool,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Window>,
     ) -> StoreResult<Window> {
-        self.inner.decide_extension(id, pending, approve, by, at).await
+        self.inner.decide_extension(id, pending, approve, by, at, record).await
     }
     async fn unreported_windows(
         &self,
@@ -329,8 +359,8 @@ impl Store for SlowStarts {
     ) -> StoreResult<Vec<Window>> {
         self.inner.unreported_windows(vendor, ended_before).await
     }
-    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>) -> StoreResult<Report> {
-        self.inner.file_report(r, at).await
+    async fn file_report(&self, r: &NewReport, at: DateTime<Utc>, record: Record<'_, Report>) -> StoreResult<Report> {
+        self.inner.file_report(r, at, record).await
     }
     async fn report(&self, window: &WindowId) -> StoreResult<Report> {
         self.inner.report(window).await
@@ -344,8 +374,9 @@ impl Store for SlowStarts {
         text: &str,
         by: &str,
         at: DateTime<Utc>,
+        record: Record<'_, Report>,
     ) -> StoreResult<Report> {
-        self.inner.add_report_addendum(window, text, by, at).await
+        self.inner.add_report_addendum(window, text, by, at, record).await
     }
     async fn session(&self, id: &SessionId) -> StoreResult<Session> {
         self.inner.session(id).await
@@ -368,8 +399,31 @@ impl Store for SlowStarts {
     async fn append_audit(&self, e: &AuditEvent) -> StoreResult<AuditRecord> {
         self.inner.append_audit(e).await
     }
-    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>) -> StoreResult<User> {
-        self.inner.create_user(u, at).await
+    async fn create_user(&self, u: &NewUser, at: DateTime<Utc>, record: Record<'_, User>) -> StoreResult<User> {
+        self.inner.create_user(u, at, record).await
+    }
+    async fn record(&self, effects: &Effects) -> StoreResult<AuditRecord> {
+        self.inner.record(effects).await
+    }
+    async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeRecord>> {
+        self.inner.changes_since(after, limit).await
+    }
+    async fn last_change_seq(&self) -> StoreResult<i64> {
+        self.inner.last_change_seq().await
+    }
+    async fn user(&self, id: &UserId) -> StoreResult<User> {
+        self.inner.user(id).await
+    }
+    async fn list_users(&self) -> StoreResult<Vec<User>> {
+        self.inner.list_users().await
+    }
+    async fn set_user_disabled(
+        &self,
+        id: &UserId,
+        disabled_at: Option<DateTime<Utc>>,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.inner.set_user_disabled(id, disabled_at, record).await
     }
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
         self.inner.user_by_token_hash(token_sha256).await
@@ -377,8 +431,8 @@ impl Store for SlowStarts {
     async fn lockdown(&self) -> StoreResult<LockdownState> {
         self.inner.lockdown().await
     }
-    async fn set_lockdown(&self, state: &LockdownState) -> StoreResult<()> {
-        self.inner.set_lockdown(state).await
+    async fn set_lockdown(&self, state: &LockdownState, record: Record<'_, LockdownState>) -> StoreResult<()> {
+        self.inner.set_lockdown(state, record).await
     }
     async fn load_admission_snapshot(&self, now: DateTime<Utc>) -> StoreResult<Snapshot> {
         self.inner.load_admission_snapshot(now).await
