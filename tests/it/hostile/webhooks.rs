@@ -570,3 +570,102 @@ on_both_backends!(
     sent_notices_go_through_the_outbox,
     super::sent_notices_go_through_the_outbox
 );
+
+/// The outbox as the store keeps it: a notice lives and dies with its
+/// transaction; a claim is a lease only its holder settles; retries keep the
+/// sinks that accepted; settled rows are purged and forgotten ones given up.
+async fn the_outbox_is_transactional_and_leased(db: TestDb) {
+    let s = db.store.clone();
+    let t = portier::audit::truncate_micros(Utc::now());
+    let secs = chrono::Duration::seconds;
+
+    // A notice in a journal batch whose other entry fails is rolled back with it.
+    let bad = portier::store::Session {
+        id: portier::domain::SessionId::generate(),
+        window_id: "no-such-window".into(),
+        vendor_id: "no-such-vendor".into(),
+        technician_id: "no-such-technician".into(),
+        technician_subject: "CN=nobody".into(),
+        device_id: "no-such-device".into(),
+        source_ip: "127.0.0.2".parse().unwrap(),
+        source_port: 50_000,
+        node: "n1".into(),
+        started_at: t,
+        ended_at: None,
+        bytes_from_vendor: 0,
+        bytes_to_vendor: 0,
+        end_reason: None,
+    };
+    let started = portier::audit::AuditEvent::new(t, "gateway", Event::SessionStarted, "x", "success", json!({}));
+    let r = s
+        .write_journal(&[
+            portier::store::JournalEntry::Notice(drill(0), t),
+            portier::store::JournalEntry::SessionStarted(bad, started),
+        ])
+        .await;
+    assert!(r.is_err());
+    assert_eq!(backlog(&s).await.pending, 0, "a notice outlived its failed transaction");
+    // A change refused (no such vendor) leaves no notice either.
+    let refused = s
+        .set_vendor_enabled(&portier::domain::VendorId("no-such-vendor".into()), false, &|_| {
+            test_effects().notice(Event::VendorDisabled, json!({}))
+        })
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(backlog(&s).await.pending, 0);
+    // A committed change's notice is queued, due at once.
+    s.record(&test_effects().notice(Event::LockdownOn, json!({"reason": "drill"})))
+        .await
+        .unwrap();
+    let b = backlog(&s).await;
+    assert_eq!(b.pending, 1);
+
+    // Claimed by a for a minute: b gets nothing until the lease ends.
+    let now = Utc::now();
+    let first = s.claim_outbox("a", now, now + secs(60), 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!((first[0].event.as_str(), first[0].attempts), ("lockdown.on", 1));
+    let data: serde_json::Value = serde_json::from_str(&first[0].data).unwrap();
+    assert_eq!(data["reason"], "drill");
+    assert!(s.claim_outbox("b", now + secs(59), now + secs(120), 10).await.unwrap().is_empty());
+    let second = s.claim_outbox("b", now + secs(61), now + secs(120), 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempts, 2);
+    assert_eq!(second[0].message_id(), first[0].message_id(), "the id is the row's");
+    // a no longer holds it: its late verdicts change nothing.
+    s.outbox_failed(first[0].seq, "a", now + secs(62), "late", &[]).await.unwrap();
+    s.outbox_retry(first[0].seq, "a", now + secs(900), "late", &[]).await.unwrap();
+    assert_eq!(backlog(&s).await.failed, 0);
+    // b schedules a retry, remembering the sink that took it.
+    let done = vec!["webhook:0123456789abcdef".to_owned()];
+    s.outbox_retry(second[0].seq, "b", now + secs(200), "503", &done).await.unwrap();
+    assert!(s.claim_outbox("a", now + secs(199), now + secs(300), 10).await.unwrap().is_empty());
+    let third = s.claim_outbox("a", now + secs(200), now + secs(300), 10).await.unwrap();
+    assert_eq!((third.len(), third[0].attempts), (1, 3));
+    assert_eq!(third[0].sinks_done, done);
+    // a restarts: its claims are freed at once.
+    assert_eq!(s.release_outbox_claims("b").await.unwrap(), 0);
+    assert_eq!(s.release_outbox_claims("a").await.unwrap(), 1);
+    assert_eq!(s.claim_outbox("a", now + secs(201), now + secs(300), 10).await.unwrap().len(), 1);
+    s.outbox_delivered(third[0].seq, now + secs(202)).await.unwrap();
+    assert_eq!(backlog(&s).await, OutboxBacklog::default());
+    assert!(s.claim_outbox("a", now + secs(9999), now + secs(99_999), 10).await.unwrap().is_empty());
+
+    // Another notice nobody delivers: given up once past the horizon, and
+    // purged with the delivered one once past the retention.
+    s.enqueue_notices(&[drill(2)], t).await.unwrap();
+    let b = backlog(&s).await;
+    assert_eq!((b.pending, b.oldest_pending_at), (1, Some(t)));
+    let p = s.purge_outbox(t - secs(3600), t - secs(1), t).await.unwrap();
+    assert_eq!((p.deleted, p.expired), (0, 0), "too young for either");
+    let p = s.purge_outbox(t - secs(3600), t + secs(1), t + secs(2)).await.unwrap();
+    assert_eq!((p.deleted, p.expired), (0, 1));
+    assert_eq!(backlog(&s).await.failed, 1);
+    let p = s.purge_outbox(now + secs(86_400), t, now + secs(86_400)).await.unwrap();
+    assert_eq!((p.deleted, p.expired), (2, 0));
+    assert_eq!(backlog(&s).await, OutboxBacklog::default());
+}
+on_both_backends!(
+    the_outbox_is_transactional_and_leased,
+    super::the_outbox_is_transactional_and_leased
+);
