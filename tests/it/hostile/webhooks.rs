@@ -627,29 +627,53 @@ async fn the_outbox_is_transactional_and_leased(db: TestDb) {
     assert_eq!((first[0].event.as_str(), first[0].attempts), ("lockdown.on", 1));
     let data: serde_json::Value = serde_json::from_str(&first[0].data).unwrap();
     assert_eq!(data["reason"], "drill");
-    assert!(s.claim_outbox("b", now + secs(59), now + secs(120), 10).await.unwrap().is_empty());
+    assert!(s
+        .claim_outbox("b", now + secs(59), now + secs(120), 10)
+        .await
+        .unwrap()
+        .is_empty());
     let second = s.claim_outbox("b", now + secs(61), now + secs(120), 10).await.unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].attempts, 2);
     assert_eq!(second[0].message_id(), first[0].message_id(), "the id is the row's");
     // a no longer holds it: its late verdicts change nothing.
-    s.outbox_failed(first[0].seq, "a", now + secs(62), "late", &[]).await.unwrap();
-    s.outbox_retry(first[0].seq, "a", now + secs(900), "late", &[]).await.unwrap();
+    s.outbox_failed(first[0].seq, "a", now + secs(62), "late", &[])
+        .await
+        .unwrap();
+    s.outbox_retry(first[0].seq, "a", now + secs(900), "late", &[])
+        .await
+        .unwrap();
     assert_eq!(backlog(&s).await.failed, 0);
     // b schedules a retry, remembering the sink that took it.
     let done = vec!["webhook:0123456789abcdef".to_owned()];
-    s.outbox_retry(second[0].seq, "b", now + secs(200), "503", &done).await.unwrap();
-    assert!(s.claim_outbox("a", now + secs(199), now + secs(300), 10).await.unwrap().is_empty());
+    s.outbox_retry(second[0].seq, "b", now + secs(200), "503", &done)
+        .await
+        .unwrap();
+    assert!(s
+        .claim_outbox("a", now + secs(199), now + secs(300), 10)
+        .await
+        .unwrap()
+        .is_empty());
     let third = s.claim_outbox("a", now + secs(200), now + secs(300), 10).await.unwrap();
     assert_eq!((third.len(), third[0].attempts), (1, 3));
     assert_eq!(third[0].sinks_done, done);
     // a restarts: its claims are freed at once.
     assert_eq!(s.release_outbox_claims("b").await.unwrap(), 0);
     assert_eq!(s.release_outbox_claims("a").await.unwrap(), 1);
-    assert_eq!(s.claim_outbox("a", now + secs(201), now + secs(300), 10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.claim_outbox("a", now + secs(201), now + secs(300), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     s.outbox_delivered(third[0].seq, now + secs(202)).await.unwrap();
     assert_eq!(backlog(&s).await, OutboxBacklog::default());
-    assert!(s.claim_outbox("a", now + secs(9999), now + secs(99_999), 10).await.unwrap().is_empty());
+    assert!(s
+        .claim_outbox("a", now + secs(9999), now + secs(99_999), 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Another notice nobody delivers: given up once past the horizon, and
     // purged with the delivered one once past the retention.
