@@ -142,9 +142,15 @@ async fn a_failed_commit_leaves_no_trace(db: TestDb) {
         .call("POST", &format!("/api/v1/windows/{id}/approve"), Some(&security), None)
         .await;
     assert_unavailable("approval", st, &e);
-    let (_, w) = t.call("GET", &format!("/api/v1/windows/{id}"), Some(&security), None).await;
+    let (_, w) = t
+        .call("GET", &format!("/api/v1/windows/{id}"), Some(&security), None)
+        .await;
     assert_eq!(w["state"], "requested", "the approval must not be stored: {w}");
-    assert_eq!(audited(&t, &security, "window.approved", &id).await, 0, "no audit event for a change not stored");
+    assert_eq!(
+        audited(&t, &security, "window.approved", &id).await,
+        0,
+        "no audit event for a change not stored"
+    );
 
     let drop = if t.db.url.starts_with("sqlite:") {
         "DROP TRIGGER refuse_changes"
