@@ -502,12 +502,7 @@ async fn record_in(conn: &mut PgConnection, effects: &Effects) -> StoreResult<Au
         last = Some(seq);
     }
     for notice in &effects.notices {
-        sqlx::query("INSERT INTO outbox (created_at, event, data, next_attempt_at) VALUES ($1, $2, $3, $1)")
-            .bind(us(audit.at))
-            .bind(notice.event.as_str())
-            .bind(notice.data.to_string())
-            .execute(&mut *conn)
-            .await?;
+        outbox::insert_in(&mut *conn, notice, audit.at).await?;
     }
     if let Some(seq) = last {
         sqlx::query("SELECT pg_notify($1, $2)")

@@ -526,13 +526,7 @@ async fn record_in(conn: &mut SqliteConnection, effects: &Effects) -> StoreResul
         .await?;
     }
     for notice in &effects.notices {
-        sqlx::query("INSERT INTO outbox (created_at, event, data, next_attempt_at) VALUES (?, ?, ?, ?)")
-            .bind(us(audit.at))
-            .bind(notice.event.as_str())
-            .bind(notice.data.to_string())
-            .bind(us(audit.at))
-            .execute(&mut *conn)
-            .await?;
+        outbox::insert_in(&mut *conn, notice, audit.at).await?;
     }
     Ok(audit)
 }
