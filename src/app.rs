@@ -21,7 +21,7 @@ use crate::fd_budget;
 use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
 use crate::node::{self, NodeBeat};
-use crate::notify::{Notifier, Sinks};
+use crate::notify::{self, Sinks};
 use crate::pki::CertAuthority;
 use crate::scheduler::Scheduler;
 use crate::store::{self, Journal, JournalEntry, NodeClaim, NodeIdentity, Store};
@@ -41,6 +41,7 @@ pub struct App {
     api: JoinHandle<()>,
     journal: JoinHandle<()>,
     scheduler: JoinHandle<()>,
+    outbox: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
     feed: JoinHandle<()>,
     stopped: bool,
@@ -121,12 +122,18 @@ impl App {
         .context("API TLS configuration")?;
         let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key)?;
 
-        let notifier = Notifier::start(Sinks {
-            webhooks: settings.notify.webhooks.clone(),
-            syslog: settings.notify.syslog.clone(),
-            retry_base: std::time::Duration::from_millis(settings.notify.retry_base_ms),
-        });
         let (journal, journal_task) = Journal::start_with(store.clone(), settings.journal_settings());
+        let (notifier, outbox) = notify::start(
+            Sinks {
+                webhooks: settings.notify.webhooks.clone(),
+                syslog: settings.notify.syslog.clone(),
+            },
+            settings.delivery_settings(),
+            store.clone(),
+            journal.clone(),
+            clock.clone(),
+            &identity.name,
+        );
         let registry = Arc::new(Registry::default());
         let cache = Arc::new(AdmissionCache::following(
             store.clone(),
@@ -250,6 +257,7 @@ impl App {
             shutdown.clone(),
         ));
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let outbox = tokio::spawn(outbox.run(shutdown.clone()));
         // Every node follows the changes committed through any node (docs/cluster.md).
         let feed = tokio::spawn(feed.run(shutdown.clone()));
         let heartbeat = tokio::spawn(
@@ -275,6 +283,7 @@ impl App {
             api,
             journal: journal_task,
             scheduler,
+            outbox,
             heartbeat,
             feed,
             stopped: false,
@@ -295,6 +304,7 @@ impl App {
         let _ = (&mut self.api).await;
         let _ = (&mut self.gateway).await;
         let _ = (&mut self.scheduler).await;
+        let _ = (&mut self.outbox).await;
         let _ = (&mut self.heartbeat).await;
         let _ = (&mut self.feed).await;
         let _ = (&mut self.journal).await;
@@ -312,6 +322,7 @@ impl App {
         self.feed.abort();
         self.journal.abort();
         self.scheduler.abort();
+        self.outbox.abort();
         self.gateway.abort();
         self.api.abort();
     }

@@ -265,8 +265,19 @@ pub struct NotifyConfig {
     pub syslog: Option<String>,
     /// Minutes before a window's end when its vendor is told it ends soon.
     pub ending_soon_minutes: Vec<u32>,
-    /// First webhook retry delay in milliseconds (doubled per attempt, 5 attempts).
+    /// First retry delay of an undelivered notification, in milliseconds
+    /// (doubled per attempt, with jitter, up to `retry_max_secs`).
     pub retry_base_ms: u64,
+    /// Longest delay between two attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// A notification not delivered this many hours after it was raised is
+    /// given up (marked failed and logged as an error).
+    pub retry_for_hours: u64,
+    /// Delivered and failed notifications are deleted after this many days.
+    pub retention_days: u64,
+    /// How often a node looks for notifications due (raised on another node,
+    /// or retries), in milliseconds; its own are sent at once.
+    pub poll_ms: u64,
 }
 
 impl Default for NotifyConfig {
@@ -276,6 +287,10 @@ impl Default for NotifyConfig {
             syslog: None,
             ending_soon_minutes: vec![15, 2],
             retry_base_ms: 1000,
+            retry_max_secs: 30 * 60,
+            retry_for_hours: 72,
+            retention_days: 7,
+            poll_ms: 1000,
         }
     }
 }
@@ -462,6 +477,11 @@ impl Settings {
                 "policy.max_emergency_minutes",
                 u64::from(self.policy.max_emergency_minutes),
             ),
+            ("notify.retry_base_ms", self.notify.retry_base_ms),
+            ("notify.retry_max_secs", self.notify.retry_max_secs),
+            ("notify.retry_for_hours", self.notify.retry_for_hours),
+            ("notify.retention_days", self.notify.retention_days),
+            ("notify.poll_ms", self.notify.poll_ms),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -571,6 +591,19 @@ impl Settings {
         crate::store::JournalSettings {
             retry_capacity: self.database.retry_queue,
             probe_every: Duration::from_millis(self.database.probe_ms),
+        }
+    }
+
+    /// How notifications are delivered and retried.
+    pub fn delivery_settings(&self) -> crate::notify::DeliverySettings {
+        let n = &self.notify;
+        crate::notify::DeliverySettings {
+            retry_base: Duration::from_millis(n.retry_base_ms),
+            retry_max: Duration::from_secs(n.retry_max_secs),
+            retry_for: Duration::from_secs(n.retry_for_hours.saturating_mul(3600)),
+            retention: Duration::from_secs(n.retention_days.saturating_mul(86_400)),
+            poll: Duration::from_millis(n.poll_ms),
+            ..crate::notify::DeliverySettings::default()
         }
     }
 

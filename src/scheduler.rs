@@ -107,7 +107,11 @@ impl Scheduler {
                 }
             }
         }
-        for w in self.store.unreported_windows(None, now - self.report_due).await? {
+        for w in self
+            .store
+            .unreported_windows(None, crate::policy::overdue_if_ended_by(self.report_due, now))
+            .await?
+        {
             if overdue_told.insert(w.id.clone()) {
                 self.notifier.send(Event::ReportOverdue, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ended_at": w.closed_at.unwrap_or(w.ends_at)}));
             }

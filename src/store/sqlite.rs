@@ -32,6 +32,9 @@ use crate::audit::{chain_hash, AuditEvent, AuditRecord, GENESIS_HASH};
 use crate::domain::{DeviceName, Fingerprint, Role, WindowState};
 use crate::policy::{DeviceEntry, TechnicianEntry, VendorEntry, WindowEntry};
 
+// The notification outbox's SQL (delivery by claims with a lease).
+mod outbox;
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// SQLite-backed [`Store`].
@@ -525,13 +528,7 @@ async fn record_in(conn: &mut SqliteConnection, effects: &Effects) -> StoreResul
         .await?;
     }
     for notice in &effects.notices {
-        sqlx::query("INSERT INTO outbox (created_at, event, data, next_attempt_at) VALUES (?, ?, ?, ?)")
-            .bind(us(audit.at))
-            .bind(notice.event.as_str())
-            .bind(notice.data.to_string())
-            .bind(us(audit.at))
-            .execute(&mut *conn)
-            .await?;
+        outbox::insert_in(&mut *conn, notice, audit.at).await?;
     }
     Ok(audit)
 }
@@ -1403,6 +1400,9 @@ impl Store for SqliteStore {
                 JournalEntry::Audit(event) => {
                     append_audit_in(&mut tx, event).await?;
                 }
+                JournalEntry::Notice(notice, at) => {
+                    outbox::insert_in(&mut tx, notice, *at).await?;
+                }
             }
         }
         tx.commit().await?;
@@ -1691,5 +1691,56 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(snap)
+    }
+
+    async fn enqueue_notices(&self, notices: &[Notice], at: DateTime<Utc>) -> StoreResult<()> {
+        self.outbox_enqueue(notices, at).await
+    }
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.outbox_claim(node, now, until, limit).await
+    }
+    async fn release_outbox_claims(&self, node: &str) -> StoreResult<u64> {
+        self.outbox_release(node).await
+    }
+    async fn outbox_delivered(&self, seq: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        self.outbox_mark_delivered(seq, at).await
+    }
+    async fn outbox_retry(
+        &self,
+        seq: i64,
+        node: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()> {
+        self.outbox_mark_retry(seq, node, next_attempt_at, error, sinks_done)
+            .await
+    }
+    async fn outbox_failed(
+        &self,
+        seq: i64,
+        node: &str,
+        at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()> {
+        self.outbox_mark_failed(seq, node, at, error, sinks_done).await
+    }
+    async fn purge_outbox(
+        &self,
+        settled_before: DateTime<Utc>,
+        expire_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<OutboxPurge> {
+        self.outbox_purge(settled_before, expire_before, at).await
+    }
+    async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
+        self.outbox_count().await
     }
 }
