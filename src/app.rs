@@ -164,6 +164,8 @@ impl App {
             report_due: chrono::Duration::hours(i64::from(settings.policy.report_due_hours)),
             anchor_every: (settings.audit.anchor_minutes > 0)
                 .then(|| std::time::Duration::from_secs(60 * u64::from(settings.audit.anchor_minutes))),
+            node: g.node.clone(),
+            node_stale: settings.api_limits().node_stale,
         };
         let api_limits = Arc::new(ConnLimiter::new(
             "api",

@@ -36,6 +36,10 @@ pub struct Scheduler {
     pub report_due: chrono::Duration,
     /// Anchor the audit chain's head this often (None: never).
     pub anchor_every: Option<Duration>,
+    /// This node's name, and how long a silent node is still counted live:
+    /// reminders and anchors come from one node only (see [`Scheduler::leads`]).
+    pub node: String,
+    pub node_stale: chrono::Duration,
 }
 
 impl Scheduler {
@@ -53,15 +57,34 @@ impl Scheduler {
                 _ = shutdown.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            if self.anchor_every.is_some_and(|every| last_anchor.elapsed() >= every) {
+            let due_anchor = self.anchor_every.is_some_and(|every| last_anchor.elapsed() >= every);
+            tick = tick.wrapping_add(1);
+            let due_sweep = tick % SWEEP_EVERY == 1;
+            if !(due_anchor || due_sweep) || !self.leads().await {
+                continue;
+            }
+            if due_anchor {
                 last_anchor = tokio::time::Instant::now();
                 self.anchor().await;
             }
-            tick = tick.wrapping_add(1);
-            if tick % SWEEP_EVERY == 1 {
+            if due_sweep {
                 if let Err(e) = self.sweep(&mut warned, &mut overdue_told, &mut review_told).await {
                     tracing::warn!(error = %e, "scheduler sweep failed");
                 }
+            }
+        }
+    }
+
+    /// Whether this node sends the reminders and anchors: the first live node by
+    /// name. Every node runs a scheduler; were each to send them, receivers would
+    /// get every reminder once per node. If the leader dies, the next one takes
+    /// over once it is no longer counted live; a node that cannot tell stays quiet.
+    async fn leads(&self) -> bool {
+        match self.store.live_nodes(self.clock.now() - self.node_stale).await {
+            Ok(live) => live.iter().min().is_none_or(|first| *first == self.node),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot tell which node sends reminders");
+                false
             }
         }
     }
