@@ -36,7 +36,12 @@ impl AdmissionCache {
 
     /// A node's cache: its follower cuts `registry`'s tunnels when a change
     /// forbids them. Start the follower with [`Feed::run`] on [`AdmissionCache::feed`].
-    pub fn following(store: Arc<dyn Store>, registry: Arc<Registry>, clock: SharedClock, settings: FeedSettings) -> Self {
+    pub fn following(
+        store: Arc<dyn Store>,
+        registry: Arc<Registry>,
+        clock: SharedClock,
+        settings: FeedSettings,
+    ) -> Self {
         Self {
             health: store.health(),
             feed: Arc::new(Feed::new(store, registry, clock, settings)),

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::domain::{DeviceId, Fingerprint, SessionId, TechnicianId, VendorId, WindowId};
 use super::compare::Skip;
+use crate::domain::{DeviceId, Fingerprint, SessionId, TechnicianId, VendorId, WindowId};
 use crate::policy::{DeviceEntry, Snapshot, TechnicianEntry, VendorEntry, WindowEntry};
 use crate::store::{DeviceAdmission, TechnicianAdmission, WindowAdmission};
 
@@ -68,11 +68,7 @@ impl Indexed {
             .iter()
             .map(|(name, d)| (d.id.clone(), name.clone()))
             .collect();
-        let technician_fingerprints = snapshot
-            .technicians
-            .iter()
-            .map(|(fp, t)| (t.id.clone(), *fp))
-            .collect();
+        let technician_fingerprints = snapshot.technicians.iter().map(|(fp, t)| (t.id.clone(), *fp)).collect();
         Self {
             snapshot,
             window_devices,
@@ -95,7 +91,9 @@ impl Indexed {
 
     /// A device by id.
     pub fn device(&self, id: &DeviceId) -> Option<&DeviceEntry> {
-        self.device_names.get(id).and_then(|name| self.snapshot.devices.get(name))
+        self.device_names
+            .get(id)
+            .and_then(|name| self.snapshot.devices.get(name))
     }
 
     /// Replaces what the snapshot holds about the re-read object. Only the
@@ -222,10 +220,5 @@ impl Indexed {
         if skip.lockdown {
             self.snapshot.lockdown = newer.snapshot.lockdown;
         }
-    }
-
-    /// Sets the policy settings every snapshot carries.
-    pub fn set_settings(&mut self, settings: crate::policy::PolicySettings) {
-        self.snapshot.settings = settings;
     }
 }

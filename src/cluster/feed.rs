@@ -435,7 +435,9 @@ impl Feed {
         };
         let Some(skip) = f.changed_after(seq) else {
             // Which objects changed during the load is unknown: load again, holding the lock.
-            tracing::info!("admission state reloaded in full without comparison (too many changes since the last load)");
+            tracing::info!(
+                "admission state reloaded in full without comparison (too many changes since the last load)"
+            );
             *f = self.load().await?;
             self.publish(&f.state);
             return self.catch_up_locked(&mut follow).await;

@@ -2,8 +2,9 @@
 //! change to a *copy* of the admission snapshot (admissions in flight keep
 //! reading the old one); with plain maps, copying a snapshot of 100,000 windows
 //! to change one of them costs tens of milliseconds. Here the entries are
-//! spread over [`SHARDS`] maps, each behind an `Arc`: a clone copies the shard
-//! pointers only, and a write copies only the one shard it touches.
+//! spread over [`SHARDS`] small maps in two levels of `Arc`s (a tree of depth
+//! two): a clone copies [`FANOUT`] pointers, and a write copies one node of
+//! [`FANOUT`] pointers and the one small map it touches.
 
 use std::borrow::Borrow;
 use std::collections::hash_map::{self, HashMap, RandomState};
@@ -11,16 +12,21 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
-/// Shards per map: a clone copies this many pointers, a write one shard of
-/// `len / SHARDS` entries.
-pub const SHARDS: usize = 256;
+/// Pointers per level.
+pub const FANOUT: usize = 64;
+/// Small maps per map: a write copies one, of `len / SHARDS` entries.
+pub const SHARDS: usize = FANOUT * FANOUT;
+
+type Shard<K, V> = Arc<HashMap<K, V>>;
+type Node<K, V> = Arc<Vec<Shard<K, V>>>;
 
 /// A copy-on-write hash map (see the module documentation), with the parts of
 /// `HashMap`'s interface the snapshot's builders and readers use.
 #[derive(Clone)]
 pub struct SharedMap<K, V> {
-    /// Empty until the first write, else exactly [`SHARDS`] shards.
-    shards: Vec<Arc<HashMap<K, V>>>,
+    /// Empty until the first write, else exactly [`FANOUT`] nodes of
+    /// [`FANOUT`] shards each.
+    nodes: Vec<Node<K, V>>,
     /// Picks the shard. Distinct from each shard's own hasher, so that the keys
     /// of one shard do not all share the low bits the shard's table indexes on.
     hasher: RandomState,
@@ -29,7 +35,7 @@ pub struct SharedMap<K, V> {
 impl<K, V> Default for SharedMap<K, V> {
     fn default() -> Self {
         Self {
-            shards: Vec::new(),
+            nodes: Vec::new(),
             hasher: RandomState::new(),
         }
     }
@@ -41,13 +47,20 @@ impl<K: Hash + Eq, V> SharedMap<K, V> {
         Self::default()
     }
 
-    fn shard_of<Q: Hash + ?Sized>(&self, k: &Q) -> usize {
+    /// (node, shard in node) of a key.
+    fn slot<Q: Hash + ?Sized>(&self, k: &Q) -> (usize, usize) {
         // Truncating the hash is fine: only its spread matters.
-        (self.hasher.hash_one(k) % SHARDS as u64) as usize
+        let h = (self.hasher.hash_one(k) % SHARDS as u64) as usize;
+        (h / FANOUT, h % FANOUT)
     }
 
     fn shard<Q: Hash + ?Sized>(&self, k: &Q) -> Option<&HashMap<K, V>> {
-        self.shards.get(self.shard_of(k)).map(Arc::as_ref)
+        let (n, i) = self.slot(k);
+        self.nodes.get(n)?.get(i).map(Arc::as_ref)
+    }
+
+    fn shards(&self) -> impl Iterator<Item = &HashMap<K, V>> {
+        self.nodes.iter().flat_map(|n| n.iter().map(Arc::as_ref))
     }
 
     /// The value of `k`.
@@ -70,17 +83,17 @@ impl<K: Hash + Eq, V> SharedMap<K, V> {
 
     /// Number of entries (sums the shards).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.len()).sum()
+        self.shards().map(HashMap::len).sum()
     }
 
     /// Whether the map has no entry.
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(|s| s.is_empty())
+        self.shards().all(HashMap::is_empty)
     }
 
     /// The entries, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(|s| s.iter())
+        self.shards().flat_map(|s| s.iter())
     }
 
     /// The keys, in no particular order.
@@ -95,28 +108,28 @@ impl<K: Hash + Eq, V> SharedMap<K, V> {
 
     /// Removes every entry.
     pub fn clear(&mut self) {
-        self.shards.clear();
+        self.nodes.clear();
     }
 
     /// Whether both maps share all their storage (one is an unmodified clone of
     /// the other): then they are equal without comparing entries.
     pub fn ptr_eq(&self, other: &Self) -> bool {
-        self.shards.len() == other.shards.len()
-            && self.shards.iter().zip(&other.shards).all(|(a, b)| Arc::ptr_eq(a, b))
+        self.nodes.len() == other.nodes.len() && self.nodes.iter().zip(&other.nodes).all(|(a, b)| Arc::ptr_eq(a, b))
     }
 }
 
 impl<K: Hash + Eq + Clone, V: Clone> SharedMap<K, V> {
-    /// The shard of `k`, copied first if another clone shares it.
+    /// The shard of `k`, copied first (with its node) if another clone shares it.
     fn shard_mut<Q: Hash + ?Sized>(&mut self, k: &Q) -> &mut HashMap<K, V> {
-        if self.shards.is_empty() {
-            let empty = Arc::new(HashMap::new());
-            self.shards = vec![empty; SHARDS];
+        if self.nodes.is_empty() {
+            let empty: Shard<K, V> = Arc::new(HashMap::new());
+            let node: Node<K, V> = Arc::new(vec![empty; FANOUT]);
+            self.nodes = vec![node; FANOUT];
         }
-        let i = self.shard_of(k);
-        // `i < SHARDS == self.shards.len()`: the index cannot be out of range.
+        let (n, i) = self.slot(k);
+        // `n, i < FANOUT`, the length of both levels: the indexes cannot be out of range.
         #[allow(clippy::indexing_slicing)]
-        let shard = &mut self.shards[i];
+        let shard = &mut Arc::make_mut(&mut self.nodes[n])[i];
         Arc::make_mut(shard)
     }
 
@@ -157,14 +170,21 @@ impl<K: Hash + Eq + Clone, V: Clone> SharedMap<K, V> {
 
     /// The values, to modify (copies every shared shard).
     pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.shards.iter_mut().flat_map(|s| Arc::make_mut(s).values_mut())
+        self.nodes
+            .iter_mut()
+            .flat_map(|n| Arc::make_mut(n).iter_mut())
+            .flat_map(|s| Arc::make_mut(s).values_mut())
     }
 
     /// Keeps only the entries `keep` accepts (copies the shards it changes).
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
-        for s in &mut self.shards {
-            if s.iter().any(|(k, v)| !keep(k, v)) {
-                Arc::make_mut(s).retain(|k, v| keep(k, v));
+        for n in &mut self.nodes {
+            if n.iter().any(|s| s.iter().any(|(k, v)| !keep(k, v))) {
+                for s in Arc::make_mut(n) {
+                    if s.iter().any(|(k, v)| !keep(k, v)) {
+                        Arc::make_mut(s).retain(|k, v| keep(k, v));
+                    }
+                }
             }
         }
     }
@@ -225,8 +245,13 @@ mod tests {
         let mut b = a.clone();
         assert!(a.ptr_eq(&b));
         b.insert(7, "seven".into());
-        let shared = a.shards.iter().zip(&b.shards).filter(|(x, y)| Arc::ptr_eq(x, y)).count();
-        assert_eq!(shared, SHARDS - 1);
+        let shared = a.nodes.iter().zip(&b.nodes).filter(|(x, y)| Arc::ptr_eq(x, y)).count();
+        assert_eq!(shared, FANOUT - 1, "one node copied");
+        let leaves = |m: &SharedMap<u32, String>| -> Vec<*const HashMap<u32, String>> {
+            m.nodes.iter().flat_map(|n| n.iter().map(Arc::as_ptr)).collect()
+        };
+        let same = leaves(&a).iter().zip(leaves(&b)).filter(|(x, y)| **x == *y).count();
+        assert_eq!(same, SHARDS - 1, "one shard copied");
         assert_eq!(a.get(&7).map(String::as_str), Some("7"));
         assert_eq!(b.get(&7).map(String::as_str), Some("seven"));
         assert_eq!((a.len(), b.len()), (10_000, 10_000));

@@ -146,7 +146,9 @@ async fn every_change_applied_incrementally_matches_a_full_load(db: TestDb) {
     // deadline of its tunnels.
     let new_end = w2.ends_at + chrono::Duration::hours(1);
     store
-        .request_extension(&w2.id, new_end, "more time", "vendor", &|w| fx(Change::Window(w.id.clone())))
+        .request_extension(&w2.id, new_end, "more time", "vendor", &|w| {
+            fx(Change::Window(w.id.clone()))
+        })
         .await
         .unwrap();
     store
@@ -256,10 +258,7 @@ async fn every_change_applied_incrementally_matches_a_full_load(db: TestDb) {
     let s_other = live("s-other", &w2, &sc.tech, &mri, "127.0.0.9");
     registry.insert(s_term.clone());
     registry.insert(s_other.clone());
-    store
-        .record(&fx(Change::Terminate(s_term.id.clone())))
-        .await
-        .unwrap();
+    store.record(&fx(Change::Terminate(s_term.id.clone()))).await.unwrap();
     same_as_full(&feed, store, "a termination").await;
     assert_eq!(cut(&s_term), Some(EndReason::Terminated));
     assert_eq!(cut(&s_other), None);
@@ -398,10 +397,7 @@ async fn a_change_missing_from_the_feed_is_found_and_repaired(db: TestDb) {
 
     // Technicians keyed by fingerprint follow their id.
     let (bob, _) = technician(store, &pki, &sc.vendor, "bob").await;
-    store
-        .record(&fx(Change::Technician(bob.id.clone())))
-        .await
-        .unwrap();
+    store.record(&fx(Change::Technician(bob.id.clone()))).await.unwrap();
     let snap = same_as_full(&feed, store, "a technician added").await;
     let read: TechnicianAdmission = store.admission_technician(&bob.id).await.unwrap().unwrap();
     assert_eq!(snap.technicians.get(&read.fingerprint), Some(&read.entry));
@@ -527,13 +523,12 @@ async fn a_change_through_node_a_cuts_node_b(what: Remote) {
             Some("no_active_window"),
         ),
         Remote::RevokeTechnician => {
-            let techs = n
-                .a
-                .app
-                .store
-                .list_technicians(&portier::domain::VendorId::from(n.sc.vendor_id.as_str()))
-                .await
-                .unwrap();
+            let techs =
+                n.a.app
+                    .store
+                    .list_technicians(&portier::domain::VendorId::from(n.sc.vendor_id.as_str()))
+                    .await
+                    .unwrap();
             (
                 "DELETE",
                 format!("/api/v1/vendors/{}/technicians/{}", n.sc.vendor_id, techs[0].id),
@@ -592,7 +587,10 @@ async fn a_change_through_node_a_cuts_node_b(what: Remote) {
     match (refusal, try_tunnel(n.b.gateway_addr, n.sc.tls.clone()).await) {
         (Some(code), Err(said)) => assert!(said.contains(code), "{what:?}: node B said {said:?}"),
         (None, Ok(_)) => {}
-        (expected, got) => panic!("{what:?}: expected {expected:?}, node B answered {:?}", got.map(|_| "a tunnel")),
+        (expected, got) => panic!(
+            "{what:?}: expected {expected:?}, node B answered {:?}",
+            got.map(|_| "a tunnel")
+        ),
     }
     n.stop().await;
 }
@@ -624,9 +622,8 @@ async fn an_approval_on_node_a_admits_on_node_b() {
         return;
     };
     // Only a future window so far: B refuses.
-    let (st, _) = n
-        .a
-        .call(
+    let (st, _) =
+        n.a.call(
             "POST",
             &format!("/api/v1/windows/{}/revoke", n.window),
             Some(&n.security),
@@ -651,9 +648,13 @@ async fn an_approval_on_node_a_admits_on_node_b() {
         .await;
     assert_eq!(st, 201, "{w}");
     let id = w["id"].as_str().unwrap();
-    let (st, _) = n
-        .a
-        .call("POST", &format!("/api/v1/windows/{id}/approve"), Some(&n.security), None)
+    let (st, _) =
+        n.a.call(
+            "POST",
+            &format!("/api/v1/windows/{id}/approve"),
+            Some(&n.security),
+            None,
+        )
         .await;
     assert_eq!(st, 200);
     let approved = Instant::now();
@@ -722,7 +723,11 @@ async fn a_stale_follower_refuses_cuts_and_recovers() {
         Some((at, e.to_string()))
     })
     .await;
-    assert!(refused.0 <= Duration::from_secs(2), "refused {:?} after the stop", refused.0);
+    assert!(
+        refused.0 <= Duration::from_secs(2),
+        "refused {:?} after the stop",
+        refused.0
+    );
     assert!(refused.1.contains("change feed"), "{}", refused.1);
     let stale = cache.stale().unwrap();
     assert!(stale.since.is_some());
@@ -768,7 +773,10 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
     // The live tunnel is cut once the bound has passed.
     wait_closed(&mut tls).await;
     let took = stopped.elapsed();
-    assert!(took <= Duration::from_secs(3), "cut {took:?} after the database stopped");
+    assert!(
+        took <= Duration::from_secs(3),
+        "cut {took:?} after the database stopped"
+    );
     // New tunnels are refused, and /readyz says why.
     let mut refused = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
         .await
@@ -811,7 +819,10 @@ where
         if let Some(v) = f().await {
             return v;
         }
-        assert!(start.elapsed() < Duration::from_secs(secs), "condition not met within {secs} s");
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "condition not met within {secs} s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -8,9 +8,7 @@ use chrono::Utc;
 use portier::clock::ManualClock;
 use portier::domain::{EndReason, WindowState};
 use portier::policy::PolicySettings;
-use portier::store::{
-    AuditFilter, Change, NewDevice, NewVendor, NewWindow, SessionFilter, Store, WindowTransition,
-};
+use portier::store::{AuditFilter, Change, NewDevice, NewVendor, NewWindow, SessionFilter, Store, WindowTransition};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;

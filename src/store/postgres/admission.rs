@@ -11,8 +11,8 @@ use super::{parse, PgStore};
 use crate::domain::{DeviceId, Fingerprint, TechnicianId, VendorId, WindowId, WindowState};
 use crate::policy::{DeviceEntry, TechnicianEntry, VendorEntry, WindowEntry};
 use crate::store::{
-    AdmissionReads, ChangeListener, DeviceAdmission, StoreError, StoreResult, TechnicianAdmission,
-    WindowAdmission, CHANGES_CHANNEL,
+    AdmissionReads, ChangeListener, DeviceAdmission, StoreError, StoreResult, TechnicianAdmission, WindowAdmission,
+    CHANGES_CHANNEL,
 };
 
 #[async_trait]
@@ -112,7 +112,10 @@ impl AdmissionReads for PgStore {
         tx.commit().await?;
         Ok(Some(VendorEntry {
             enabled,
-            networks: networks.iter().map(|n| parse("network", n)).collect::<StoreResult<_>>()?,
+            networks: networks
+                .iter()
+                .map(|n| parse("network", n))
+                .collect::<StoreResult<_>>()?,
             oldest_unreported_end: oldest,
         }))
     }

@@ -107,7 +107,10 @@ impl AdmissionReads for SqliteStore {
         tx.commit().await?;
         Ok(Some(VendorEntry {
             enabled,
-            networks: networks.iter().map(|n| parse("network", n)).collect::<StoreResult<_>>()?,
+            networks: networks
+                .iter()
+                .map(|n| parse("network", n))
+                .collect::<StoreResult<_>>()?,
             oldest_unreported_end: opt_from_us(oldest)?,
         }))
     }
