@@ -510,6 +510,12 @@ max_emergency_minutes = 240
 report_due_hours = 24
 on_overdue_report = "block"
 
+[cluster]
+# A node that cannot confirm it has seen every change for this long refuses
+# new tunnels ("refuse") or also cuts the live ones ("cut").
+max_staleness_secs = 5
+on_stale = "refuse"
+
 [log]
 format = "text"
 filter = "info"

@@ -63,10 +63,28 @@ async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
     let live = s.registry.len();
     let writable = u8::from(s.store.health().is_up());
     let queued = s.journal.queued();
+    let mismatches = s.cache.feed().mismatches();
+    // The backlog needs the database; while it is down the lines are left out
+    // rather than reported as zero.
+    let backlog = tokio::time::timeout(std::time::Duration::from_secs(1), s.store.outbox_backlog());
+    let outbox = match backlog.await {
+        Ok(Ok(b)) => format!(
+            "# HELP portier_outbox_pending Notifications not delivered yet (retried).\n# TYPE portier_outbox_pending gauge\nportier_outbox_pending {}\n\
+             # HELP portier_outbox_failed Notifications given up after the retry horizon.\n# TYPE portier_outbox_failed gauge\nportier_outbox_failed {}\n",
+            b.pending, b.failed
+        ),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "outbox backlog unavailable for /metrics");
+            String::new()
+        }
+        Err(_) => String::new(),
+    };
     let body = format!(
         "# HELP portier_live_tunnels Tunnels open on this node.\n# TYPE portier_live_tunnels gauge\nportier_live_tunnels {live}\n\
          # HELP portier_store_writable 1 if the database takes writes (breaker closed), 0 while tunnels are refused.\n# TYPE portier_store_writable gauge\nportier_store_writable {writable}\n\
          # HELP portier_journal_queued Audit events and session ends waiting for the database to come back.\n# TYPE portier_journal_queued gauge\nportier_journal_queued {queued}\n\
+         # HELP portier_feed_mismatches_total Periodic full reloads that disagreed with the incrementally kept admission state.\n# TYPE portier_feed_mismatches_total counter\nportier_feed_mismatches_total {mismatches}\n\
+         {outbox}\
          # HELP portier_build_info Build information.\n# TYPE portier_build_info gauge\nportier_build_info{{version=\"{}\"}} 1\n",
         env!("CARGO_PKG_VERSION")
     );
