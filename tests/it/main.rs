@@ -11,8 +11,10 @@ mod common;
 
 mod api;
 mod cli;
+mod cli_api;
 mod controls;
 mod evidence;
 mod gateway;
 mod hostile;
+mod processes;
 mod store;
