@@ -1,52 +1,45 @@
-//! The gateway's cached admission state. Reading the store on every connection
-//! would cost a round of queries per tunnel; instead the last [`Snapshot`] is
-//! kept and reloaded only when the store's [`Generation`] says a change that
-//! affects admission was committed. The store bumps the generation before the
-//! changing call returns, so the next admission after it always sees the change.
+//! The gateway's admission state. Reading the store on every connection would
+//! cost a round of queries per tunnel; instead the node keeps a [`Snapshot`],
+//! kept current by the change-feed follower ([`Feed`]): each committed change,
+//! from this node or another, is applied to it one object at a time. A change
+//! committed by this process bumps the store's [`crate::store::Generation`]
+//! before the changing call returns, and admission reads the feed before
+//! deciding if it moved, so the next admission after a change always sees it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use arc_swap::ArcSwapOption;
 
 use crate::clock::SharedClock;
+use crate::cluster::{Feed, FeedSettings, Stale};
+use crate::gateway::Registry;
 use crate::guard::LocalGuard;
 use crate::policy::{PolicySettings, Snapshot};
-use crate::store::{Generation, Store, StoreError, StoreHealth};
+use crate::store::{Store, StoreError, StoreHealth};
 
-/// Reload at least this often, so windows that ended long ago leave memory.
-const MAX_AGE: Duration = Duration::from_secs(60);
-
-struct Loaded {
-    generation: u64,
-    loaded_at: Instant,
-    snapshot: Arc<Snapshot>,
-}
-
-/// The admission snapshot, reloaded on change.
+/// The admission snapshot, following the change feed.
 pub struct AdmissionCache {
-    store: Arc<dyn Store>,
-    generation: Arc<Generation>,
+    feed: Arc<Feed>,
     health: Arc<StoreHealth>,
-    settings: PolicySettings,
-    clock: SharedClock,
-    current: ArcSwapOption<Loaded>,
-    reload: tokio::sync::Mutex<()>,
     /// This node's restrictions not (yet) in the store: they win over it.
     guard: Arc<LocalGuard>,
 }
 
 impl AdmissionCache {
-    /// A cache over `store`, applying `settings` to every snapshot.
+    /// A cache over `store`, applying `settings` to every snapshot, with no
+    /// live tunnels to cut (benchmarks, tools). A node uses [`AdmissionCache::following`].
     pub fn new(store: Arc<dyn Store>, settings: PolicySettings, clock: SharedClock) -> Self {
+        let feed = FeedSettings {
+            policy: settings,
+            ..FeedSettings::default()
+        };
+        Self::following(store, Arc::new(Registry::default()), clock, feed)
+    }
+
+    /// A node's cache: its follower cuts `registry`'s tunnels when a change
+    /// forbids them. Start the follower with [`Feed::run`] on [`AdmissionCache::feed`].
+    pub fn following(store: Arc<dyn Store>, registry: Arc<Registry>, clock: SharedClock, settings: FeedSettings) -> Self {
         Self {
-            generation: store.generation(),
             health: store.health(),
-            store,
-            settings,
-            clock,
-            current: ArcSwapOption::empty(),
-            reload: tokio::sync::Mutex::new(()),
+            feed: Arc::new(Feed::new(store, registry, clock, settings)),
             guard: Arc::new(LocalGuard::default()),
         }
     }
@@ -54,6 +47,11 @@ impl AdmissionCache {
     /// This node's local restrictions (lockdown, revocations held before they are stored).
     pub fn guard(&self) -> &Arc<LocalGuard> {
         &self.guard
+    }
+
+    /// The change-feed follower.
+    pub fn feed(&self) -> &Arc<Feed> {
+        &self.feed
     }
 
     /// The snapshot admission decides on: the stored one with this node's local
@@ -67,71 +65,52 @@ impl AdmissionCache {
         Ok(self.guard.apply(stored))
     }
 
-    fn fresh(&self) -> Option<Arc<Snapshot>> {
-        let cur = self.current.load();
-        let cur = cur.as_ref()?;
-        (cur.generation == self.generation.get() && cur.loaded_at.elapsed() < MAX_AGE).then(|| cur.snapshot.clone())
-    }
-
-    /// The stored state's snapshot; reloads it from the store if something changed.
+    /// The stored state's snapshot, as of every change committed before the call
+    /// by this process, and every change committed anywhere up to `max_staleness` ago.
     ///
     /// While the store's breaker is open this fails at once: no tunnel can be
     /// recorded then anyway, and the technician hears `store_unavailable` within
-    /// moments instead of after a pool timeout (issue 8).
+    /// moments instead of after a pool timeout (issue 8). A stale node (it has
+    /// not confirmed the feed within `cluster.max_staleness_secs`) fails too.
     pub async fn stored_snapshot(&self) -> Result<Arc<Snapshot>, StoreError> {
         if !self.health.is_up() {
             let why = self.health.report().last_error.unwrap_or_default();
             return Err(StoreError::Down(why));
         }
-        if let Some(s) = self.fresh() {
-            return Ok(s);
+        if let Some(stale) = self.feed.stale() {
+            return Err(StoreError::Down(stale.to_string()));
         }
-        // One reload at a time; whoever waited finds it done.
-        let _guard = self.reload.lock().await;
-        if let Some(s) = self.fresh() {
-            return Ok(s);
-        }
-        // Read the generation first: a change committed during the load bumps it
-        // again and the next caller reloads.
-        let generation = self.generation.get();
-        let mut snapshot = match self.store.load_admission_snapshot(self.clock.now()).await {
-            Ok(s) => s,
-            Err(e) => {
+        if self.feed.needs_read() {
+            if let Err(e) = self.feed.read().await {
                 if matches!(e, StoreError::Unavailable(_)) {
                     self.health.mark_down(&e.to_string());
                 }
                 return Err(e);
             }
-        };
-        snapshot.settings = self.settings;
-        let snapshot = Arc::new(snapshot);
-        self.current.store(Some(Arc::new(Loaded {
-            generation,
-            loaded_at: Instant::now(),
-            snapshot: snapshot.clone(),
-        })));
-        tracing::debug!(
-            generation,
-            devices = snapshot.devices.len(),
-            "admission snapshot reloaded"
-        );
-        Ok(snapshot)
+        }
+        self.feed
+            .published()
+            .ok_or_else(|| StoreError::Down("the admission state is not loaded".into()))
+    }
+
+    /// Reads and applies every change committed so far (see [`Feed::catch_up`]):
+    /// after a commit, the next admission on this node sees it.
+    pub async fn catch_up(&self) -> Result<(), StoreError> {
+        self.feed.catch_up().await
+    }
+
+    /// Whether this node is stale (see [`Feed::stale`]).
+    pub fn stale(&self) -> Option<Stale> {
+        self.feed.stale()
     }
 
     /// The lockdown flag of the snapshot in use, if one is loaded.
     pub fn cached_lockdown(&self) -> Option<bool> {
-        self.current.load().as_ref().map(|l| l.snapshot.lockdown)
+        self.feed.published().map(|s| s.lockdown)
     }
 
-    /// Brings the admission state up to every change committed so far (called
-    /// right after a change is committed, before its caller hears it is done).
-    pub async fn catch_up(&self) -> Result<(), StoreError> {
-        self.invalidate();
-        self.stored_snapshot().await.map(|_| ())
-    }
-
-    /// Forgets the snapshot (another node changed the shared database).
+    /// Makes the next admission load the stored state in full.
     pub fn invalidate(&self) {
-        self.generation.bump();
+        self.feed.force_reload();
     }
 }

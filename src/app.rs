@@ -21,7 +21,7 @@ use crate::fd_budget;
 use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
 use crate::node::{self, NodeBeat};
-use crate::notify::{Notifier, Sinks};
+use crate::notify::{self, Sinks};
 use crate::pki::CertAuthority;
 use crate::scheduler::Scheduler;
 use crate::store::{self, Journal, JournalEntry, NodeClaim, NodeIdentity, Store};
@@ -41,7 +41,9 @@ pub struct App {
     api: JoinHandle<()>,
     journal: JoinHandle<()>,
     scheduler: JoinHandle<()>,
+    outbox: JoinHandle<()>,
     heartbeat: JoinHandle<()>,
+    feed: JoinHandle<()>,
     stopped: bool,
 }
 
@@ -120,17 +122,24 @@ impl App {
         .context("API TLS configuration")?;
         let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key)?;
 
-        let notifier = Notifier::start(Sinks {
-            webhooks: settings.notify.webhooks.clone(),
-            syslog: settings.notify.syslog.clone(),
-            retry_base: std::time::Duration::from_millis(settings.notify.retry_base_ms),
-        });
         let (journal, journal_task) = Journal::start_with(store.clone(), settings.journal_settings());
-        let registry = Arc::new(Registry::default());
-        let cache = Arc::new(AdmissionCache::new(
+        let (notifier, outbox) = notify::start(
+            Sinks {
+                webhooks: settings.notify.webhooks.clone(),
+                syslog: settings.notify.syslog.clone(),
+            },
+            settings.delivery_settings(),
             store.clone(),
-            settings.policy_settings(),
+            journal.clone(),
             clock.clone(),
+            &identity.name,
+        );
+        let registry = Arc::new(Registry::default());
+        let cache = Arc::new(AdmissionCache::following(
+            store.clone(),
+            registry.clone(),
+            clock.clone(),
+            settings.feed_settings(),
         ));
         // Load once now, so a database that cannot serve admission fails the start.
         cache.snapshot().await.context("loading the admission state")?;
@@ -144,7 +153,6 @@ impl App {
         let scheduler = Scheduler {
             store: store.clone(),
             registry: registry.clone(),
-            cache: cache.clone(),
             notifier: notifier.clone(),
             clock: clock.clone(),
             ending_soon: settings
@@ -178,6 +186,7 @@ impl App {
             .with_context(|| format!("binding the API on {}", a.listen))?;
         let api_addr = api_listener.local_addr()?;
         let guard = cache.guard().clone();
+        let feed = cache.feed().clone();
         let guard_deps = crate::guard::GuardDeps {
             store: store.clone(),
             registry: registry.clone(),
@@ -248,6 +257,9 @@ impl App {
             shutdown.clone(),
         ));
         let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+        let outbox = tokio::spawn(outbox.run(shutdown.clone()));
+        // Every node follows the changes committed through any node (docs/cluster.md).
+        let feed = tokio::spawn(feed.run(shutdown.clone()));
         let heartbeat = tokio::spawn(
             NodeBeat {
                 store: store.clone(),
@@ -271,7 +283,9 @@ impl App {
             api,
             journal: journal_task,
             scheduler,
+            outbox,
             heartbeat,
+            feed,
             stopped: false,
         })
     }
@@ -290,7 +304,9 @@ impl App {
         let _ = (&mut self.api).await;
         let _ = (&mut self.gateway).await;
         let _ = (&mut self.scheduler).await;
+        let _ = (&mut self.outbox).await;
         let _ = (&mut self.heartbeat).await;
+        let _ = (&mut self.feed).await;
         let _ = (&mut self.journal).await;
         if let Err(e) = self.store.release_node(&self.identity, self.clock.now()).await {
             tracing::warn!(error = %e, "could not mark the node as stopped; its name frees itself once its heartbeat is stale");
@@ -303,8 +319,10 @@ impl App {
     /// close them, but nothing they do reaches the store any more.
     pub fn abort(&self) {
         self.heartbeat.abort();
+        self.feed.abort();
         self.journal.abort();
         self.scheduler.abort();
+        self.outbox.abort();
         self.gateway.abort();
         self.api.abort();
     }

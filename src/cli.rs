@@ -9,8 +9,8 @@ use crate::app::App;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::domain::{Role, VendorId};
-use crate::pki;
 use crate::ops::{Actor, Ops};
+use crate::pki;
 use crate::store;
 
 /// Portier: time-bounded, audited remote-maintenance tunnels for hospitals.

@@ -15,7 +15,9 @@ use crate::policy::{OverdueMode, PolicySettings};
 const MIN_FD_RESERVE: u64 = 64;
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 7] = ["gateway", "api", "database", "policy", "notify", "audit", "log"];
+const SECTIONS: [&str; 8] = [
+    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster",
+];
 
 /// Configuration errors, with the file or key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -263,8 +265,19 @@ pub struct NotifyConfig {
     pub syslog: Option<String>,
     /// Minutes before a window's end when its vendor is told it ends soon.
     pub ending_soon_minutes: Vec<u32>,
-    /// First webhook retry delay in milliseconds (doubled per attempt, 5 attempts).
+    /// First retry delay of an undelivered notification, in milliseconds
+    /// (doubled per attempt, with jitter, up to `retry_max_secs`).
     pub retry_base_ms: u64,
+    /// Longest delay between two attempts, in seconds.
+    pub retry_max_secs: u64,
+    /// A notification not delivered this many hours after it was raised is
+    /// given up (marked failed and logged as an error).
+    pub retry_for_hours: u64,
+    /// Delivered and failed notifications are deleted after this many days.
+    pub retention_days: u64,
+    /// How often a node looks for notifications due (raised on another node,
+    /// or retries), in milliseconds; its own are sent at once.
+    pub poll_ms: u64,
 }
 
 impl Default for NotifyConfig {
@@ -274,6 +287,10 @@ impl Default for NotifyConfig {
             syslog: None,
             ending_soon_minutes: vec![15, 2],
             retry_base_ms: 1000,
+            retry_max_secs: 30 * 60,
+            retry_for_hours: 72,
+            retention_days: 7,
+            poll_ms: 1000,
         }
     }
 }
@@ -286,6 +303,27 @@ pub struct AuditConfig {
     /// (`audit.anchor`), so that truncating the tail is detectable from outside.
     /// 0 turns it off.
     pub anchor_minutes: u32,
+}
+
+/// `[cluster]`: how this node follows the changes made through every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// A node that has not confirmed the change feed for this long refuses new
+    /// tunnels (`store_unavailable`) and says so in `/readyz`.
+    pub max_staleness_secs: u64,
+    /// `refuse` (default): live tunnels keep running while stale; `cut`: they
+    /// are cut too (`end_reason = node_stale`).
+    pub on_stale: crate::cluster::OnStale,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self {
+            max_staleness_secs: 5,
+            on_stale: crate::cluster::OnStale::Refuse,
+        }
+    }
 }
 
 /// Log output format.
@@ -326,6 +364,7 @@ pub struct Settings {
     pub notify: NotifyConfig,
     pub audit: AuditConfig,
     pub log: LogConfig,
+    pub cluster: ClusterConfig,
 }
 
 impl Settings {
@@ -438,6 +477,11 @@ impl Settings {
                 "policy.max_emergency_minutes",
                 u64::from(self.policy.max_emergency_minutes),
             ),
+            ("notify.retry_base_ms", self.notify.retry_base_ms),
+            ("notify.retry_max_secs", self.notify.retry_max_secs),
+            ("notify.retry_for_hours", self.notify.retry_for_hours),
+            ("notify.retention_days", self.notify.retention_days),
+            ("notify.poll_ms", self.notify.poll_ms),
         ];
         for (key, v) in positive {
             if v == 0 {
@@ -518,6 +562,7 @@ impl Settings {
             ("database.checkpoint_secs", d.checkpoint_secs),
             ("database.retry_queue", d.retry_queue as u64),
             ("database.probe_ms", d.probe_ms),
+            ("cluster.max_staleness_secs", self.cluster.max_staleness_secs),
         ] {
             if v == 0 {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
@@ -549,11 +594,34 @@ impl Settings {
         }
     }
 
+    /// How notifications are delivered and retried.
+    pub fn delivery_settings(&self) -> crate::notify::DeliverySettings {
+        let n = &self.notify;
+        crate::notify::DeliverySettings {
+            retry_base: Duration::from_millis(n.retry_base_ms),
+            retry_max: Duration::from_secs(n.retry_max_secs),
+            retry_for: Duration::from_secs(n.retry_for_hours.saturating_mul(3600)),
+            retention: Duration::from_secs(n.retention_days.saturating_mul(86_400)),
+            poll: Duration::from_millis(n.poll_ms),
+            ..crate::notify::DeliverySettings::default()
+        }
+    }
+
     /// The policy's configurable part.
     pub fn policy_settings(&self) -> PolicySettings {
         PolicySettings {
             report_due: chrono::Duration::hours(i64::from(self.policy.report_due_hours)),
             on_overdue: self.policy.on_overdue_report,
+        }
+    }
+
+    /// How this node follows the change feed.
+    pub fn feed_settings(&self) -> crate::cluster::FeedSettings {
+        crate::cluster::FeedSettings {
+            policy: self.policy_settings(),
+            max_staleness: Duration::from_secs(self.cluster.max_staleness_secs),
+            on_stale: self.cluster.on_stale,
+            ..crate::cluster::FeedSettings::default()
         }
     }
 
@@ -633,6 +701,30 @@ mod tests {
         assert_eq!(s.database.url, "sqlite:///etc/portier/portier.db");
         assert_eq!(s.gateway.cert, Path::new("/etc/portier/certs/server.pem"));
         assert_eq!(s.gateway.lockdown_file, Path::new("/etc/portier/lockdown"));
+    }
+
+    #[test]
+    fn cluster_section() {
+        let s = Settings::from_toml("", Path::new("/x"), env(&[])).unwrap();
+        let f = s.feed_settings();
+        assert_eq!(f.max_staleness, Duration::from_secs(5));
+        assert_eq!(f.on_stale, crate::cluster::OnStale::Refuse);
+        let s = Settings::from_toml(
+            "[cluster]\nmax_staleness_secs = 2\n",
+            Path::new("/x"),
+            env(&[("PORTIER_CLUSTER_ON_STALE", "cut")]),
+        )
+        .unwrap();
+        let f = s.feed_settings();
+        assert_eq!(f.max_staleness, Duration::from_secs(2));
+        assert_eq!(f.on_stale, crate::cluster::OnStale::Cut);
+        for bad in [
+            "[cluster]\nmax_staleness_secs = 0\n",
+            "[cluster]\non_stale = \"ignore\"\n",
+            "[cluster]\nstaleness = 3\n",
+        ] {
+            assert!(Settings::from_toml(bad, Path::new("/x"), env(&[])).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -383,6 +383,13 @@ pub enum EndReason {
     GatewayRestart,
     /// The node carrying it stopped beating; another node closed it.
     NodeLost,
+    /// Its device is no longer assigned to its vendor.
+    DeviceNotAssigned,
+    /// Its source address is no longer in its vendor's declared networks.
+    SourceIpNotDeclared,
+    /// This node could not confirm the change feed within `cluster.max_staleness_secs`
+    /// (`cluster.on_stale = "cut"`).
+    NodeStale,
     Error,
 }
 
@@ -403,12 +410,15 @@ impl EndReason {
             Self::GatewayShutdown => "gateway_shutdown",
             Self::GatewayRestart => "gateway_restart",
             Self::NodeLost => "node_lost",
+            Self::DeviceNotAssigned => "device_not_assigned",
+            Self::SourceIpNotDeclared => "source_ip_not_declared",
+            Self::NodeStale => "node_stale",
             Self::Error => "error",
         }
     }
 
     /// Every reason, for parsing and documentation.
-    pub const ALL: [EndReason; 14] = [
+    pub const ALL: [EndReason; 17] = [
         Self::ClientClosed,
         Self::DeviceClosed,
         Self::WindowEnded,
@@ -422,6 +432,9 @@ impl EndReason {
         Self::GatewayShutdown,
         Self::GatewayRestart,
         Self::NodeLost,
+        Self::DeviceNotAssigned,
+        Self::SourceIpNotDeclared,
+        Self::NodeStale,
         Self::Error,
     ];
 }

@@ -530,7 +530,11 @@ impl LocalGuard {
                     Err(e) => unavailable(e),
                 }
             }
-            Pending::RevokeWindow { id, transition, effects } => {
+            Pending::RevokeWindow {
+                id,
+                transition,
+                effects,
+            } => {
                 let r = Restriction::Window(id.clone());
                 match store.transition_window(&id, &transition, &|_| effects.clone()).await {
                     Ok(_) => {
@@ -561,7 +565,12 @@ impl LocalGuard {
                     }
                 }
             }
-            Pending::RevokeTechnician { vendor, id, at, effects } => {
+            Pending::RevokeTechnician {
+                vendor,
+                id,
+                at,
+                effects,
+            } => {
                 let r = Restriction::Technician(vendor.clone(), id.clone());
                 match store.revoke_technician(&vendor, &id, at, &|_| effects.clone()).await {
                     Ok(_) => {

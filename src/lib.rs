@@ -11,6 +11,7 @@ pub mod audit;
 pub mod budget;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod conn_limit;
 pub mod domain;

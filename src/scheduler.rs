@@ -1,6 +1,7 @@
-//! Background duties of a node: follow the stored lockdown switch (set by the
-//! CLI or another node), warn vendors before their windows end, and remind
-//! everyone of overdue reports and unreviewed emergency grants.
+//! Background duties of a node: warn vendors before their windows end, and
+//! remind everyone of overdue reports and unreviewed emergency grants. (The
+//! stored lockdown switch, set by the CLI or another node, reaches the node
+//! through the change feed: see `cluster`.)
 
 use crate::events::Event;
 use std::collections::HashSet;
@@ -11,16 +12,15 @@ use chrono::DateTime;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::admission::AdmissionCache;
 use crate::clock::SharedClock;
-use crate::domain::{EndReason, WindowId, WindowState};
+use crate::domain::{WindowId, WindowState};
 use crate::gateway::Registry;
 use crate::notify::Notifier;
 use crate::store::{Store, WindowFilter};
 
-/// How often the lockdown switch is read.
-const LOCKDOWN_POLL: Duration = Duration::from_secs(1);
-/// How often windows and reports are looked at.
+/// The scheduler's tick.
+const TICK: Duration = Duration::from_secs(1);
+/// How often (in ticks) windows and reports are looked at.
 const SWEEP_EVERY: u32 = 10;
 /// Unreviewed emergency grants are recalled this often.
 const REVIEW_REMINDER: chrono::Duration = chrono::Duration::hours(1);
@@ -29,7 +29,6 @@ const REVIEW_REMINDER: chrono::Duration = chrono::Duration::hours(1);
 pub struct Scheduler {
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
-    pub cache: Arc<AdmissionCache>,
     pub notifier: Notifier,
     pub clock: SharedClock,
     /// Warn the vendor this long before a window ends (e.g. 15 and 2 minutes).
@@ -42,20 +41,18 @@ pub struct Scheduler {
 impl Scheduler {
     /// Runs until `shutdown`.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut locked: Option<bool> = None;
         let mut warned: HashSet<(WindowId, DateTime<Utc>, i64)> = HashSet::new();
         let mut overdue_told: HashSet<WindowId> = HashSet::new();
         let mut review_told: std::collections::HashMap<WindowId, DateTime<Utc>> = Default::default();
         let mut tick: u32 = 0;
         let mut last_anchor = tokio::time::Instant::now();
-        let mut interval = tokio::time::interval(LOCKDOWN_POLL);
+        let mut interval = tokio::time::interval(TICK);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = interval.tick() => {}
             }
-            self.follow_lockdown(&mut locked).await;
             if self.anchor_every.is_some_and(|every| last_anchor.elapsed() >= every) {
                 last_anchor = tokio::time::Instant::now();
                 self.anchor().await;
@@ -79,30 +76,6 @@ impl Scheduler {
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "audit anchor failed"),
-        }
-    }
-
-    async fn follow_lockdown(&self, locked: &mut Option<bool>) {
-        match self.store.lockdown().await {
-            Ok(state) => {
-                if locked.is_some_and(|was| was != state.active) {
-                    tracing::warn!(active = state.active, reason = ?state.reason, "lockdown switched");
-                }
-                *locked = Some(state.active);
-                // Compare with what admission actually uses, not with our last reading:
-                // a lock and unlock between two polls must not leave the snapshot stale.
-                if self
-                    .cache
-                    .cached_lockdown()
-                    .is_some_and(|cached| cached != state.active)
-                {
-                    self.cache.invalidate();
-                }
-                if state.active {
-                    self.registry.cut_all(EndReason::Lockdown);
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read the lockdown state"),
         }
     }
 
@@ -134,7 +107,11 @@ impl Scheduler {
                 }
             }
         }
-        for w in self.store.unreported_windows(None, now - self.report_due).await? {
+        for w in self
+            .store
+            .unreported_windows(None, crate::policy::overdue_if_ended_by(self.report_due, now))
+            .await?
+        {
             if overdue_told.insert(w.id.clone()) {
                 self.notifier.send(Event::ReportOverdue, serde_json::json!({"window_id": w.id, "vendor_id": w.vendor_id, "ended_at": w.closed_at.unwrap_or(w.ends_at)}));
             }

@@ -90,7 +90,6 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
-
 /// How long a restrictive call waits for the store to confirm a token this node
 /// already knows before it acts on what it knows.
 const OFFLINE_AUTH_WAIT: Duration = Duration::from_millis(500);

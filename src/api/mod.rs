@@ -15,6 +15,7 @@ mod openapi;
 mod reports;
 mod sessions;
 mod system;
+mod users;
 mod vendors;
 mod windows;
 
@@ -108,6 +109,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(state: ApiState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::routes())
+        .merge(users::routes())
         .merge(vendors::routes())
         .merge(devices::routes())
         .merge(windows::routes())

@@ -71,8 +71,9 @@ async fn view(s: &ApiState, w: Window, report: Option<Report>) -> ApiResult<Repo
         })
         .await?;
     let due_at = ended_at(&w) + s.limits.report_due;
+    let overdue = crate::policy::report_overdue(ended_at(&w), s.limits.report_due, s.clock.now());
     Ok(ReportView {
-        overdue: report.is_none() && !w.emergency && !sessions.is_empty() && s.clock.now() >= due_at,
+        overdue: report.is_none() && !w.emergency && !sessions.is_empty() && overdue,
         window_id: w.id,
         vendor_id: w.vendor_id,
         device_ids: w.device_ids,
@@ -188,7 +189,10 @@ async fn list_reports(
     if q.overdue == Some(true) {
         let windows = s
             .store
-            .unreported_windows(vendor_id.as_ref(), s.clock.now() - s.limits.report_due)
+            .unreported_windows(
+                vendor_id.as_ref(),
+                crate::policy::overdue_if_ended_by(s.limits.report_due, s.clock.now()),
+            )
             .await?;
         for w in windows {
             if in_period(ended_at(&w))

@@ -32,8 +32,17 @@ async fn healthz() -> impl IntoResponse {
 /// needs (its record is written before any byte flows), and a database can answer
 /// reads while refusing writes (disk full, read-only): the last write's result
 /// (journal, heartbeat, probe — at least every `database.heartbeat_secs`) decides.
+/// A node that has not confirmed the change feed within `cluster.max_staleness_secs`
+/// is not ready either.
 #[utoipa::path(get, path = "/readyz", security(()), responses((status = 200, description = "ready"), (status = 503, body = ErrorBody)))]
 async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>> {
+    // A node that cannot confirm it has seen every change refuses tunnels (docs/cluster.md).
+    if let Some(stale) = s.cache.stale() {
+        tracing::warn!(%stale, "not ready: stale");
+        return Err(ApiError::unavailable(format!(
+            "{stale}: tunnels are refused until it reads the change feed again"
+        )));
+    }
     let health = s.store.health().report();
     if !health.writable {
         tracing::warn!(error = ?health.last_error, down_for = ?health.down_for, "not ready: writes fail");

@@ -14,7 +14,6 @@ use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller}
 use crate::domain::{one_line, DeviceId, Role, VendorId, WindowId, WindowState};
 use crate::store::{Window, WindowFilter};
 
-
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(request_window, list_windows))
@@ -233,7 +232,6 @@ fn check_reason(r: &str) -> ApiResult<String> {
     Ok(one_line("reason", r, 2000)?)
 }
 
-
 /// Approve a requested window (security, admin; never the account that requested it).
 #[utoipa::path(post, path = "/api/v1/windows/{id}/approve", params(("id" = String, Path)),
     responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
@@ -294,9 +292,6 @@ async fn cancel(
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
-
-
-
 /// An extension request.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -320,7 +315,10 @@ async fn extend(
     ApiJson(req): ApiJson<ExtendWindow>,
 ) -> ApiResult<Json<WindowView>> {
     let reason = check_reason(&req.reason)?;
-    let w = s.ops.request_extension(&caller, &WindowId(id), req.ends_at, reason).await?;
+    let w = s
+        .ops
+        .request_extension(&caller, &WindowId(id), req.ends_at, reason)
+        .await?;
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
 
@@ -343,7 +341,9 @@ async fn review(
     ApiJson(req): ApiJson<Review>,
 ) -> ApiResult<Json<WindowView>> {
     let comment = crate::domain::multi_line("comment", &req.comment, 2000)?;
-    let w = s.ops.review_emergency(&caller, &WindowId(id), &req.verdict, comment).await?;
+    let w = s
+        .ops
+        .review_emergency(&caller, &WindowId(id), &req.verdict, comment)
+        .await?;
     Ok(Json(WindowView::new(w, s.clock.now())))
 }
-

@@ -532,7 +532,8 @@ async fn tunnel(
             started_at,
             a.deadline,
         )
-        .with_certificate_expiry(a.certificate_not_after),
+        .with_certificate_expiry(a.certificate_not_after)
+        .with_source(session.source_ip),
     );
     // Registered before the record is written (issue 9): a revocation, termination,
     // lockdown or disable committed while the write is under way finds the tunnel

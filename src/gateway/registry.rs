@@ -3,6 +3,7 @@
 //! here. The lock is never held across an `.await`.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
@@ -22,6 +23,8 @@ pub struct LiveSession {
     pub technician_id: TechnicianId,
     pub device_id: DeviceId,
     pub started_at: DateTime<Utc>,
+    /// The technician's address (the one the declared-network rule admitted), if known.
+    pub source_ip: Option<IpAddr>,
     /// When the tunnel ends: its window's end, never later than `certificate_not_after`.
     deadline: watch::Sender<DateTime<Utc>>,
     /// The technician certificate's `not_after`, if known: a hard ceiling on the deadline.
@@ -51,6 +54,7 @@ impl LiveSession {
             technician_id,
             device_id,
             started_at,
+            source_ip: None,
             deadline: watch::channel(deadline).0,
             certificate_not_after: None,
             cut: CancellationToken::new(),
@@ -67,6 +71,16 @@ impl LiveSession {
         self.deadline.send_modify(|d| *d = (*d).min(not_after));
         Self {
             certificate_not_after: Some(not_after),
+            ..self
+        }
+    }
+
+    /// Records the address the tunnel was admitted from, so that a change of
+    /// its vendor's networks can cut it (canonical form: IPv4-mapped as IPv4).
+    #[must_use]
+    pub fn with_source(self, ip: IpAddr) -> Self {
+        Self {
+            source_ip: Some(ip.to_canonical()),
             ..self
         }
     }
@@ -229,6 +243,16 @@ impl Registry {
     /// Cuts a vendor's tunnels (disabled).
     pub fn cut_vendor(&self, id: &VendorId, reason: EndReason) -> usize {
         self.cut_where(reason, |s| &s.vendor_id == id)
+    }
+
+    /// Cuts the tunnels to a device (disabled).
+    pub fn cut_device(&self, id: &DeviceId, reason: EndReason) -> usize {
+        self.cut_where(reason, |s| &s.device_id == id)
+    }
+
+    /// The open tunnels themselves, to check each against a changed state.
+    pub fn sessions(&self) -> Vec<Arc<LiveSession>> {
+        self.lock().values().cloned().collect()
     }
 
     /// Cuts everything (lockdown, shutdown).

@@ -20,11 +20,6 @@ use crate::domain::EndReason;
 /// Buffer per direction: large enough to fill a TLS record several times over.
 const BUF_SIZE: usize = 64 * 1024;
 
-/// The deadline is re-read from the clock at least this often: the wall clock can
-/// jump (NTP step, a resumed virtual machine, a test's manual clock) while a
-/// monotonic sleep until the deadline would not notice.
-const MAX_NAP: Duration = Duration::from_secs(1);
-
 /// One direction of the copy.
 struct Direction {
     buf: Box<[u8]>,
@@ -204,25 +199,38 @@ where
     D: AsyncRead + AsyncWrite + Unpin + ?Sized,
 {
     let mut deadline_rx = live.watch_deadline();
+    let mut deadline = *deadline_rx.borrow_and_update();
+    // The wait is on the product's clock: the wall clock re-read at least every
+    // `clock::MAX_NAP` (it can jump), or a test's manual clock, which wakes it
+    // when moved past the deadline.
+    let mut deadline_wait = clock.sleep_until(deadline);
+    // The sender lives in `live`, so the watch cannot close while we run; if it
+    // did, nothing could move the deadline any more and the branch is retired.
+    let mut deadline_movable = true;
     let mut first_close: Option<EndReason> = None;
     let linger_sleep = tokio::time::sleep(Duration::MAX);
     tokio::pin!(linger_sleep);
     loop {
-        let deadline = *deadline_rx.borrow_and_update();
-        let left = (deadline - clock.now()).to_std().unwrap_or(Duration::ZERO).min(MAX_NAP);
         tokio::select! {
             biased;
             _ = live.cut_requested() => return live.cut_reason().unwrap_or(EndReason::Terminated),
-            _ = tokio::time::sleep(left) => {
-                // The deadline may have moved while we slept.
-                if clock.now() >= *deadline_rx.borrow() {
+            () = &mut deadline_wait => {
+                // The deadline may have moved since the wait began.
+                deadline = *deadline_rx.borrow_and_update();
+                if clock.now() >= deadline {
                     return live.deadline_reason();
                 }
+                deadline_wait = clock.sleep_until(deadline);
             }
-            changed = deadline_rx.changed() => {
+            changed = deadline_rx.changed(), if deadline_movable => {
                 if changed.is_err() {
-                    // The registry entry is gone: nothing can move the deadline any more.
-                    deadline_rx = tokio::sync::watch::channel(deadline).1;
+                    deadline_movable = false;
+                    continue;
+                }
+                let moved = *deadline_rx.borrow_and_update();
+                if moved != deadline {
+                    deadline = moved;
+                    deadline_wait = clock.sleep_until(deadline);
                 }
             }
             PumpEvent::Finished(side, err) = poll_fn(|cx| {
@@ -300,33 +308,93 @@ mod tests {
         assert_eq!(client.await.unwrap().len(), 100_000);
     }
 
-    #[tokio::test]
-    async fn cut_at_the_certificate_expiry_when_the_clock_jumps_past_it() {
-        let (_vendor_far, mut vendor) = tokio::io::duplex(1024);
-        let (mut device, _device_far) = tokio::io::duplex(1024);
-        let now = chrono::Utc::now();
-        let manual = std::sync::Arc::new(crate::clock::ManualClock::new(now));
-        let clock: SharedClock = manual.clone();
-        let live = LiveSession::new(
+    fn live_until(now: chrono::DateTime<chrono::Utc>, deadline: chrono::DateTime<chrono::Utc>) -> LiveSession {
+        LiveSession::new(
             "s".into(),
             "w".into(),
             "v".into(),
             "t".into(),
             "d".into(),
             now,
-            now + chrono::Duration::hours(8),
+            deadline,
         )
-        .with_certificate_expiry(now + chrono::Duration::hours(1));
+    }
+
+    /// Runs `drive` on idle streams beside `moves`; says why and when (tokio's
+    /// time, since the start) it ended. With tokio's time paused, a tunnel that
+    /// no clock move wakes lets the runtime jump to the timeout, so a missed wake
+    /// fails at once instead of hanging.
+    async fn drive_idle(
+        live: &LiveSession,
+        clock: &SharedClock,
+        moves: impl std::future::Future<Output = ()>,
+    ) -> (EndReason, Duration) {
+        let (_vendor_far, mut vendor) = tokio::io::duplex(1024);
+        let (mut device, _device_far) = tokio::io::duplex(1024);
         let mut pump = Pump::new(&mut vendor, &mut device);
+        let started = tokio::time::Instant::now();
+        let drive = async {
+            let reason = tokio::time::timeout(
+                Duration::from_secs(3600),
+                drive(&mut pump, live, clock, Duration::from_secs(2)),
+            )
+            .await;
+            (reason, started.elapsed())
+        };
+        let ((reason, after), ()) = tokio::join!(drive, moves);
+        (reason.expect("the tunnel outlived every clock move"), after)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cut_at_the_certificate_expiry_when_the_clock_jumps_past_it() {
+        let now = chrono::Utc::now();
+        let manual = std::sync::Arc::new(crate::clock::ManualClock::new(now));
+        let clock: SharedClock = manual.clone();
+        let live =
+            live_until(now, now + chrono::Duration::hours(8)).with_certificate_expiry(now + chrono::Duration::hours(1));
         // Virtual time: the deadline is an hour away, then the clock passes it.
         let jump = async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             manual.advance(chrono::Duration::hours(1));
         };
-        let started = std::time::Instant::now();
-        let (reason, ()) = tokio::join!(drive(&mut pump, &live, &clock, Duration::from_secs(2)), jump);
+        let (reason, after) = drive_idle(&live, &clock, jump).await;
         assert_eq!(reason, EndReason::CertificateExpired);
-        assert!(started.elapsed() < Duration::from_secs(5), "noticed the jump late");
+        // Woken by the move itself, not by a timer firing later.
+        assert_eq!(after, Duration::from_millis(100), "noticed the jump late");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_extension_moves_the_clock_wait() {
+        let now = chrono::Utc::now();
+        let manual = std::sync::Arc::new(crate::clock::ManualClock::new(now));
+        let clock: SharedClock = manual.clone();
+        let live = live_until(now, now + chrono::Duration::hours(1));
+        let moves = async {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            live.set_deadline(now + chrono::Duration::hours(2));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            // Past the original end, before the new one: still open.
+            manual.advance(chrono::Duration::minutes(90));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            manual.advance(chrono::Duration::minutes(30));
+        };
+        let (reason, after) = drive_idle(&live, &clock, moves).await;
+        assert_eq!(reason, EndReason::WindowEnded);
+        assert_eq!(after, Duration::from_millis(30), "not ended at the new deadline");
+    }
+
+    /// Production: the wall clock, a deadline just ahead, cut within a nap of it.
+    #[tokio::test]
+    async fn cut_at_the_deadline_on_the_wall_clock() {
+        let now = chrono::Utc::now();
+        let deadline = now + chrono::Duration::milliseconds(300);
+        let live = live_until(now, deadline);
+        let clock: SharedClock = std::sync::Arc::new(crate::clock::SystemClock);
+        let (reason, _) = drive_idle(&live, &clock, async {}).await;
+        assert_eq!(reason, EndReason::WindowEnded);
+        let late = chrono::Utc::now() - deadline;
+        assert!(late >= chrono::Duration::zero(), "cut {} early", -late);
+        assert!(late < chrono::Duration::seconds(1), "cut {late} late");
     }
 
     #[test]

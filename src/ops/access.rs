@@ -41,10 +41,9 @@ impl Ops {
                 return Err(OpsError::bad_request("vendor_id is only for the vendor role"))
             }
             (_, Some(v)) => {
-                self.store
-                    .vendor(v)
-                    .await
-                    .map_err(|e| OpsError::unless_found(e, || OpsError::unprocessable(format!("unknown vendor {v}"))))?;
+                self.store.vendor(v).await.map_err(|e| {
+                    OpsError::unless_found(e, || OpsError::unprocessable(format!("unknown vendor {v}")))
+                })?;
             }
             _ => {}
         }
@@ -145,9 +144,17 @@ impl Ops {
             set_by: Some(who.id.0.clone()),
             set_at: Some(crate::audit::truncate_micros(self.now())),
         };
-        let done = Effects::audit(self.event(who, Event::LockdownOff, "lockdown", serde_json::json!({"reason": reason})))
-            .change(Change::Lockdown)
-            .notice(Event::LockdownOff, serde_json::json!({"reason": reason, "by": who.name}));
+        let done = Effects::audit(self.event(
+            who,
+            Event::LockdownOff,
+            "lockdown",
+            serde_json::json!({"reason": reason}),
+        ))
+        .change(Change::Lockdown)
+        .notice(
+            Event::LockdownOff,
+            serde_json::json!({"reason": reason, "by": who.name}),
+        );
         guard
             .lift_lockdown(self.store.as_ref(), &state, done)
             .await
@@ -168,7 +175,11 @@ impl Ops {
             // A running node already stored this one from the file.
             return Ok(false);
         }
-        let event = if state.active { Event::LockdownOn } else { Event::LockdownOff };
+        let event = if state.active {
+            Event::LockdownOn
+        } else {
+            Event::LockdownOff
+        };
         let done = Effects::audit(self.event(
             who,
             event,
@@ -176,7 +187,10 @@ impl Ops {
             serde_json::json!({ "reason": state.reason, "via": "cli" }),
         ))
         .change(Change::Lockdown)
-        .notice(event, serde_json::json!({"reason": state.reason, "by": who.name, "via": "cli"}));
+        .notice(
+            event,
+            serde_json::json!({"reason": state.reason, "by": who.name, "via": "cli"}),
+        );
         self.store.set_lockdown(state, &|_| done.clone()).await?;
         Ok(true)
     }

@@ -82,7 +82,10 @@ impl Ops {
             serde_json::json!({"tunnels_cut_here": cut}),
         ))
         .change(Change::Vendor(id.clone()))
-        .notice(Event::VendorDisabled, serde_json::json!({"vendor_id": id, "by": who.name}));
+        .notice(
+            Event::VendorDisabled,
+            serde_json::json!({"vendor_id": id, "by": who.name}),
+        );
         let v = match self.store.set_vendor_enabled(id, false, &|_| done.clone()).await {
             Ok(v) => v,
             Err(e) if unavailable(&e) => {
@@ -216,7 +219,9 @@ impl Ops {
     /// node and it admits none until enabled again.
     pub async fn disable_device(&self, who: &Actor, id: &DeviceId) -> OpsResult<Device> {
         who.require(&[Role::Admin, Role::Security])?;
-        let cut = self.registry.cut_where(EndReason::DeviceDisabled, |l| l.device_id == *id);
+        let cut = self
+            .registry
+            .cut_where(EndReason::DeviceDisabled, |l| l.device_id == *id);
         let record = effects(|d: &Device| {
             Effects::audit(self.event(
                 who,
@@ -225,7 +230,10 @@ impl Ops {
                 serde_json::json!({"name": d.name, "tunnels_cut_here": cut}),
             ))
             .change(Change::Device(d.id.clone()))
-            .notice(Event::DeviceDisabled, serde_json::json!({"device_id": d.id, "name": d.name, "by": who.name}))
+            .notice(
+                Event::DeviceDisabled,
+                serde_json::json!({"device_id": d.id, "name": d.name, "by": who.name}),
+            )
         });
         let d = self.store.set_device_enabled(id, false, &record).await?;
         self.changed().await;
@@ -236,8 +244,13 @@ impl Ops {
     pub async fn enable_device(&self, who: &Actor, id: &DeviceId) -> OpsResult<Device> {
         who.require(&[Role::Admin])?;
         let record = effects(|d: &Device| {
-            Effects::audit(self.event(who, Event::DeviceEnabled, d.id.as_str(), serde_json::json!({"name": d.name})))
-                .change(Change::Device(d.id.clone()))
+            Effects::audit(self.event(
+                who,
+                Event::DeviceEnabled,
+                d.id.as_str(),
+                serde_json::json!({"name": d.name}),
+            ))
+            .change(Change::Device(d.id.clone()))
         });
         let d = self.store.set_device_enabled(id, true, &record).await?;
         self.changed().await;

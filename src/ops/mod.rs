@@ -29,8 +29,8 @@ use crate::store::{Effects, Store, StoreError, Window};
 
 pub use access::{LockdownOutcome, NewToken};
 pub use actor::{Actor, Granted};
-pub use reports::ReportInput;
 pub use error::{OpsError, OpsResult};
+pub use reports::ReportInput;
 pub use windows::{EmergencyGrant, WindowRequest, MAX_PAST_START};
 
 /// The rules the use cases enforce, from the configuration.
@@ -97,7 +97,10 @@ impl Ops {
         }
         let overdue = self
             .store
-            .unreported_windows(Some(vendor), self.now() - self.rules.report_due)
+            .unreported_windows(
+                Some(vendor),
+                crate::policy::overdue_if_ended_by(self.rules.report_due, self.now()),
+            )
             .await?;
         Ok(overdue.into_iter().next())
     }

@@ -314,7 +314,12 @@ impl Ops {
         let guard = self.guard();
         guard.restrict(restriction.clone());
         let cut = self.registry.cut_window(id, EndReason::WindowRevoked);
-        let t = self.transition(who, &[WindowState::Approved], WindowState::Revoked, Some(reason.clone()));
+        let t = self.transition(
+            who,
+            &[WindowState::Approved],
+            WindowState::Revoked,
+            Some(reason.clone()),
+        );
         let event = self.event(
             who,
             Event::WindowRevoked,
@@ -336,12 +341,10 @@ impl Ops {
                 guard.defer(Pending::RevokeWindow {
                     id: id.clone(),
                     transition: t,
-                    effects: Effects::audit(event.clone())
-                        .change(Change::Window(id.clone()))
-                        .notice(
-                            Event::WindowRevoked,
-                            serde_json::json!({"window_id": id, "reason": reason}),
-                        ),
+                    effects: Effects::audit(event.clone()).change(Change::Window(id.clone())).notice(
+                        Event::WindowRevoked,
+                        serde_json::json!({"window_id": id, "reason": reason}),
+                    ),
                 });
                 return Err(OpsError::unavailable(format!(
                     "the database cannot be reached: {cut} live tunnels of this window were cut on this node and it stays refused here; the revocation is stored as soon as the database is back"

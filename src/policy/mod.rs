@@ -2,6 +2,7 @@
 //! the state and the time. No I/O, no clock, no async: every rule of DESIGN.md's
 //! invariant 1 lives here and is tested table by table in `tests.rs`.
 
+mod shared_map;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -9,11 +10,12 @@ mod tests;
 use std::fmt;
 use std::net::IpAddr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::domain::{DeviceId, Fingerprint, TechnicianId, VendorId, WindowId};
 
+pub use shared_map::SharedMap;
 pub use snapshot::{DeviceEntry, OverdueMode, PolicySettings, Snapshot, TechnicianEntry, VendorEntry, WindowEntry};
 
 /// What the gateway knows about a connection once its TLS handshake is done.
@@ -108,6 +110,18 @@ pub enum Decision {
     Deny(Denial),
 }
 
+/// The overdue-report rule, in one place: the report of a window that ended
+/// (or was revoked) at `ended_at` is overdue once `report_due` has passed.
+pub fn report_overdue(ended_at: DateTime<Utc>, report_due: Duration, now: DateTime<Utc>) -> bool {
+    ended_at + report_due <= now
+}
+
+/// Windows that ended at or before this instant have an overdue report at `now`
+/// (the same rule as [`report_overdue`], as a bound for the store's query).
+pub fn overdue_if_ended_by(report_due: Duration, now: DateTime<Utc>) -> DateTime<Utc> {
+    now - report_due
+}
+
 /// Decides whether a connection may open a tunnel (DESIGN.md invariant 1).
 ///
 /// Checks run from the cheapest global one (lockdown) to the most specific, and the
@@ -172,7 +186,7 @@ pub fn decide(facts: &Facts<'_>, snap: &Snapshot, now: DateTime<Utc>) -> Decisio
 
     let overdue = vendor
         .oldest_unreported_end
-        .is_some_and(|end| end + snap.settings.report_due <= now);
+        .is_some_and(|end| report_overdue(end, snap.settings.report_due, now));
     let block_overdue = overdue && snap.settings.on_overdue == OverdueMode::Block;
 
     let mut any_covering = false;

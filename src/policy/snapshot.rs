@@ -1,12 +1,11 @@
 //! The state the policy decides on: everything admission needs, indexed for the
 //! lookups the gateway makes on every connection.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Duration, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::SharedMap;
 use crate::domain::{DeviceId, Fingerprint, TechnicianId, VendorId, WindowId};
 
 /// What to do when a vendor has an overdue intervention report.
@@ -100,16 +99,19 @@ pub struct WindowEntry {
 }
 
 /// Everything the policy needs, indexed for the gateway's lookups.
+///
+/// The maps are [`SharedMap`]s: a clone shares their storage, so the change
+/// feed can apply one change to a copy without copying every window.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub lockdown: bool,
     pub settings: PolicySettings,
     /// Keyed by the lower-case device name (the SNI).
-    pub devices: HashMap<String, DeviceEntry>,
-    pub technicians: HashMap<Fingerprint, TechnicianEntry>,
-    pub vendors: HashMap<VendorId, VendorEntry>,
+    pub devices: SharedMap<String, DeviceEntry>,
+    pub technicians: SharedMap<Fingerprint, TechnicianEntry>,
+    pub vendors: SharedMap<VendorId, VendorEntry>,
     /// Approved windows by device; a window over several devices appears under each.
-    pub windows: HashMap<DeviceId, Vec<WindowEntry>>,
+    pub windows: SharedMap<DeviceId, Vec<WindowEntry>>,
 }
 
 impl Snapshot {

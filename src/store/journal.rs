@@ -148,6 +148,12 @@ fn must_be_durable_now(e: &JournalEntry) -> bool {
     matches!(e, JournalEntry::SessionStarted(..))
 }
 
+/// Entries kept for retry only up to `retry_capacity` during an outage: plain
+/// audit events and notices (session ends are always kept).
+fn bounded(e: &JournalEntry) -> bool {
+    matches!(e, JournalEntry::Audit(_) | JournalEntry::Notice(..))
+}
+
 struct Writer {
     /// `retry.len()`, published for [`Journal::queued`].
     queued: Arc<AtomicUsize>,
@@ -156,7 +162,7 @@ struct Writer {
     settings: JournalSettings,
     /// Entries not yet durable, oldest first.
     retry: VecDeque<JournalEntry>,
-    /// How many of them are plain audit events (the bounded kind).
+    /// How many of them are plain audit events or notices (the bounded kinds).
     queued_audits: usize,
     /// Audit events given up since the last report, for lack of room.
     dropped: u64,
@@ -295,7 +301,7 @@ impl Writer {
                 self.retry.push_back(e);
                 Ok(Durability::Queued)
             }
-            e @ JournalEntry::Audit(_) => {
+            e @ (JournalEntry::Audit(_) | JournalEntry::Notice(..)) => {
                 if self.queued_audits < self.settings.retry_capacity {
                     self.queued_audits += 1;
                     self.retry.push_back(e);
@@ -338,7 +344,7 @@ impl Writer {
                             Ok(()) => {}
                             Err(e) if e.is_unavailable() => {
                                 self.health.mark_down(&e.to_string());
-                                if matches!(entry, JournalEntry::Audit(_)) {
+                                if bounded(&entry) {
                                     self.queued_audits += 1;
                                 }
                                 self.retry.push_front(entry);
@@ -376,7 +382,7 @@ impl Writer {
     /// Removes the `n` oldest queued entries.
     fn take_front(&mut self, n: usize) -> Vec<JournalEntry> {
         let taken: Vec<JournalEntry> = self.retry.drain(..n.min(self.retry.len())).collect();
-        let audits = taken.iter().filter(|e| matches!(e, JournalEntry::Audit(_))).count();
+        let audits = taken.iter().filter(|e| bounded(e)).count();
         self.queued_audits = self.queued_audits.saturating_sub(audits);
         taken
     }

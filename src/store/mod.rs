@@ -3,8 +3,10 @@
 //! and [`PgStore`] (several gateway nodes sharing one database).
 
 mod effects;
+mod feed;
 mod health;
 mod journal;
+mod outbox;
 mod postgres;
 mod records;
 mod sqlite;
@@ -23,8 +25,10 @@ use crate::domain::{DeviceId, SessionId, TechnicianId, UserId, VendorId, WindowI
 use crate::policy::Snapshot;
 
 pub use effects::{Change, ChangeRecord, Effects, Notice, Record, CHANGES_CHANNEL};
+pub use feed::{AdmissionReads, ChangeListener, DeviceAdmission, TechnicianAdmission, WindowAdmission};
 pub use health::{HealthReport, StoreHealth};
 pub use journal::{Durability, Journal, JournalError, JournalSettings};
+pub use outbox::{OutboxBacklog, OutboxItem, OutboxPurge};
 pub use postgres::PgStore;
 pub use records::*;
 pub use sqlite::SqliteStore;
@@ -154,23 +158,43 @@ pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Counts changes that affect admission, so the gateway's cached [`Snapshot`] can
 /// tell it is stale. Bumped after the change is committed, before the call returns.
-#[derive(Debug, Default)]
-pub struct Generation(AtomicU64);
+#[derive(Debug)]
+pub struct Generation {
+    count: AtomicU64,
+    /// Wakes the change-feed follower of this process at once.
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Self {
+            count: AtomicU64::new(0),
+            changed: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
 
 impl Generation {
     /// The current count.
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Acquire)
+        self.count.load(Ordering::Acquire)
     }
     /// Marks the admission state as changed.
     pub fn bump(&self) {
-        self.0.fetch_add(1, Ordering::AcqRel);
+        let n = self.count.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        self.changed.send_replace(n);
+    }
+    /// Watches the count: `changed()` completes after each [`Generation::bump`]
+    /// since the last look, however many.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 }
 
 /// Everything Portier keeps. Methods are named for what they do; none exposes SQL.
+/// The per-object reads of the change-feed follower are in [`AdmissionReads`].
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AdmissionReads + Send + Sync + 'static {
     /// Applies the pending migrations of this backend.
     async fn migrate(&self) -> StoreResult<()>;
     /// Checks that the database answers.
@@ -355,6 +379,59 @@ pub trait Store: Send + Sync + 'static {
     // --- admission ---
     /// Everything the policy needs, for windows not ended at `now`.
     async fn load_admission_snapshot(&self, now: DateTime<Utc>) -> StoreResult<Snapshot>;
+
+    // --- the notification outbox (see [`OutboxItem`]) ---
+    /// Queues notices that go with no stored change (a tunnel's start and end,
+    /// the scheduler's reminders), in one transaction, due at once.
+    async fn enqueue_notices(&self, notices: &[Notice], at: DateTime<Utc>) -> StoreResult<()>;
+    /// Claims for `node`, until `until`, at most `limit` notices due at `now`
+    /// (neither delivered nor given up, next attempt reached, unclaimed or
+    /// claim expired), oldest first, counting the attempt. Two nodes never hold
+    /// the same notice at the same time.
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>>;
+    /// Frees the claims `node` holds. Called as its delivery starts: any claim
+    /// it still holds was left by its previous run, stopped mid-delivery.
+    async fn release_outbox_claims(&self, node: &str) -> StoreResult<u64>;
+    /// Marks a notice delivered (to every sink that wants it).
+    async fn outbox_delivered(&self, seq: i64, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Schedules the next attempt of a notice `node` holds, with the error of
+    /// this one and the sinks that have accepted it so far. Nothing happens if
+    /// `node` no longer holds it (its claim expired and another node took it).
+    async fn outbox_retry(
+        &self,
+        seq: i64,
+        node: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()>;
+    /// Gives up a notice `node` holds, retried for the whole horizon.
+    async fn outbox_failed(
+        &self,
+        seq: i64,
+        node: &str,
+        at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()>;
+    /// Deletes the notices settled (delivered or given up) that were created
+    /// before `settled_before`, and gives up, as of `at`, the unclaimed pending
+    /// ones created before `expire_before` (nobody delivered them within the
+    /// horizon: no node has a sink, or none ran).
+    async fn purge_outbox(
+        &self,
+        settled_before: DateTime<Utc>,
+        expire_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<OutboxPurge>;
+    /// How many notices wait, and since when.
+    async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog>;
 }
 
 /// Opens the store a URL designates (`sqlite://PATH[?mode=ro]` or `postgres://…`).

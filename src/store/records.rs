@@ -273,6 +273,9 @@ pub enum JournalEntry {
     SessionEnded(SessionEnd, AuditEvent),
     /// Any other event (denials…).
     Audit(AuditEvent),
+    /// A notification that goes with no stored change (see
+    /// [`crate::notify::Notifier::send`]), raised at the given time.
+    Notice(super::Notice, DateTime<Utc>),
 }
 
 /// Filters of the audit trail.

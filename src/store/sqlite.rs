@@ -11,6 +11,8 @@
 //! dropped unfinished, the connection is closed, which rolls back whatever is
 //! still open, and the pool opens a fresh one.
 
+mod admission;
+
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,6 +31,9 @@ use super::*;
 use crate::audit::{chain_hash, AuditEvent, AuditRecord, GENESIS_HASH};
 use crate::domain::{DeviceName, Fingerprint, Role, WindowState};
 use crate::policy::{DeviceEntry, TechnicianEntry, VendorEntry, WindowEntry};
+
+// The notification outbox's SQL (delivery by claims with a lease).
+mod outbox;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -523,13 +528,7 @@ async fn record_in(conn: &mut SqliteConnection, effects: &Effects) -> StoreResul
         .await?;
     }
     for notice in &effects.notices {
-        sqlx::query("INSERT INTO outbox (created_at, event, data, next_attempt_at) VALUES (?, ?, ?, ?)")
-            .bind(us(audit.at))
-            .bind(notice.event.as_str())
-            .bind(notice.data.to_string())
-            .bind(us(audit.at))
-            .execute(&mut *conn)
-            .await?;
+        outbox::insert_in(&mut *conn, notice, audit.at).await?;
     }
     Ok(audit)
 }
@@ -1372,8 +1371,14 @@ impl Store for SqliteStore {
                         .bind(s.window_id.as_str())
                         .execute(&mut *tx)
                         .await?;
-                    admission_changed |= marked.rows_affected() > 0;
-                    append_audit_in(&mut tx, event).await?;
+                    if marked.rows_affected() > 0 {
+                        // The vendor's overdue state may move: every node re-reads it (feed).
+                        let effects = Effects::audit(event.clone()).change(Change::Reports(s.vendor_id.clone()));
+                        record_in(&mut tx, &effects).await?;
+                        admission_changed = true;
+                    } else {
+                        append_audit_in(&mut tx, event).await?;
+                    }
                 }
                 JournalEntry::SessionEnded(end, event) => {
                     let ended = sqlx::query(
@@ -1394,6 +1399,9 @@ impl Store for SqliteStore {
                 }
                 JournalEntry::Audit(event) => {
                     append_audit_in(&mut tx, event).await?;
+                }
+                JournalEntry::Notice(notice, at) => {
+                    outbox::insert_in(&mut tx, notice, *at).await?;
                 }
             }
         }
@@ -1683,5 +1691,56 @@ impl Store for SqliteStore {
         }
         tx.commit().await?;
         Ok(snap)
+    }
+
+    async fn enqueue_notices(&self, notices: &[Notice], at: DateTime<Utc>) -> StoreResult<()> {
+        self.outbox_enqueue(notices, at).await
+    }
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.outbox_claim(node, now, until, limit).await
+    }
+    async fn release_outbox_claims(&self, node: &str) -> StoreResult<u64> {
+        self.outbox_release(node).await
+    }
+    async fn outbox_delivered(&self, seq: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        self.outbox_mark_delivered(seq, at).await
+    }
+    async fn outbox_retry(
+        &self,
+        seq: i64,
+        node: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()> {
+        self.outbox_mark_retry(seq, node, next_attempt_at, error, sinks_done)
+            .await
+    }
+    async fn outbox_failed(
+        &self,
+        seq: i64,
+        node: &str,
+        at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()> {
+        self.outbox_mark_failed(seq, node, at, error, sinks_done).await
+    }
+    async fn purge_outbox(
+        &self,
+        settled_before: DateTime<Utc>,
+        expire_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<OutboxPurge> {
+        self.outbox_purge(settled_before, expire_before, at).await
+    }
+    async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
+        self.outbox_count().await
     }
 }

@@ -1,7 +1,5 @@
 //! The admin API over real HTTPS, with the real gateway behind it.
 
-use std::time::Duration;
-
 use chrono::Utc;
 use portier::audit::AuditEvent;
 use portier::domain::SessionId;
@@ -106,7 +104,14 @@ async fn world(t: &TestApp) -> World {
                 bytes_to_vendor: 0,
                 end_reason: None,
             },
-            AuditEvent::new(now, "gateway", portier::events::Event::SessionStarted, sid.as_str(), "success", json!({})),
+            AuditEvent::new(
+                now,
+                "gateway",
+                portier::events::Event::SessionStarted,
+                sid.as_str(),
+                "success",
+                json!({}),
+            ),
         )])
         .await
         .unwrap();
@@ -146,6 +151,26 @@ async fn authorization_matrix(db: TestDb) {
         &'static [&'static str],
         &'static [&'static str],
     );
+    let (st, spare) = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&t.admin),
+            Some(json!({"name": "spare", "role": "auditor"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{spare}");
+    let spare = spare["id"].as_str().unwrap().to_owned();
+    let (st, spare_device) = t
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(&t.admin),
+            Some(json!({"name": "spare-dev", "address": "127.0.0.1:9", "protocol": "ssh", "vendor_ids": [w.vendor_b]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{spare_device}");
+    let db_ = spare_device["id"].as_str().unwrap().to_owned();
     let rows: Vec<Row> = vec![
         (
             "GET",
@@ -378,6 +403,16 @@ async fn authorization_matrix(db: TestDb) {
             &["admin", "security", "auditor", "vendor_a", "vendor_b"],
             &[],
         ),
+        ("GET", "/api/v1/users".into(), None, &["admin"], &[]),
+        ("POST", format!("/api/v1/users/{spare}/disable"), None, &["admin"], &[]),
+        (
+            "POST",
+            format!("/api/v1/devices/{db_}/disable"),
+            None,
+            &["admin", "security"],
+            &[],
+        ),
+        ("POST", format!("/api/v1/devices/{db_}/enable"), None, &["admin"], &[]),
         (
             "GET",
             "/api/v1/lockdown".into(),
@@ -489,6 +524,9 @@ async fn authorization_matrix(db: TestDb) {
         "user.created",
         "vendor.disabled",
         "technician.revoked",
+        "user.disabled",
+        "device.disabled",
+        "device.enabled",
     ] {
         assert!(
             events
@@ -532,7 +570,9 @@ fn openssl_csr(dir: &std::path::Path) -> Option<(String, String)> {
 }
 
 async fn workflow(db: TestDb) {
-    let t = TestApp::spawn(db).await;
+    // Virtual time: the window starts when the test moves the clock.
+    let clock = std::sync::Arc::new(portier::clock::ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with(db, "", clock.clone()).await;
     let device = echo_device().await;
     let (st, v) = t
         .call(
@@ -656,8 +696,7 @@ async fn workflow(db: TestDb) {
         .starts_with("PORTIER DENIED no_active_window "));
 
     // Inside the window: the tunnel works.
-    let wait = (starts - Utc::now()).to_std().unwrap_or_default();
-    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    clock.set(starts + chrono::Duration::milliseconds(100));
     let (_, b) = t
         .call("GET", &format!("/api/v1/windows/{wid}"), Some(&vendor), None)
         .await;
@@ -1269,3 +1308,49 @@ async fn openapi_documents_every_route() {
     }
     t.stop().await;
 }
+
+/// A disabled account's token stops working at once; an admin cannot disable
+/// itself; the change is audited by whoever made it.
+async fn disabled_accounts(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let (st, created) = t
+        .call(
+            "POST",
+            "/api/v1/users",
+            Some(&t.admin),
+            Some(json!({"name": "leaver", "role": "security"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{created}");
+    let (id, token) = (
+        created["id"].as_str().unwrap().to_owned(),
+        created["token"].as_str().unwrap().to_owned(),
+    );
+    let (st, _) = t.call("GET", "/api/v1/me", Some(&token), None).await;
+    assert_eq!(st, 200);
+    let (st, u) = t
+        .call("POST", &format!("/api/v1/users/{id}/disable"), Some(&t.admin), None)
+        .await;
+    assert_eq!(st, 200, "{u}");
+    assert!(u["disabled_at"].is_string(), "{u}");
+    let (st, e) = t.call("GET", "/api/v1/me", Some(&token), None).await;
+    assert_eq!(st, 401, "a disabled account's token must be refused: {e}");
+    let (_, me) = t.call("GET", "/api/v1/me", Some(&t.admin), None).await;
+    let admin_id = me["id"].as_str().unwrap().to_owned();
+    let (st, e) = t
+        .call(
+            "POST",
+            &format!("/api/v1/users/{admin_id}/disable"),
+            Some(&t.admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, 409, "{e}");
+    let events = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
+    let disabled: Vec<_> = events.iter().filter(|e| e.action == "user.disabled").collect();
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0].object, id);
+    assert_eq!(disabled[0].actor, admin_id);
+    t.stop().await;
+}
+on_both_backends!(a_disabled_account_is_refused_at_once, super::disabled_accounts);

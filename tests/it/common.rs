@@ -277,7 +277,12 @@ impl TestGateway {
     }
 
     pub async fn spawn_with(store: Arc<dyn Store>, pki: &Pki, policy: PolicySettings) -> Self {
-        let clock: SharedClock = Arc::new(SystemClock);
+        Self::spawn_clocked(store, pki, policy, Arc::new(SystemClock)).await
+    }
+
+    /// A gateway whose admission and deadlines follow `clock` (a test's
+    /// `ManualClock`: moving it past a deadline cuts at once).
+    pub async fn spawn_clocked(store: Arc<dyn Store>, pki: &Pki, policy: PolicySettings, clock: SharedClock) -> Self {
         let (journal, _task) = Journal::start(store.clone());
         let registry = Arc::new(Registry::default());
         let deps = GatewayDeps {

@@ -142,7 +142,9 @@ async fn lockdown(db: TestDb) {
 on_both_backends!(lockdown_cuts_refuses_persists_and_lifts, super::lockdown);
 
 async fn emergency_and_review(db: TestDb) {
-    let t = TestApp::spawn(db).await;
+    // Virtual time: the grant's end comes when the test moves the clock.
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let t = TestApp::spawn_with(db, "", clock.clone()).await;
     let device = echo_device().await;
     let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", device).await;
     let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
@@ -273,11 +275,15 @@ async fn emergency_and_review(db: TestDb) {
         .any(|e| e.action == "emergency.granted" && e.details.contains("stroke protocol")));
 
     // When the grant expires, the tunnel is cut and the address refused again.
-    let closed = wait_closed_within(&mut extra, Duration::from_secs(75)).await;
+    clock.set(ends_at - chrono::Duration::milliseconds(1));
+    assert_eq!(echo_roundtrip(&mut extra, b"last").await, b"last");
+    let at_end = std::time::Instant::now();
+    clock.set(ends_at);
+    wait_closed(&mut extra).await;
     assert!(
-        closed - ends_at < chrono::Duration::seconds(1),
-        "cut {} after the grant's end",
-        closed - ends_at
+        at_end.elapsed() < Duration::from_secs(1),
+        "cut {:?} after the grant's end",
+        at_end.elapsed()
     );
     let mut again = connect_from("127.0.0.3", t.app.gateway_addr, "mri-1", sc.tls.clone())
         .await
@@ -292,21 +298,6 @@ on_both_backends!(
     emergency_grant_extra_networks_expire_and_are_reviewed,
     super::emergency_and_review
 );
-
-async fn wait_closed_within(
-    tls: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-    limit: Duration,
-) -> chrono::DateTime<Utc> {
-    use tokio::io::AsyncReadExt;
-    let mut buf = [0u8; 1024];
-    loop {
-        match tokio::time::timeout(limit, tls.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return Utc::now(),
-            Ok(Ok(_)) => {}
-            Err(_) => panic!("tunnel still open after {limit:?}"),
-        }
-    }
-}
 
 async fn reports_and_overdue(db: TestDb, mode: &str) {
     let start = Utc::now();
@@ -501,12 +492,14 @@ on_both_backends!(
 on_both_backends!(overdue_report_in_warn_mode_blocks_nothing, super::reports_warn);
 
 async fn extension(db: TestDb) {
-    let t = TestApp::spawn(db).await;
+    // Virtual time: the ends come when the test moves the clock.
+    let now = Utc::now();
+    let clock = Arc::new(ManualClock::new(now));
+    let t = TestApp::spawn_with(db, "", clock.clone()).await;
     let device = echo_device().await;
     let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", device).await;
     let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
     let security = t.token("security", "soc", None).await;
-    let now = Utc::now();
     let original_end = now + chrono::Duration::seconds(3);
     let wid = t
         .approved_window(
@@ -557,12 +550,17 @@ async fn extension(db: TestDb) {
     );
 
     // Alive past the original end, cut at the new one.
-    tokio::time::sleep((original_end - Utc::now()).to_std().unwrap_or_default() + Duration::from_millis(500)).await;
+    clock.set(original_end + chrono::Duration::milliseconds(500));
     assert_eq!(echo_roundtrip(&mut tls, b"still here").await, b"still here");
-    let closed = wait_closed(&mut tls).await;
+    clock.set(new_end - chrono::Duration::milliseconds(1));
+    assert_eq!(echo_roundtrip(&mut tls, b"just in").await, b"just in");
+    let at_end = std::time::Instant::now();
+    clock.set(new_end);
+    wait_closed(&mut tls).await;
     assert!(
-        closed >= new_end - chrono::Duration::milliseconds(50) && closed - new_end < chrono::Duration::seconds(1),
-        "closed at {closed}, new end {new_end}"
+        at_end.elapsed() < Duration::from_secs(1),
+        "cut {:?} after the new end",
+        at_end.elapsed()
     );
     let s = eventually(|| async {
         let (_, l) = t

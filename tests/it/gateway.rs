@@ -1,10 +1,16 @@
 //! The gateway end to end: real TLS, real sockets, a real store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use portier::clock::ManualClock;
 use portier::domain::{EndReason, WindowState};
-use portier::store::{AuditFilter, NewDevice, NewVendor, NewWindow, SessionFilter, Store, WindowTransition};
+use portier::policy::PolicySettings;
+use portier::store::{
+    AuditFilter, Change, NewDevice, NewVendor, NewWindow, SessionFilter, Store, WindowTransition,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
@@ -245,7 +251,9 @@ async fn denials(db: TestDb) {
 
     // Disabling the vendor takes effect for the very next connection.
     store
-        .set_vendor_enabled(&s.vendor.id, false, &|_| test_effects())
+        .set_vendor_enabled(&s.vendor.id, false, &|v| {
+            test_effects().change(Change::Vendor(v.id.clone()))
+        })
         .await
         .unwrap();
     let mut tls = connect_from("127.0.0.2", gw.addr, "mri-1", alice.clone())
@@ -352,7 +360,9 @@ async fn window_end_cuts(db: TestDb) {
         )
         .await
         .unwrap();
+    // Virtual time: the product's clock moves only when the test says so.
     let now = Utc::now();
+    let clock = Arc::new(ManualClock::new(now));
     let short = approved_window(
         db.store.as_ref(),
         &s.vendor,
@@ -361,7 +371,7 @@ async fn window_end_cuts(db: TestDb) {
         now + chrono::Duration::milliseconds(2500),
     )
     .await;
-    let gw = TestGateway::spawn(db.store.clone(), &pki).await;
+    let gw = TestGateway::spawn_clocked(db.store.clone(), &pki, PolicySettings::default(), clock.clone()).await;
 
     let tls = connect_from("127.0.0.2", gw.addr, "mri-1", pki.client_tls(Some(&s.tech_cert), TLS13))
         .await
@@ -377,26 +387,43 @@ async fn window_end_cuts(db: TestDb) {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
-    let mut echoed = 0u64;
-    let mut buf = vec![0u8; 16 * 1024];
-    let started = Instant::now();
-    let closed_at = loop {
-        match tokio::time::timeout(Duration::from_secs(10), r.read(&mut buf)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break Utc::now(),
-            Ok(Ok(n)) => echoed += n as u64,
-            Err(_) => panic!("tunnel still open 10 s later"),
-        }
+    let echoed = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let echoed = echoed.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match tokio::time::timeout(Duration::from_secs(10), r.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Instant::now(),
+                    Ok(Ok(n)) => echoed.fetch_add(n as u64, Ordering::Relaxed),
+                    Err(_) => panic!("tunnel still open 10 s later"),
+                };
+            }
+        })
     };
+    let flowing = |more: u64| {
+        let echoed = echoed.clone();
+        let from = echoed.load(Ordering::Relaxed);
+        eventually(move || {
+            let echoed = echoed.clone();
+            async move { (echoed.load(Ordering::Relaxed) >= from + more).then_some(()) }
+        })
+    };
+    flowing(10_000).await;
+    // A millisecond before the end: still open, bytes still flowing.
+    clock.set(short.ends_at - chrono::Duration::milliseconds(1));
+    flowing(10_000).await;
+    assert!(!reader.is_finished(), "cut before the end");
+    // At the end: cut at once (the product promises within a second).
+    let at_end = Instant::now();
+    clock.set(short.ends_at);
+    let closed = tokio::time::timeout(Duration::from_secs(10), reader)
+        .await
+        .expect("tunnel still open 10 s after the window's end")
+        .unwrap();
     writer.abort();
-    assert!(echoed > 10_000, "bytes were flowing ({echoed})");
-    assert!(started.elapsed() > Duration::from_secs(1), "cut too early");
-    let late = closed_at - short.ends_at;
-    assert!(late < chrono::Duration::seconds(1), "cut {late} after the window's end");
-    assert!(
-        closed_at >= short.ends_at - chrono::Duration::milliseconds(50),
-        "cut before the end: {closed_at} < {}",
-        short.ends_at
-    );
+    let late = closed - at_end;
+    assert!(late < Duration::from_secs(1), "cut {late:?} after the window's end");
 
     let session = eventually(|| async {
         db.store
@@ -409,8 +436,14 @@ async fn window_end_cuts(db: TestDb) {
     .await;
     assert_eq!(session.end_reason, Some(EndReason::WindowEnded));
     assert_eq!(session.window_id, short.id);
-    assert!(session.ended_at.unwrap() - short.ends_at < chrono::Duration::seconds(1));
-    assert!(session.bytes_from_vendor > 10_000);
+    let ended = session.ended_at.unwrap();
+    assert!(
+        ended >= short.ends_at - chrono::Duration::milliseconds(1)
+            && ended - short.ends_at < chrono::Duration::seconds(1),
+        "ended at {ended}, window end {}",
+        short.ends_at
+    );
+    assert!(session.bytes_from_vendor > 20_000);
     gw.stop().await;
 }
 on_both_backends!(window_end_cuts_a_busy_tunnel_within_a_second, super::window_end_cuts);

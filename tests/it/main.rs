@@ -12,6 +12,7 @@ mod common;
 mod api;
 mod cli;
 mod cli_api;
+mod cluster;
 mod controls;
 mod evidence;
 mod gateway;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use portier::clock::ManualClock;
-use portier::notify::{Notifier, Sinks, WebhookConfig};
+use portier::notify::{self, DeliverySettings, Sinks, WebhookConfig};
 use serde_json::{json, Value};
 
 use crate::common::*;
@@ -72,17 +72,44 @@ async fn failed_webhook_deliveries_log_no_credentials() {
         .finish();
     // Current-thread runtime: the delivery tasks log on this thread, into `logs`.
     let _guard = tracing::subscriber::set_default(subscriber);
-    let notifier = Notifier::start(Sinks {
-        webhooks: vec![WebhookConfig {
-            url: hook_url(dead_port()),
-            secret: HMAC.into(),
-            events: vec!["*".into()],
-        }],
-        syslog: None,
-        retry_base: Duration::from_millis(1),
-    });
+    let db = TestDb::sqlite().await;
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let (journal, _task) = portier::store::Journal::start(db.store.clone());
+    let (notifier, worker) = notify::start(
+        Sinks {
+            webhooks: vec![WebhookConfig {
+                url: hook_url(dead_port()),
+                secret: HMAC.into(),
+                events: vec!["*".into()],
+            }],
+            syslog: None,
+        },
+        DeliverySettings {
+            retry_base: Duration::from_millis(1),
+            retry_for: Duration::from_secs(3600),
+            poll: Duration::from_millis(10),
+            ..DeliverySettings::default()
+        },
+        db.store.clone(),
+        journal,
+        clock.clone(),
+        "n1",
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    tokio::spawn(worker.run(stop));
     notifier.send(portier::events::Event::LockdownOn, json!({"reason": "test"}));
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !logs.text().contains("webhook unreachable") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no attempt logged: {}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Past the retry horizon: the next attempt is the last, and is logged as given up.
+    clock.advance(chrono::Duration::hours(2));
     while !logs.text().contains("abandoned") {
         assert!(
             std::time::Instant::now() < deadline,

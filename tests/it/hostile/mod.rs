@@ -11,5 +11,5 @@ mod nodes;
 mod outage;
 mod proxy;
 mod race;
-mod support;
+pub(crate) mod support;
 mod webhooks;

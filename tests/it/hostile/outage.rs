@@ -104,3 +104,72 @@ on_both_backends!(
     a_failing_device_lookup_is_not_an_unknown_device,
     super::failing_device_lookup
 );
+
+/// The number of audit events named `action` about `object`.
+async fn audited(t: &TestApp, reader: &str, action: &str, object: &str) -> usize {
+    let (st, events) = t.call("GET", "/api/v1/audit", Some(reader), None).await;
+    assert_eq!(st, 200, "{events}");
+    events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == action && e["object"] == object)
+        .count()
+}
+
+/// A change whose transaction fails at its very end (the change-feed row, written
+/// last) leaves nothing: neither the change, nor its audit event, nor its
+/// notification; once the fault is gone the same call succeeds, recorded once.
+async fn a_failed_commit_leaves_no_trace(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", echo_device().await).await;
+    let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
+    let security = t.token("security", "soc", None).await;
+    let starts = Utc::now() + chrono::Duration::hours(1);
+    let (st, w) = t
+        .call(
+            "POST",
+            "/api/v1/windows",
+            Some(&vendor),
+            Some(json!({"device_ids": ["mri-1"], "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1), "reason": "r"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{w}");
+    let id = w["id"].as_str().unwrap().to_owned();
+
+    refuse_inserts(&t.db, "changes").await;
+    let (st, e) = t
+        .call("POST", &format!("/api/v1/windows/{id}/approve"), Some(&security), None)
+        .await;
+    assert_unavailable("approval", st, &e);
+    let (_, w) = t
+        .call("GET", &format!("/api/v1/windows/{id}"), Some(&security), None)
+        .await;
+    assert_eq!(w["state"], "requested", "the approval must not be stored: {w}");
+    assert_eq!(
+        audited(&t, &security, "window.approved", &id).await,
+        0,
+        "no audit event for a change not stored"
+    );
+
+    let drop = if t.db.url.starts_with("sqlite:") {
+        "DROP TRIGGER refuse_changes"
+    } else {
+        "DROP TRIGGER refuse_changes ON changes"
+    };
+    sabotage(&t.db, drop).await;
+    let (st, w) = t
+        .call("POST", &format!("/api/v1/windows/{id}/approve"), Some(&security), None)
+        .await;
+    assert_eq!(st, 200, "{w}");
+    assert_eq!(w["state"], "approved");
+    assert_eq!(audited(&t, &security, "window.approved", &id).await, 1);
+    let (st, v) = t.call("GET", "/api/v1/audit/verify", Some(&security), None).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["valid"], true, "{v}");
+    t.stop().await;
+}
+on_both_backends!(
+    a_change_whose_commit_fails_leaves_neither_change_nor_audit_event,
+    super::a_failed_commit_leaves_no_trace
+);

@@ -199,6 +199,25 @@ on_both_backends!(terminate_in_the_gap_is_honoured, super::terminate_in_the_gap)
 
 // Plain delegation, except `write_journal`.
 #[async_trait]
+impl AdmissionReads for SlowStarts {
+    async fn admission_window(&self, id: &WindowId, now: DateTime<Utc>) -> StoreResult<Option<WindowAdmission>> {
+        self.inner.admission_window(id, now).await
+    }
+    async fn admission_technician(&self, id: &TechnicianId) -> StoreResult<Option<TechnicianAdmission>> {
+        self.inner.admission_technician(id).await
+    }
+    async fn admission_vendor(&self, id: &VendorId) -> StoreResult<Option<portier::policy::VendorEntry>> {
+        self.inner.admission_vendor(id).await
+    }
+    async fn admission_device(&self, id: &DeviceId) -> StoreResult<Option<DeviceAdmission>> {
+        self.inner.admission_device(id).await
+    }
+    async fn change_listener(&self) -> StoreResult<Option<Box<dyn ChangeListener>>> {
+        self.inner.change_listener().await
+    }
+}
+
+#[async_trait]
 impl Store for SlowStarts {
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
         if entries.iter().any(|e| matches!(e, JournalEntry::SessionStarted(..))) {
@@ -436,5 +455,56 @@ impl Store for SlowStarts {
     }
     async fn load_admission_snapshot(&self, now: DateTime<Utc>) -> StoreResult<Snapshot> {
         self.inner.load_admission_snapshot(now).await
+    }
+    async fn enqueue_notices(&self, notices: &[Notice], at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.enqueue_notices(notices, at).await
+    }
+    async fn claim_outbox(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<OutboxItem>> {
+        self.inner.claim_outbox(node, now, until, limit).await
+    }
+    async fn release_outbox_claims(&self, node: &str) -> StoreResult<u64> {
+        self.inner.release_outbox_claims(node).await
+    }
+    async fn outbox_delivered(&self, seq: i64, at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.outbox_delivered(seq, at).await
+    }
+    async fn outbox_retry(
+        &self,
+        seq: i64,
+        node: &str,
+        next_attempt_at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()> {
+        self.inner
+            .outbox_retry(seq, node, next_attempt_at, error, sinks_done)
+            .await
+    }
+    async fn outbox_failed(
+        &self,
+        seq: i64,
+        node: &str,
+        at: DateTime<Utc>,
+        error: &str,
+        sinks_done: &[String],
+    ) -> StoreResult<()> {
+        self.inner.outbox_failed(seq, node, at, error, sinks_done).await
+    }
+    async fn purge_outbox(
+        &self,
+        settled_before: DateTime<Utc>,
+        expire_before: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> StoreResult<OutboxPurge> {
+        self.inner.purge_outbox(settled_before, expire_before, at).await
+    }
+    async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
+        self.inner.outbox_backlog().await
     }
 }
