@@ -46,7 +46,9 @@ const BUDGET: Duration = Duration::from_secs(180);
 
 fn main() {
     let Some(admin) = std::env::var("PORTIER_TEST_PG_URL").ok().filter(|s| !s.is_empty()) else {
-        println!("cluster bench skipped: PORTIER_TEST_PG_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)");
+        println!(
+            "cluster bench skipped: PORTIER_TEST_PG_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/test)"
+        );
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -69,8 +71,13 @@ struct Database {
 impl Database {
     async fn create(admin: &str) -> Self {
         let name = format!("portier_bench_{}", uuid::Uuid::new_v4().simple());
-        let pool = sqlx::PgPool::connect(admin).await.expect("PORTIER_TEST_PG_URL unreachable");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+        let pool = sqlx::PgPool::connect(admin)
+            .await
+            .expect("PORTIER_TEST_PG_URL unreachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
         let url = with_database(admin, &name);
         Self {
@@ -128,13 +135,19 @@ impl Api {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap();
-        Self { http, port: addr.port() }
+        Self {
+            http,
+            port: addr.port(),
+        }
     }
 
     async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>, want: u16) -> Value {
         let mut req = self
             .http
-            .request(method.parse().unwrap(), format!("https://localhost:{}{path}", self.port))
+            .request(
+                method.parse().unwrap(),
+                format!("https://localhost:{}{path}", self.port),
+            )
             .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -165,7 +178,8 @@ type Tunnel = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
 
 async fn tunnel(gateway: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Tunnel {
     let sock = TcpSocket::new_v4().unwrap();
-    sock.bind(SocketAddr::new("127.0.0.2".parse::<IpAddr>().unwrap(), 0)).unwrap();
+    sock.bind(SocketAddr::new("127.0.0.2".parse::<IpAddr>().unwrap(), 0))
+        .unwrap();
     let tcp = sock.connect(gateway).await.unwrap();
     let mut s = tokio_rustls::TlsConnector::from(tls)
         .connect(ServerName::try_from("mri-1").unwrap(), tcp)
@@ -193,7 +207,14 @@ async fn run(url: &str) {
         .unwrap();
     let (admin, hash) = portier::token::generate();
     let now = Utc::now();
-    let event = AuditEvent::new(now, "bench", Event::UserCreated, "admin", "success", json!({"name": "admin"}));
+    let event = AuditEvent::new(
+        now,
+        "bench",
+        Event::UserCreated,
+        "admin",
+        "success",
+        json!({"name": "admin"}),
+    );
     a.store
         .create_user(
             &NewUser {
@@ -214,7 +235,13 @@ async fn run(url: &str) {
     // The scene, through B.
     let device = echo_device().await;
     let v = api_b
-        .call("POST", "/api/v1/vendors", &admin, Some(json!({"name": "Acme", "networks": ["127.0.0.2"]})), 201)
+        .call(
+            "POST",
+            "/api/v1/vendors",
+            &admin,
+            Some(json!({"name": "Acme", "networks": ["127.0.0.2"]})),
+            201,
+        )
         .await;
     let vendor_id = v["id"].as_str().unwrap().to_owned();
     let ca = CertAuthority::load(
@@ -237,22 +264,34 @@ async fn run(url: &str) {
             "POST",
             "/api/v1/devices",
             &admin,
-            Some(json!({"name": "mri-1", "address": device.to_string(), "protocol": "echo", "vendor_ids": [vendor_id]})),
+            Some(
+                json!({"name": "mri-1", "address": device.to_string(), "protocol": "echo", "vendor_ids": [vendor_id]}),
+            ),
             201,
         )
         .await;
     let device_id = d["id"].as_str().unwrap().to_owned();
-    let user = |name: &str, role: &str, vendor: Option<&str>| {
-        json!({"name": name, "role": role, "vendor_id": vendor})
-    };
+    let user = |name: &str, role: &str, vendor: Option<&str>| json!({"name": name, "role": role, "vendor_id": vendor});
     let vendor = api_b
-        .call("POST", "/api/v1/users", &admin, Some(user("desk", "vendor", Some(&vendor_id))), 201)
+        .call(
+            "POST",
+            "/api/v1/users",
+            &admin,
+            Some(user("desk", "vendor", Some(&vendor_id))),
+            201,
+        )
         .await["token"]
         .as_str()
         .unwrap()
         .to_owned();
     let security = api_b
-        .call("POST", "/api/v1/users", &admin, Some(user("soc", "security", None)), 201)
+        .call(
+            "POST",
+            "/api/v1/users",
+            &admin,
+            Some(user("soc", "security", None)),
+            201,
+        )
         .await["token"]
         .as_str()
         .unwrap()
@@ -286,14 +325,22 @@ async fn run(url: &str) {
                 "POST",
                 "/api/v1/windows",
                 &vendor,
-                Some(json!({"device_ids": [device_id], "starts_at": now - chrono::Duration::minutes(1),
-                    "ends_at": now + chrono::Duration::hours(1), "reason": "bench"})),
+                Some(
+                    json!({"device_ids": [device_id], "starts_at": now - chrono::Duration::minutes(1),
+                    "ends_at": now + chrono::Duration::hours(1), "reason": "bench"}),
+                ),
                 201,
             )
             .await;
         let window = w["id"].as_str().unwrap().to_owned();
         api_b
-            .call("POST", &format!("/api/v1/windows/{window}/approve"), &security, None, 200)
+            .call(
+                "POST",
+                &format!("/api/v1/windows/{window}/approve"),
+                &security,
+                None,
+                200,
+            )
             .await;
         let mut s = tunnel(b.gateway_addr, tls.clone()).await;
         let mut reader = tokio::spawn(async move {
@@ -372,5 +419,10 @@ fn percentiles(samples: &mut [Duration]) -> String {
     }
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
-    format!("{:.1?} | {:.1?} | {:.1?}", at(0.50), at(0.99), samples[samples.len() - 1])
+    format!(
+        "{:.1?} | {:.1?} | {:.1?}",
+        at(0.50),
+        at(0.99),
+        samples[samples.len() - 1]
+    )
 }

@@ -135,7 +135,9 @@ async fn token_create_and_post_users_record_the_same_event(db: TestDb) {
         assert_eq!(cli.actor, format!("cli:{OPERATOR}"));
         assert_ne!(api.actor, cli.actor);
     }
-    let chain = portier::audit::verify_store(t.app.store.as_ref(), |_| {}).await.unwrap();
+    let chain = portier::audit::verify_store(t.app.store.as_ref(), |_| {})
+        .await
+        .unwrap();
     assert!(chain.valid, "{chain:?}");
     t.stop().await;
 }
@@ -192,15 +194,13 @@ async fn lockdown_on_off_and_the_lockdown_api_record_the_same_events(db: TestDb)
         assert_eq!(api.action, cli.action);
         assert_eq!(api.object, cli.object);
         assert_eq!(api.outcome, cli.outcome);
-        assert_eq!(
-            keys(&api, CHANNEL_KEYS),
-            keys(&cli, CHANNEL_KEYS),
-            "{api:?} / {cli:?}"
-        );
+        assert_eq!(keys(&api, CHANNEL_KEYS), keys(&cli, CHANNEL_KEYS), "{api:?} / {cli:?}");
         assert_eq!(details(&cli)["via"], "cli");
         assert_eq!(cli.actor, format!("cli:{OPERATOR}"));
     }
-    let chain = portier::audit::verify_store(t.app.store.as_ref(), |_| {}).await.unwrap();
+    let chain = portier::audit::verify_store(t.app.store.as_ref(), |_| {})
+        .await
+        .unwrap();
     assert!(chain.valid, "{chain:?}");
     t.stop().await;
 }

@@ -272,7 +272,9 @@ async fn scene(site: &Site, node: &Node) -> Scene {
             "POST",
             "/api/v1/devices",
             &admin,
-            Some(json!({"name": "mri-1", "address": device.to_string(), "protocol": "echo", "vendor_ids": [vendor_id]})),
+            Some(
+                json!({"name": "mri-1", "address": device.to_string(), "protocol": "echo", "vendor_ids": [vendor_id]}),
+            ),
         )
         .await,
         201,
@@ -302,8 +304,10 @@ async fn scene(site: &Site, node: &Node) -> Scene {
             "POST",
             "/api/v1/windows",
             &vendor,
-            Some(json!({"device_ids": [device_id], "starts_at": now - chrono::Duration::minutes(1),
-                "ends_at": now + chrono::Duration::hours(1), "reason": "maintenance"})),
+            Some(
+                json!({"device_ids": [device_id], "starts_at": now - chrono::Duration::minutes(1),
+                "ends_at": now + chrono::Duration::hours(1), "reason": "maintenance"}),
+            ),
         )
         .await,
         201,
