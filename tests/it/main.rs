@@ -11,9 +11,11 @@ mod common;
 
 mod api;
 mod cli;
+mod cli_api;
 mod cluster;
 mod controls;
 mod evidence;
 mod gateway;
 mod hostile;
+mod processes;
 mod store;
