@@ -112,7 +112,7 @@ impl Ops {
             who,
             Event::LockdownOn,
             "lockdown",
-            serde_json::json!({"reason": reason, "tunnels_cut_here": cut}),
+            serde_json::json!({"reason": reason, "via": "api", "tunnels_cut_here": cut}),
         ))
         .change(Change::Lockdown)
         .notice(
@@ -148,7 +148,7 @@ impl Ops {
             who,
             Event::LockdownOff,
             "lockdown",
-            serde_json::json!({"reason": reason}),
+            serde_json::json!({"reason": reason, "via": "api"}),
         ))
         .change(Change::Lockdown)
         .notice(
@@ -175,22 +175,24 @@ impl Ops {
             // A running node already stored this one from the file.
             return Ok(false);
         }
-        let event = if state.active {
-            Event::LockdownOn
+        let (event, details) = if state.active {
+            // The command line holds no tunnel; the nodes cut theirs (lockdown file, feed).
+            (
+                Event::LockdownOn,
+                serde_json::json!({"reason": state.reason, "via": "cli", "tunnels_cut_here": 0}),
+            )
         } else {
-            Event::LockdownOff
+            (
+                Event::LockdownOff,
+                serde_json::json!({"reason": state.reason, "via": "cli"}),
+            )
         };
-        let done = Effects::audit(self.event(
-            who,
-            event,
-            "lockdown",
-            serde_json::json!({ "reason": state.reason, "via": "cli" }),
-        ))
-        .change(Change::Lockdown)
-        .notice(
-            event,
-            serde_json::json!({"reason": state.reason, "by": who.name, "via": "cli"}),
-        );
+        let done = Effects::audit(self.event(who, event, "lockdown", details))
+            .change(Change::Lockdown)
+            .notice(
+                event,
+                serde_json::json!({"reason": state.reason, "by": who.name, "via": "cli"}),
+            );
         self.store.set_lockdown(state, &|_| done.clone()).await?;
         Ok(true)
     }
