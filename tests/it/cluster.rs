@@ -485,7 +485,9 @@ impl TwoNodes {
         }
     }
 
+    /// Stops both nodes once the audit chain they wrote together verifies.
     async fn stop(self) {
+        assert_chain_valid(self.a.app.store.as_ref()).await;
         self.b.stop().await;
         self.a.stop().await;
     }
@@ -758,6 +760,17 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
         Arc::new(SystemClock),
     )
     .await;
+    // A second node on the same database, with its own API.
+    let mut settings_b = t.settings().clone();
+    settings_b.gateway.node = "b".into();
+    let b = portier::app::App::start_with_clock(&settings_b, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let readyz_b = |client: reqwest::Client| {
+        let url = format!("https://{}/readyz", b.api_addr);
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    };
+    let client_b = https_client(&t.server_ca(), b.api_addr);
     let device = echo_device().await;
     let (sc, _vendor, _security) = t.open_window_scene(device).await;
     let mut tls = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
@@ -767,6 +780,7 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
     let session = t.app.registry.list()[0].id.clone();
     let (st, _) = t.call("GET", "/readyz", None, None).await;
     assert_eq!(st, 200);
+    assert_eq!(readyz_b(client_b.clone()).await, 200);
 
     tokio::task::block_in_place(|| pg.stop_server());
     let stopped = Instant::now();
@@ -786,6 +800,13 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
     let (st, body) = t.call("GET", "/readyz", None, None).await;
     assert_eq!(st, 503, "{body}");
     assert!(body["message"].as_str().unwrap_or("").contains("change feed"), "{body}");
+    // The other node is stale too: not ready, and it refuses new tunnels.
+    assert_eq!(readyz_b(client_b.clone()).await, 503);
+    let mut refused_b = connect_from("127.0.0.2", b.gateway_addr, "mri-1", sc.tls.clone())
+        .await
+        .unwrap();
+    let said = read_all(&mut refused_b).await.unwrap();
+    assert!(said.contains("store_unavailable"), "node b: {said:?}");
 
     tokio::task::block_in_place(|| pg.start_server());
     // Back without a restart: admitted again, ready again.
@@ -799,13 +820,27 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
     }
     let (st, body) = t.call("GET", "/readyz", None, None).await;
     assert_eq!(st, 200, "{body}");
+    let back = Instant::now();
+    while try_tunnel(b.gateway_addr, sc.tls.clone()).await.is_err() {
+        assert!(back.elapsed() < Duration::from_secs(20), "node b still refuses");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(readyz_b(client_b.clone()).await, 200);
     let rec = within_secs(15, || async {
         let s = t.app.store.session(&session).await.ok()?;
         s.ended_at.is_some().then_some(s)
     })
     .await;
     assert_eq!(rec.end_reason, Some(EndReason::NodeStale));
+    assert_chain_valid(t.app.store.as_ref()).await;
+    b.stop().await;
     t.stop().await;
+}
+
+/// The audit chain verifies from its first event to its last.
+async fn assert_chain_valid(store: &dyn Store) {
+    let chain = portier::audit::verify_store(store, |_| {}).await.unwrap();
+    assert!(chain.valid, "audit chain broken: {chain:?}");
 }
 
 /// Polls `f` until it returns `Some`, for at most `secs`.
