@@ -22,7 +22,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditEvent;
-use crate::domain::{EndReason, TechnicianId, VendorId, WindowId, WindowState};
+use crate::domain::{DeviceId, EndReason, TechnicianId, VendorId, WindowId, WindowState};
 use crate::gateway::Registry;
 use crate::notify::Notifier;
 use crate::policy::Snapshot;
@@ -115,6 +115,7 @@ pub enum Restriction {
     /// A technician of a vendor (both must match, so a mistyped pair cuts nothing else).
     Technician(VendorId, TechnicianId),
     Vendor(VendorId),
+    Device(DeviceId),
 }
 
 /// A restrictive change the database has not taken yet.
@@ -145,6 +146,10 @@ pub enum Pending {
         id: VendorId,
         effects: Effects,
     },
+    DisableDevice {
+        id: DeviceId,
+        effects: Effects,
+    },
     /// Effects with no state change of their own (a termination).
     Record(Effects),
 }
@@ -158,6 +163,7 @@ impl Pending {
             Self::RevokeWindow { .. } => "window_revocation",
             Self::RevokeTechnician { .. } => "technician_revocation",
             Self::DisableVendor { .. } => "vendor_disabling",
+            Self::DisableDevice { .. } => "device_disabling",
             Self::Record(_) => "audit_event",
         }
     }
@@ -365,6 +371,13 @@ impl LocalGuard {
                 Restriction::Vendor(id) => {
                     if let Some(v) = snap.vendors.get_mut(id) {
                         v.enabled = false;
+                    }
+                }
+                Restriction::Device(id) => {
+                    for d in snap.devices.values_mut() {
+                        if &d.id == id {
+                            d.enabled = false;
+                        }
                     }
                 }
             }
@@ -587,6 +600,20 @@ impl LocalGuard {
             Pending::DisableVendor { id, effects } => {
                 let r = Restriction::Vendor(id.clone());
                 match store.set_vendor_enabled(&id, false, &|_| effects.clone()).await {
+                    Ok(_) => {
+                        self.release(&r);
+                        Step::Done
+                    }
+                    Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
+                    Err(e) => {
+                        self.release(&r);
+                        unavailable(e)
+                    }
+                }
+            }
+            Pending::DisableDevice { id, effects } => {
+                let r = Restriction::Device(id.clone());
+                match store.set_device_enabled(&id, false, &|_| effects.clone()).await {
                     Ok(_) => {
                         self.release(&r);
                         Step::Done

@@ -216,26 +216,40 @@ impl Ops {
     }
 
     /// Disables a device (admin, security): its live tunnels are cut on every
-    /// node and it admits none until enabled again.
+    /// node and it admits none until enabled again. Cut and refused on this node
+    /// first; `Unavailable` if the database cannot take it (then retried until stored).
     pub async fn disable_device(&self, who: &Actor, id: &DeviceId) -> OpsResult<Device> {
         who.require(&[Role::Admin, Role::Security])?;
-        let cut = self
-            .registry
-            .cut_where(EndReason::DeviceDisabled, |l| l.device_id == *id);
-        let record = effects(|d: &Device| {
-            Effects::audit(self.event(
-                who,
-                Event::DeviceDisabled,
-                d.id.as_str(),
-                serde_json::json!({"name": d.name, "tunnels_cut_here": cut}),
-            ))
-            .change(Change::Device(d.id.clone()))
-            .notice(
-                Event::DeviceDisabled,
-                serde_json::json!({"device_id": d.id, "name": d.name, "by": who.name}),
-            )
-        });
-        let d = self.store.set_device_enabled(id, false, &record).await?;
+        let restriction = Restriction::Device(id.clone());
+        let guard = self.guard();
+        guard.restrict(restriction.clone());
+        let cut = self.registry.cut_where(EndReason::DeviceDisabled, |l| l.device_id == *id);
+        let done = Effects::audit(self.event(
+            who,
+            Event::DeviceDisabled,
+            id.as_str(),
+            serde_json::json!({"tunnels_cut_here": cut}),
+        ))
+        .change(Change::Device(id.clone()))
+        .notice(Event::DeviceDisabled, serde_json::json!({"device_id": id, "by": who.name}));
+        let d = match self.store.set_device_enabled(id, false, &|_| done.clone()).await {
+            Ok(d) => d,
+            Err(e) if unavailable(&e) => {
+                tracing::error!(error = %e, device = %id, "device disabling not stored; kept on this node and retried");
+                guard.defer(Pending::DisableDevice {
+                    id: id.clone(),
+                    effects: done,
+                });
+                return Err(OpsError::unavailable(format!(
+                    "the database cannot be reached: {cut} live tunnels of this device were cut on this node and it stays refused here; the change is stored as soon as the database is back"
+                )));
+            }
+            Err(e) => {
+                guard.release(&restriction);
+                return Err(e.into());
+            }
+        };
+        guard.release(&restriction);
         self.changed().await;
         Ok(d)
     }

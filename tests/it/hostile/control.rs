@@ -158,12 +158,23 @@ async fn restrictive_actions_hold_while_postgres_is_down() {
         .await;
     assert_eq!(st, 201, "{d2}");
     let dev2 = d2["id"].as_str().unwrap().to_owned();
+    let (st, d3) = t
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(&t.admin),
+            Some(json!({"name": "mri-3", "address": echo_device().await.to_string(), "protocol": "echo", "vendor_ids": [sc.vendor_id]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{d3}");
+    let dev3 = d3["id"].as_str().unwrap().to_owned();
     let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
     let security = t.token("security", "soc", None).await;
     let now = Utc::now();
     let (from, to) = (now - chrono::Duration::minutes(1), now + chrono::Duration::hours(1));
     let w1 = t.approved_window(&vendor, &security, &sc.device_id, from, to).await;
     t.approved_window(&vendor, &security, &dev2, from, to).await;
+    t.approved_window(&vendor, &security, &dev3, from, to).await;
     let open = |sni: &'static str| {
         let tls = sc.tls.clone();
         let gw = t.app.gateway_addr;
@@ -184,8 +195,19 @@ async fn restrictive_actions_hold_while_postgres_is_down() {
         .unwrap()
         .id;
     let mut t3 = open("mri-2").await;
+    let mut t4 = open("mri-3").await;
 
     pg.stop_server();
+
+    // Device disable: 503, its tunnel cut at once and the device refused here.
+    let sent = Utc::now();
+    let path = format!("/api/v1/devices/{dev3}/disable");
+    let ((st, e), closed) = tokio::join!(t.call("POST", &path, Some(&security), None), wait_closed(&mut t4));
+    assert_eq!(st, 503, "{e}");
+    assert!(e["message"].as_str().unwrap().contains("cut"), "{e}");
+    closed_within(closed, sent, 2);
+    let line = denial(&t, "mri-3", sc.tls.clone()).await;
+    assert!(line.starts_with("PORTIER DENIED "), "{line}");
 
     // Revoke: 503 (not stored), but the tunnel is cut at once and the window refused here.
     let sent = Utc::now();
@@ -247,14 +269,21 @@ async fn restrictive_actions_hold_while_postgres_is_down() {
     within(40, "changes stored after the outage", || {
         let store = store.clone();
         let w1 = w1.clone();
+        let dev3 = dev3.clone();
         async move {
             let locked = store.lockdown().await.ok()?.active;
             let revoked =
                 store.window(&portier::domain::WindowId(w1)).await.ok()?.state == portier::domain::WindowState::Revoked;
+            let disabled = !store
+                .device(&portier::domain::DeviceId(dev3.clone()))
+                .await
+                .ok()?
+                .enabled;
             let events = audited(store.as_ref(), "lockdown.on").await
                 && audited(store.as_ref(), "window.revoked").await
-                && audited(store.as_ref(), "session.terminated").await;
-            (locked && revoked && events).then_some(())
+                && audited(store.as_ref(), "session.terminated").await
+                && audited(store.as_ref(), "device.disabled").await;
+            (locked && revoked && disabled && events).then_some(())
         }
     })
     .await;
