@@ -574,6 +574,15 @@ impl Settings {
                 d.node_stale_secs, d.heartbeat_secs
             )));
         }
+        // With `on_stale = "cut"` a stale node promises to cut its tunnels before
+        // the others declare it lost and close their records; the bound must say so.
+        if self.cluster.on_stale == crate::cluster::OnStale::Cut && self.cluster.max_staleness_secs >= d.node_stale_secs
+        {
+            return Err(ConfigError::Invalid(format!(
+                "with cluster.on_stale = \"cut\", cluster.max_staleness_secs ({}) must be less than database.node_stale_secs ({}): a node cut off from the database cuts its tunnels before the others declare it lost",
+                self.cluster.max_staleness_secs, d.node_stale_secs
+            )));
+        }
         Ok(())
     }
 
@@ -722,6 +731,7 @@ mod tests {
             "[cluster]\nmax_staleness_secs = 0\n",
             "[cluster]\non_stale = \"ignore\"\n",
             "[cluster]\nstaleness = 3\n",
+            "[cluster]\nmax_staleness_secs = 10\non_stale = \"cut\"\n",
         ] {
             assert!(Settings::from_toml(bad, Path::new("/x"), env(&[])).is_err(), "{bad}");
         }

@@ -2,6 +2,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -185,19 +186,25 @@ async fn get_session(
     Ok(Json(SessionView::new(session, &live_nodes(&s).await?)))
 }
 
-/// Terminate a live session (security): cut within a second, `end_reason = terminated`.
-/// The cut happens on this node before anything is read or written; if the
-/// database cannot be reached the answer is 503, the cut stands and its audit
-/// event is retried until stored.
+/// Terminate a live session (security): cut within a second, `end_reason = terminated`,
+/// whichever node holds it. Held here: cut before anything is read or written; if
+/// the database cannot be reached the answer is 503, the cut stands and its audit
+/// event is retried until stored. Held by another node: the termination is
+/// committed and that node cuts it from the change feed; the answer waits up to
+/// 3 s for its record (200), else says it is accepted but not yet confirmed (202).
 #[utoipa::path(post, path = "/api/v1/sessions/{id}/terminate", params(("id" = String, Path)), request_body = Reason,
-    responses((status = 200, body = Session), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+    responses((status = 200, body = Session, description = "cut"),
+        (status = 202, body = Session, description = "committed; the node holding the session has not recorded the cut yet"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 503, body = ErrorBody, description = "the database cannot be reached (a session live here is cut all the same)")))]
 async fn terminate(
     State(s): State<ApiState>,
     RestrictiveCaller(caller): RestrictiveCaller,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reason>,
-) -> ApiResult<Json<Session>> {
+) -> ApiResult<(StatusCode, Json<Session>)> {
     let reason = crate::domain::one_line("reason", &req.reason, 2000)?;
-    Ok(Json(s.ops.terminate_session(&caller, &SessionId(id), reason).await?))
+    let done = s.ops.terminate_session(&caller, &SessionId(id), reason).await?;
+    let status = if done.cut { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, Json(done.session)))
 }

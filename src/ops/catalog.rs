@@ -223,7 +223,9 @@ impl Ops {
         let restriction = Restriction::Device(id.clone());
         let guard = self.guard();
         guard.restrict(restriction.clone());
-        let cut = self.registry.cut_where(EndReason::DeviceDisabled, |l| l.device_id == *id);
+        let cut = self
+            .registry
+            .cut_where(EndReason::DeviceDisabled, |l| l.device_id == *id);
         let done = Effects::audit(self.event(
             who,
             Event::DeviceDisabled,
@@ -231,7 +233,10 @@ impl Ops {
             serde_json::json!({"tunnels_cut_here": cut}),
         ))
         .change(Change::Device(id.clone()))
-        .notice(Event::DeviceDisabled, serde_json::json!({"device_id": id, "by": who.name}));
+        .notice(
+            Event::DeviceDisabled,
+            serde_json::json!({"device_id": id, "by": who.name}),
+        );
         let d = match self.store.set_device_enabled(id, false, &|_| done.clone()).await {
             Ok(d) => d,
             Err(e) if unavailable(&e) => {

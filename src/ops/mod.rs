@@ -31,6 +31,7 @@ pub use access::{LockdownOutcome, NewToken};
 pub use actor::{Actor, Granted};
 pub use error::{OpsError, OpsResult};
 pub use reports::ReportInput;
+pub use sessions::Terminated;
 pub use windows::{EmergencyGrant, WindowRequest, MAX_PAST_START};
 
 /// The rules the use cases enforce, from the configuration.

@@ -8,6 +8,15 @@ use crate::events::Event;
 use crate::guard::Pending;
 use crate::store::{Change, Effects, Session};
 
+/// A termination's outcome.
+#[derive(Debug, Clone)]
+pub struct Terminated {
+    pub session: Session,
+    /// Cut here, or its record shows it ended; `false`: the termination is
+    /// committed but the node holding the session has not recorded the cut yet.
+    pub cut: bool,
+}
+
 /// How long a termination of a session held by another node waits for that
 /// node to record the end (it cuts within a second of the commit).
 const REMOTE_CUT_WAIT: Duration = Duration::from_secs(3);
@@ -16,7 +25,7 @@ impl Ops {
     /// Terminates a live session (security), `end_reason = terminated`. Cut here
     /// first if this node holds it; otherwise the committed feed entry makes the
     /// node that holds it cut it, and the answer waits (briefly) for its record.
-    pub async fn terminate_session(&self, who: &Actor, id: &SessionId, reason: String) -> OpsResult<Session> {
+    pub async fn terminate_session(&self, who: &Actor, id: &SessionId, reason: String) -> OpsResult<Terminated> {
         who.require(&[Role::Security])?;
         // Invariant 7: cut first. A session id is unguessable and security may see
         // every session, so cutting before the lookup reveals nothing.
@@ -55,19 +64,20 @@ impl Ops {
             if cut && unavailable(&e) {
                 tracing::error!(error = %e, "termination not recorded yet; retried");
                 self.guard().defer(Pending::Record(done));
-                return Ok(session);
+                return Ok(Terminated { session, cut: true });
             }
             return Err(e.into());
         }
         if cut {
-            return Ok(session);
+            return Ok(Terminated { session, cut: true });
         }
         // Held by another node: it cuts on the feed entry just committed.
         let deadline = tokio::time::Instant::now() + REMOTE_CUT_WAIT;
         loop {
             let now = self.store.session(id).await?;
             if now.ended_at.is_some() || tokio::time::Instant::now() >= deadline {
-                return Ok(now);
+                let cut = now.ended_at.is_some();
+                return Ok(Terminated { session: now, cut });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
