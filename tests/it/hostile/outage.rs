@@ -137,6 +137,8 @@ async fn a_failed_commit_leaves_no_trace(db: TestDb) {
     assert_eq!(st, 201, "{w}");
     let id = w["id"].as_str().unwrap().to_owned();
 
+    let pending = || async { t.app.store.outbox_backlog().await.unwrap().pending };
+    let before = pending().await;
     refuse_inserts(&t.db, "changes").await;
     let (st, e) = t
         .call("POST", &format!("/api/v1/windows/{id}/approve"), Some(&security), None)
@@ -151,6 +153,7 @@ async fn a_failed_commit_leaves_no_trace(db: TestDb) {
         0,
         "no audit event for a change not stored"
     );
+    assert_eq!(pending().await, before, "no notification for a change not stored");
 
     let drop = if t.db.url.starts_with("sqlite:") {
         "DROP TRIGGER refuse_changes"
@@ -164,6 +167,7 @@ async fn a_failed_commit_leaves_no_trace(db: TestDb) {
     assert_eq!(st, 200, "{w}");
     assert_eq!(w["state"], "approved");
     assert_eq!(audited(&t, &security, "window.approved", &id).await, 1);
+    assert_eq!(pending().await, before + 1, "the approval's notification, once");
     let (st, v) = t.call("GET", "/api/v1/audit/verify", Some(&security), None).await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["valid"], true, "{v}");
