@@ -63,6 +63,12 @@ pub struct WebhookConfig {
     /// Event names to send (`*` for all, `window.*` for a family). Default: all.
     #[serde(default = "all_events")]
     pub events: Vec<String>,
+    /// Also send the deprecated body-only `x-portier-signature` (default: no).
+    /// It does not cover the id and timestamp, so a captured delivery verifies
+    /// again when replayed: only for receivers not yet moved to the Standard
+    /// Webhooks headers.
+    #[serde(default)]
+    pub legacy_signature: bool,
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -71,6 +77,7 @@ impl std::fmt::Debug for WebhookConfig {
             .field("url", &DebugUrl(&self.url))
             .field("secret", &self.secret)
             .field("events", &self.events)
+            .field("legacy_signature", &self.legacy_signature)
             .finish()
     }
 }

@@ -428,6 +428,7 @@ mod tests {
                 url: url.into(),
                 secret: "0123456789abcdef".to_owned().into(),
                 events: vec!["*".into()],
+                legacy_signature: false,
             }))
         };
         let a = hook("https://a.example/h");

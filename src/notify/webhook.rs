@@ -83,7 +83,7 @@ pub(super) async fn post(client: &reqwest::Client, hook: &WebhookConfig, msg: &M
     })?;
     // Signed anew per attempt: the timestamp is the attempt's, the id the message's.
     let timestamp = Utc::now().timestamp();
-    let r = client
+    let mut request = client
         .post(&hook.url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(ID_HEADER, msg.id)
@@ -92,11 +92,11 @@ pub(super) async fn post(client: &reqwest::Client, hook: &WebhookConfig, msg: &M
             STANDARD_SIGNATURE_HEADER,
             standard_signature(&key, msg.id, timestamp, msg.body),
         )
-        .header(SIGNATURE_HEADER, signature(hook.secret.expose(), msg.body))
-        .header(EVENT_HEADER, msg.event)
-        .body(msg.body.to_vec())
-        .send()
-        .await;
+        .header(EVENT_HEADER, msg.event);
+    if hook.legacy_signature {
+        request = request.header(SIGNATURE_HEADER, signature(hook.secret.expose(), msg.body));
+    }
+    let r = request.body(msg.body.to_vec()).send().await;
     match r {
         Ok(resp) if resp.status().is_success() => Ok(()),
         Ok(resp) => {

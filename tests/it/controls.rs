@@ -624,7 +624,7 @@ async fn notifications_are_signed_and_a_dead_receiver_blocks_nothing() {
     let syslog = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let secret = "a-long-webhook-secret-0123456789";
     let extra = format!(
-        "[notify]\nsyslog = \"udp://{}\"\nretry_base_ms = 200\n[[notify.webhooks]]\nurl = \"http://{addr}/hook\"\nsecret = \"{secret}\"\n[[notify.webhooks]]\nurl = \"http://{dead}/hook\"\nsecret = \"another-secret-of-16+\"\n",
+        "[notify]\nsyslog = \"udp://{}\"\nretry_base_ms = 200\n[[notify.webhooks]]\nurl = \"http://{addr}/hook\"\nsecret = \"{secret}\"\nlegacy_signature = true\n[[notify.webhooks]]\nurl = \"http://{dead}/hook\"\nsecret = \"another-secret-of-16+\"\n",
         syslog.local_addr().unwrap()
     );
     let t = TestApp::spawn_with(TestDb::sqlite().await, &extra, Arc::new(SystemClock)).await;

@@ -81,6 +81,7 @@ async fn failed_webhook_deliveries_log_no_credentials() {
                 url: hook_url(dead_port()),
                 secret: HMAC.into(),
                 events: vec!["*".into()],
+                legacy_signature: false,
             }],
             syslog: None,
         },

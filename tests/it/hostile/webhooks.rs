@@ -136,6 +136,8 @@ async fn a_captured_webhook_delivery_cannot_be_replayed() {
         url: format!("http://{addr}/{path}"),
         secret: secret.to_owned().into(),
         events: vec!["*".into()],
+        // The "plain" receiver still verifies the deprecated header (opted in).
+        legacy_signature: path == "plain",
     };
     let db = TestDb::sqlite().await;
     let (notifier, _running) = delivering(
@@ -207,12 +209,18 @@ async fn a_captured_webhook_delivery_cannot_be_replayed() {
     renamed.id = "msg_fresh".into();
     assert_eq!(accept(&k, &renamed, now, &mut processed), Err("bad signature"));
 
-    // The deprecated body-only header is still sent (HMAC under the secret's UTF-8 bytes).
+    // The deprecated body-only header is sent only where opted in (HMAC under
+    // the secret's UTF-8 bytes); the others never carry it.
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(PLAIN.as_bytes()).unwrap();
     mac.update(plain[0].body.as_bytes());
     assert_eq!(
         plain[0].legacy,
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
+    let flaky: Vec<_> = got.iter().filter(|d| d.path == "flaky").collect();
+    assert!(
+        !flaky.is_empty() && flaky.iter().all(|d| d.legacy.is_empty()),
+        "the replayable body-only signature is sent only where opted in"
     );
 }
 
@@ -316,6 +324,7 @@ impl Hook {
             url: self.url.clone(),
             secret: WHSEC.to_owned().into(),
             events: vec!["*".into()],
+            legacy_signature: false,
         }
     }
 
