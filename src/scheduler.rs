@@ -22,6 +22,8 @@ use crate::store::{Store, WindowFilter};
 const TICK: Duration = Duration::from_secs(1);
 /// How often (in ticks) windows and reports are looked at.
 const SWEEP_EVERY: u32 = 10;
+/// Change-feed entries are kept this long: a node further behind reloads in full.
+const CHANGES_KEPT: chrono::Duration = chrono::Duration::hours(1);
 /// Unreviewed emergency grants are recalled this often.
 const REVIEW_REMINDER: chrono::Duration = chrono::Duration::hours(1);
 
@@ -109,6 +111,11 @@ impl Scheduler {
         review_told: &mut std::collections::HashMap<WindowId, DateTime<Utc>>,
     ) -> Result<(), crate::store::StoreError> {
         let now = self.clock.now();
+        match self.store.prune_changes(now - CHANGES_KEPT).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "old change-feed entries deleted"),
+            Err(e) => tracing::warn!(error = %e, "old change-feed entries not deleted; retried at the next sweep"),
+        }
         let open = self
             .store
             .list_windows(&WindowFilter {

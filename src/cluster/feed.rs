@@ -322,6 +322,21 @@ impl Feed {
         loop {
             let batch = self.store.changes_since(f.last_seq, BATCH).await?;
             let full = batch.len() >= BATCH as usize;
+            if batch.first().is_some_and(|rec| rec.seq > f.last_seq + 1) {
+                // Entries this node never saw were pruned (it was behind for
+                // longer than the feed keeps them): only a full load is exact.
+                tracing::warn!(
+                    from = f.last_seq,
+                    to = batch.first().map(|r| r.seq),
+                    "change feed entries missed (pruned): admission state reloaded in full"
+                );
+                let mut fresh = self.load().await?;
+                self.publish(&fresh.state);
+                cuts::sweep(&self.registry, &fresh.state, self.clock.now());
+                fresh.log_from = fresh.last_seq;
+                *f = fresh;
+                continue;
+            }
             for rec in batch {
                 self.apply_record(f, rec).await?;
             }

@@ -358,6 +358,9 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
     async fn changes_since(&self, after: i64, limit: u32) -> StoreResult<Vec<ChangeRecord>>;
     /// The last feed entry's `seq` (0 when empty).
     async fn last_change_seq(&self) -> StoreResult<i64>;
+    /// Deletes feed entries older than `before`, always keeping the newest one.
+    /// A node further behind than that finds a gap and reloads in full.
+    async fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64>;
 
     // --- API users ---
     async fn create_user(&self, u: &NewUser, at: DateTime<Utc>, record: Record<'_, User>) -> StoreResult<User>;

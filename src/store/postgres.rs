@@ -1484,6 +1484,15 @@ impl Store for PgStore {
             .await?)
     }
 
+    async fn prune_changes(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        // The newest entry stays whatever its age: the next seq is MAX(seq) + 1.
+        let done = sqlx::query("DELETE FROM changes WHERE at < $1 AND seq < (SELECT MAX(seq) FROM changes)")
+            .bind(us(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn create_user(&self, u: &NewUser, at: DateTime<Utc>, record: Record<'_, User>) -> StoreResult<User> {
         let id = UserId::generate();
         let mut tx = self.begin_chained().await?;

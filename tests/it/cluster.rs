@@ -407,6 +407,52 @@ on_both_backends!(
     super::a_change_missing_from_the_feed_is_found_and_repaired
 );
 
+/// Feed entries a node never read are pruned (it was behind longer than the feed
+/// keeps them): it sees the gap and reloads in full, so nothing is missed; the
+/// newest entry is never pruned, so the numbering goes on.
+async fn a_node_behind_pruned_entries_reloads_in_full(db: TestDb) {
+    let store = db.store.as_ref();
+    let pki = Pki::generate();
+    let sc = scene(store, &pki, "127.0.0.1:9".parse().unwrap()).await;
+    let registry = Arc::new(Registry::default());
+    let feed = Feed::new(
+        db.store.clone(),
+        registry.clone(),
+        Arc::new(SystemClock),
+        FeedSettings::default(),
+    );
+    feed.read().await.unwrap();
+    let s = live("s1", &sc.window, &sc.tech, &sc.device.id, "127.0.0.2");
+    registry.insert(s.clone());
+
+    // Two changes this node has not read yet, then both pruned but the newest.
+    store
+        .set_device_enabled(&sc.device.id, false, &|d| fx(Change::Device(d.id.clone())))
+        .await
+        .unwrap();
+    store.record(&fx(Change::Lockdown)).await.unwrap();
+    let last = store.last_change_seq().await.unwrap();
+    let pruned = store
+        .prune_changes(Utc::now() + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(pruned >= 1, "the older entries go");
+    assert_eq!(store.last_change_seq().await.unwrap(), last, "the newest stays");
+    assert_eq!(store.changes_since(0, 10).await.unwrap().len(), 1);
+
+    // The device's entry is gone, yet the node learns it is disabled and cuts.
+    feed.catch_up().await.unwrap();
+    assert!(!feed.published().unwrap().device_by_name("mri-1").unwrap().enabled);
+    assert_eq!(cut(&s), Some(EndReason::DeviceDisabled));
+    // The numbering goes on after the kept entry.
+    store.record(&fx(Change::Lockdown)).await.unwrap();
+    assert_eq!(store.last_change_seq().await.unwrap(), last + 1);
+}
+on_both_backends!(
+    a_node_behind_pruned_entries_reloads_in_full,
+    super::a_node_behind_pruned_entries_reloads_in_full
+);
+
 // --- two nodes on one PostgreSQL database ---
 
 type Tunnel = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;

@@ -430,6 +430,9 @@ impl Store for SlowStarts {
     async fn last_change_seq(&self) -> StoreResult<i64> {
         self.inner.last_change_seq().await
     }
+    async fn prune_changes(&self, before: chrono::DateTime<chrono::Utc>) -> StoreResult<u64> {
+        self.inner.prune_changes(before).await
+    }
     async fn user(&self, id: &UserId) -> StoreResult<User> {
         self.inner.user(id).await
     }
