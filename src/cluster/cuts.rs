@@ -5,23 +5,61 @@
 use chrono::{DateTime, Utc};
 
 use super::apply::{Indexed, Reread};
-use crate::domain::EndReason;
+use crate::domain::{EndReason, Fingerprint};
 use crate::gateway::{LiveSession, Registry};
+use crate::policy::{DeviceEntry, Snapshot, TechnicianEntry};
 
 /// Why `st` no longer admits the live tunnel `s`, if it does not. Time is not
 /// checked: a tunnel's own deadline ends it at its window's end.
 pub fn forbids(s: &LiveSession, st: &Indexed) -> Option<EndReason> {
-    let snap = st.snapshot();
+    rule(
+        s,
+        st.snapshot(),
+        st.technician(&s.technician_id),
+        st.device(&s.device_id),
+    )
+}
+
+/// [`forbids`] on a snapshot without the follower's id indexes: the gateway's
+/// re-check of a tunnel it just registered, so that it cuts for exactly what the
+/// follower cuts for. The technician and device are found by the certificate's
+/// `fingerprint` and the `device_name` (SNI) admission used; failing that (re-keyed
+/// or gone since) by id, as `forbids` finds them.
+pub fn forbids_on(
+    s: &LiveSession,
+    snap: &Snapshot,
+    fingerprint: Option<&Fingerprint>,
+    device_name: Option<&str>,
+) -> Option<EndReason> {
+    let technician = fingerprint
+        .and_then(|fp| snap.technicians.get(fp))
+        .filter(|t| t.id == s.technician_id)
+        .or_else(|| snap.technicians.values().find(|t| t.id == s.technician_id));
+    let device = device_name
+        .and_then(|n| snap.device_by_name(n))
+        .filter(|d| d.id == s.device_id)
+        .or_else(|| snap.devices.values().find(|d| d.id == s.device_id));
+    rule(s, snap, technician, device)
+}
+
+/// The one rule both entry points apply, given the tunnel's technician and
+/// device as the state holds them.
+fn rule(
+    s: &LiveSession,
+    snap: &Snapshot,
+    technician: Option<&TechnicianEntry>,
+    device: Option<&DeviceEntry>,
+) -> Option<EndReason> {
     if snap.lockdown {
         return Some(EndReason::Lockdown);
     }
-    if st.technician(&s.technician_id).is_none_or(|t| t.revoked) {
+    if technician.is_none_or(|t| t.revoked) {
         return Some(EndReason::TechnicianRevoked);
     }
     let Some(vendor) = snap.vendors.get(&s.vendor_id).filter(|v| v.enabled) else {
         return Some(EndReason::VendorDisabled);
     };
-    let Some(device) = st.device(&s.device_id).filter(|d| d.enabled) else {
+    let Some(device) = device.filter(|d| d.enabled) else {
         return Some(EndReason::DeviceDisabled);
     };
     if !device.vendor_ids.contains(&s.vendor_id) {

@@ -10,5 +10,5 @@ mod feed;
 
 pub use apply::{Indexed, Reread};
 pub use compare::{differences, Skip};
-pub use cuts::forbids;
+pub use cuts::{forbids, forbids_on};
 pub use feed::{Feed, FeedSettings, OnStale, Stale};

@@ -556,7 +556,7 @@ async fn tunnel(
     // A change committed after admission read its snapshot but before the insert
     // above cut nothing: decide again on the current state.
     if live.cut_reason().is_none() {
-        if let Some(reason) = recheck(shared, &live, peer, facts).await {
+        if let Some(reason) = recheck(shared, &live, facts).await {
             tracing::info!(
                 reason = reason.as_str(),
                 "admission withdrawn while the session was being recorded"
@@ -653,12 +653,13 @@ async fn tunnel(
 }
 
 /// Decides again, on the current snapshot, for a tunnel just registered: the reason
-/// to cut it if a change that would have cut a live tunnel was committed since
-/// admission read its snapshot, else `None`. Changes that do not cut live tunnels
-/// (a device disabled, networks edited) do not cut this one either; nor does a
-/// store outage here, since the record is already durable and live tunnels are
+/// to cut it if a change that cuts live tunnels was committed since admission read
+/// its snapshot. The rule is the change-feed follower's own ([`crate::cluster::forbids_on`]),
+/// so every change that cuts a live tunnel (a revocation, a lockdown, a device
+/// disabled or unassigned, networks narrowed...) cuts this one too. A store
+/// outage here does not, since the record is already durable and live tunnels are
 /// not cut for one either.
-async fn recheck(shared: &Shared, live: &LiveSession, peer: SocketAddr, facts: &Presented) -> Option<EndReason> {
+async fn recheck(shared: &Shared, live: &LiveSession, facts: &Presented) -> Option<EndReason> {
     let snap = match shared.deps.cache.snapshot().await {
         Ok(s) => s,
         Err(e) => {
@@ -666,29 +667,9 @@ async fn recheck(shared: &Shared, live: &LiveSession, peer: SocketAddr, facts: &
             return None;
         }
     };
-    let now = shared.deps.clock.now();
-    if now >= live.deadline() {
+    if shared.deps.clock.now() >= live.deadline() {
         // The deadline already passed: the pump ends it with the right reason.
         return None;
     }
-    let f = Facts {
-        sni: facts.sni.as_deref(),
-        fingerprint: facts.fingerprint,
-        source_ip: peer.ip(),
-    };
-    let denied = match policy::decide(&f, &snap, now) {
-        Decision::Deny(d) => match d.reason {
-            DenyReason::Lockdown => Some(EndReason::Lockdown),
-            DenyReason::VendorDisabled => Some(EndReason::VendorDisabled),
-            DenyReason::UnknownTechnician => Some(EndReason::TechnicianRevoked),
-            DenyReason::NoActiveWindow => Some(EndReason::WindowRevoked),
-            _ => None,
-        },
-        Decision::Allow(_) => None,
-    };
-    // Another window may still admit the technician; this tunnel is bound to its own.
-    denied.or_else(|| {
-        let still_there = snap.windows_for(&live.device_id).iter().any(|w| w.id == live.window_id);
-        (!still_there).then_some(EndReason::WindowRevoked)
-    })
+    crate::cluster::forbids_on(live, &snap, facts.fingerprint.as_ref(), facts.sni.as_deref())
 }

@@ -1,5 +1,6 @@
 //! The registration race (issue 9, item 5): a cut committed while a tunnel's
-//! session record is being written (revocation, lockdown, termination) must reach
+//! session record is being written (revocation, lockdown, termination, a device
+//! disabled, a vendor's networks narrowed) must reach
 //! that tunnel before it reaches the device. A store that holds
 //! session starts for a while opens the gap wide; the revocation lands in it.
 
@@ -63,6 +64,12 @@ enum Cut {
     Lockdown,
     /// Security terminates the session by its id (listed as live).
     Terminate,
+    /// The device is disabled, committed only: the re-check must cut for every
+    /// reason the change-feed follower cuts a live tunnel for, not just revocations.
+    DeviceDisabled,
+    /// The vendor's networks are narrowed to exclude the technician's address,
+    /// committed only.
+    NetworksNarrowed,
 }
 
 impl Cut {
@@ -71,7 +78,14 @@ impl Cut {
             Cut::StoreThenRegistry | Cut::StoreOnly => EndReason::WindowRevoked,
             Cut::Lockdown => EndReason::Lockdown,
             Cut::Terminate => EndReason::Terminated,
+            Cut::DeviceDisabled => EndReason::DeviceDisabled,
+            Cut::NetworksNarrowed => EndReason::SourceIpNotDeclared,
         }
+    }
+
+    /// Whether only the store hears of it: the gateway's re-check must catch it.
+    fn store_only(self) -> bool {
+        matches!(self, Cut::StoreOnly | Cut::DeviceDisabled | Cut::NetworksNarrowed)
     }
 }
 
@@ -111,10 +125,31 @@ async fn cut_in_the_gap(db: TestDb, how: Cut) {
             .await
             .unwrap();
     }
+    match how {
+        Cut::DeviceDisabled => {
+            db.store
+                .set_device_enabled(&s.device.id, false, &|d| {
+                    test_effects().change(Change::Device(d.id.clone()))
+                })
+                .await
+                .unwrap();
+        }
+        Cut::NetworksNarrowed => {
+            // The technician connects from 127.0.0.2; the window adds no networks.
+            let elsewhere: IpNet = "10.20.0.0/16".parse().unwrap();
+            db.store
+                .replace_vendor_networks(&s.vendor.id, &[elsewhere], &|v| {
+                    test_effects().change(Change::Vendor(v.id.clone()))
+                })
+                .await
+                .unwrap();
+        }
+        _ => {}
+    }
     let registered = gw.registry.len();
     let cut = match how {
         Cut::StoreThenRegistry => gw.registry.cut_window(&s.window.id, EndReason::WindowRevoked),
-        Cut::StoreOnly => 0,
+        Cut::StoreOnly | Cut::DeviceDisabled | Cut::NetworksNarrowed => 0,
         Cut::Lockdown => gw.registry.cut_all(EndReason::Lockdown),
         Cut::Terminate => gw.registry.list().first().map_or(0, |l| {
             usize::from(gw.registry.cut_session(&l.id, EndReason::Terminated))
@@ -132,11 +167,11 @@ async fn cut_in_the_gap(db: TestDb, how: Cut) {
         "the gateway connected to the device"
     );
     assert_eq!(registered, 1, "the tunnel is registered before its record is written");
-    if !matches!(how, Cut::StoreOnly) {
+    if !how.store_only() {
         assert_eq!(cut, 1, "the registry cut finds the registering tunnel");
     }
 
-    // Recorded as started and ended by the revocation.
+    // Recorded as started and ended by the cut.
     let session = eventually(|| {
         let store = db.store.clone();
         let window = s.window.id.clone();
@@ -196,6 +231,22 @@ async fn terminate_in_the_gap(db: TestDb) {
     cut_in_the_gap(db, Cut::Terminate).await;
 }
 on_both_backends!(terminate_in_the_gap_is_honoured, super::terminate_in_the_gap);
+
+async fn device_disabled_in_the_gap(db: TestDb) {
+    cut_in_the_gap(db, Cut::DeviceDisabled).await;
+}
+on_both_backends!(
+    device_disabled_in_the_gap_is_caught_by_the_recheck,
+    super::device_disabled_in_the_gap
+);
+
+async fn networks_narrowed_in_the_gap(db: TestDb) {
+    cut_in_the_gap(db, Cut::NetworksNarrowed).await;
+}
+on_both_backends!(
+    networks_narrowed_in_the_gap_is_caught_by_the_recheck,
+    super::networks_narrowed_in_the_gap
+);
 
 // Plain delegation, except `write_journal`.
 #[async_trait]
