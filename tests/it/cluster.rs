@@ -937,7 +937,9 @@ async fn after_an_outage_a_survivor_does_not_close_a_live_node_s_sessions() {
     .await;
     assert_eq!(rec.end_reason, Some(EndReason::ClientClosed));
     assert_eq!(
-        crate::hostile::support::ended_events(&t.app.store, &session).await.len(),
+        crate::hostile::support::ended_events(&t.app.store, &session)
+            .await
+            .len(),
         1
     );
     assert_chain_valid(t.app.store.as_ref()).await;
