@@ -4,8 +4,10 @@
 //! seconds and checkpoints the byte counts of its live tunnels, so that after a
 //! crash the next start dates the lost sessions' ends by the last beat and keeps
 //! their counts (issue 8). Every node also closes, as `node_lost`, the sessions
-//! of other nodes whose beat went stale (issue 9). The beat is also the store's write probe: its result
-//! opens or closes the store's breaker, which `/readyz` reports.
+//! of other nodes whose beat went stale (issue 9), but only once its own beats
+//! have succeeded for `stale_after` in a row. The beat is also the store's
+//! write probe: its result opens or closes the store's breaker, which `/readyz`
+//! reports.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,6 +105,13 @@ impl NodeBeat {
         let health = self.store.health();
         let mut last_checkpoint = Instant::now();
         let mut told_taken = false;
+        // Since when this node's beats have all succeeded (`None` after a failed
+        // one). It sweeps only once this is `stale_after` old: after a database
+        // outage every node's `last_seen` is old, and the first node back must
+        // give the others time to beat again before judging them lost, or it
+        // would close live sessions as `node_lost`. Process start counts as the
+        // start of a healthy run (a fresh node has seen no one beat yet).
+        let mut healthy_since = Some(Instant::now());
         loop {
             let wait = if health.is_up() {
                 self.settings.every
@@ -126,11 +135,12 @@ impl NodeBeat {
             match tokio::time::timeout(BEAT_TIMEOUT, self.store.node_heartbeat(&beat)).await {
                 Ok(Ok(ours)) => {
                     health.mark_up();
+                    let since = *healthy_since.get_or_insert_with(Instant::now);
                     if checkpoint {
                         last_checkpoint = Instant::now();
-                    }
-                    if checkpoint {
-                        self.sweep_lost_nodes().await;
+                        if since.elapsed() >= self.settings.stale_after {
+                            self.sweep_lost_nodes().await;
+                        }
                     }
                     if !ours && !told_taken {
                         told_taken = true;
@@ -140,9 +150,18 @@ impl NodeBeat {
                         );
                     }
                 }
-                Ok(Err(e)) if e.is_unavailable() => health.mark_down(&e.to_string()),
-                Ok(Err(e)) => tracing::warn!(error = %e, "heartbeat failed"),
-                Err(_) => health.mark_down("heartbeat timed out"),
+                Ok(Err(e)) if e.is_unavailable() => {
+                    healthy_since = None;
+                    health.mark_down(&e.to_string());
+                }
+                Ok(Err(e)) => {
+                    healthy_since = None;
+                    tracing::warn!(error = %e, "heartbeat failed");
+                }
+                Err(_) => {
+                    healthy_since = None;
+                    health.mark_down("heartbeat timed out");
+                }
             }
         }
     }

@@ -4,7 +4,8 @@
 //! PostgreSQL database: a change made through node A cuts node B's tunnel
 //! within 1.5 s and B refuses accordingly; an approval on A admits on B. Last,
 //! a node whose database stops: it refuses within the staleness bound, says so
-//! in `/readyz`, and recovers by itself.
+//! in `/readyz`, and recovers by itself; and after such an outage no node
+//! closes another live node's sessions as `node_lost`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -881,6 +882,116 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
     assert_chain_valid(t.app.store.as_ref()).await;
     b.stop().await;
     t.stop().await;
+}
+
+/// A TCP relay to `upstream` that, while `shut` is set, drops new connections
+/// at once: a node whose database connections go through it reconnects later
+/// than the others after an outage.
+async fn relay(upstream: String, shut: Arc<std::sync::atomic::AtomicBool>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            if shut.load(std::sync::atomic::Ordering::SeqCst) {
+                continue;
+            }
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+    (addr, task)
+}
+
+/// PostgreSQL stops for longer than `node_stale_secs`, with `on_stale =
+/// "refuse"`: node B's tunnel runs on. When the database is back, node A
+/// reconnects first (B's connections are held back 1.5 s) and finds B's last
+/// beat old; it must not close B's live session as `node_lost` before B has had
+/// `node_stale_secs` to beat again. The session stays open, with no
+/// `session.ended` event, the tunnel still echoes, and its end is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_outage_a_survivor_does_not_close_a_live_node_s_sessions() {
+    let Some((pg, db)) = own_postgres().await else {
+        return;
+    };
+    let t = TestApp::spawn_config(
+        db,
+        "database.heartbeat_secs = 1\ndatabase.node_stale_secs = 3\ndatabase.checkpoint_secs = 1\ndatabase.probe_ms = 200\n",
+        "[cluster]\non_stale = \"refuse\"\n",
+        Arc::new(SystemClock),
+    )
+    .await;
+    // Node B reaches the database through a relay the test can hold shut.
+    let upstream = pg
+        .url()
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    let shut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (relayed, relay_task) = relay(upstream.clone(), shut.clone()).await;
+    let mut settings_b = t.settings().clone();
+    settings_b.gateway.node = "b".into();
+    settings_b.database.url = pg.url().replace(&upstream, &relayed);
+    let b = portier::app::App::start_with_clock(&settings_b, Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let device = echo_device().await;
+    let (sc, _vendor, _security) = t.open_window_scene(device).await;
+    let start = Instant::now();
+    let mut tls = loop {
+        match try_tunnel(b.gateway_addr, sc.tls.clone()).await {
+            Ok(tunnel) => break tunnel,
+            Err(said) => assert!(start.elapsed() < Duration::from_secs(5), "node B refuses: {said}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let session = b.registry.list()[0].id.clone();
+
+    tokio::task::block_in_place(|| pg.stop_server());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(echo_roundtrip(&mut tls, b"during").await, b"during");
+    shut.store(true, std::sync::atomic::Ordering::SeqCst);
+    tokio::task::block_in_place(|| pg.start_server());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    shut.store(false, std::sync::atomic::Ordering::SeqCst);
+    // Long enough for A to have beaten without failure for node_stale_secs,
+    // and so to have swept, several times.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+
+    assert_eq!(echo_roundtrip(&mut tls, b"after").await, b"after");
+    assert_eq!(b.registry.list().len(), 1);
+    let rec = t.app.store.session(&session).await.unwrap();
+    assert_eq!(
+        (rec.ended_at, rec.end_reason),
+        (None, None),
+        "node B's live session was closed"
+    );
+    assert!(crate::hostile::support::ended_events(&t.app.store, &session)
+        .await
+        .is_empty());
+    // Its end is still recorded when the vendor leaves.
+    drop(tls);
+    let rec = within_secs(10, || async {
+        let s = t.app.store.session(&session).await.ok()?;
+        s.ended_at.is_some().then_some(s)
+    })
+    .await;
+    assert_eq!(rec.end_reason, Some(EndReason::ClientClosed));
+    assert_eq!(
+        crate::hostile::support::ended_events(&t.app.store, &session)
+            .await
+            .len(),
+        1
+    );
+    assert_chain_valid(t.app.store.as_ref()).await;
+    b.stop().await;
+    t.stop().await;
+    relay_task.abort();
 }
 
 /// The audit chain verifies from its first event to its last.
