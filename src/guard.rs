@@ -499,6 +499,24 @@ impl LocalGuard {
     }
 
     /// One attempt at storing `p`.
+    /// What a stored attempt at a restrictive change came to: the local
+    /// restriction is released once the store has the change or refuses it for
+    /// good; kept (and retried) while the store is unavailable.
+    fn settle<T>(&self, r: &Restriction, stored: Result<T, StoreError>) -> Step {
+        match stored {
+            Ok(_) => {
+                self.release(r);
+                Step::Done
+            }
+            Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
+            Err(e) => {
+                self.release(r);
+                tracing::error!(error = %e, "queued change refused by the store: dropped");
+                Step::Done
+            }
+        }
+    }
+
     async fn attempt(&self, store: &dyn Store, p: Pending) -> Step {
         let unavailable = |e: StoreError| match e {
             e if e.is_unavailable() => Step::Retry(e.to_string()),
@@ -584,46 +602,16 @@ impl LocalGuard {
                 at,
                 effects,
             } => {
-                let r = Restriction::Technician(vendor.clone(), id.clone());
-                match store.revoke_technician(&vendor, &id, at, &|_| effects.clone()).await {
-                    Ok(_) => {
-                        self.release(&r);
-                        Step::Done
-                    }
-                    Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
-                    Err(e) => {
-                        self.release(&r);
-                        unavailable(e)
-                    }
-                }
+                let stored = store.revoke_technician(&vendor, &id, at, &|_| effects.clone()).await;
+                self.settle(&Restriction::Technician(vendor, id), stored)
             }
             Pending::DisableVendor { id, effects } => {
-                let r = Restriction::Vendor(id.clone());
-                match store.set_vendor_enabled(&id, false, &|_| effects.clone()).await {
-                    Ok(_) => {
-                        self.release(&r);
-                        Step::Done
-                    }
-                    Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
-                    Err(e) => {
-                        self.release(&r);
-                        unavailable(e)
-                    }
-                }
+                let stored = store.set_vendor_enabled(&id, false, &|_| effects.clone()).await;
+                self.settle(&Restriction::Vendor(id), stored)
             }
             Pending::DisableDevice { id, effects } => {
-                let r = Restriction::Device(id.clone());
-                match store.set_device_enabled(&id, false, &|_| effects.clone()).await {
-                    Ok(_) => {
-                        self.release(&r);
-                        Step::Done
-                    }
-                    Err(e) if e.is_unavailable() => Step::Retry(e.to_string()),
-                    Err(e) => {
-                        self.release(&r);
-                        unavailable(e)
-                    }
-                }
+                let stored = store.set_device_enabled(&id, false, &|_| effects.clone()).await;
+                self.settle(&Restriction::Device(id), stored)
             }
             Pending::Record(effects) => match store.record(&effects).await {
                 Ok(_) => Step::Done,

@@ -351,12 +351,10 @@ async fn append_unknown_kind(db: &TestDb) {
     }
 }
 
-/// A change that reached no feed entry is found by the periodic full load,
-/// counted, and repaired; a change of an unknown kind reloads in full.
-async fn a_change_missing_from_the_feed_is_found_and_repaired(db: TestDb) {
-    let store = db.store.as_ref();
-    let pki = Pki::generate();
-    let sc = scene(store, &pki, "127.0.0.1:9".parse().unwrap()).await;
+/// A follower over `db`'s scene, up to date, with one live session of its
+/// technician on its device (from 127.0.0.2) in the follower's registry.
+async fn following_one_session(db: &TestDb, pki: &Pki) -> (Scene, Feed, Arc<LiveSession>) {
+    let sc = scene(db.store.as_ref(), pki, "127.0.0.1:9".parse().unwrap()).await;
     let registry = Arc::new(Registry::default());
     let feed = Feed::new(
         db.store.clone(),
@@ -367,6 +365,15 @@ async fn a_change_missing_from_the_feed_is_found_and_repaired(db: TestDb) {
     feed.read().await.unwrap();
     let s = live("s1", &sc.window, &sc.tech, &sc.device.id, "127.0.0.2");
     registry.insert(s.clone());
+    (sc, feed, s)
+}
+
+/// A change that reached no feed entry is found by the periodic full load,
+/// counted, and repaired; a change of an unknown kind reloads in full.
+async fn a_change_missing_from_the_feed_is_found_and_repaired(db: TestDb) {
+    let store = db.store.as_ref();
+    let pki = Pki::generate();
+    let (sc, feed, s) = following_one_session(&db, &pki).await;
 
     // Disabled without a feed entry (a bug): the incremental state misses it.
     store
@@ -414,17 +421,7 @@ on_both_backends!(
 async fn a_node_behind_pruned_entries_reloads_in_full(db: TestDb) {
     let store = db.store.as_ref();
     let pki = Pki::generate();
-    let sc = scene(store, &pki, "127.0.0.1:9".parse().unwrap()).await;
-    let registry = Arc::new(Registry::default());
-    let feed = Feed::new(
-        db.store.clone(),
-        registry.clone(),
-        Arc::new(SystemClock),
-        FeedSettings::default(),
-    );
-    feed.read().await.unwrap();
-    let s = live("s1", &sc.window, &sc.tech, &sc.device.id, "127.0.0.2");
-    registry.insert(s.clone());
+    let (sc, feed, s) = following_one_session(&db, &pki).await;
 
     // Two changes this node has not read yet, then both pruned but the newest.
     store
@@ -766,7 +763,7 @@ async fn a_stale_follower_refuses_cuts_and_recovers() {
 
     tokio::task::block_in_place(|| pg.stop_server());
     let stopped = Instant::now();
-    let refused = within_secs(3, || async {
+    let refused = crate::hostile::support::within(3, "condition", || async {
         let at = stopped.elapsed();
         let e = cache.stored_snapshot().await.err()?;
         Some((at, e.to_string()))
@@ -780,12 +777,12 @@ async fn a_stale_follower_refuses_cuts_and_recovers() {
     assert!(refused.1.contains("change feed"), "{}", refused.1);
     let stale = cache.stale().unwrap();
     assert!(stale.since.is_some());
-    within_secs(3, || async { s.cut_reason() }).await;
+    crate::hostile::support::within(3, "condition", || async { s.cut_reason() }).await;
     assert_eq!(s.cut_reason(), Some(EndReason::NodeStale));
     assert!(stopped.elapsed() <= Duration::from_millis(2500));
 
     tokio::task::block_in_place(|| pg.start_server());
-    within_secs(20, || async { cache.stale().is_none().then_some(()) }).await;
+    crate::hostile::support::within(20, "condition", || async { cache.stale().is_none().then_some(()) }).await;
     assert!(cache.stored_snapshot().await.is_ok());
     stop.cancel();
     let _ = task.await;
@@ -873,7 +870,7 @@ async fn a_node_that_cannot_read_the_feed_refuses_and_recovers() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(readyz_b(client_b.clone()).await, 200);
-    let rec = within_secs(15, || async {
+    let rec = crate::hostile::support::within(15, "condition", || async {
         let s = t.app.store.session(&session).await.ok()?;
         s.ended_at.is_some().then_some(s)
     })
@@ -976,7 +973,7 @@ async fn after_an_outage_a_survivor_does_not_close_a_live_node_s_sessions() {
         .is_empty());
     // Its end is still recorded when the vendor leaves.
     drop(tls);
-    let rec = within_secs(10, || async {
+    let rec = crate::hostile::support::within(10, "condition", || async {
         let s = t.app.store.session(&session).await.ok()?;
         s.ended_at.is_some().then_some(s)
     })
@@ -998,23 +995,4 @@ async fn after_an_outage_a_survivor_does_not_close_a_live_node_s_sessions() {
 async fn assert_chain_valid(store: &dyn Store) {
     let chain = portier::audit::verify_store(store, |_| {}).await.unwrap();
     assert!(chain.valid, "audit chain broken: {chain:?}");
-}
-
-/// Polls `f` until it returns `Some`, for at most `secs`.
-async fn within_secs<T, F, Fut>(secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(secs),
-            "condition not met within {secs} s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
