@@ -146,6 +146,22 @@ impl Event {
         }
     }
 
+    /// Whether the event calls for someone's attention: sent to syslog as a
+    /// warning rather than a notice.
+    pub const fn needs_attention(self) -> bool {
+        matches!(
+            self,
+            Event::LockdownOn
+                | Event::LockdownOff
+                | Event::EmergencyGranted
+                | Event::EmergencyReviewed
+                | Event::EmergencyReviewPending
+                | Event::AdmissionDenied
+                | Event::AdmissionDeniedBurst
+                | Event::ReportOverdue
+        )
+    }
+
     /// The event a stored name designates (`None` for a name no version recorded).
     pub fn parse(name: &str) -> Option<Event> {
         Event::ALL.into_iter().find(|e| e.as_str() == name)

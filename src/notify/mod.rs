@@ -312,5 +312,20 @@ mod tests {
             line.contains(" portier ") && line.contains(" lockdown.on - {"),
             "{line}"
         );
+        // Warning for what needs attention, notice otherwise (and for names this
+        // version does not know).
+        for (event, pri) in [
+            ("admission.denied", "<164>"),
+            ("report.overdue", "<164>"),
+            ("window.requested", "<165>"),
+            ("session.started", "<165>"),
+            ("something.new", "<165>"),
+        ] {
+            let line = syslog_line(&Notification {
+                event: event.into(),
+                ..n.clone()
+            });
+            assert!(line.starts_with(pri), "{event}: {line}");
+        }
     }
 }

@@ -10,11 +10,8 @@ use super::Notification;
 
 /// RFC 5424 line: facility local4 (20), severity notice (5) or warning (4).
 pub fn syslog_line(n: &Notification) -> String {
-    let severity = if n.event.starts_with("lockdown")
-        || n.event.starts_with("emergency")
-        || n.event.contains("denied")
-        || n.event.contains("overdue")
-    {
+    // A name no version of the enum knows (a newer node's) is a plain notice.
+    let severity = if crate::events::Event::parse(&n.event).is_some_and(crate::events::Event::needs_attention) {
         4
     } else {
         5
