@@ -7,6 +7,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::net::IpAddr;
+#[path = "common/seed.rs"]
+mod seed;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -78,49 +81,13 @@ async fn seed(path: &std::path::Path) {
             .unwrap();
         }
     }
-    for d in 0..DEVICES {
-        let v = d % VENDORS;
-        sqlx::query("INSERT INTO devices (id, name, address, protocol, enabled, created_at) VALUES (?, ?, '127.0.0.1:9', 'ssh', 1, ?)")
-            .bind(format!("d{d}"))
-            .bind(format!("device-{d}"))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO device_vendors (device_id, vendor_id) VALUES (?, ?)")
-            .bind(format!("d{d}"))
-            .bind(format!("v{v}"))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        // Eight past windows, one open now, one tomorrow.
-        for w in 0..WINDOWS_PER_DEVICE {
-            let start = match w {
-                8 => now - hour,
-                9 => now + 24 * hour,
-                past => now - (24 * (past as i64 + 1)) * hour,
-            };
-            let id = format!("w{d}-{w}");
-            sqlx::query(
-                "INSERT INTO windows (id, vendor_id, starts_at, ends_at, state, reason, requested_by, approved_by, created_at)
-                 VALUES (?, ?, ?, ?, 'approved', 'bench', 'u1', 'u2', ?)",
-            )
-            .bind(&id)
-            .bind(format!("v{v}"))
-            .bind(start)
-            .bind(start + 4 * hour)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-            sqlx::query("INSERT INTO window_devices (window_id, device_id) VALUES (?, ?)")
-                .bind(&id)
-                .bind(format!("d{d}"))
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-    }
+    // Eight past windows, one open now, one tomorrow.
+    seed::devices_and_windows(&mut tx, now, DEVICES, VENDORS, WINDOWS_PER_DEVICE, |w| match w {
+        8 => now - hour,
+        9 => now + 24 * hour,
+        past => now - (24 * (past as i64 + 1)) * hour,
+    })
+    .await;
     tx.commit().await.unwrap();
 }
 

@@ -7,6 +7,9 @@
 //! Run with `cargo bench --bench feed`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+#[path = "common/seed.rs"]
+mod seed;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,44 +51,10 @@ async fn seed(path: &std::path::Path) {
             .await
             .unwrap();
     }
-    for d in 0..DEVICES {
-        let v = d % VENDORS;
-        sqlx::query("INSERT INTO devices (id, name, address, protocol, enabled, created_at) VALUES (?, ?, '127.0.0.1:9', 'ssh', 1, ?)")
-            .bind(format!("d{d}"))
-            .bind(format!("device-{d}"))
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        sqlx::query("INSERT INTO device_vendors (device_id, vendor_id) VALUES (?, ?)")
-            .bind(format!("d{d}"))
-            .bind(format!("v{v}"))
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-        for w in 0..WINDOWS_PER_DEVICE {
-            let start = now - hour + (w as i64) * 24 * hour;
-            let id = format!("w{d}-{w}");
-            sqlx::query(
-                "INSERT INTO windows (id, vendor_id, starts_at, ends_at, state, reason, requested_by, approved_by, created_at)
-                 VALUES (?, ?, ?, ?, 'approved', 'bench', 'u1', 'u2', ?)",
-            )
-            .bind(&id)
-            .bind(format!("v{v}"))
-            .bind(start)
-            .bind(start + 4 * hour)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .unwrap();
-            sqlx::query("INSERT INTO window_devices (window_id, device_id) VALUES (?, ?)")
-                .bind(&id)
-                .bind(format!("d{d}"))
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-        }
-    }
+    seed::devices_and_windows(&mut tx, now, DEVICES, VENDORS, WINDOWS_PER_DEVICE, |w| {
+        now - hour + (w as i64) * 24 * hour
+    })
+    .await;
     tx.commit().await.unwrap();
 }
 
