@@ -227,6 +227,9 @@ impl App {
                 syslog: settings.notify.syslog.clone(),
                 proxy_protocol_from: g.proxy_protocol_from.clone(),
             }),
+            console: Arc::new(crate::console::ConsoleSettings {
+                tz: settings.console.tz(),
+            }),
         };
 
         let event = AuditEvent::new(

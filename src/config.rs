@@ -15,8 +15,8 @@ use crate::policy::{OverdueMode, PolicySettings};
 const MIN_FD_RESERVE: u64 = 64;
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 8] = [
-    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster",
+const SECTIONS: [&str; 9] = [
+    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster", "console",
 ];
 
 /// Configuration errors, with the file or key at fault.
@@ -326,6 +326,36 @@ impl Default for ClusterConfig {
     }
 }
 
+/// `[console]`: the web console on the admin API's listener (docs/console.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// The hospital's time zone (IANA name): dates are shown and entered in it,
+    /// with UTC beside them; everything is stored in UTC.
+    pub timezone: String,
+    /// A console session unused for this long ends.
+    pub idle_minutes: u32,
+    /// A console session ends this long after sign-in, used or not.
+    pub absolute_hours: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        Self {
+            timezone: "Europe/Paris".into(),
+            idle_minutes: 30,
+            absolute_hours: 12,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// The configured time zone (validated at load).
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.timezone.parse().unwrap_or(chrono_tz::Tz::UTC)
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -365,6 +395,7 @@ pub struct Settings {
     pub audit: AuditConfig,
     pub log: LogConfig,
     pub cluster: ClusterConfig,
+    pub console: ConsoleConfig,
 }
 
 impl Settings {
@@ -443,6 +474,17 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.console.timezone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "console.timezone {:?} is not an IANA time zone name (e.g. Europe/Paris)",
+                self.console.timezone
+            )));
+        }
+        if self.console.idle_minutes == 0 || self.console.absolute_hours == 0 {
+            return Err(ConfigError::Invalid(
+                "console.idle_minutes and console.absolute_hours must be at least 1".into(),
+            ));
+        }
         if !valid_node_name(&self.gateway.node) {
             return Err(ConfigError::Invalid(format!(
                 "gateway.node {:?} must be 1 to 253 letters, digits, '.', '-' or '_', starting with a letter or digit",
@@ -648,6 +690,8 @@ impl Settings {
                 min_prefix_v4: self.policy.min_network_prefix_v4,
                 min_prefix_v6: self.policy.min_network_prefix_v6,
             },
+            console_idle: chrono::Duration::minutes(i64::from(self.console.idle_minutes)),
+            console_absolute: chrono::Duration::hours(i64::from(self.console.absolute_hours)),
         }
     }
 

@@ -39,6 +39,10 @@ pub enum Event {
     // --- accounts ---
     UserCreated,
     UserDisabled,
+    UserLanguageChanged,
+    // --- the console ---
+    ConsoleSignedIn,
+    ConsoleSignedOut,
     // --- lockdown ---
     LockdownOn,
     LockdownOff,
@@ -59,7 +63,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 39] = [
+    pub const ALL: [Event; 42] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -86,6 +90,9 @@ impl Event {
         Event::DeviceDisabled,
         Event::UserCreated,
         Event::UserDisabled,
+        Event::UserLanguageChanged,
+        Event::ConsoleSignedIn,
+        Event::ConsoleSignedOut,
         Event::LockdownOn,
         Event::LockdownOff,
         Event::SessionStarted,
@@ -130,6 +137,9 @@ impl Event {
             Event::DeviceDisabled => "device.disabled",
             Event::UserCreated => "user.created",
             Event::UserDisabled => "user.disabled",
+            Event::UserLanguageChanged => "user.language_changed",
+            Event::ConsoleSignedIn => "console.signed_in",
+            Event::ConsoleSignedOut => "console.signed_out",
             Event::LockdownOn => "lockdown.on",
             Event::LockdownOff => "lockdown.off",
             Event::SessionStarted => "session.started",

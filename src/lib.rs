@@ -14,6 +14,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod conn_limit;
+pub mod console;
 pub mod domain;
 pub mod events;
 pub mod export;

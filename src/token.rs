@@ -6,11 +6,19 @@ use sha2::{Digest, Sha256};
 /// Prefix that makes a leaked token recognisable by secret scanners.
 pub const PREFIX: &str = "ptk_";
 
+/// Prefix of console session cookies.
+pub const SESSION_PREFIX: &str = "pcs_";
+
 /// A fresh token and the hash to store.
 pub fn generate() -> (String, String) {
+    generate_prefixed(PREFIX)
+}
+
+/// A fresh secret with `prefix` (256 random bits) and the hash to store.
+pub fn generate_prefixed(prefix: &str) -> (String, String) {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let token = format!("{PREFIX}{}", hex::encode(bytes));
+    let token = format!("{prefix}{}", hex::encode(bytes));
     let hash = hash(&token);
     (token, hash)
 }

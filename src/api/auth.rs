@@ -34,7 +34,12 @@ impl Authenticated {
     }
 }
 
-/// Records `caller` in the request's [`Authenticated`] slot, if there is one.
+/// Records `caller` in the request's [`Authenticated`] slot, if there is one
+/// (the console's sign-in does it too, so its refusals are attributed).
+pub fn note_caller(parts: &Parts, caller: &Caller) {
+    note(parts, caller)
+}
+
 fn note(parts: &Parts, caller: &Caller) {
     if let Some(slot) = parts.extensions.get::<Authenticated>() {
         // A second extractor in the same request finds the same account.

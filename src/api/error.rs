@@ -109,6 +109,7 @@ impl From<crate::ops::OpsError> for ApiError {
         use crate::ops::OpsError;
         match e {
             OpsError::Invalid(m) => Self::bad_request(m),
+            OpsError::Unauthenticated(m) => Self::unauthenticated(m),
             OpsError::Forbidden(m) => Self::forbidden(m),
             OpsError::NotFound(what) => Self::not_found(&what),
             OpsError::Conflict(m) => Self::conflict(m),

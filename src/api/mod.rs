@@ -47,7 +47,7 @@ use crate::gateway::Registry;
 use crate::pki::CertAuthority;
 use crate::store::{Journal, JournalEntry, Store};
 
-pub use auth::{Caller, Granted, RestrictiveCaller};
+pub use auth::{note_caller, Caller, Granted, RestrictiveCaller};
 pub use conn::ConnSettings;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use sessions::sessions_csv;
@@ -83,6 +83,8 @@ pub struct ApiState {
     pub notifier: crate::notify::Notifier,
     /// This node's listeners and sinks, for the flow matrix.
     pub node: Arc<crate::flows::NodeFlows>,
+    /// The web console's settings.
+    pub console: Arc<crate::console::ConsoleSettings>,
 }
 
 #[derive(OpenApi)]
@@ -121,7 +123,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(evidence::routes())
         .split_for_parts();
     let doc = Arc::new(document(&openapi));
-    router
+    let api = router
         .route(
             "/api/v1/openapi.json",
             axum::routing::get(move || {
@@ -144,6 +146,10 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(axum::middleware::from_fn(openapi::json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state.clone());
+    // The console answers its own paths (HTML); everything else is the API's.
+    crate::console::router()
+        .fallback_service(api)
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), Arc::new(RefusalBudgets::default())),
             audit_refusals,

@@ -9,6 +9,9 @@ pub enum OpsError {
     /// The input is invalid whatever the state (400).
     #[error("{0}")]
     Invalid(String),
+    /// Who is asking could not be established (401).
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The actor may not do this (403).
     #[error("{0}")]
     Forbidden(String),

@@ -8,6 +8,7 @@
 mod access;
 mod actor;
 mod catalog;
+mod console;
 mod error;
 mod reports;
 mod sessions;
@@ -29,6 +30,7 @@ use crate::store::{Effects, Store, StoreError, Window};
 
 pub use access::{LockdownOutcome, NewToken};
 pub use actor::{Actor, Granted};
+pub use console::{ConsoleUser, Lang, SignedIn};
 pub use error::{OpsError, OpsResult};
 pub use reports::ReportInput;
 pub use sessions::Terminated;
@@ -53,6 +55,10 @@ pub struct Rules {
     pub node_stale: chrono::Duration,
     /// The broadest networks that may be declared without an admin's consent.
     pub networks: NetworkBreadth,
+    /// A console session unused for this long ends.
+    pub console_idle: chrono::Duration,
+    /// A console session ends this long after sign-in.
+    pub console_absolute: chrono::Duration,
 }
 
 /// Everything the use cases need. Cheap to clone.

@@ -374,6 +374,33 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
         record: Record<'_, User>,
     ) -> StoreResult<User>;
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>>;
+    /// Sets the console language an account chose (`None`: the browser's).
+    async fn set_user_lang(&self, id: &UserId, lang: Option<&str>, record: Record<'_, User>) -> StoreResult<User>;
+
+    // --- console sessions (see [`ConsoleSession`]) ---
+    async fn create_console_session(
+        &self,
+        session: &ConsoleSession,
+        record: Record<'_, ConsoleSession>,
+    ) -> StoreResult<ConsoleSession>;
+    /// The session with this cookie hash and its account, if both exist and the
+    /// account is not disabled.
+    async fn console_session(&self, id_sha256: &str) -> StoreResult<Option<(ConsoleSession, User)>>;
+    /// Notes activity on a session (its idle timeout starts again).
+    async fn touch_console_session(&self, id_sha256: &str, at: DateTime<Utc>) -> StoreResult<()>;
+    /// Ends one session of `user` (`only`) or all of them; returns how many ended.
+    async fn end_console_sessions(
+        &self,
+        user: &UserId,
+        only: Option<&str>,
+        record: Record<'_, u64>,
+    ) -> StoreResult<u64>;
+    /// Deletes sessions idle since `idle_before` or created before `created_before`.
+    async fn prune_console_sessions(
+        &self,
+        idle_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+    ) -> StoreResult<u64>;
 
     // --- lockdown ---
     async fn lockdown(&self) -> StoreResult<LockdownState>;

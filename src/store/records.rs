@@ -298,6 +298,8 @@ pub struct User {
     pub vendor_id: Option<VendorId>,
     pub created_at: DateTime<Utc>,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// The console language the account chose (`fr`, `en`); none: the browser's.
+    pub lang: Option<String>,
 }
 
 /// An API account to create; only the token's SHA-256 is stored.
@@ -307,6 +309,16 @@ pub struct NewUser {
     pub role: Role,
     pub vendor_id: Option<VendorId>,
     pub token_sha256: String,
+}
+
+/// A signed-in console session. Only the SHA-256 of its cookie is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleSession {
+    pub id_sha256: String,
+    pub user_id: UserId,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub source_ip: Option<String>,
 }
 
 /// The lockdown ("mise en sécurité") switch.

@@ -34,6 +34,8 @@ use crate::policy::{DeviceEntry, TechnicianEntry, VendorEntry, WindowEntry};
 
 // The notification outbox's SQL (delivery by claims with a lease).
 mod outbox;
+// Console sessions and account preferences.
+mod console;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -292,6 +294,7 @@ impl SqliteStore {
             vendor_id: vendor.map(VendorId),
             created_at: from_us(row.try_get("created_at")?)?,
             disabled_at: opt_from_us(row.try_get("disabled_at")?)?,
+            lang: row.try_get("lang")?,
         })
     }
 
@@ -1551,6 +1554,43 @@ impl Store for SqliteStore {
         }
         let user = Self::user_in(&mut tx, id).await?;
         self.finish(tx, user, record, false).await
+    }
+
+    async fn set_user_lang(&self, id: &UserId, lang: Option<&str>, record: Record<'_, User>) -> StoreResult<User> {
+        self.console_set_lang(id, lang, record).await
+    }
+
+    async fn create_console_session(
+        &self,
+        session: &ConsoleSession,
+        record: Record<'_, ConsoleSession>,
+    ) -> StoreResult<ConsoleSession> {
+        self.console_create(session, record).await
+    }
+
+    async fn console_session(&self, id_sha256: &str) -> StoreResult<Option<(ConsoleSession, User)>> {
+        self.console_lookup(id_sha256).await
+    }
+
+    async fn touch_console_session(&self, id_sha256: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.console_touch(id_sha256, at).await
+    }
+
+    async fn end_console_sessions(
+        &self,
+        user: &UserId,
+        only: Option<&str>,
+        record: Record<'_, u64>,
+    ) -> StoreResult<u64> {
+        self.console_end(user, only, record).await
+    }
+
+    async fn prune_console_sessions(
+        &self,
+        idle_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.console_prune(idle_before, created_before).await
     }
 
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {

@@ -501,6 +501,37 @@ impl Store for SlowStarts {
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
         self.inner.user_by_token_hash(token_sha256).await
     }
+    async fn set_user_lang(&self, id: &UserId, lang: Option<&str>, record: Record<'_, User>) -> StoreResult<User> {
+        self.inner.set_user_lang(id, lang, record).await
+    }
+    async fn create_console_session(
+        &self,
+        session: &ConsoleSession,
+        record: Record<'_, ConsoleSession>,
+    ) -> StoreResult<ConsoleSession> {
+        self.inner.create_console_session(session, record).await
+    }
+    async fn console_session(&self, id_sha256: &str) -> StoreResult<Option<(ConsoleSession, User)>> {
+        self.inner.console_session(id_sha256).await
+    }
+    async fn touch_console_session(&self, id_sha256: &str, at: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.touch_console_session(id_sha256, at).await
+    }
+    async fn end_console_sessions(
+        &self,
+        user: &UserId,
+        only: Option<&str>,
+        record: Record<'_, u64>,
+    ) -> StoreResult<u64> {
+        self.inner.end_console_sessions(user, only, record).await
+    }
+    async fn prune_console_sessions(
+        &self,
+        idle_before: DateTime<Utc>,
+        created_before: DateTime<Utc>,
+    ) -> StoreResult<u64> {
+        self.inner.prune_console_sessions(idle_before, created_before).await
+    }
     async fn lockdown(&self) -> StoreResult<LockdownState> {
         self.inner.lockdown().await
     }

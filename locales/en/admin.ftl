@@ -1,0 +1,1 @@
+# The admin pages (owned by the admin area).

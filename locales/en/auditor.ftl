@@ -1,0 +1,1 @@
+# The auditor pages (owned by the auditor area).

@@ -1,0 +1,1 @@
+# The vendor pages (owned by the vendor area).

@@ -1,0 +1,1 @@
+# The security pages (owned by the security area).

@@ -1,0 +1,9 @@
+//! The admin pages.
+
+use axum::Router;
+
+use crate::api::ApiState;
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+}
