@@ -56,7 +56,7 @@ pub struct CreateDevice {
 }
 
 /// `host:port` with a non-zero port.
-fn parse_address(a: &str) -> Result<String, ApiError> {
+pub(crate) fn parse_address(a: &str) -> Result<String, ApiError> {
     let bad = || {
         ApiError::bad_request(format!(
             "address {a:?} must be host:port (e.g. 10.20.0.15:22 or [fd00::5]:443)"

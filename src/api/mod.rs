@@ -50,7 +50,9 @@ use crate::store::{Journal, JournalEntry, Store};
 pub use auth::{note_caller, Caller, Granted, RestrictiveCaller};
 pub use conn::ConnSettings;
 pub use error::{ApiError, ApiResult, ErrorBody};
+pub(crate) use devices::parse_address;
 pub use sessions::sessions_csv;
+pub(crate) use vendors::parse_networks;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;

@@ -35,7 +35,7 @@ const MAX_NETWORKS: usize = 256;
 /// broader than `breadth` are refused unless `breadth` is `None` (an admin's
 /// explicit `allow_broad_networks`); a /0 is always refused. The result is
 /// sorted and without duplicates (`10.0.0.1` and `10.0.0.1/32` are one network).
-pub(super) fn parse_networks(list: &[String], breadth: Option<NetworkBreadth>) -> Result<Vec<IpNet>, ApiError> {
+pub(crate) fn parse_networks(list: &[String], breadth: Option<NetworkBreadth>) -> Result<Vec<IpNet>, ApiError> {
     if list.len() > MAX_NETWORKS {
         return Err(ApiError::bad_request(format!("at most {MAX_NETWORKS} networks")));
     }
