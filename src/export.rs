@@ -273,7 +273,10 @@ fn pack(bundle: &Path, files: &[String], top: &str, out: &Path, max_bytes: u64) 
         total = total.saturating_add(len.div_ceil(512) * 512 + 512);
     }
     if total > max_bytes {
-        return Err(ExportError::TooLarge { size: total, max: max_bytes });
+        return Err(ExportError::TooLarge {
+            size: total,
+            max: max_bytes,
+        });
     }
     let file = std::fs::File::create(out).map_err(io(out))?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));

@@ -49,8 +49,8 @@ use crate::store::{Journal, JournalEntry, Store};
 
 pub use auth::{note_caller, Caller, Granted, RestrictiveCaller};
 pub use conn::ConnSettings;
-pub use error::{ApiError, ApiResult, ErrorBody};
 pub(crate) use devices::parse_address;
+pub use error::{ApiError, ApiResult, ErrorBody};
 pub use sessions::sessions_csv;
 pub(crate) use vendors::parse_networks;
 

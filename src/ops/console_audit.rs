@@ -186,7 +186,7 @@ impl Ops {
         let mut out = Vec::with_capacity(windows.len());
         for w in windows {
             let mut sessions = self.aud_window_sessions(&w, &live).await?;
-            sessions.sort_by(|a, b| a.session.started_at.cmp(&b.session.started_at));
+            sessions.sort_by_key(|a| a.session.started_at);
             out.push(self.aud_window(w, sessions, None));
         }
         Ok(out)
@@ -311,9 +311,9 @@ impl Ops {
                 "until: a download covers at most {MAX_EVIDENCE_DAYS} days; use `portier export` for longer"
             )));
         }
-        let _permit = EVIDENCE_BUILDS
-            .try_acquire()
-            .map_err(|_| OpsError::conflict("other evidence archives are being built on this node: try again in a moment"))?;
+        let _permit = EVIDENCE_BUILDS.try_acquire().map_err(|_| {
+            OpsError::conflict("other evidence archives are being built on this node: try again in a moment")
+        })?;
         crate::export::export_archive(self.store.as_ref(), since, until, tmp, MAX_ARCHIVE_BYTES)
             .await
             .map_err(|e| match e {

@@ -161,7 +161,10 @@ async fn auditor_sees_sessions_verifies_and_downloads(db: TestDb) {
     let (st, timeline) = c.get("/console/audit").await;
     assert_eq!(st, 200, "{timeline}");
     assert_eq!(csrf_of(&timeline), c.csrf);
-    assert!(timeline.contains(&format!("data-session=\"{session_id}\"")), "{timeline}");
+    assert!(
+        timeline.contains(&format!("data-session=\"{session_id}\"")),
+        "{timeline}"
+    );
     let (st, sessions) = c.get("/console/audit/sessions").await;
     assert_eq!(st, 200);
     assert!(sessions.contains(&format!("data-session=\"{session_id}\"")));
@@ -278,7 +281,12 @@ async fn admin_changes_through_forms(db: TestDb) {
         for path in ["/console/admin", "/console/admin/devices", "/console/admin/accounts"] {
             assert_eq!(c.get(path).await.0, 403, "{path}");
         }
-        let (st, _) = c.post("/console/admin/vendors", &[("name", "X"), ("networks", "198.51.100.0/28")]).await;
+        let (st, _) = c
+            .post(
+                "/console/admin/vendors",
+                &[("name", "X"), ("networks", "198.51.100.0/28")],
+            )
+            .await;
         assert_eq!(st, 403);
     }
 
@@ -289,7 +297,10 @@ async fn admin_changes_through_forms(db: TestDb) {
 
     // A vendor: too broad a network needs the admin's consent.
     let (st, page) = a
-        .post("/console/admin/vendors", &[("name", "Globex"), ("networks", "10.0.0.0/8")])
+        .post(
+            "/console/admin/vendors",
+            &[("name", "Globex"), ("networks", "10.0.0.0/8")],
+        )
         .await;
     assert_eq!(st, 400, "{page}");
     assert!(page.contains("f-networks-error"), "{page}");
@@ -305,7 +316,9 @@ async fn admin_changes_through_forms(db: TestDb) {
         .await;
     assert_eq!(st, 303, "{to}");
     let globex = vendor_of(&to);
-    let (_, v) = t.call("GET", &format!("/api/v1/vendors/{globex}"), Some(&t.admin), None).await;
+    let (_, v) = t
+        .call("GET", &format!("/api/v1/vendors/{globex}"), Some(&t.admin), None)
+        .await;
     assert_eq!(v["name"], "Globex");
     assert_eq!(v["networks"], json!(["10.0.0.0/8", "198.51.100.0/28"]));
     // Replace its networks, disable and enable it.
@@ -318,10 +331,15 @@ async fn admin_changes_through_forms(db: TestDb) {
     assert_eq!(st, 303);
     let (st, _) = a.post(&format!("/console/admin/vendors/{globex}/disable"), &[]).await;
     assert_eq!(st, 303);
-    let (_, v) = t.call("GET", &format!("/api/v1/vendors/{globex}"), Some(&t.admin), None).await;
+    let (_, v) = t
+        .call("GET", &format!("/api/v1/vendors/{globex}"), Some(&t.admin), None)
+        .await;
     assert_eq!(v["networks"], json!(["198.51.100.16/28"]));
     assert_eq!(v["enabled"], false);
-    assert_eq!(a.post(&format!("/console/admin/vendors/{globex}/enable"), &[]).await.0, 303);
+    assert_eq!(
+        a.post(&format!("/console/admin/vendors/{globex}/enable"), &[]).await.0,
+        303
+    );
 
     // A technician from a CSR: the signed certificate is shown and downloadable.
     let key = rcgen::KeyPair::generate().unwrap();
@@ -351,15 +369,28 @@ async fn admin_changes_through_forms(db: TestDb) {
     assert_eq!(st, 400);
     assert!(page.contains("f-csr_pem-error"), "{page}");
     let (_, techs) = t
-        .call("GET", &format!("/api/v1/vendors/{globex}/technicians"), Some(&t.admin), None)
+        .call(
+            "GET",
+            &format!("/api/v1/vendors/{globex}/technicians"),
+            Some(&t.admin),
+            None,
+        )
         .await;
     let bob = techs[0]["id"].as_str().unwrap().to_owned();
     let (st, _) = a
-        .post(&format!("/console/admin/vendors/{globex}/technicians/{bob}/revoke"), &[])
+        .post(
+            &format!("/console/admin/vendors/{globex}/technicians/{bob}/revoke"),
+            &[],
+        )
         .await;
     assert_eq!(st, 303);
     let (_, techs) = t
-        .call("GET", &format!("/api/v1/vendors/{globex}/technicians"), Some(&t.admin), None)
+        .call(
+            "GET",
+            &format!("/api/v1/vendors/{globex}/technicians"),
+            Some(&t.admin),
+            None,
+        )
         .await;
     assert!(techs[0]["revoked_at"].is_string(), "{techs}");
 
@@ -385,24 +416,43 @@ async fn admin_changes_through_forms(db: TestDb) {
         .find(|d| d["name"] == "ct-2")
         .expect("the device")
         .clone();
-    let mut assigned: Vec<&str> = ct["vendor_ids"].as_array().unwrap().iter().map(|x| x.as_str().unwrap()).collect();
+    let mut assigned: Vec<&str> = ct["vendor_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
     assigned.sort_unstable();
     let mut expected = vec![acme.as_str(), globex.as_str()];
     expected.sort_unstable();
     assert_eq!(assigned, expected);
     let (st, page) = a
-        .post("/console/admin/devices", &[("name", "bad name!"), ("address", "nowhere"), ("protocol", "ssh")])
+        .post(
+            "/console/admin/devices",
+            &[("name", "bad name!"), ("address", "nowhere"), ("protocol", "ssh")],
+        )
         .await;
     assert_eq!(st, 400);
-    assert!(page.contains("f-name-error") && page.contains("f-address-error"), "{page}");
+    assert!(
+        page.contains("f-name-error") && page.contains("f-address-error"),
+        "{page}"
+    );
     let ct_id = ct["id"].as_str().unwrap();
-    assert_eq!(a.post(&format!("/console/admin/devices/{ct_id}/disable"), &[]).await.0, 303);
-    let (_, d) = t.call("GET", &format!("/api/v1/devices/{ct_id}"), Some(&t.admin), None).await;
+    assert_eq!(
+        a.post(&format!("/console/admin/devices/{ct_id}/disable"), &[]).await.0,
+        303
+    );
+    let (_, d) = t
+        .call("GET", &format!("/api/v1/devices/{ct_id}"), Some(&t.admin), None)
+        .await;
     assert_eq!(d["enabled"], false);
 
     // An account: its token is shown once, and works.
     let (st, page) = a
-        .post("/console/admin/accounts", &[("name", "auditor-2"), ("role", "auditor"), ("vendor_id", "")])
+        .post(
+            "/console/admin/accounts",
+            &[("name", "auditor-2"), ("role", "auditor"), ("vendor_id", "")],
+        )
         .await;
     assert_eq!(st, 201, "{page}");
     let at = page.find("value=\"ptk_").expect("the token");
@@ -413,25 +463,49 @@ async fn admin_changes_through_forms(db: TestDb) {
     let (_, list) = a.get("/console/admin/accounts").await;
     assert!(list.contains("auditor-2") && !list.contains(&token));
     let (st, page) = a
-        .post("/console/admin/accounts", &[("name", "desk-2"), ("role", "vendor"), ("vendor_id", "")])
+        .post(
+            "/console/admin/accounts",
+            &[("name", "desk-2"), ("role", "vendor"), ("vendor_id", "")],
+        )
         .await;
     assert_eq!(st, 400, "{page}");
     let id = me["id"].as_str().unwrap();
-    assert_eq!(a.post(&format!("/console/admin/accounts/{id}/disable"), &[]).await.0, 303);
+    assert_eq!(
+        a.post(&format!("/console/admin/accounts/{id}/disable"), &[]).await.0,
+        303
+    );
     assert_eq!(t.call("GET", "/api/v1/me", Some(&token), None).await.0, 401);
 
     // Every form refuses a post without its CSRF token.
     for (path, fields) in [
-        ("/console/admin/vendors".to_owned(), vec![("name", "Initech"), ("networks", "203.0.113.0/28")]),
-        (format!("/console/admin/vendors/{globex}/networks"), vec![("networks", "203.0.113.0/28")]),
+        (
+            "/console/admin/vendors".to_owned(),
+            vec![("name", "Initech"), ("networks", "203.0.113.0/28")],
+        ),
+        (
+            format!("/console/admin/vendors/{globex}/networks"),
+            vec![("networks", "203.0.113.0/28")],
+        ),
         (format!("/console/admin/vendors/{globex}/disable"), vec![]),
         (format!("/console/admin/vendors/{globex}/enable"), vec![]),
-        (format!("/console/admin/vendors/{globex}/technicians"), vec![("name", "x"), ("csr_pem", csr.as_str())]),
-        (format!("/console/admin/vendors/{globex}/technicians/{bob}/revoke"), vec![]),
-        ("/console/admin/devices".to_owned(), vec![("name", "ct-3"), ("address", "10.1.2.4:22"), ("protocol", "ssh")]),
+        (
+            format!("/console/admin/vendors/{globex}/technicians"),
+            vec![("name", "x"), ("csr_pem", csr.as_str())],
+        ),
+        (
+            format!("/console/admin/vendors/{globex}/technicians/{bob}/revoke"),
+            vec![],
+        ),
+        (
+            "/console/admin/devices".to_owned(),
+            vec![("name", "ct-3"), ("address", "10.1.2.4:22"), ("protocol", "ssh")],
+        ),
         (format!("/console/admin/devices/{ct_id}/enable"), vec![]),
         (format!("/console/admin/devices/{ct_id}/disable"), vec![]),
-        ("/console/admin/accounts".to_owned(), vec![("name", "x"), ("role", "auditor")]),
+        (
+            "/console/admin/accounts".to_owned(),
+            vec![("name", "x"), ("role", "auditor")],
+        ),
         (format!("/console/admin/accounts/{id}/disable"), vec![]),
     ] {
         assert_eq!(a.post_form(&path, &fields, false).await.0, 403, "{path}");

@@ -118,12 +118,23 @@ async fn load(s: &ApiState, v: &Viewer) -> Result<(Vec<User>, Vec<Vendor>), Fail
 pub(super) async fn list(State(s): State<ApiState>, v: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, Fail> {
     admin_only(&v)?;
     let (users, vendors) = load(&s, &v).await?;
-    let body = render(&v, &users, &vendors, &AccountForm::default(), &FieldErrors::default(), None, q.done.as_deref());
+    let body = render(
+        &v,
+        &users,
+        &vendors,
+        &AccountForm::default(),
+        &FieldErrors::default(),
+        None,
+        q.done.as_deref(),
+    );
     Ok(page(&v, Nav::Admin, &v.tr.t("adm-title-accounts"), body).into_response())
 }
 
 /// Creates the account and shows its token, this once (the answer is not cached).
-pub(super) async fn create(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<AccountForm>) -> Result<Response, Fail> {
+pub(super) async fn create(
+    State(s): State<ApiState>,
+    Posted { viewer: v, form }: Posted<AccountForm>,
+) -> Result<Response, Fail> {
     admin_only(&v)?;
     let mut errors = FieldErrors::default();
     let role = form
@@ -145,7 +156,11 @@ pub(super) async fn create(State(s): State<ApiState>, Posted { viewer: v, form }
         }
     }
     let (users, vendors) = load(&s, &v).await?;
-    let draft = if created.is_some() { AccountForm::default() } else { form };
+    let draft = if created.is_some() {
+        AccountForm::default()
+    } else {
+        form
+    };
     let body = render(&v, &users, &vendors, &draft, &errors, created.as_ref(), None);
     let title = v.tr.t("adm-title-accounts");
     if created.is_some() {

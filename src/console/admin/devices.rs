@@ -32,7 +32,14 @@ pub(super) struct DeviceForm {
     vendor_ids: Vec<String>,
 }
 
-fn render(v: &Viewer, devices: &[Device], vendors: &[Vendor], draft: &DeviceForm, errors: &FieldErrors, done: Option<&str>) -> Markup {
+fn render(
+    v: &Viewer,
+    devices: &[Device],
+    vendors: &[Vendor],
+    draft: &DeviceForm,
+    errors: &FieldErrors,
+    done: Option<&str>,
+) -> Markup {
     let tr = &v.tr;
     let names: HashMap<&VendorId, &str> = vendors.iter().map(|x| (&x.id, x.name.as_str())).collect();
     let cols = [
@@ -117,7 +124,14 @@ async fn load(s: &ApiState, v: &Viewer) -> Result<(Vec<Device>, Vec<Vendor>), Fa
 pub(super) async fn list(State(s): State<ApiState>, v: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, Fail> {
     admin_only(&v)?;
     let (devices, vendors) = load(&s, &v).await?;
-    let body = render(&v, &devices, &vendors, &DeviceForm::default(), &FieldErrors::default(), q.done.as_deref());
+    let body = render(
+        &v,
+        &devices,
+        &vendors,
+        &DeviceForm::default(),
+        &FieldErrors::default(),
+        q.done.as_deref(),
+    );
     Ok(page(&v, Nav::Admin, &v.tr.t("adm-title-devices"), body).into_response())
 }
 
@@ -159,7 +173,10 @@ fn parse(v: &Viewer, form: &DeviceForm, errors: &mut FieldErrors) -> Option<NewD
     })
 }
 
-pub(super) async fn create(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<DeviceForm>) -> Result<Response, Fail> {
+pub(super) async fn create(
+    State(s): State<ApiState>,
+    Posted { viewer: v, form }: Posted<DeviceForm>,
+) -> Result<Response, Fail> {
     admin_only(&v)?;
     let mut errors = FieldErrors::default();
     let status = match parse(&v, &form, &mut errors) {

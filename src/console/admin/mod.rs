@@ -32,7 +32,10 @@ pub fn routes() -> Router<ApiState> {
             "/console/admin/vendors/{id}/technicians/{tid}/certificate",
             get(vendors::certificate),
         )
-        .route("/console/admin/vendors/{id}/technicians/{tid}/revoke", post(vendors::revoke))
+        .route(
+            "/console/admin/vendors/{id}/technicians/{tid}/revoke",
+            post(vendors::revoke),
+        )
         .route("/console/admin/devices", get(devices::list).post(devices::create))
         .route("/console/admin/devices/{id}/disable", post(devices::disable))
         .route("/console/admin/devices/{id}/enable", post(devices::enable))

@@ -63,7 +63,13 @@ fn network_list(text: &str) -> Vec<String> {
 
 /// Parses the networks as the API does: the breadth rule applies unless the
 /// admin consents (`allow_broad`); errors go next to the `networks` field.
-fn parse_networks(s: &ApiState, v: &Viewer, text: &str, allow_broad: bool, errors: &mut FieldErrors) -> Vec<ipnet::IpNet> {
+fn parse_networks(
+    s: &ApiState,
+    v: &Viewer,
+    text: &str,
+    allow_broad: bool,
+    errors: &mut FieldErrors,
+) -> Vec<ipnet::IpNet> {
     let list = network_list(text);
     if list.is_empty() {
         errors.add("networks", v.tr.t("adm-err-networks-empty"));
@@ -85,7 +91,12 @@ fn text(v: &Viewer, field: &'static str, value: &str, max: usize, errors: &mut F
 }
 
 fn networks_text(vendor: &Vendor) -> String {
-    vendor.networks.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    vendor
+        .networks
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn consent(v: &Viewer, checked: bool, breadth: crate::domain::NetworkBreadth) -> Markup {
@@ -197,11 +208,22 @@ async fn vendors_and_devices(s: &ApiState, v: &Viewer) -> Result<(Vec<Vendor>, V
 pub(super) async fn list(State(s): State<ApiState>, v: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, Fail> {
     admin_only(&v)?;
     let (vendors, devices) = vendors_and_devices(&s, &v).await?;
-    let body = list_page(&v, s.limits.networks, &vendors, &devices, &VendorForm::default(), &FieldErrors::default(), q.done.as_deref());
+    let body = list_page(
+        &v,
+        s.limits.networks,
+        &vendors,
+        &devices,
+        &VendorForm::default(),
+        &FieldErrors::default(),
+        q.done.as_deref(),
+    );
     Ok(page(&v, Nav::Admin, &v.tr.t("adm-title"), body).into_response())
 }
 
-pub(super) async fn create(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<VendorForm>) -> Result<Response, Fail> {
+pub(super) async fn create(
+    State(s): State<ApiState>,
+    Posted { viewer: v, form }: Posted<VendorForm>,
+) -> Result<Response, Fail> {
     admin_only(&v)?;
     let mut errors = FieldErrors::default();
     let allow_broad = checked(&form.allow_broad_networks);
@@ -216,7 +238,11 @@ pub(super) async fn create(State(s): State<ApiState>, Posted { viewer: v, form }
         };
         match s.ops.create_vendor(v.actor(), new, allow_broad).await {
             Ok(created) => {
-                return Ok(Redirect::to(&format!("/console/admin/vendors/{}?done=adm-done-vendor-created", created.id)).into_response())
+                return Ok(Redirect::to(&format!(
+                    "/console/admin/vendors/{}?done=adm-done-vendor-created",
+                    created.id
+                ))
+                .into_response())
             }
             Err(e) => {
                 let (status, e) = refused(e, &v, &["name", "networks"])?;
@@ -339,7 +365,12 @@ async fn vendor_page(s: &ApiState, v: &Viewer, id: &VendorId, extras: VendorExtr
             }
         }
     };
-    Ok(page(v, Nav::Admin, &tr.ta("adm-vendor-title", &[("name", &vendor.name)]), body))
+    Ok(page(
+        v,
+        Nav::Admin,
+        &tr.ta("adm-vendor-title", &[("name", &vendor.name)]),
+        body,
+    ))
 }
 
 pub(super) async fn show(
@@ -367,9 +398,16 @@ pub(super) async fn replace_networks(
     let allow_broad = checked(&form.allow_broad_networks);
     let networks = parse_networks(&s, &v, &form.networks, allow_broad, &mut errors);
     let status = if errors.is_empty() {
-        match s.ops.replace_vendor_networks(v.actor(), &id, networks, allow_broad).await {
+        match s
+            .ops
+            .replace_vendor_networks(v.actor(), &id, networks, allow_broad)
+            .await
+        {
             Ok(_) => {
-                return Ok(Redirect::to(&format!("/console/admin/vendors/{id}?done=adm-done-networks-replaced")).into_response())
+                return Ok(
+                    Redirect::to(&format!("/console/admin/vendors/{id}?done=adm-done-networks-replaced"))
+                        .into_response(),
+                )
             }
             Err(e) => {
                 let (status, e) = refused(e, &v, &["networks"])?;
@@ -395,7 +433,11 @@ pub(super) async fn disable(
 ) -> Result<Response, Fail> {
     admin_only(&v)?;
     let x = s.ops.disable_vendor(v.actor(), &VendorId(id)).await?;
-    Ok(Redirect::to(&format!("/console/admin/vendors/{}?done=adm-done-vendor-disabled", x.id)).into_response())
+    Ok(Redirect::to(&format!(
+        "/console/admin/vendors/{}?done=adm-done-vendor-disabled",
+        x.id
+    ))
+    .into_response())
 }
 
 pub(super) async fn enable(
@@ -457,7 +499,8 @@ pub(super) async fn add_technician(
                     done: Some("adm-done-technician-added"),
                     ..VendorExtras::default()
                 };
-                let mut response = (StatusCode::CREATED, vendor_page(&s, &v, &vendor.id, extras).await?).into_response();
+                let mut response =
+                    (StatusCode::CREATED, vendor_page(&s, &v, &vendor.id, extras).await?).into_response();
                 response
                     .headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -493,10 +536,17 @@ pub(super) async fn certificate(
     let stem: String = t
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
         .take(60)
         .collect();
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{stem}.pem\"")).map_err(|_| Fail::Internal)?;
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{stem}.pem\"")).map_err(|_| Fail::Internal)?;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file")),
@@ -514,8 +564,9 @@ pub(super) async fn revoke(
 ) -> Result<Response, Fail> {
     admin_only(&v)?;
     let vendor = VendorId(id);
-    s.ops
-        .revoke_technician(v.actor(), &vendor, &TechnicianId(tid))
-        .await?;
-    Ok(Redirect::to(&format!("/console/admin/vendors/{vendor}?done=adm-done-technician-revoked")).into_response())
+    s.ops.revoke_technician(v.actor(), &vendor, &TechnicianId(tid)).await?;
+    Ok(Redirect::to(&format!(
+        "/console/admin/vendors/{vendor}?done=adm-done-technician-revoked"
+    ))
+    .into_response())
 }

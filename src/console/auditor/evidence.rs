@@ -65,9 +65,8 @@ pub(super) struct PeriodQuery {
 }
 
 /// The period form, filled with what was typed (or the last 30 days).
-fn render(v: &Viewer, q: &PeriodQuery, errors: &FieldErrors) -> Markup {
+fn render(v: &Viewer, now: DateTime<Utc>, q: &PeriodQuery, errors: &FieldErrors) -> Markup {
     let tr = &v.tr;
-    let now = Utc::now();
     let since = given(&q.since).map_or_else(|| tr.input_value(now - Duration::days(30)), str::to_owned);
     let until = given(&q.until).map_or_else(|| tr.input_value(now), str::to_owned);
     html! {
@@ -88,9 +87,9 @@ fn render(v: &Viewer, q: &PeriodQuery, errors: &FieldErrors) -> Markup {
     }
 }
 
-pub(super) async fn show(State(_): State<ApiState>, v: Viewer, Query(q): Query<PeriodQuery>) -> Result<Response, Fail> {
+pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<PeriodQuery>) -> Result<Response, Fail> {
     allow(&v, Tab::Evidence)?;
-    let body = render(&v, &q, &FieldErrors::default());
+    let body = render(&v, s.clock.now(), &q, &FieldErrors::default());
     Ok(page(&v, Nav::Audit, &v.tr.t("aud-title-evidence"), body).into_response())
 }
 
@@ -123,18 +122,14 @@ pub(super) async fn download(
 ) -> Result<Response, Fail> {
     allow(&v, Tab::Evidence)?;
     let refused = |v: &Viewer, status: StatusCode, errors: FieldErrors| {
-        let body = render(v, &q, &errors);
+        let body = render(v, s.clock.now(), &q, &errors);
         Ok((status, page(v, Nav::Audit, &v.tr.t("aud-title-evidence"), body)).into_response())
     };
     let (since, until) = match period(&v, &q) {
         Ok(p) => p,
         Err(errors) => return refused(&v, StatusCode::BAD_REQUEST, errors),
     };
-    let archive = match s
-        .ops
-        .aud_evidence(v.actor(), since, until, &std::env::temp_dir())
-        .await
-    {
+    let archive = match s.ops.aud_evidence(v.actor(), since, until, &std::env::temp_dir()).await {
         Ok(a) => a,
         Err(e) => {
             let status = super::refusal_status(&e);
@@ -147,9 +142,13 @@ pub(super) async fn download(
         tracing::error!(error = %e, "evidence archive not readable");
         Fail::Internal
     })?;
-    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", archive.name)).map_err(|_| Fail::Internal)?;
+    let disposition =
+        HeaderValue::from_str(&format!("attachment; filename=\"{}\"", archive.name)).map_err(|_| Fail::Internal)?;
     let size = archive.size;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(Download { file, _archive: archive }));
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(Download {
+        file,
+        _archive: archive,
+    }));
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-tar"));

@@ -238,7 +238,14 @@ impl Names {
 }
 
 /// A labelled choice among `options` (`(value, label)`), with "any" first.
-fn select(name: &str, label: &str, any: &str, options: &[(String, String)], chosen: Option<&str>, errors: &FieldErrors) -> Markup {
+fn select(
+    name: &str,
+    label: &str,
+    any: &str,
+    options: &[(String, String)],
+    chosen: Option<&str>,
+    errors: &FieldErrors,
+) -> Markup {
     let id = format!("f-{name}");
     let error = errors.get(name);
     html! {
@@ -319,7 +326,11 @@ fn state_word(w: &Window, now: DateTime<Utc>) -> &'static str {
 
 /// A number of bytes, readable.
 fn bytes(tr: &Tr, n: u64) -> String {
-    const UNITS: [(u64, &str, &str); 3] = [(1 << 30, "Gio", "GiB"), (1 << 20, "Mio", "MiB"), (1 << 10, "Kio", "KiB")];
+    const UNITS: [(u64, &str, &str); 3] = [
+        (1 << 30, "Gio", "GiB"),
+        (1 << 20, "Mio", "MiB"),
+        (1 << 10, "Kio", "KiB"),
+    ];
     for (size, fr, en) in UNITS {
         if n >= size {
             let unit = if tr.lang == Lang::Fr { fr } else { en };

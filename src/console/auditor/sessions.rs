@@ -72,7 +72,10 @@ pub(super) async fn csv(State(s): State<ApiState>, v: Viewer, Query(q): Query<Fi
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"portier-sessions.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"portier-sessions.csv\"",
+            ),
             (header::CACHE_CONTROL, "no-store"),
         ],
         text,
