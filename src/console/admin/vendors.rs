@@ -300,7 +300,7 @@ async fn vendor_page(s: &ApiState, v: &Viewer, id: &VendorId, extras: VendorExtr
         p { a href="/console/admin" { (tr.t("adm-back-vendors")) } }
         dl.facts {
             dt { (tr.t("adm-col-state")) } dd { (state(v, vendor.enabled, "adm-disabled")) " " (switch(v, &vendor)) }
-            dt { (tr.t("adm-contact")) } dd { (vendor.security_contact.as_deref().unwrap_or("")) }
+            dt { (tr.t("adm-col-contact")) } dd { (vendor.security_contact.as_deref().unwrap_or("")) }
             dt { (tr.t("adm-col-devices")) }
             dd { @if devices.is_empty() { (tr.t("none")) } @for d in &devices { code { (d.name) } " " } }
             dt { (tr.t("adm-created")) } dd { (when(tr, vendor.created_at)) }
