@@ -5,6 +5,7 @@
 
 mod accounts;
 mod devices;
+mod technicians;
 mod vendors;
 
 use axum::http::StatusCode;
@@ -27,14 +28,14 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/admin/vendors/{id}/networks", post(vendors::replace_networks))
         .route("/console/admin/vendors/{id}/disable", post(vendors::disable))
         .route("/console/admin/vendors/{id}/enable", post(vendors::enable))
-        .route("/console/admin/vendors/{id}/technicians", post(vendors::add_technician))
+        .route("/console/admin/vendors/{id}/technicians", post(technicians::add))
         .route(
             "/console/admin/vendors/{id}/technicians/{tid}/certificate",
-            get(vendors::certificate),
+            get(technicians::certificate),
         )
         .route(
             "/console/admin/vendors/{id}/technicians/{tid}/revoke",
-            post(vendors::revoke),
+            post(technicians::revoke),
         )
         .route("/console/admin/devices", get(devices::list).post(devices::create))
         .route("/console/admin/devices/{id}/disable", post(devices::disable))

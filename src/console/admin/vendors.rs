@@ -3,19 +3,19 @@
 use std::collections::HashMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::technicians::TechnicianForm;
 use super::{admin_only, checked, filled, refused, state, tabs, Tab};
 use crate::api::ApiState;
 use crate::console::form::{csrf_field, input, textarea, FieldErrors};
 use crate::console::layout::{done_notice, empty, page, when};
 use crate::console::{Fail, Nav, Posted, Viewer};
-use crate::domain::{one_line, TechnicianId, VendorId};
-use crate::pki::CertInfo;
-use crate::store::{Device, NewTechnician, NewVendor, Technician, Vendor};
+use crate::domain::{one_line, VendorId};
+use crate::store::{Device, NewVendor, Technician, Vendor};
 
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct DoneQuery {
@@ -40,14 +40,6 @@ pub(super) struct NetworksForm {
     #[serde(default)]
     networks: String,
     allow_broad_networks: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub(super) struct TechnicianForm {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    csr_pem: String,
 }
 
 /// A restrictive action's form: its CSRF token only.
@@ -83,7 +75,7 @@ fn parse_networks(
 }
 
 /// A one-line text checked as the API checks it, the error next to its field.
-fn text(v: &Viewer, field: &'static str, value: &str, max: usize, errors: &mut FieldErrors) -> String {
+pub(super) fn text(v: &Viewer, field: &'static str, value: &str, max: usize, errors: &mut FieldErrors) -> String {
     one_line(field, value, max).unwrap_or_else(|e| {
         errors.add(field, v.tr.ta("error-refused", &[("message", &e.to_string())]));
         String::new()
@@ -260,17 +252,22 @@ pub(super) async fn create(
 
 /// What the vendor page shows besides the vendor.
 #[derive(Default)]
-struct VendorExtras<'a> {
-    networks: Option<&'a NetworksForm>,
-    networks_errors: FieldErrors,
-    technician: Option<&'a TechnicianForm>,
-    technician_errors: FieldErrors,
+pub(super) struct VendorExtras<'a> {
+    pub(super) networks: Option<&'a NetworksForm>,
+    pub(super) networks_errors: FieldErrors,
+    pub(super) technician: Option<&'a TechnicianForm>,
+    pub(super) technician_errors: FieldErrors,
     /// A certificate just signed: the technician and its PEM.
-    signed: Option<(&'a Technician, &'a str)>,
-    done: Option<&'a str>,
+    pub(super) signed: Option<(&'a Technician, &'a str)>,
+    pub(super) done: Option<&'a str>,
 }
 
-async fn vendor_page(s: &ApiState, v: &Viewer, id: &VendorId, extras: VendorExtras<'_>) -> Result<Markup, Fail> {
+pub(super) async fn vendor_page(
+    s: &ApiState,
+    v: &Viewer,
+    id: &VendorId,
+    extras: VendorExtras<'_>,
+) -> Result<Markup, Fail> {
     let vendor = s.ops.adm_vendor(v.actor(), id).await?;
     let technicians = s.ops.adm_technicians(v.actor(), id).await?;
     let devices: Vec<Device> = s
@@ -448,125 +445,4 @@ pub(super) async fn enable(
     admin_only(&v)?;
     let x = s.ops.enable_vendor(v.actor(), &VendorId(id)).await?;
     Ok(Redirect::to(&format!("/console/admin/vendors/{}?done=adm-done-vendor-enabled", x.id)).into_response())
-}
-
-/// Signs the CSR with the vendor CA (as the API's `csr_pem`), registers the
-/// technician, and shows the certificate with its download link.
-pub(super) async fn add_technician(
-    State(s): State<ApiState>,
-    Path(id): Path<String>,
-    Posted { viewer: v, form }: Posted<TechnicianForm>,
-) -> Result<Response, Fail> {
-    admin_only(&v)?;
-    let vendor = s.ops.adm_vendor(v.actor(), &VendorId(id)).await?;
-    let mut errors = FieldErrors::default();
-    let name = text(&v, "name", &form.name, 100, &mut errors);
-    let csr = form.csr_pem.trim();
-    if csr.is_empty() {
-        errors.add("csr_pem", v.tr.t("err-required"));
-    }
-    let signed = match (&s.pki.signer, errors.is_empty()) {
-        (_, false) => None,
-        (None, true) => {
-            errors.add("csr_pem", v.tr.t("adm-err-no-ca"));
-            None
-        }
-        (Some(signer), true) => signer
-            .sign_csr(csr, &name, Some(&vendor.name), s.limits.technician_cert_days)
-            .map_err(|e| errors.add("csr_pem", v.tr.ta("adm-err-csr", &[("message", &e.to_string())])))
-            .ok(),
-    };
-    let info = signed.as_deref().and_then(|pem| {
-        CertInfo::from_pem(pem)
-            .map_err(|e| errors.add("csr_pem", v.tr.ta("adm-err-csr", &[("message", &e.to_string())])))
-            .ok()
-    });
-    let mut status = StatusCode::BAD_REQUEST;
-    if let (Some(pem), Some(info)) = (&signed, info) {
-        let new = NewTechnician {
-            vendor_id: vendor.id.clone(),
-            name,
-            subject: info.subject,
-            fingerprint: info.fingerprint,
-            certificate_pem: pem.clone(),
-            not_before: info.not_before,
-            not_after: info.not_after,
-        };
-        match s.ops.add_technician(v.actor(), new, false).await {
-            Ok(t) => {
-                let extras = VendorExtras {
-                    signed: Some((&t, pem)),
-                    done: Some("adm-done-technician-added"),
-                    ..VendorExtras::default()
-                };
-                let mut response =
-                    (StatusCode::CREATED, vendor_page(&s, &v, &vendor.id, extras).await?).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-                return Ok(response);
-            }
-            Err(e) => {
-                let (st, e) = refused(e, &v, &["name", "csr_pem"])?;
-                errors = e;
-                status = st;
-            }
-        }
-    }
-    let extras = VendorExtras {
-        technician: Some(&form),
-        technician_errors: errors,
-        ..VendorExtras::default()
-    };
-    Ok((status, vendor_page(&s, &v, &vendor.id, extras).await?).into_response())
-}
-
-/// A technician's certificate (PEM), to hand to the vendor.
-pub(super) async fn certificate(
-    State(s): State<ApiState>,
-    v: Viewer,
-    Path((id, tid)): Path<(String, String)>,
-) -> Result<Response, Fail> {
-    admin_only(&v)?;
-    let t = s
-        .ops
-        .adm_technician(v.actor(), &VendorId(id), &TechnicianId(tid))
-        .await?;
-    // The file name from the technician's name, reduced to safe characters.
-    let stem: String = t
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .take(60)
-        .collect();
-    let disposition =
-        HeaderValue::from_str(&format!("attachment; filename=\"{stem}.pem\"")).map_err(|_| Fail::Internal)?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/x-pem-file")),
-            (header::CONTENT_DISPOSITION, disposition),
-        ],
-        t.certificate_pem,
-    )
-        .into_response())
-}
-
-pub(super) async fn revoke(
-    State(s): State<ApiState>,
-    Path((id, tid)): Path<(String, String)>,
-    Posted { viewer: v, .. }: Posted<Confirm, true>,
-) -> Result<Response, Fail> {
-    admin_only(&v)?;
-    let vendor = VendorId(id);
-    s.ops.revoke_technician(v.actor(), &vendor, &TechnicianId(tid)).await?;
-    Ok(Redirect::to(&format!(
-        "/console/admin/vendors/{vendor}?done=adm-done-technician-revoked"
-    ))
-    .into_response())
 }
