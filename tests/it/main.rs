@@ -13,6 +13,8 @@ mod api;
 mod cli;
 mod cli_api;
 mod cluster;
+mod console_security;
+mod console_support;
 mod controls;
 mod evidence;
 mod gateway;

@@ -70,7 +70,10 @@ fn text(tr: &Tr, errors: &mut FieldErrors, field: &'static str, value: &str, mul
             String::new()
         }
         Err(BadText::Length { max, .. }) => {
-            errors.add(field, tr.tn("sec-err-too-long", "max", i64::try_from(max).unwrap_or(i64::MAX)));
+            errors.add(
+                field,
+                tr.tn("sec-err-too-long", "max", i64::try_from(max).unwrap_or(i64::MAX)),
+            );
             String::new()
         }
         Err(BadText::Control { .. } | BadText::Bidi { .. }) => {
@@ -226,7 +229,11 @@ fn networks(tr: &Tr, errors: &mut FieldErrors, s: &ApiState, given: &str) -> Vec
     if items.len() > MAX_NETWORKS {
         errors.add(
             "extra_networks",
-            tr.tn("sec-err-networks-many", "max", i64::try_from(MAX_NETWORKS).unwrap_or(i64::MAX)),
+            tr.tn(
+                "sec-err-networks-many",
+                "max",
+                i64::try_from(MAX_NETWORKS).unwrap_or(i64::MAX),
+            ),
         );
         return Vec::new();
     }
@@ -253,7 +260,10 @@ fn networks(tr: &Tr, errors: &mut FieldErrors, s: &ApiState, given: &str) -> Vec
 
 /// The emergency grant: checked here against the form's own lists and the cap,
 /// then granted by the use case (which checks it all again).
-async fn grant(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<EmergencyInput>) -> Result<Response, Fail> {
+async fn grant(
+    State(s): State<ApiState>,
+    Posted { viewer: v, form }: Posted<EmergencyInput>,
+) -> Result<Response, Fail> {
     v.actor().require(ROLES)?;
     let tr = &v.tr;
     let mut errors = FieldErrors::default();
@@ -272,14 +282,22 @@ async fn grant(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<Eme
                 None => errors.add("device_ids", tr.t("sec-err-device-unknown")),
                 Some(d) if !d.vendor_ids.contains(&vendor.id) => errors.add(
                     "device_ids",
-                    tr.ta("sec-err-device-not-assigned", &[("device", &d.name.to_string()), ("vendor", &vendor.name)]),
+                    tr.ta(
+                        "sec-err-device-not-assigned",
+                        &[("device", &d.name.to_string()), ("vendor", &vendor.name)],
+                    ),
                 ),
                 Some(_) => {}
             }
         }
     }
     let cap = s.ops.rules.max_emergency.num_minutes();
-    let minutes = form.minutes.trim().parse::<u32>().ok().filter(|m| *m >= 1 && i64::from(*m) <= cap);
+    let minutes = form
+        .minutes
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|m| *m >= 1 && i64::from(*m) <= cap);
     if minutes.is_none() {
         errors.add("minutes", tr.ta("sec-err-minutes", &[("max", &cap.to_string())]));
     }
@@ -363,7 +381,10 @@ async fn lockdown_again(
 
 /// Lockdown on is restrictive: in force on this node at once, even while the
 /// database is down; stored after (or retried, which the answer says).
-async fn lock(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<LockdownInput, true>) -> Result<Response, Fail> {
+async fn lock(
+    State(s): State<ApiState>,
+    Posted { viewer: v, form }: Posted<LockdownInput, true>,
+) -> Result<Response, Fail> {
     let (reason, errors) = lockdown_input(&v.tr, &form);
     if !errors.is_empty() {
         return lockdown_again(&s, &v, form, errors, StatusCode::BAD_REQUEST).await;
@@ -378,7 +399,9 @@ async fn lock(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<Lock
     };
     let cut = i64::try_from(outcome.cut).unwrap_or(i64::MAX);
     match outcome.stored {
-        Ok(()) => Ok(Redirect::to(&format!("/console/security?done=sec-done-locked&cut={cut}#lockdown")).into_response()),
+        Ok(()) => {
+            Ok(Redirect::to(&format!("/console/security?done=sec-done-locked&cut={cut}#lockdown")).into_response())
+        }
         Err(e) => {
             // Not stored: the home page may not load either (its reads need the
             // database), so this answer says what holds, on its own.
@@ -391,7 +414,11 @@ async fn lock(State(s): State<ApiState>, Posted { viewer: v, form }: Posted<Lock
                 p { small { (e) } }
                 p { a href="/console/security#lockdown" { (tr.t("back")) } }
             };
-            Ok((StatusCode::ACCEPTED, page(&shown, Nav::Security, &tr.t("sec-lock-title"), body)).into_response())
+            Ok((
+                StatusCode::ACCEPTED,
+                page(&shown, Nav::Security, &tr.t("sec-lock-title"), body),
+            )
+                .into_response())
         }
     }
 }

@@ -77,7 +77,7 @@ fn row_text(prefix: &str, row: &str, name: &str, label: &str, fail: Option<&RowF
     let value = fail.map(|f| f.text.as_str()).unwrap_or_default();
     html! {
         label for=(id) { (label) }
-        input id=(id) type="text" name=(name) value=(value) required maxlength="2000"
+        input id=(id) type="text" name=(name) value=(value) placeholder=(label) required maxlength="2000"
             autofocus[error.is_some()]
             aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| format!("{id}-error"))];
         @if let Some(e) = error { p.error id=(format!("{id}-error")) { (e) } }
