@@ -9,6 +9,8 @@
 
 mod common;
 
+mod console;
+
 mod api;
 mod cli;
 mod cli_api;
