@@ -18,4 +18,5 @@ mod evidence;
 mod gateway;
 mod hostile;
 mod processes;
+mod queries;
 mod store;
