@@ -12,10 +12,8 @@ use utoipa_axum::routes;
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
 use crate::domain::{one_line, DeviceId, VendorId, WindowId};
-use crate::ops::{LifecycleState, WindowsQuery};
+use crate::ops::{LifecycleState, WindowView, WindowsQuery};
 use crate::store::Window;
-
-pub use crate::ops::WindowView;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()

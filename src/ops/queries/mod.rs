@@ -7,15 +7,15 @@
 //! session is live, whether a report is overdue), computed once, here.
 
 mod catalog;
-mod console;
 mod evidence;
+mod oversight;
 mod reports;
 mod sessions;
 mod windows;
 
 pub use catalog::{LockdownStatus, NodeState, NodeView};
-pub use console::{LiveTunnel, PendingDecisions};
 pub use evidence::{AuditPage, Denial, TimelineQuery, TimelineWindow, MAX_AUDIT_PAGE, MAX_DENIALS};
+pub use oversight::{LiveTunnel, PendingDecisions};
 pub use reports::{ReportView, ReportsQuery};
 pub use sessions::{SessionView, SessionsQuery};
 pub use windows::{LifecycleState, WindowView, WindowsQuery};

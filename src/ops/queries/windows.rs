@@ -213,3 +213,25 @@ impl Ops {
         Ok(self.window_view(w))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::LifecycleState;
+
+    #[test]
+    fn states_parse_as_shown_and_unknown_ones_are_named() {
+        for s in [
+            "requested",
+            "approved",
+            "active",
+            "ended",
+            "rejected",
+            "cancelled",
+            "revoked",
+        ] {
+            assert_eq!(s.parse::<LifecycleState>().map(LifecycleState::as_str).ok(), Some(s));
+        }
+        let e = "open".parse::<LifecycleState>().err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("unknown window state \"open\""));
+    }
+}
