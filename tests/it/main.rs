@@ -20,4 +20,5 @@ mod evidence;
 mod gateway;
 mod hostile;
 mod processes;
+mod queries;
 mod store;
