@@ -10,6 +10,7 @@
 mod common;
 
 mod api;
+mod browser;
 mod cli;
 mod cli_api;
 mod cluster;
