@@ -57,6 +57,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 pub const SESSIONS: usize = 2;
 
 const POLL: Duration = Duration::from_millis(100);
+/// Screenshots stop this far down a page (CSS pixels).
+const SHOT_MAX_HEIGHT: u32 = 4000;
 
 static SLOTS: Semaphore = Semaphore::const_new(SESSIONS);
 static DRIVER: LazyLock<Result<Driver, Unavailable>> = LazyLock::new(Driver::start);
@@ -97,6 +99,8 @@ impl Driver {
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).map_err(|e| Unavailable::Broken(format!("{}: {e}", dir.display())))?;
         }
+        // This run's log only (the guard appends, across retries).
+        std::fs::File::create(&log).map_err(|e| Unavailable::Broken(format!("{}: {e}", log.display())))?;
         let mut last = String::new();
         // A free port is found by binding 0 and letting go; another process may
         // take it meanwhile, hence a few tries.
@@ -159,7 +163,12 @@ fn ready(port: u16, guard: &mut Child) -> Result<(), String> {
         }
         // Exited (a zombie until the guard reaps it): e.g. the port was taken.
         let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if state.is_empty() || state.rsplit(')').next().is_some_and(|s| s.trim_start().starts_with('Z')) {
+        if state.is_empty()
+            || state
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'))
+        {
             return Err(format!("chromedriver exited (port {port})"));
         }
         if start.elapsed() > Duration::from_secs(60) {
@@ -170,24 +179,32 @@ fn ready(port: u16, guard: &mut Child) -> Result<(), String> {
 }
 
 /// chromedriver and the browser it drives: `PORTIER_CHROMEDRIVER` and
-/// `PORTIER_CHROMIUM` if set, else the first found on `PATH`.
+/// `PORTIER_CHROMIUM` if set, else the first found on `PATH`; an `Err` says
+/// what is missing.
 fn binaries() -> Result<(PathBuf, PathBuf), String> {
-    let find = |var: &str, names: &[&str]| -> Option<PathBuf> {
+    let find = |var: &str, names: &[&str]| -> Result<PathBuf, String> {
         if let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-            return Some(PathBuf::from(path));
+            let path = PathBuf::from(path);
+            return if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!(
+                    "chromium not installed ({var}={} is not a file)",
+                    path.display()
+                ))
+            };
         }
-        let path = std::env::var_os("PATH")?;
+        let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
             .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
             .find(|p| p.is_file())
+            .ok_or_else(|| format!("chromium not installed (no {} on PATH)", names.join(" or ")))
     };
-    let driver = find("PORTIER_CHROMEDRIVER", &["chromedriver"]);
-    let browser = find("PORTIER_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"]);
-    match (driver, browser) {
-        (Some(d), Some(b)) => Ok((d, b)),
-        (None, _) => Err("chromium not installed (no chromedriver on PATH; Debian: chromium-driver)".into()),
-        (_, None) => Err("chromium not installed (no chromium on PATH)".into()),
-    }
+    // Debian: packages chromium-driver and chromium.
+    Ok((
+        find("PORTIER_CHROMEDRIVER", &["chromedriver"])?,
+        find("PORTIER_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"])?,
+    ))
 }
 
 /// Cargo's target directory: `CARGO_TARGET_DIR`, else the package's `target`.
@@ -360,6 +377,23 @@ impl Browser {
             },
         };
         let session = client.session_id().await.unwrap().expect("session id");
+        if width >= 600 {
+            // --window-size is the window's outer size; headless Chromium still
+            // keeps room for a toolbar. Grow the window by the difference.
+            let inner = client
+                .execute("return [window.innerWidth, window.innerHeight]", vec![])
+                .await
+                .unwrap();
+            let (w, h) = (inner[0].as_u64().unwrap_or(0), inner[1].as_u64().unwrap_or(0));
+            if (w, h) != (u64::from(width), u64::from(height)) {
+                let outer_w = u64::from(width) * 2 - w.min(u64::from(width));
+                let outer_h = u64::from(height) * 2 - h.min(u64::from(height));
+                client
+                    .set_window_size(u32::try_from(outer_w).unwrap(), u32::try_from(outer_h).unwrap())
+                    .await
+                    .unwrap();
+            }
+        }
         let label = match (width, height) {
             DESKTOP => "desktop".to_owned(),
             PHONE => "phone".to_owned(),
@@ -567,7 +601,9 @@ impl Browser {
 
     /// The viewport's size in CSS pixels (`innerWidth`, `innerHeight`).
     pub async fn viewport(&self) -> (u64, u64) {
-        let v = self.execute("return [window.innerWidth, window.innerHeight]", vec![]).await;
+        let v = self
+            .execute("return [window.innerWidth, window.innerHeight]", vec![])
+            .await;
         (v[0].as_u64().unwrap_or(0), v[1].as_u64().unwrap_or(0))
     }
 
@@ -589,7 +625,7 @@ impl Browser {
         self.cookies().await.into_iter().find(|c| c.name() == name)
     }
 
-    /// Writes the whole page (not only the viewport) as PNG to
+    /// Writes the whole page (not only the viewport; at most 4000 px high) as PNG to
     /// `target/console-screenshots/<lang>/<name>-<label>.png`; returns the path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let path = target_dir()
@@ -604,12 +640,14 @@ impl Browser {
 
     async fn capture(&self, path: &Path) -> Result<(), String> {
         use base64::Engine as _;
-        // The document's full size; WebDriver's own screenshot stops at the viewport.
+        // The document's full size (WebDriver's own screenshot stops at the
+        // viewport), up to SHOT_MAX_HEIGHT: a huge page costs seconds and megabytes.
         let size = self
             .client
             .execute(
-                "const d = document.documentElement; return [Math.max(d.scrollWidth, innerWidth), Math.max(d.scrollHeight, innerHeight)]",
-                vec![],
+                "const d = document.documentElement; \
+                 return [Math.max(d.scrollWidth, innerWidth), Math.min(Math.max(d.scrollHeight, innerHeight), arguments[0])]",
+                vec![json!(SHOT_MAX_HEIGHT)],
             )
             .await
             .map_err(|e| e.to_string())?;
@@ -623,7 +661,12 @@ impl Browser {
             },
         });
         let answer = tokio::task::spawn_blocking(move || {
-            driver_http(port, "POST", &format!("/session/{session}/goog/cdp/execute"), Some(&cdp))
+            driver_http(
+                port,
+                "POST",
+                &format!("/session/{session}/goog/cdp/execute"),
+                Some(&cdp),
+            )
         })
         .await
         .map_err(|e| e.to_string())??;
@@ -663,11 +706,14 @@ impl Browser {
     async fn fail(&self, msg: &str) -> ! {
         let url = self.current_url().await;
         let page = self.texts("body").await.join("\n");
-        let name: String = msg
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-            .take(60)
-            .collect();
+        // "click button.x: not within…" -> "click-button-x"
+        let what = msg.split(": ").next().unwrap_or(msg);
+        let name = what
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let name: String = name.chars().take(60).collect();
         let path = target_dir()
             .join("console-screenshots")
             .join("failures")

@@ -58,13 +58,12 @@ async fn page_server() -> SocketAddr {
                         k.eq_ignore_ascii_case("accept-language").then(|| v.trim().to_owned())
                     })
                     .unwrap_or_default();
-                let q: String = serde_urlencoded::from_str::<Vec<(String, String)>>(
-                    target.split_once('?').map_or("", |(_, q)| q),
-                )
-                .unwrap_or_default()
-                .into_iter()
-                .find_map(|(k, v)| (k == "q").then_some(v))
-                .unwrap_or_default();
+                let q: String =
+                    serde_urlencoded::from_str::<Vec<(String, String)>>(target.split_once('?').map_or("", |(_, q)| q))
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find_map(|(k, v)| (k == "q").then_some(v))
+                        .unwrap_or_default();
                 let escaped = q.replace('&', "&amp;").replace('<', "&lt;");
                 let page = format!(
                     "<!doctype html><html><head><meta charset=utf-8>\
