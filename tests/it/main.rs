@@ -12,6 +12,7 @@ mod common;
 mod console;
 
 mod api;
+mod browser;
 mod cli;
 mod cli_api;
 mod cluster;
