@@ -7,7 +7,7 @@ sec-em-title = Emergency access
 sec-reviews-title = Emergency grants awaiting review
 sec-lock-title = Lockdown
 sec-denials-title = Recent denials
-sec-denials-intro = Connections the gateway refused in the last 24 hours, newest first, with the reason it gave.
+sec-denials-intro = The latest connections the gateway refused, newest first, with the reason it gave.
 sec-em-intro = Opens access now, without a planned window, for a limited time. Every grant is notified and reviewed afterwards by a second security account.
 sec-em-security-only = Emergency access is granted by a security account.
 # Columns

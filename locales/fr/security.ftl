@@ -7,7 +7,7 @@ sec-em-title = Accès d'urgence
 sec-reviews-title = Accès d'urgence à revoir
 sec-lock-title = Mise en sécurité
 sec-denials-title = Refus récents
-sec-denials-intro = Connexions refusées par la passerelle ces dernières 24 heures, des plus récentes aux plus anciennes, avec le motif donné.
+sec-denials-intro = Les dernières connexions refusées par la passerelle, des plus récentes aux plus anciennes, avec le motif donné.
 sec-em-intro = Ouvre l'accès tout de suite, sans fenêtre planifiée, pour une durée limitée. Chaque accès est notifié, puis revu par un second compte sécurité.
 sec-em-security-only = L'accès d'urgence est accordé par un compte sécurité.
 # Columns

@@ -11,8 +11,6 @@ mod access;
 mod actor;
 mod catalog;
 mod console;
-/// Temporary reads of the console's security home (until h-reads is merged).
-pub mod console_security;
 mod error;
 pub mod queries;
 mod reports;

@@ -267,7 +267,8 @@ async fn grant(
     v.actor().require(ROLES)?;
     let tr = &v.tr;
     let mut errors = FieldErrors::default();
-    let (vendors, devices) = s.ops.sec_catalogue(v.actor()).await?;
+    let vendors = s.ops.vendors(v.actor()).await?;
+    let devices = s.ops.devices(v.actor()).await?;
     let vendor = vendors.iter().find(|x| x.id.as_str() == form.vendor_id && x.enabled);
     match vendor {
         None if form.vendor_id.is_empty() => errors.add("vendor_id", tr.t("sec-err-vendor-choose")),

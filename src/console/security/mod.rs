@@ -21,13 +21,13 @@ use super::layout::{done_notice, live, page, Nav};
 use super::session::Viewer;
 use crate::api::ApiState;
 use crate::domain::Role;
-use crate::ops::console_security::{Denial, LiveTunnel, LockdownStatus, PendingDecisions};
-use crate::store::{Device, Vendor, Window};
+use crate::ops::{Denial, LiveTunnel, LockdownStatus, PendingDecisions, WindowView};
+use crate::store::{Device, Vendor};
 
 use view::{EmergencyInput, LockdownInput, Names, RowFailure};
 
 /// Denials shown on the home page.
-const DENIALS_SHOWN: usize = 20;
+const DENIALS_SHOWN: u32 = 20;
 
 /// Who may open the security pages.
 const ROLES: &[Role] = &[Role::Security, Role::Admin];
@@ -46,7 +46,7 @@ pub fn routes() -> Router<ApiState> {
 struct Home {
     pending: PendingDecisions,
     tunnels: Vec<LiveTunnel>,
-    reviews: Vec<Window>,
+    reviews: Vec<WindowView>,
     denials: Vec<Denial>,
     lockdown: LockdownStatus,
     vendors: Vec<Vendor>,
@@ -57,15 +57,14 @@ impl Home {
     async fn load(s: &ApiState, v: &Viewer) -> Result<Self, Fail> {
         let who = v.actor();
         who.require(ROLES)?;
-        let (vendors, devices) = s.ops.sec_catalogue(who).await?;
         Ok(Self {
-            pending: s.ops.sec_pending_decisions(who).await?,
-            tunnels: s.ops.sec_live_tunnels(who).await?,
-            reviews: s.ops.sec_unreviewed_emergencies(who).await?,
-            denials: s.ops.sec_recent_denials(who, DENIALS_SHOWN).await?,
-            lockdown: s.ops.sec_lockdown_status(who).await?,
-            vendors,
-            devices,
+            pending: s.ops.pending_decisions(who).await?,
+            tunnels: s.ops.live_tunnels(who).await?,
+            reviews: s.ops.unreviewed_emergencies(who).await?,
+            denials: s.ops.recent_denials(who, DENIALS_SHOWN).await?,
+            lockdown: s.ops.lockdown_status(who).await?,
+            vendors: s.ops.vendors(who).await?,
+            devices: s.ops.devices(who).await?,
         })
     }
 }
@@ -162,30 +161,31 @@ fn render(s: &ApiState, v: &Viewer, data: &Home, shown: &Shown, notice: Markup) 
 }
 
 async fn names(s: &ApiState, v: &Viewer) -> Result<Names, Fail> {
-    let (vendors, devices) = s.ops.sec_catalogue(v.actor()).await?;
+    let vendors = s.ops.vendors(v.actor()).await?;
+    let devices = s.ops.devices(v.actor()).await?;
     Ok(Names::new(&vendors, &devices))
 }
 
 async fn live_pending(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
     v.actor().require(ROLES)?;
-    let pending = s.ops.sec_pending_decisions(v.actor()).await?;
+    let pending = s.ops.pending_decisions(v.actor()).await?;
     Ok(view::pending(&v, &pending, &names(&s, &v).await?, None))
 }
 
 async fn live_tunnels(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
     v.actor().require(ROLES)?;
-    let list = s.ops.sec_live_tunnels(v.actor()).await?;
+    let list = s.ops.live_tunnels(v.actor()).await?;
     Ok(view::tunnels(&v, &list, None))
 }
 
 async fn live_reviews(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
     v.actor().require(ROLES)?;
-    let list = s.ops.sec_unreviewed_emergencies(v.actor()).await?;
+    let list = s.ops.unreviewed_emergencies(v.actor()).await?;
     Ok(view::reviews(&v, &list, &names(&s, &v).await?, None))
 }
 
 async fn live_denials(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
     v.actor().require(ROLES)?;
-    let list = s.ops.sec_recent_denials(v.actor(), DENIALS_SHOWN).await?;
+    let list = s.ops.recent_denials(v.actor(), DENIALS_SHOWN).await?;
     Ok(view::denials(&v, &list, &names(&s, &v).await?))
 }

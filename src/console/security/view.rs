@@ -10,8 +10,8 @@ use crate::console::i18n::{Lang, Tr};
 use crate::console::layout::{empty, when};
 use crate::console::session::Viewer;
 use crate::domain::{DeviceId, Role, VendorId};
-use crate::ops::console_security::{Denial, LiveTunnel, LockdownStatus, PendingDecisions};
-use crate::store::{Device, Vendor, Window};
+use crate::ops::{Denial, LiveTunnel, LockdownStatus, PendingDecisions, WindowView};
+use crate::store::{Device, Vendor};
 
 /// Vendor and device names by id (a record removed since shows its id).
 #[derive(Debug, Default)]
@@ -93,7 +93,7 @@ fn row_error(fail: Option<&RowFailure>) -> Markup {
 
 /// Whether `v` may approve `w` (a request, or its pending extension): the
 /// separation of duties of the use case, so the button is not offered in vain.
-fn may_approve(v: &Viewer, w: &Window) -> Result<(), &'static str> {
+fn may_approve(v: &Viewer, w: &WindowView) -> Result<(), &'static str> {
     let me = v.actor().id.as_str();
     if w.extension_ends_at.is_none() {
         return if w.requested_by == me {
@@ -144,7 +144,7 @@ pub(super) fn pending(v: &Viewer, p: &PendingDecisions, names: &Names, fail: Opt
     }
 }
 
-fn pending_row(v: &Viewer, w: &Window, names: &Names, fail: Option<&RowFailure>) -> Markup {
+fn pending_row(v: &Viewer, w: &WindowView, names: &Names, fail: Option<&RowFailure>) -> Markup {
     let tr = &v.tr;
     let id = w.id.as_str();
     let vendor = names.vendor(&w.vendor_id);
@@ -286,7 +286,7 @@ pub(super) fn tunnels(v: &Viewer, list: &[LiveTunnel], fail: Option<&RowFailure>
 }
 
 /// Emergency grants awaiting review, with the review form (never for the granter).
-pub(super) fn reviews(v: &Viewer, list: &[Window], names: &Names, fail: Option<&RowFailure>) -> Markup {
+pub(super) fn reviews(v: &Viewer, list: &[WindowView], names: &Names, fail: Option<&RowFailure>) -> Markup {
     let tr = &v.tr;
     if list.is_empty() {
         return empty(tr);
