@@ -216,6 +216,22 @@ async fn terminate(db: TestDb) {
     assert_eq!(ended["end_reason"], "terminated");
     let (_, fragment) = c.get("/console/security/live/tunnels").await;
     assert!(!fragment.contains(&sid), "{fragment}");
+
+    // A refused connection shows among the recent denials, with its reason.
+    let mut denied = connect_from("127.0.0.3", t.app.gateway_addr, "mri-1", sc.tls.clone())
+        .await
+        .unwrap();
+    assert!(read_all(&mut denied)
+        .await
+        .unwrap()
+        .starts_with("PORTIER DENIED source_ip_not_declared "));
+    let (_, page) = c.get("/console/security").await;
+    let denials = snippet(&page, r#"<section id="denials""#, "</section>").unwrap();
+    assert!(denials.contains("source_ip_not_declared"), "{denials}");
+    assert!(denials.contains("127.0.0.3"), "{denials}");
+    let (st, fragment) = c.get("/console/security/live/denials").await;
+    assert_eq!(st, 200);
+    assert!(fragment.contains("source_ip_not_declared") && !fragment.contains("<html"));
     t.stop().await;
 }
 on_both_backends!(console_security_terminates_a_tunnel, super::terminate);
