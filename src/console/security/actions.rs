@@ -13,7 +13,8 @@ use ipnet::IpNet;
 use maud::html;
 use serde::Deserialize;
 
-use super::view::{EmergencyInput, LockdownInput, RowFailure, RowForm};
+use super::forms::{EmergencyInput, LockdownInput};
+use super::view::{RowFailure, RowForm};
 use super::{again, Shown, ROLES};
 use crate::api::ApiState;
 use crate::console::fail::Fail;

@@ -5,6 +5,7 @@
 //! same fragment as the page, without its shell.
 
 mod actions;
+mod forms;
 mod view;
 
 use axum::extract::{Query, State};
@@ -24,7 +25,8 @@ use crate::domain::Role;
 use crate::ops::{Denial, LiveTunnel, LockdownStatus, PendingDecisions, WindowView};
 use crate::store::{Device, Vendor};
 
-use view::{EmergencyInput, LockdownInput, Names, RowFailure};
+use forms::{EmergencyInput, LockdownInput};
+use view::{Names, RowFailure};
 
 /// Denials shown on the home page.
 const DENIALS_SHOWN: u32 = 20;
@@ -138,7 +140,7 @@ fn render(s: &ApiState, v: &Viewer, data: &Home, shown: &Shown, notice: Markup) 
             h2 #emergency-h { (tr.t("sec-em-title")) }
             @if security {
                 p { (tr.t("sec-em-intro")) }
-                (view::emergency_form(v, &data.vendors, &data.devices, s.ops.rules.max_emergency.num_minutes(), em_given, em_errors))
+                (forms::emergency_form(v, &data.vendors, &data.devices, s.ops.rules.max_emergency.num_minutes(), em_given, em_errors))
             } @else {
                 p.sod { small { (tr.t("sec-em-security-only")) } }
             }
@@ -149,7 +151,7 @@ fn render(s: &ApiState, v: &Viewer, data: &Home, shown: &Shown, notice: Markup) 
         }
         section #lockdown aria-labelledby="lockdown-h" {
             h2 #lockdown-h { (tr.t("sec-lock-title")) }
-            (view::lockdown(v, &data.lockdown, lock_given, lock_errors))
+            (forms::lockdown(v, &data.lockdown, lock_given, lock_errors))
         }
         section #denials aria-labelledby="denials-h" {
             h2 #denials-h { (tr.t("sec-denials-title")) " " small.live-note { (tr.t("live-updating")) } }
