@@ -29,6 +29,7 @@
 //! b.close().await;
 //! ```
 
+mod journeys;
 mod smoke;
 
 use std::io::{Read, Write};
