@@ -9,6 +9,8 @@ mod access;
 mod actor;
 mod catalog;
 mod console;
+// Temporary reads of the vendor console (until the API's reads are in `Ops`).
+mod console_vendor;
 mod error;
 mod reports;
 mod sessions;
@@ -31,6 +33,7 @@ use crate::store::{Effects, Store, StoreError, Window};
 pub use access::{LockdownOutcome, NewToken};
 pub use actor::{Actor, Granted};
 pub use console::{ConsoleUser, Lang, SignedIn};
+pub use console_vendor::VendorWindow;
 pub use error::{OpsError, OpsResult};
 pub use reports::ReportInput;
 pub use sessions::Terminated;

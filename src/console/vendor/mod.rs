@@ -1,0 +1,254 @@
+//! The vendor's pages: its devices, its windows with their states and reports,
+//! requesting a window, and one window's page (extension, cancellation, the
+//! intervention report beside the sessions the gateway observed, addenda).
+//! Vendor accounts only; the use cases keep a vendor to its own objects.
+
+mod request;
+mod window;
+
+use std::collections::HashMap;
+
+use axum::extract::{Query, State};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::fail::Fail;
+use super::i18n::Tr;
+use super::layout::{self, page, Nav};
+use super::session::Viewer;
+use crate::api::ApiState;
+use crate::domain::{DeviceId, Role, WindowState};
+use crate::ops::{Granted, OpsError};
+use crate::policy::OverdueMode;
+use crate::store::{Device, Window};
+
+pub fn routes() -> Router<ApiState> {
+    Router::new()
+        .route("/console/vendor", get(home))
+        .route(
+            "/console/vendor/windows/new",
+            get(request::form_page).post(request::submit),
+        )
+        .route("/console/vendor/windows/{id}", get(window::show))
+        .route("/console/vendor/windows/{id}/live/sessions", get(window::live_sessions))
+        .route("/console/vendor/windows/{id}/extend", post(window::extend))
+        .route("/console/vendor/windows/{id}/cancel", post(window::cancel))
+        .route("/console/vendor/windows/{id}/report", post(window::report))
+        .route("/console/vendor/windows/{id}/addendum", post(window::addendum))
+}
+
+/// These pages are the vendor accounts' own.
+fn vendor_only(v: &Viewer) -> Result<Granted, Fail> {
+    Ok(v.actor().require(&[Role::Vendor])?)
+}
+
+/// A window's state as shown: `approved` becomes `active` between its start
+/// and end and `ended` after (as the API shows it).
+pub(super) fn lifecycle(w: &Window, now: DateTime<Utc>) -> &'static str {
+    match w.state {
+        WindowState::Approved if now >= w.ends_at => "ended",
+        WindowState::Approved if now >= w.starts_at => "active",
+        other => other.as_str(),
+    }
+}
+
+/// The state's cell: the translated label, the raw state in `data-state`.
+fn state_cell(tr: &Tr, state: &str) -> Markup {
+    html! {
+        td.state data-state=(state) data-label=(tr.t("ven-col-state")) {
+            span class=(format!("badge state-{state}")) { (tr.t(&format!("ven-state-{state}"))) }
+        }
+    }
+}
+
+/// Device names by id, for showing a window's devices.
+fn device_names(devices: &[Device]) -> HashMap<DeviceId, String> {
+    devices.iter().map(|d| (d.id.clone(), d.name.to_string())).collect()
+}
+
+/// A window's devices, by name where known (the id otherwise).
+fn devices_of(names: &HashMap<DeviceId, String>, w: &Window) -> String {
+    w.device_ids
+        .iter()
+        .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An overdue report, saying what it blocks under `policy.on_overdue_report`.
+fn overdue_block(v: &Viewer, mode: OverdueMode, w: &Window, due: DateTime<Utc>, link: bool) -> Markup {
+    let tr = &v.tr;
+    let consequence = match mode {
+        OverdueMode::Block => tr.t("ven-overdue-blocks"),
+        OverdueMode::Warn => tr.t("ven-overdue-warns"),
+    };
+    html! {
+        div.overdue role="alert" data-window=(w.id) {
+            p {
+                strong { (tr.ta("ven-overdue-title", &[("window", w.id.as_str())])) }
+                " " (tr.t("ven-overdue-due")) " " (layout::when(tr, due)) "."
+            }
+            p.blocks { (consequence) }
+            @if link {
+                p { a href=(format!("/console/vendor/windows/{}#report", w.id)) { (tr.t("ven-overdue-file")) } }
+            }
+        }
+    }
+}
+
+/// When a window's report is due: its end (or revocation) plus `policy.report_due_hours`.
+fn report_due(s: &ApiState, w: &Window) -> DateTime<Utc> {
+    w.closed_at.unwrap_or(w.ends_at) + s.ops.rules.report_due
+}
+
+#[derive(Debug, Deserialize)]
+struct HomeQuery {
+    done: Option<String>,
+}
+
+async fn home(State(s): State<ApiState>, v: Viewer, Query(q): Query<HomeQuery>) -> Result<maud::Markup, Fail> {
+    vendor_only(&v)?;
+    let who = v.actor();
+    let devices = s.ops.console_vendor_devices(who).await?;
+    let mut windows = s.ops.console_vendor_windows(who).await?;
+    let reports = s.ops.console_vendor_reports(who).await?;
+    let overdue = s.ops.console_vendor_overdue(who).await?;
+    let now = s.ops.clock.now();
+    // Newest first: what is coming and what just happened matter most.
+    windows.sort_by(|a, b| b.starts_at.cmp(&a.starts_at));
+    let names = device_names(&devices);
+    let tr = &v.tr;
+    let mode = s.ops.rules.on_overdue;
+    let body = html! {
+        (layout::done_notice(tr, q.done.as_deref()))
+        @for w in &overdue {
+            (overdue_block(&v, mode, w, report_due(&s, w), true))
+        }
+        section #devices aria-labelledby="devices-title" {
+            h2 #devices-title { (tr.t("ven-devices")) }
+            @if devices.is_empty() {
+                (layout::empty(tr))
+            } @else {
+                div.table-wrap { table.responsive {
+                    thead { tr {
+                        th scope="col" { (tr.t("ven-col-device")) }
+                        th scope="col" { (tr.t("ven-col-protocol")) }
+                        th scope="col" { (tr.t("ven-col-description")) }
+                        th scope="col" { (tr.t("ven-col-enabled")) }
+                    } }
+                    tbody {
+                        @for d in &devices {
+                            tr data-device=(d.id) {
+                                td data-label=(tr.t("ven-col-device")) { (d.name) }
+                                td data-label=(tr.t("ven-col-protocol")) { (d.protocol) }
+                                td data-label=(tr.t("ven-col-description")) { (d.description.as_deref().unwrap_or("")) }
+                                td data-label=(tr.t("ven-col-enabled")) {
+                                    @if d.enabled { (tr.t("ven-device-enabled")) }
+                                    @else { span.badge.warn { (tr.t("ven-device-disabled")) } }
+                                }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+        section #windows aria-labelledby="windows-title" {
+            h2 #windows-title { (tr.t("ven-windows")) }
+            p { a #new-window href="/console/vendor/windows/new" { (tr.t("ven-new-window")) } }
+            @if windows.is_empty() {
+                (layout::empty(tr))
+            } @else {
+                div.table-wrap { table.responsive {
+                    thead { tr {
+                        th scope="col" { (tr.t("ven-col-window")) }
+                        th scope="col" { (tr.t("ven-col-devices")) }
+                        th scope="col" { (tr.t("ven-col-start")) }
+                        th scope="col" { (tr.t("ven-col-end")) }
+                        th scope="col" { (tr.t("ven-col-state")) }
+                        th scope="col" { (tr.t("ven-col-report")) }
+                    } }
+                    tbody {
+                        @for w in &windows {
+                            tr data-window=(w.id) {
+                                td data-label=(tr.t("ven-col-window")) {
+                                    a href=(format!("/console/vendor/windows/{}", w.id)) { (w.reason) }
+                                    @if w.emergency { " " span.badge.warn { (tr.t("ven-emergency")) } }
+                                    @if w.extension_ends_at.is_some() { " " span.badge { (tr.t("ven-extension-pending")) } }
+                                }
+                                td data-label=(tr.t("ven-col-devices")) { (devices_of(&names, w)) }
+                                td data-label=(tr.t("ven-col-start")) { (layout::when(tr, w.starts_at)) }
+                                td data-label=(tr.t("ven-col-end")) { (layout::when(tr, w.ends_at)) }
+                                (state_cell(tr, lifecycle(w, now)))
+                                td.report data-label=(tr.t("ven-col-report")) {
+                                    @if reports.iter().any(|r| r.window_id == w.id) {
+                                        (tr.t("ven-report-filed"))
+                                    } @else if overdue.iter().any(|o| o.id == w.id) {
+                                        span.badge.warn { (tr.t("ven-report-overdue")) }
+                                    } @else {
+                                        "—"
+                                    }
+                                }
+                            }
+                        }
+                    }
+                } }
+            }
+        }
+    };
+    Ok(page(&v, Nav::Vendor, &tr.t("ven-title"), body))
+}
+
+/// The HTTP status of a refusal re-shown on its form.
+fn refused_status(e: &OpsError) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    match e {
+        OpsError::Conflict(_) => StatusCode::CONFLICT,
+        OpsError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// A browser's multi-line text with its line ends as line feeds (forms send
+/// CRLF, which the use cases' text rules refuse as a control character).
+fn lf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::i18n::{message_ids, Lang};
+    use crate::domain::EndReason;
+
+    #[test]
+    fn every_state_and_end_reason_has_its_words() {
+        let states = [
+            "requested",
+            "approved",
+            "active",
+            "ended",
+            "rejected",
+            "cancelled",
+            "revoked",
+        ];
+        for lang in Lang::ALL {
+            let ids = message_ids(lang);
+            for s in states {
+                assert!(ids.contains(&format!("ven-state-{s}")), "{s} in {}", lang.code());
+            }
+            for r in EndReason::ALL {
+                assert!(
+                    ids.contains(&format!("ven-end-{}", r.as_str())),
+                    "{} in {}",
+                    r.as_str(),
+                    lang.code()
+                );
+            }
+            for o in super::window::OUTCOMES {
+                assert!(ids.contains(&format!("ven-outcome-{o}")), "{o} in {}", lang.code());
+            }
+        }
+    }
+}
