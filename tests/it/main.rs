@@ -13,6 +13,7 @@ mod api;
 mod cli;
 mod cli_api;
 mod cluster;
+mod console_vendor;
 mod controls;
 mod evidence;
 mod gateway;
