@@ -118,7 +118,7 @@ async fn home(State(s): State<ApiState>, v: Viewer, Query(q): Query<HomeQuery>) 
     let overdue = s.ops.console_vendor_overdue(who).await?;
     let now = s.ops.clock.now();
     // Newest first: what is coming and what just happened matter most.
-    windows.sort_by(|a, b| b.starts_at.cmp(&a.starts_at));
+    windows.sort_by_key(|w| std::cmp::Reverse(w.starts_at));
     let names = device_names(&devices);
     let tr = &v.tr;
     let mode = s.ops.rules.on_overdue;

@@ -31,13 +31,28 @@ pub(super) struct RequestForm {
     reason: String,
 }
 
+/// The instants read from the time fields, to show them in UTC.
+#[derive(Debug, Default, Clone, Copy)]
+struct Parsed {
+    starts: Option<DateTime<Utc>>,
+    ends: Option<DateTime<Utc>>,
+}
+
 /// The form's fields, in order, for placing the use case's messages.
 const FIELDS: &[&str] = &["device_ids", "starts_at", "ends_at", "reason"];
 
 pub(super) async fn form_page(State(s): State<ApiState>, v: Viewer) -> Result<Response, Fail> {
     vendor_only(&v)?;
     let devices = s.ops.console_vendor_devices(v.actor()).await?;
-    let body = render(&s, &v, &devices, &RequestForm::default(), &FieldErrors::default(), None).await?;
+    let body = render(
+        &s,
+        &v,
+        &devices,
+        &RequestForm::default(),
+        &FieldErrors::default(),
+        Parsed::default(),
+    )
+    .await?;
     Ok(body.into_response())
 }
 
@@ -82,7 +97,7 @@ pub(super) async fn submit(
     };
     let devices = s.ops.console_vendor_devices(v.actor()).await?;
     let (Some(starts_at), Some(ends_at), Some(reason), true) = (starts, ends, reason, errors.is_empty()) else {
-        let body = render(&s, &v, &devices, &form, &errors, Some((starts, ends))).await?;
+        let body = render(&s, &v, &devices, &form, &errors, Parsed { starts, ends }).await?;
         return Ok((StatusCode::BAD_REQUEST, body).into_response());
     };
     let req = WindowRequest {
@@ -97,7 +112,7 @@ pub(super) async fn submit(
         Err(e) => {
             let status = refused_status(&e);
             let errors = FieldErrors::from_ops(e, tr, FIELDS)?;
-            let body = render(&s, &v, &devices, &form, &errors, Some((starts, ends))).await?;
+            let body = render(&s, &v, &devices, &form, &errors, Parsed { starts, ends }).await?;
             Ok((status, body).into_response())
         }
     }
@@ -125,12 +140,12 @@ async fn render(
     devices: &[Device],
     form: &RequestForm,
     errors: &FieldErrors,
-    parsed: Option<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>,
+    parsed: Parsed,
 ) -> Result<Markup, Fail> {
     let tr = &v.tr;
     let now = s.ops.clock.now();
     let overdue = s.ops.console_vendor_overdue(v.actor()).await?;
-    let (starts, ends) = parsed.unwrap_or_default();
+    let Parsed { starts, ends } = parsed;
     let device_error = errors.get("device_ids");
     let max_hours = s.ops.rules.max_window.num_hours().to_string();
     let horizon = s.ops.rules.max_horizon.num_days().to_string();
