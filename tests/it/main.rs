@@ -9,7 +9,10 @@
 
 mod common;
 
+mod console;
+
 mod api;
+mod browser;
 mod cli;
 mod cli_api;
 mod cluster;
@@ -19,4 +22,5 @@ mod evidence;
 mod gateway;
 mod hostile;
 mod processes;
+mod queries;
 mod store;
