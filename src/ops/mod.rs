@@ -11,8 +11,6 @@ mod access;
 mod actor;
 mod catalog;
 mod console;
-// Temporary reads of the vendor console (until the API's reads are in `Ops`).
-mod console_vendor;
 mod error;
 pub mod queries;
 mod reports;
@@ -36,7 +34,6 @@ use crate::store::{Effects, Store, StoreError, Window};
 pub use access::{LockdownOutcome, NewToken};
 pub use actor::{Actor, Granted};
 pub use console::{ConsoleUser, Lang, SignedIn};
-pub use console_vendor::VendorWindow;
 pub use error::{OpsError, OpsResult};
 pub use queries::{
     AuditPage, Denial, LifecycleState, LiveTunnel, LockdownStatus, NodeState, NodeView, PendingDecisions, ReportView,

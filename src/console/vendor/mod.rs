@@ -20,10 +20,11 @@ use super::i18n::Tr;
 use super::layout::{self, page, Nav};
 use super::session::Viewer;
 use crate::api::ApiState;
-use crate::domain::{DeviceId, Role, WindowState};
-use crate::ops::{Granted, OpsError};
+use crate::domain::{DeviceId, Role, WindowId};
+use crate::ops::queries::{LifecycleState, ReportView, ReportsQuery, WindowsQuery};
+use crate::ops::{Actor, Granted, OpsError};
 use crate::policy::OverdueMode;
-use crate::store::{Device, Window};
+use crate::store::Device;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -45,18 +46,9 @@ fn vendor_only(v: &Viewer) -> Result<Granted, Fail> {
     Ok(v.actor().require(&[Role::Vendor])?)
 }
 
-/// A window's state as shown: `approved` becomes `active` between its start
-/// and end and `ended` after (as the API shows it).
-pub(super) fn lifecycle(w: &Window, now: DateTime<Utc>) -> &'static str {
-    match w.state {
-        WindowState::Approved if now >= w.ends_at => "ended",
-        WindowState::Approved if now >= w.starts_at => "active",
-        other => other.as_str(),
-    }
-}
-
 /// The state's cell: the translated label, the raw state in `data-state`.
-fn state_cell(tr: &Tr, state: &str) -> Markup {
+fn state_cell(tr: &Tr, state: LifecycleState) -> Markup {
+    let state = state.as_str();
     html! {
         td.state data-state=(state) data-label=(tr.t("ven-col-state")) {
             span class=(format!("badge state-{state}")) { (tr.t(&format!("ven-state-{state}"))) }
@@ -70,38 +62,47 @@ fn device_names(devices: &[Device]) -> HashMap<DeviceId, String> {
 }
 
 /// A window's devices, by name where known (the id otherwise).
-fn devices_of(names: &HashMap<DeviceId, String>, w: &Window) -> String {
-    w.device_ids
-        .iter()
+fn devices_of(names: &HashMap<DeviceId, String>, ids: &[DeviceId]) -> String {
+    ids.iter()
         .map(|id| names.get(id).cloned().unwrap_or_else(|| id.to_string()))
         .collect::<Vec<_>>()
         .join(", ")
 }
 
 /// An overdue report, saying what it blocks under `policy.on_overdue_report`.
-fn overdue_block(v: &Viewer, mode: OverdueMode, w: &Window, due: DateTime<Utc>, link: bool) -> Markup {
+fn overdue_block(v: &Viewer, mode: OverdueMode, window: &WindowId, due: DateTime<Utc>, link: bool) -> Markup {
     let tr = &v.tr;
     let consequence = match mode {
         OverdueMode::Block => tr.t("ven-overdue-blocks"),
         OverdueMode::Warn => tr.t("ven-overdue-warns"),
     };
     html! {
-        div.overdue role="alert" data-window=(w.id) {
+        div.overdue role="alert" data-window=(window) {
             p {
-                strong { (tr.ta("ven-overdue-title", &[("window", w.id.as_str())])) }
+                strong { (tr.ta("ven-overdue-title", &[("window", window.as_str())])) }
                 " " (tr.t("ven-overdue-due")) " " (layout::when(tr, due)) "."
             }
             p.blocks { (consequence) }
             @if link {
-                p { a href=(format!("/console/vendor/windows/{}#report", w.id)) { (tr.t("ven-overdue-file")) } }
+                p { a href=(format!("/console/vendor/windows/{window}#report")) { (tr.t("ven-overdue-file")) } }
             }
         }
     }
 }
 
-/// When a window's report is due: its end (or revocation) plus `policy.report_due_hours`.
-fn report_due(s: &ApiState, w: &Window) -> DateTime<Utc> {
-    w.closed_at.unwrap_or(w.ends_at) + s.ops.rules.report_due
+/// The actor's windows whose report is overdue (whether or not
+/// `policy.on_overdue_report` makes them block), oldest first.
+async fn overdue_reports(s: &ApiState, who: &Actor) -> Result<Vec<ReportView>, Fail> {
+    let q = ReportsQuery {
+        overdue: true,
+        ..ReportsQuery::default()
+    };
+    Ok(s.ops
+        .reports(who, &q)
+        .await?
+        .into_iter()
+        .filter(|r| r.overdue)
+        .collect())
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,11 +113,10 @@ struct HomeQuery {
 async fn home(State(s): State<ApiState>, v: Viewer, Query(q): Query<HomeQuery>) -> Result<maud::Markup, Fail> {
     vendor_only(&v)?;
     let who = v.actor();
-    let devices = s.ops.console_vendor_devices(who).await?;
-    let mut windows = s.ops.console_vendor_windows(who).await?;
-    let reports = s.ops.console_vendor_reports(who).await?;
-    let overdue = s.ops.console_vendor_overdue(who).await?;
-    let now = s.ops.clock.now();
+    let devices = s.ops.devices(who).await?;
+    let mut windows = s.ops.windows(who, &WindowsQuery::default()).await?;
+    let filed = s.ops.reports(who, &ReportsQuery::default()).await?;
+    let overdue = overdue_reports(&s, who).await?;
     // Newest first: what is coming and what just happened matter most.
     windows.sort_by_key(|w| std::cmp::Reverse(w.starts_at));
     let names = device_names(&devices);
@@ -124,8 +124,8 @@ async fn home(State(s): State<ApiState>, v: Viewer, Query(q): Query<HomeQuery>) 
     let mode = s.ops.rules.on_overdue;
     let body = html! {
         (layout::done_notice(tr, q.done.as_deref()))
-        @for w in &overdue {
-            (overdue_block(&v, mode, w, report_due(&s, w), true))
+        @for r in &overdue {
+            (overdue_block(&v, mode, &r.window_id, r.due_at, true))
         }
         section #devices aria-labelledby="devices-title" {
             h2 #devices-title { (tr.t("ven-devices")) }
@@ -178,14 +178,14 @@ async fn home(State(s): State<ApiState>, v: Viewer, Query(q): Query<HomeQuery>) 
                                     @if w.emergency { " " span.badge.warn { (tr.t("ven-emergency")) } }
                                     @if w.extension_ends_at.is_some() { " " span.badge { (tr.t("ven-extension-pending")) } }
                                 }
-                                td data-label=(tr.t("ven-col-devices")) { (devices_of(&names, w)) }
+                                td data-label=(tr.t("ven-col-devices")) { (devices_of(&names, &w.device_ids)) }
                                 td data-label=(tr.t("ven-col-start")) { (layout::when(tr, w.starts_at)) }
                                 td data-label=(tr.t("ven-col-end")) { (layout::when(tr, w.ends_at)) }
-                                (state_cell(tr, lifecycle(w, now)))
+                                (state_cell(tr, w.state))
                                 td.report data-label=(tr.t("ven-col-report")) {
-                                    @if reports.iter().any(|r| r.window_id == w.id) {
+                                    @if filed.iter().any(|r| r.window_id == w.id && r.report.is_some()) {
                                         (tr.t("ven-report-filed"))
-                                    } @else if overdue.iter().any(|o| o.id == w.id) {
+                                    } @else if overdue.iter().any(|o| o.window_id == w.id) {
                                         span.badge.warn { (tr.t("ven-report-overdue")) }
                                     } @else {
                                         "—"

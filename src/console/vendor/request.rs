@@ -12,7 +12,7 @@ use super::super::fail::Fail;
 use super::super::form::{csrf_field, input, FieldErrors, Posted};
 use super::super::layout::{self, page, Nav};
 use super::super::session::Viewer;
-use super::{overdue_block, refused_status, report_due, vendor_only};
+use super::{overdue_block, overdue_reports, refused_status, vendor_only};
 use crate::api::ApiState;
 use crate::domain::{one_line, DeviceId};
 use crate::ops::WindowRequest;
@@ -43,7 +43,7 @@ const FIELDS: &[&str] = &["device_ids", "starts_at", "ends_at", "reason"];
 
 pub(super) async fn form_page(State(s): State<ApiState>, v: Viewer) -> Result<Response, Fail> {
     vendor_only(&v)?;
-    let devices = s.ops.console_vendor_devices(v.actor()).await?;
+    let devices = s.ops.devices(v.actor()).await?;
     let body = render(
         &s,
         &v,
@@ -95,7 +95,7 @@ pub(super) async fn submit(
             }
         }
     };
-    let devices = s.ops.console_vendor_devices(v.actor()).await?;
+    let devices = s.ops.devices(v.actor()).await?;
     let (Some(starts_at), Some(ends_at), Some(reason), true) = (starts, ends, reason, errors.is_empty()) else {
         let body = render(&s, &v, &devices, &form, &errors, Parsed { starts, ends }).await?;
         return Ok((StatusCode::BAD_REQUEST, body).into_response());
@@ -144,14 +144,14 @@ async fn render(
 ) -> Result<Markup, Fail> {
     let tr = &v.tr;
     let now = s.ops.clock.now();
-    let overdue = s.ops.console_vendor_overdue(v.actor()).await?;
+    let overdue = overdue_reports(s, v.actor()).await?;
     let Parsed { starts, ends } = parsed;
     let device_error = errors.get("device_ids");
     let max_hours = s.ops.rules.max_window.num_hours().to_string();
     let horizon = s.ops.rules.max_horizon.num_days().to_string();
     let body = html! {
-        @for w in &overdue {
-            (overdue_block(v, s.ops.rules.on_overdue, w, report_due(s, w), true))
+        @for r in &overdue {
+            (overdue_block(v, s.ops.rules.on_overdue, &r.window_id, r.due_at, true))
         }
         p { (tr.ta("ven-request-intro", &[("hours", &max_hours), ("days", &horizon)])) }
         (errors.summary(tr))

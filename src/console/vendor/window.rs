@@ -5,7 +5,6 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::{DateTime, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -14,11 +13,12 @@ use super::super::form::{csrf_field, input, textarea, FieldErrors, Posted};
 use super::super::i18n::Tr;
 use super::super::layout::{self, page, Nav};
 use super::super::session::Viewer;
-use super::{device_names, devices_of, lf, lifecycle, overdue_block, refused_status, report_due, vendor_only};
+use super::{device_names, devices_of, lf, overdue_block, refused_status, vendor_only};
 use crate::api::ApiState;
-use crate::domain::{multi_line, one_line, WindowId, WindowState};
-use crate::ops::{ReportInput, VendorWindow};
-use crate::store::{Device, Report, Session, Window};
+use crate::domain::{multi_line, one_line, WindowId};
+use crate::ops::queries::{LifecycleState, WindowView};
+use crate::ops::ReportInput;
+use crate::store::{Device, Report, Session};
 
 /// What the forms of the page show: the values typed and their errors (after
 /// a refused post), else empty.
@@ -90,48 +90,47 @@ pub(super) async fn live_sessions(
     Path(id): Path<String>,
 ) -> Result<Markup, Fail> {
     vendor_only(&v)?;
-    let data = s.ops.console_vendor_window(v.actor(), &WindowId(id)).await?;
-    let devices = s.ops.console_vendor_devices(v.actor()).await?;
+    let data = s.ops.report(v.actor(), &WindowId(id)).await?;
+    let devices = s.ops.devices(v.actor()).await?;
     Ok(sessions_table(&v.tr, &devices, &data.sessions))
 }
 
 /// Whether the report may be filed now (the rule of `Ops::file_report`).
-fn report_open(w: &Window, sessions: &[Session], now: DateTime<Utc>) -> bool {
+fn report_open(w: &WindowView, sessions: &[Session]) -> bool {
     match w.state {
-        WindowState::Revoked => true,
-        WindowState::Approved if now >= w.ends_at => true,
-        WindowState::Approved => !sessions.is_empty() && sessions.iter().all(|x| x.ended_at.is_some()),
+        LifecycleState::Revoked | LifecycleState::Ended => true,
+        LifecycleState::Approved | LifecycleState::Active => {
+            !sessions.is_empty() && sessions.iter().all(|x| x.ended_at.is_some())
+        }
         _ => false,
     }
 }
 
 async fn render(s: &ApiState, v: &Viewer, id: &WindowId, forms: &Forms, done: Option<&str>) -> Result<Markup, Fail> {
     let tr = &v.tr;
-    let VendorWindow {
-        window: w,
-        report,
-        sessions,
-    } = s.ops.console_vendor_window(v.actor(), id).await?;
-    let devices = s.ops.console_vendor_devices(v.actor()).await?;
-    let overdue = s.ops.console_vendor_overdue(v.actor()).await?;
+    let w = s.ops.window(v.actor(), id).await?;
+    let seen = s.ops.report(v.actor(), id).await?;
+    let devices = s.ops.devices(v.actor()).await?;
     let names = device_names(&devices);
-    let now = s.ops.clock.now();
-    let state = lifecycle(&w, now);
-    let cancellable = w.state == WindowState::Requested || (w.state == WindowState::Approved && now < w.starts_at);
-    let extendable = w.state == WindowState::Approved && now < w.ends_at;
-    let reportable = matches!(w.state, WindowState::Approved | WindowState::Revoked);
+    let state = w.state.as_str();
+    let cancellable = matches!(w.state, LifecycleState::Requested | LifecycleState::Approved);
+    let extendable = matches!(w.state, LifecycleState::Approved | LifecycleState::Active);
+    let reportable = matches!(
+        w.state,
+        LifecycleState::Approved | LifecycleState::Active | LifecycleState::Ended | LifecycleState::Revoked
+    );
     let title = tr.ta("ven-window-title", &[("reason", &w.reason)]);
     let body = html! {
         (layout::done_notice(tr, done))
-        @if overdue.iter().any(|o| o.id == w.id) {
-            (overdue_block(v, s.ops.rules.on_overdue, &w, report_due(s, &w), false))
+        @if seen.overdue {
+            (overdue_block(v, s.ops.rules.on_overdue, &w.id, seen.due_at, false))
         }
         section #window aria-labelledby="window-facts" {
             h2 #window-facts { (tr.t("ven-window-facts")) }
             dl.facts {
                 dt { (tr.t("ven-col-state")) }
                 dd.state data-state=(state) { span class=(format!("badge state-{state}")) { (tr.t(&format!("ven-state-{state}"))) } }
-                dt { (tr.t("ven-col-devices")) } dd { (devices_of(&names, &w)) }
+                dt { (tr.t("ven-col-devices")) } dd { (devices_of(&names, &w.device_ids)) }
                 dt { (tr.t("ven-col-start")) } dd { (layout::when(tr, w.starts_at)) }
                 dt { (tr.t("ven-col-end")) } dd { (layout::when(tr, w.ends_at)) }
                 dt { (tr.t("ven-field-reason")) } dd { (w.reason) }
@@ -158,9 +157,9 @@ async fn render(s: &ApiState, v: &Viewer, id: &WindowId, forms: &Forms, done: Op
         @if reportable {
             div.report-grid {
                 div.report-main {
-                    @match &report {
+                    @match &seen.report {
                         Some(r) => { (filed_report(v, &w, r, forms)) }
-                        None if report_open(&w, &sessions, now) => { (report_form(v, &w, forms)) }
+                        None if report_open(&w, &seen.sessions) => { (report_form(v, &w, forms)) }
                         None => {
                             section #report-later {
                                 h2 { (tr.t("ven-report")) }
@@ -173,7 +172,7 @@ async fn render(s: &ApiState, v: &Viewer, id: &WindowId, forms: &Forms, done: Op
                     h2 #sessions-title { (tr.t("ven-sessions")) }
                     p { small { (tr.t("ven-sessions-help")) } }
                     (layout::live("sessions-live", &format!("/console/vendor/windows/{}/live/sessions", w.id),
-                        sessions_table(tr, &devices, &sessions)))
+                        sessions_table(tr, &devices, &seen.sessions)))
                 }
             }
         }
@@ -226,7 +225,7 @@ fn sessions_table(tr: &Tr, devices: &[Device], sessions: &[Session]) -> Markup {
     }
 }
 
-fn extend_form(v: &Viewer, w: &Window, forms: &Forms) -> Markup {
+fn extend_form(v: &Viewer, w: &WindowView, forms: &Forms) -> Markup {
     let tr = &v.tr;
     let errors = &forms.extend_errors;
     // A first proposal: one hour more.
@@ -250,7 +249,7 @@ fn extend_form(v: &Viewer, w: &Window, forms: &Forms) -> Markup {
     }
 }
 
-fn cancel_form(v: &Viewer, w: &Window, forms: &Forms) -> Markup {
+fn cancel_form(v: &Viewer, w: &WindowView, forms: &Forms) -> Markup {
     let tr = &v.tr;
     let errors = &forms.cancel_errors;
     html! {
@@ -266,7 +265,7 @@ fn cancel_form(v: &Viewer, w: &Window, forms: &Forms) -> Markup {
     }
 }
 
-fn report_form(v: &Viewer, w: &Window, forms: &Forms) -> Markup {
+fn report_form(v: &Viewer, w: &WindowView, forms: &Forms) -> Markup {
     let tr = &v.tr;
     let errors = &forms.report_errors;
     let f = &forms.report;
@@ -299,7 +298,7 @@ fn report_form(v: &Viewer, w: &Window, forms: &Forms) -> Markup {
     }
 }
 
-fn filed_report(v: &Viewer, w: &Window, r: &Report, forms: &Forms) -> Markup {
+fn filed_report(v: &Viewer, w: &WindowView, r: &Report, forms: &Forms) -> Markup {
     let tr = &v.tr;
     let errors = &forms.addendum_errors;
     let outcome = if OUTCOMES.contains(&r.outcome.as_str()) {
