@@ -31,7 +31,10 @@ impl Answer {
     }
     /// The value of the first `_csrf` field of the page.
     fn csrf(&self) -> String {
-        let at = self.body.find("name=\"_csrf\" value=\"").expect("a form with a CSRF token");
+        let at = self
+            .body
+            .find("name=\"_csrf\" value=\"")
+            .expect("a form with a CSRF token");
         let rest = &self.body[at + 20..];
         rest[..rest.find('"').unwrap()].to_owned()
     }
@@ -69,7 +72,11 @@ impl Browser {
     }
 
     fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     async fn send(&mut self, req: reqwest::RequestBuilder) -> Answer {
@@ -103,7 +110,8 @@ impl Browser {
         let page = self.get("/console/sign-in").await;
         assert_eq!(page.status, 200, "{}", page.body);
         let csrf = page.csrf();
-        self.post("/console/sign-in", &[("_csrf", &csrf), ("token", token)]).await
+        self.post("/console/sign-in", &[("_csrf", &csrf), ("token", token)])
+            .await
     }
 }
 
@@ -121,29 +129,43 @@ async fn sign_in_and_out(db: TestDb) {
     let page = b.get("/console/sign-in").await;
     assert_eq!(page.status, 200);
     let h = &page.headers;
-    assert!(h["content-security-policy"].to_str().unwrap().starts_with("default-src 'self'"));
+    assert!(h["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .starts_with("default-src 'self'"));
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["referrer-policy"], "no-referrer");
     assert!(h["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert!(h[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
     assert!(page.body.contains("<html lang=\"en\""), "English from Accept-Language");
-    assert!(!page.body.contains("<script>") && !page.body.contains("style="), "no inline script or style");
+    assert!(
+        !page.body.contains("<script>") && !page.body.contains("style="),
+        "no inline script or style"
+    );
 
     // Without the CSRF token the sign-in form is refused, whatever the token.
     let no_csrf = b.post("/console/sign-in", &[("token", &security)]).await;
     assert_eq!(no_csrf.status, 403);
-    assert!(!no_csrf.headers.get_all(SET_COOKIE).iter().any(|c| c.to_str().unwrap().starts_with("__Host-portier=")));
+    assert!(!no_csrf
+        .headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("__Host-portier=")));
 
     // A wrong token: 401, said next to the field, no session.
     let csrf = page.csrf();
-    let wrong = b.post("/console/sign-in", &[("_csrf", &csrf), ("token", "ptk_nope")]).await;
+    let wrong = b
+        .post("/console/sign-in", &[("_csrf", &csrf), ("token", "ptk_nope")])
+        .await;
     assert_eq!(wrong.status, 401);
     assert!(wrong.body.contains("This token was not accepted"), "{}", wrong.body);
     assert!(wrong.body.contains("aria-invalid=\"true\""));
 
     // The right token: a session cookie with every protection, then the role's home.
-    let ok = b.post("/console/sign-in", &[("_csrf", &csrf), ("token", &security)]).await;
+    let ok = b
+        .post("/console/sign-in", &[("_csrf", &csrf), ("token", &security)])
+        .await;
     assert_eq!(ok.status, 303, "{}", ok.body);
     assert_eq!(ok.location(), "/console/security");
     let cookie = ok
@@ -157,7 +179,9 @@ async fn sign_in_and_out(db: TestDb) {
         assert!(cookie.contains(flag), "{cookie} lacks {flag}");
     }
     assert!(!cookie.contains(&security), "the cookie is not the token");
-    let (_, body) = app.call("GET", "/api/v1/audit", Some(&app.admin_token_for_audit().await), None).await;
+    let (_, body) = app
+        .call("GET", "/api/v1/audit", Some(&app.admin_token_for_audit().await), None)
+        .await;
     let signed_in: Vec<_> = body
         .as_array()
         .unwrap()
@@ -173,7 +197,9 @@ async fn sign_in_and_out(db: TestDb) {
     // A form posted without the session's CSRF token is refused.
     let forged = b.post("/console/lang", &[("lang", "fr")]).await;
     assert_eq!(forged.status, 403);
-    let forged = b.post("/console/lang", &[("_csrf", "0".repeat(64).as_str()), ("lang", "fr")]).await;
+    let forged = b
+        .post("/console/lang", &[("_csrf", "0".repeat(64).as_str()), ("lang", "fr")])
+        .await;
     assert_eq!(forged.status, 403);
 
     // Switching language is remembered on the account (and audited).
@@ -184,22 +210,35 @@ async fn sign_in_and_out(db: TestDb) {
     assert_eq!(me.status, 200, "{}", me.body);
     let csrf_session = me.csrf();
     let switched = b
-        .post("/console/lang", &[("_csrf", &csrf_session), ("lang", "fr"), ("back", "/console/security")])
+        .post(
+            "/console/lang",
+            &[("_csrf", &csrf_session), ("lang", "fr"), ("back", "/console/security")],
+        )
         .await;
     assert_eq!((switched.status, switched.location()), (303, "/console/security"));
     let (_, users) = app.call("GET", "/api/v1/users", Some(&app.admin), None).await;
-    let me = users.as_array().unwrap().iter().find(|u| u["name"] == "sec-one").unwrap();
+    let me = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "sec-one")
+        .unwrap();
     assert_eq!(me["lang"], "fr");
     let fr = b.get("/console/no-such-page").await;
     assert!(fr.body.contains("<html lang=\"fr\""), "{}", fr.body);
     assert!(fr.body.contains("Cette page n'existe pas"));
     let fr = b.get("/console/security").await;
-    assert!(fr.body.contains("<html lang=\"fr\""), "the account's language wins over Accept-Language");
+    assert!(
+        fr.body.contains("<html lang=\"fr\""),
+        "the account's language wins over Accept-Language"
+    );
 
     // Sign out: the cookie no longer opens anything.
     let stolen = b.cookies.clone();
     let csrf = b.get("/console/security").await.csrf();
-    let out = b.post("/console/sign-out", &[("_csrf", &csrf), ("everywhere", "false")]).await;
+    let out = b
+        .post("/console/sign-out", &[("_csrf", &csrf), ("everywhere", "false")])
+        .await;
     assert_eq!(out.status, 303);
     assert!(out.location().starts_with("/console/sign-in?done=signed-out"));
     b.cookies = stolen;
@@ -213,10 +252,20 @@ on_both_backends!(sign_in_and_out, super::sign_in_and_out);
 async fn sessions_end(db: TestDb) {
     let start = chrono::Utc::now();
     let clock = Arc::new(ManualClock::new(start));
-    let app = TestApp::spawn_with(db, "[console]\nidle_minutes = 30\nabsolute_hours = 2\n", clock.clone() as SharedClock).await;
+    let app = TestApp::spawn_with(
+        db,
+        "[console]\nidle_minutes = 30\nabsolute_hours = 2\n",
+        clock.clone() as SharedClock,
+    )
+    .await;
     let auditor = app.token("auditor", "aud-one", None).await;
     let (_, users) = app.call("GET", "/api/v1/users", Some(&app.admin), None).await;
-    let auditor_id = users.as_array().unwrap().iter().find(|u| u["name"] == "aud-one").unwrap()["id"]
+    let auditor_id = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "aud-one")
+        .unwrap()["id"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -229,9 +278,14 @@ async fn sessions_end(db: TestDb) {
     let signed_in = |a: &Answer| a.status != 303 || !a.location().starts_with("/console/sign-in");
     assert!(signed_in(&one.get("/console/").await));
     let csrf = one.get("/console/audit").await.csrf();
-    let out = one.post("/console/sign-out", &[("_csrf", &csrf), ("everywhere", "true")]).await;
+    let out = one
+        .post("/console/sign-out", &[("_csrf", &csrf), ("everywhere", "true")])
+        .await;
     assert_eq!(out.status, 303);
-    assert!(!signed_in(&two.get("/console/").await), "the other browser is signed out too");
+    assert!(
+        !signed_in(&two.get("/console/").await),
+        "the other browser is signed out too"
+    );
 
     // Idle timeout: 29 minutes between pages keeps the session, 31 ends it.
     assert_eq!(one.sign_in(&auditor).await.status, 303);
@@ -255,7 +309,12 @@ async fn sessions_end(db: TestDb) {
     assert_eq!(one.sign_in(&auditor).await.status, 303);
     assert!(signed_in(&one.get("/console/").await));
     let (st, _) = app
-        .call("POST", &format!("/api/v1/users/{auditor_id}/disable"), Some(&app.admin), None)
+        .call(
+            "POST",
+            &format!("/api/v1/users/{auditor_id}/disable"),
+            Some(&app.admin),
+            None,
+        )
         .await;
     assert_eq!(st, 200);
     assert!(!signed_in(&one.get("/console/").await), "disabled account");
@@ -266,6 +325,7 @@ on_both_backends!(sessions_end, super::sessions_end);
 impl TestApp {
     /// A token allowed to read the audit trail.
     async fn admin_token_for_audit(&self) -> String {
-        self.token("auditor", &format!("audit-reader-{}", uuid::Uuid::new_v4()), None).await
+        self.token("auditor", &format!("audit-reader-{}", uuid::Uuid::new_v4()), None)
+            .await
     }
 }

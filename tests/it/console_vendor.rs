@@ -609,3 +609,80 @@ async fn extend_and_cancel(db: TestDb) {
     t.stop().await;
 }
 on_both_backends!(a_vendor_extends_and_cancels, super::extend_and_cancel);
+
+/// The vendor's pages in headless Chromium, in both languages at both widths,
+/// with screenshots under target/console-screenshots: the home, the request
+/// form (filled, then refused next to a field), and the report form beside a
+/// real session. Skipped when Chromium is not installed (outside CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_pages_in_a_browser() {
+    use crate::browser::{Browser as Chromium, DESKTOP, PHONE};
+    let t = TestApp::spawn(TestDb::sqlite().await).await;
+    let device = echo_device().await;
+    let (sc, vendor, _security) = t.open_window_scene(device).await;
+    let worked = windows_of(&t, &vendor).await[0]["id"].as_str().unwrap().to_owned();
+    let mut tls = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
+        .await
+        .unwrap();
+    assert_eq!(echo_roundtrip(&mut tls, b"hello mri").await, b"hello mri");
+    drop(tls);
+    eventually(|| async {
+        let (_, l) = t
+            .call("GET", "/api/v1/sessions?active=false", Some(&vendor), None)
+            .await;
+        l.as_array().filter(|a| !a.is_empty()).map(|_| ())
+    })
+    .await;
+
+    for (lang, (width, height)) in [("fr", DESKTOP), ("en", DESKTOP), ("fr", PHONE), ("en", PHONE)] {
+        let Some(b) = Chromium::open(lang, width, height).await else {
+            return;
+        };
+        b.goto(&t.url("/console/sign-in")).await;
+        b.fill("input[name=token]", &vendor).await;
+        b.submit("form#sign-in").await;
+        b.wait_url("/console/vendor").await;
+        b.wait_for("section#devices").await;
+        let state = b
+            .attr(&format!("tr[data-window=\"{worked}\"] td.state"), "data-state")
+            .await;
+        assert_eq!(state.as_deref(), Some("active"));
+        b.screenshot("vendor-home").await;
+
+        b.click("a#new-window").await;
+        b.wait_for("form#request-window").await;
+        b.click(&format!("input[name=device_ids][value=\"{}\"]", sc.device_id))
+            .await;
+        // datetime-local inputs are typed differently by each locale: set their values.
+        let tomorrow = Utc::now() + chrono::Duration::days(1);
+        b.execute(
+            "document.querySelector('input[name=starts_at]').value = arguments[0]; \
+             document.querySelector('input[name=ends_at]').value = arguments[1];",
+            vec![
+                json!(t_local(tomorrow)),
+                json!(t_local(tomorrow - chrono::Duration::hours(1))),
+            ],
+        )
+        .await;
+        b.fill("input[name=reason]", "firmware update").await;
+        b.submit("form#request-window").await;
+        b.wait_for("#f-ends_at-error").await;
+        b.screenshot("vendor-request-refused").await;
+        b.execute(
+            "document.querySelector('input[name=ends_at]').value = arguments[0];",
+            vec![json!(t_local(tomorrow + chrono::Duration::hours(2)))],
+        )
+        .await;
+        b.submit("form#request-window").await;
+        b.wait_url("done=ven-done-requested").await;
+        b.wait_for("dd.state[data-state=requested]").await;
+        b.screenshot("vendor-window-requested").await;
+
+        b.goto(&t.url(&format!("/console/vendor/windows/{worked}"))).await;
+        b.wait_for("form#report").await;
+        b.wait_for("section#sessions tr[data-session]").await;
+        b.screenshot("vendor-report").await;
+        b.close().await;
+    }
+    t.stop().await;
+}

@@ -3,6 +3,7 @@
 //! intervention report beside the sessions the gateway observed, addenda).
 //! Vendor accounts only; the use cases keep a vendor to its own objects.
 
+mod actions;
 mod request;
 mod window;
 
@@ -35,10 +36,10 @@ pub fn routes() -> Router<ApiState> {
         )
         .route("/console/vendor/windows/{id}", get(window::show))
         .route("/console/vendor/windows/{id}/live/sessions", get(window::live_sessions))
-        .route("/console/vendor/windows/{id}/extend", post(window::extend))
-        .route("/console/vendor/windows/{id}/cancel", post(window::cancel))
-        .route("/console/vendor/windows/{id}/report", post(window::report))
-        .route("/console/vendor/windows/{id}/addendum", post(window::addendum))
+        .route("/console/vendor/windows/{id}/extend", post(actions::extend))
+        .route("/console/vendor/windows/{id}/cancel", post(actions::cancel))
+        .route("/console/vendor/windows/{id}/report", post(actions::report))
+        .route("/console/vendor/windows/{id}/addendum", post(actions::addendum))
 }
 
 /// These pages are the vendor accounts' own.
