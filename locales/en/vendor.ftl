@@ -63,7 +63,6 @@ ven-window-title = Window: { $reason }
 ven-window-facts = The window
 ven-window-id = Identifier
 ven-decided = Decision
-ven-decided-by = by { $by }
 ven-extend = Request an extension
 ven-field-new-end = New end
 ven-extend-submit = Request the extension

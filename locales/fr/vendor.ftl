@@ -63,7 +63,6 @@ ven-window-title = Fenêtre : { $reason }
 ven-window-facts = La fenêtre
 ven-window-id = Identifiant
 ven-decided = Décision
-ven-decided-by = par { $by }
 ven-extend = Demander une prolongation
 ven-field-new-end = Nouvelle fin
 ven-extend-submit = Demander la prolongation

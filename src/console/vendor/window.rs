@@ -139,10 +139,12 @@ pub(super) async fn render(
                 dt { (tr.t("ven-col-end")) } dd { (layout::when(tr, w.ends_at)) }
                 dt { (tr.t("ven-field-reason")) } dd { (w.reason) }
                 @if w.emergency { dt { (tr.t("ven-emergency")) } dd { (tr.t("yes")) } }
-                @if let (Some(by), Some(at)) = (&w.decided_by, w.decided_at) {
+                // When, and why if a reason was given (the deciding account is
+                // security's business, shown to auditors, not here).
+                @if let Some(at) = w.decided_at {
                     dt { (tr.t("ven-decided")) }
                     dd {
-                        (tr.ta("ven-decided-by", &[("by", by)])) ", " (layout::when(tr, at))
+                        (layout::when(tr, at))
                         @if let Some(r) = &w.decision_reason { " — " (r) }
                     }
                 }
