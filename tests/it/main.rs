@@ -18,6 +18,7 @@ mod cli_api;
 mod cluster;
 mod console_security;
 mod console_support;
+mod console_vendor;
 mod controls;
 mod evidence;
 mod gateway;
