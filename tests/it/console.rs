@@ -189,7 +189,8 @@ async fn sign_in_and_out(db: TestDb) {
         .filter(|e| e["action"] == "console.signed_in")
         .collect();
     assert_eq!(signed_in.len(), 1, "{body}");
-    assert_eq!(signed_in[0]["details"]["method"], "token");
+    let details: serde_json::Value = serde_json::from_str(signed_in[0]["details"].as_str().unwrap()).unwrap();
+    assert_eq!(details["method"], "token");
 
     // Signed in: /console/ leads home; the shell shows the account.
     let home = b.get("/console/").await;
