@@ -93,7 +93,10 @@ async fn request_approve_tunnel_terminate_report_audit() {
             .map(|w| w["id"].as_str().unwrap().to_owned())
     })
     .await;
-    v.wait_for(&format!("#windows tr[data-window='{window_id}']")).await;
+    // The new window's page, then the list with it.
+    v.wait_url(&format!("/console/vendor/windows/{window_id}")).await;
+    v.goto(&t.url("/console/vendor")).await;
+    v.wait_for(&format!("#windows tr[data-window='{window_id}'] td.state[data-state=requested]")).await;
 
     // Security approves it from the home page (no reload needed to see it).
     sign_in(&s, &t, &security, "/console/security").await;
