@@ -166,6 +166,8 @@ impl App {
                 .then(|| std::time::Duration::from_secs(60 * u64::from(settings.audit.anchor_minutes))),
             node: g.node.clone(),
             node_stale: settings.api_limits().node_stale,
+            console_idle: settings.api_limits().console_idle,
+            console_absolute: settings.api_limits().console_absolute,
         };
         let api_limits = Arc::new(ConnLimiter::new(
             "api",

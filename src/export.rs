@@ -162,6 +162,7 @@ pub async fn export(
                 after_seq: after,
                 action: None,
                 limit: Some(5_000),
+                newest_first: false,
             })
             .await?;
         for r in &page {

@@ -42,6 +42,9 @@ pub struct Scheduler {
     /// reminders and anchors come from one node only (see [`Scheduler::leads`]).
     pub node: String,
     pub node_stale: chrono::Duration,
+    /// Console sessions idle this long, or this old, are deleted.
+    pub console_idle: chrono::Duration,
+    pub console_absolute: chrono::Duration,
 }
 
 impl Scheduler {
@@ -115,6 +118,16 @@ impl Scheduler {
             Ok(0) => {}
             Ok(n) => tracing::debug!(pruned = n, "old change-feed entries deleted"),
             Err(e) => tracing::warn!(error = %e, "old change-feed entries not deleted; retried at the next sweep"),
+        }
+        // Expired sessions are refused when used; this only keeps the table small.
+        match self
+            .store
+            .prune_console_sessions(now - self.console_idle, now - self.console_absolute)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "expired console sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "expired console sessions not deleted; retried at the next sweep"),
         }
         let open = self
             .store

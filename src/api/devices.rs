@@ -111,26 +111,17 @@ async fn create_device(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
-fn visible(caller: &Caller, d: &Device) -> bool {
-    caller.role != Role::Vendor || d.vendor_ids.iter().any(|v| caller.sees_vendor(v))
-}
-
 /// List devices (a vendor account sees the devices assigned to it).
 #[utoipa::path(get, path = "/api/v1/devices", responses((status = 200, body = Vec<Device>), (status = 401, body = ErrorBody)))]
 async fn list_devices(State(s): State<ApiState>, caller: Caller) -> ApiResult<Json<Vec<Device>>> {
-    let all = s.store.list_devices().await?;
-    Ok(Json(all.into_iter().filter(|d| visible(&caller, d)).collect()))
+    Ok(Json(s.ops.devices(&caller).await?))
 }
 
 /// One device.
 #[utoipa::path(get, path = "/api/v1/devices/{id}", params(("id" = String, Path)),
     responses((status = 200, body = Device), (status = 404, body = ErrorBody)))]
 async fn get_device(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Device>> {
-    let d = s.store.device(&DeviceId(id)).await?;
-    if !visible(&caller, &d) {
-        return Err(ApiError::not_found("device"));
-    }
-    Ok(Json(d))
+    Ok(Json(s.ops.device(&caller, &DeviceId(id)).await?))
 }
 
 #[cfg(test)]

@@ -10,9 +10,9 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::vendors::parse_networks;
-use super::windows::WindowView;
 use super::{ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{one_line, DeviceId, VendorId};
+use crate::ops::WindowView;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(grant))
@@ -63,5 +63,5 @@ async fn grant(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(WindowView::new(w, s.clock.now()))))
+    Ok((StatusCode::CREATED, Json(s.ops.window_view(w))))
 }

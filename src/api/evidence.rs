@@ -13,10 +13,9 @@ use utoipa_axum::routes;
 
 use super::extract::{rfc3339, ApiQuery};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::audit::{verify_store, AuditRecord, Verification};
-use crate::domain::Role;
+use crate::audit::{AuditRecord, Verification};
 use crate::flows::{self, Flow};
-use crate::store::AuditFilter;
+use crate::ops::AuditPage;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -52,18 +51,13 @@ async fn list_audit(
     caller: Caller,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Response> {
-    caller.require(&[Role::Security, Role::Auditor])?;
-    let limit = q.limit.unwrap_or(100_000).min(100_000);
-    let records = s
-        .store
-        .list_audit(&AuditFilter {
-            since: q.since,
-            until: q.until,
-            after_seq: q.after_seq,
-            action: None,
-            limit: Some(limit),
-        })
-        .await?;
+    let page = AuditPage {
+        since: q.since,
+        until: q.until,
+        limit: q.limit,
+        after_seq: q.after_seq,
+    };
+    let records = s.ops.audit(&caller, &page).await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(records).into_response()),
         Some("jsonl") => {
@@ -83,8 +77,7 @@ async fn list_audit(
 /// Recomputes the whole hash chain (security, auditor).
 #[utoipa::path(get, path = "/api/v1/audit/verify", responses((status = 200, body = Verification), (status = 403, body = ErrorBody)))]
 async fn verify(State(s): State<ApiState>, caller: Caller) -> ApiResult<Json<Verification>> {
-    caller.require(&[Role::Security, Role::Auditor])?;
-    Ok(Json(verify_store(s.store.as_ref(), |_| {}).await?))
+    Ok(Json(s.ops.verify_audit(&caller).await?))
 }
 
 /// Format of the flow matrix.
@@ -102,8 +95,7 @@ async fn flow_matrix(
     caller: Caller,
     ApiQuery(q): ApiQuery<FlowQuery>,
 ) -> ApiResult<Response> {
-    caller.require(&[Role::Admin, Role::Security, Role::Auditor])?;
-    let rows = flows::matrix(&s.node, &s.store.list_vendors().await?, &s.store.list_devices().await?);
+    let rows = s.ops.flow_matrix(&caller, &s.node).await?;
     match q.format.as_deref() {
         None | Some("json") => Ok(Json(rows).into_response()),
         Some("csv") => {

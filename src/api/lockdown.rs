@@ -71,17 +71,14 @@ impl LockdownView {
 /// this node holds by itself (not stored yet, or from its lockdown file) is shown
 /// even while the database is down.
 #[utoipa::path(get, path = "/api/v1/lockdown", responses((status = 200, body = LockdownView), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)))]
-async fn get_lockdown(State(s): State<ApiState>, _caller: RestrictiveCaller) -> ApiResult<Json<LockdownView>> {
-    let stored = s.store.lockdown().await;
-    match (s.cache.guard().local_lockdown(), stored) {
-        (None, stored) => Ok(Json(LockdownView::new(stored?, true))),
-        (Some((local, source)), stored) => {
-            let persisted = stored.is_ok_and(|st| st.active && st.set_at == local.set_at);
-            let mut view = LockdownView::new(local, persisted);
-            view.local = Some(source);
-            Ok(Json(view))
-        }
-    }
+async fn get_lockdown(
+    State(s): State<ApiState>,
+    RestrictiveCaller(caller): RestrictiveCaller,
+) -> ApiResult<Json<LockdownView>> {
+    let status = s.ops.lockdown_status(&caller).await?;
+    let mut view = LockdownView::new(status.state, status.persisted);
+    view.local = status.local;
+    Ok(Json(view))
 }
 
 /// Lock down (security): every live tunnel of this node is cut and new ones are

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +15,8 @@ use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::visible_window;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{DeviceId, Role, VendorId, WindowId};
-use crate::store::{Report, ReportFilter, Session, SessionFilter, StoreError, Window};
+use crate::ops::{ReportView, ReportsQuery};
+use crate::store::Report;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -35,55 +36,9 @@ pub struct FileReport {
     pub follow_up: Option<String>,
 }
 
-/// A window's report (if filed) with the sessions observed during it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReportView {
-    pub window_id: WindowId,
-    pub vendor_id: VendorId,
-    pub device_ids: Vec<DeviceId>,
-    pub window_starts_at: DateTime<Utc>,
-    pub window_ends_at: DateTime<Utc>,
-    pub emergency: bool,
-    /// When the report is (or was) due.
-    pub due_at: DateTime<Utc>,
-    /// Due, with at least one session, and not filed.
-    pub overdue: bool,
-    pub report: Option<Report>,
-    pub sessions: Vec<Session>,
-}
-
 /// Reports are multi-line: line feeds and tabs, no other control characters.
 fn text(field: &'static str, v: &str, max: usize) -> ApiResult<String> {
     Ok(crate::domain::multi_line(field, v, max)?)
-}
-
-/// When a window ended: revocation time, or its planned end.
-fn ended_at(w: &Window) -> DateTime<Utc> {
-    w.closed_at.unwrap_or(w.ends_at)
-}
-
-async fn view(s: &ApiState, w: Window, report: Option<Report>) -> ApiResult<ReportView> {
-    let sessions = s
-        .store
-        .list_sessions(&SessionFilter {
-            window_id: Some(w.id.clone()),
-            ..SessionFilter::default()
-        })
-        .await?;
-    let due_at = ended_at(&w) + s.limits.report_due;
-    let overdue = crate::policy::report_overdue(ended_at(&w), s.limits.report_due, s.clock.now());
-    Ok(ReportView {
-        overdue: report.is_none() && !w.emergency && !sessions.is_empty() && overdue,
-        window_id: w.id,
-        vendor_id: w.vendor_id,
-        device_ids: w.device_ids,
-        window_starts_at: w.starts_at,
-        window_ends_at: w.ends_at,
-        emergency: w.emergency,
-        due_at,
-        report,
-        sessions,
-    })
 }
 
 /// File the window's intervention report (its vendor), once the window has ended,
@@ -111,21 +66,15 @@ async fn file_report(
         outcome: req.outcome,
         follow_up,
     };
-    let report = s.ops.file_report(&caller, &w.id, input).await?;
-    Ok((StatusCode::CREATED, Json(view(&s, w, Some(report)).await?)))
+    s.ops.file_report(&caller, &w.id, input).await?;
+    Ok((StatusCode::CREATED, Json(s.ops.report(&caller, &w.id).await?)))
 }
 
 /// A window's report with its sessions (any account; vendor: its own).
 #[utoipa::path(get, path = "/api/v1/windows/{id}/report", params(("id" = String, Path)),
     responses((status = 200, body = ReportView), (status = 404, body = ErrorBody)))]
 async fn get_report(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<ReportView>> {
-    let w = visible_window(&s, &caller, id).await?;
-    let report = match s.store.report(&w.id).await {
-        Ok(r) => Some(r),
-        Err(StoreError::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    Ok(Json(view(&s, w, report).await?))
+    Ok(Json(s.ops.report(&caller, &WindowId(id)).await?))
 }
 
 /// A correction.
@@ -146,8 +95,8 @@ async fn add_addendum(
 ) -> ApiResult<(StatusCode, Json<ReportView>)> {
     let w = visible_window(&s, &caller, id).await?;
     let body = text("text", &req.text, 10_000)?;
-    let report = s.ops.add_report_addendum(&caller, &w.id, body).await?;
-    Ok((StatusCode::CREATED, Json(view(&s, w, Some(report)).await?)))
+    s.ops.add_report_addendum(&caller, &w.id, body).await?;
+    Ok((StatusCode::CREATED, Json(s.ops.report(&caller, &w.id).await?)))
 }
 
 /// Filters of the report list.
@@ -180,44 +129,14 @@ async fn list_reports(
         Some("csv") => true,
         Some(other) => return Err(ApiError::bad_request(format!("unknown format {other:?} (json or csv)"))),
     };
-    let vendor_id = match caller.role {
-        Role::Vendor => caller.vendor_id.clone(),
-        _ => q.vendor_id,
+    let query = ReportsQuery {
+        vendor_id: q.vendor_id,
+        device_id: q.device_id,
+        overdue: q.overdue == Some(true),
+        since: q.since,
+        until: q.until,
     };
-    let in_period = |t: DateTime<Utc>| q.since.is_none_or(|s| t >= s) && q.until.is_none_or(|u| t < u);
-    let mut out = Vec::new();
-    if q.overdue == Some(true) {
-        let windows = s
-            .store
-            .unreported_windows(
-                vendor_id.as_ref(),
-                crate::policy::overdue_if_ended_by(s.limits.report_due, s.clock.now()),
-            )
-            .await?;
-        for w in windows {
-            if in_period(ended_at(&w))
-                && q.device_id.as_ref().is_none_or(|d| w.device_ids.contains(d))
-                && caller.sees_vendor(&w.vendor_id)
-            {
-                out.push(view(&s, w, None).await?);
-            }
-        }
-    } else {
-        let reports = s
-            .store
-            .list_reports(&ReportFilter {
-                vendor_id,
-                since: q.since,
-                until: q.until,
-            })
-            .await?;
-        for r in reports {
-            let w = s.store.window(&r.window_id).await?;
-            if q.device_id.as_ref().is_none_or(|d| w.device_ids.contains(d)) && caller.sees_vendor(&w.vendor_id) {
-                out.push(view(&s, w, Some(r)).await?);
-            }
-        }
-    }
+    let out = s.ops.reports(&caller, &query).await?;
     if csv {
         let rows: Vec<(&Report, usize)> = out
             .iter()

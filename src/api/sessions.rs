@@ -6,16 +6,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::Reason;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::domain::{DeviceId, Role, SessionId, VendorId};
-use crate::store::{Session, SessionFilter};
+use crate::domain::{DeviceId, SessionId, VendorId};
+use crate::ops::{SessionView, SessionsQuery};
+use crate::store::Session;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -105,28 +106,6 @@ pub fn sessions_csv(list: &[Session]) -> Result<String, ApiError> {
     })
 }
 
-/// A session record, and whether it is live now.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SessionView {
-    #[serde(flatten)]
-    pub session: Session,
-    /// Not ended, and its node is alive (beats, has not stopped). An open record
-    /// whose node crashed is live nowhere: it is closed when that node restarts
-    /// (`gateway_restart`) or, once the node is lost, by a surviving node (`node_lost`).
-    pub live: bool,
-}
-
-impl SessionView {
-    fn new(session: Session, live_nodes: &[String]) -> Self {
-        let live = session.ended_at.is_none() && live_nodes.contains(&session.node);
-        Self { session, live }
-    }
-}
-
-async fn live_nodes(s: &ApiState) -> Result<Vec<String>, ApiError> {
-    Ok(s.store.live_nodes(s.clock.now() - s.limits.node_stale).await?)
-}
-
 /// List sessions (security, auditor; a vendor account sees its own).
 #[utoipa::path(get, path = "/api/v1/sessions", params(SessionQuery),
     responses((status = 200, body = Vec<SessionView>, description = "JSON, or CSV with ?format=csv"), (status = 403, body = ErrorBody)))]
@@ -135,37 +114,20 @@ async fn list_sessions(
     caller: Caller,
     ApiQuery(q): ApiQuery<SessionQuery>,
 ) -> ApiResult<Response> {
-    caller.require(&[Role::Security, Role::Auditor, Role::Vendor])?;
-    let vendor_id = match caller.role {
-        Role::Vendor => caller.vendor_id.clone(),
-        _ => q.vendor_id,
-    };
-    let filter = SessionFilter {
-        vendor_id,
+    let query = SessionsQuery {
+        vendor_id: q.vendor_id,
         device_id: q.device_id,
-        window_id: None,
         active: q.active,
         since: q.since,
         until: q.until,
-        limit: None,
-        // Live means: not ended, and its node still beats (a crashed node's
-        // sessions are live nowhere, whatever their record says until it restarts).
-        live_after: Some(s.clock.now() - s.limits.node_stale),
     };
-    let list: Vec<Session> = s
-        .store
-        .list_sessions(&filter)
-        .await?
-        .into_iter()
-        .filter(|x| caller.sees_vendor(&x.vendor_id))
-        .collect();
+    let views = s.ops.sessions(&caller, &query).await?;
     match q.format.as_deref() {
-        None | Some("json") => {
-            let live = live_nodes(&s).await?;
-            let views: Vec<SessionView> = list.into_iter().map(|x| SessionView::new(x, &live)).collect();
-            Ok(Json(views).into_response())
+        None | Some("json") => Ok(Json(views).into_response()),
+        Some("csv") => {
+            let list: Vec<Session> = views.into_iter().map(|v| v.session).collect();
+            Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], sessions_csv(&list)?).into_response())
         }
-        Some("csv") => Ok(([(CONTENT_TYPE, "text/csv; charset=utf-8")], sessions_csv(&list)?).into_response()),
         Some(other) => Err(ApiError::bad_request(format!("unknown format {other:?} (json or csv)"))),
     }
 }
@@ -178,12 +140,7 @@ async fn get_session(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SessionView>> {
-    caller.require(&[Role::Security, Role::Auditor, Role::Vendor])?;
-    let session = s.store.session(&SessionId(id)).await?;
-    if !caller.sees_vendor(&session.vendor_id) {
-        return Err(ApiError::not_found("session"));
-    }
-    Ok(Json(SessionView::new(session, &live_nodes(&s).await?)))
+    Ok(Json(s.ops.session(&caller, &SessionId(id)).await?))
 }
 
 /// Terminate a live session (security): cut within a second, `end_reason = terminated`,

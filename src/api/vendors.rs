@@ -119,23 +119,14 @@ async fn create_vendor(
 /// List vendors (a vendor account sees its own).
 #[utoipa::path(get, path = "/api/v1/vendors", responses((status = 200, body = Vec<Vendor>), (status = 401, body = ErrorBody)))]
 async fn list_vendors(State(s): State<ApiState>, caller: Caller) -> ApiResult<Json<Vec<Vendor>>> {
-    let all = s.store.list_vendors().await?;
-    Ok(Json(all.into_iter().filter(|v| caller.sees_vendor(&v.id)).collect()))
-}
-
-/// The vendor, if the caller may see it (404 otherwise: no existence leak).
-pub(super) async fn visible_vendor(s: &ApiState, caller: &Caller, id: &VendorId) -> ApiResult<Vendor> {
-    if !caller.sees_vendor(id) {
-        return Err(ApiError::not_found("vendor"));
-    }
-    Ok(s.store.vendor(id).await?)
+    Ok(Json(s.ops.vendors(&caller).await?))
 }
 
 /// One vendor.
 #[utoipa::path(get, path = "/api/v1/vendors/{id}", params(("id" = String, Path)),
     responses((status = 200, body = Vendor), (status = 404, body = ErrorBody)))]
 async fn get_vendor(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<Vendor>> {
-    Ok(Json(visible_vendor(&s, &caller, &VendorId(id)).await?))
+    Ok(Json(s.ops.vendor(&caller, &VendorId(id)).await?))
 }
 
 /// Declared networks.
@@ -282,8 +273,7 @@ async fn list_technicians(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Vec<Technician>>> {
-    let vendor = visible_vendor(&s, &caller, &VendorId(id)).await?;
-    Ok(Json(s.store.list_technicians(&vendor.id).await?))
+    Ok(Json(s.ops.technicians(&caller, &VendorId(id)).await?))
 }
 
 /// Revoke a technician (admin, security): their live tunnels are cut. The cut

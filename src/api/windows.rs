@@ -4,15 +4,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::domain::{one_line, DeviceId, Role, VendorId, WindowId, WindowState};
-use crate::store::{Window, WindowFilter};
+use crate::domain::{one_line, DeviceId, VendorId, WindowId};
+use crate::ops::{LifecycleState, WindowView, WindowsQuery};
+use crate::store::Window;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -24,75 +25,6 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(cancel))
         .routes(routes!(extend))
         .routes(routes!(review))
-}
-
-/// A window as shown: `state` is its lifecycle state, where `approved` becomes
-/// `active` between its start and end and `ended` after.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WindowView {
-    pub id: WindowId,
-    pub vendor_id: VendorId,
-    pub device_ids: Vec<DeviceId>,
-    pub starts_at: DateTime<Utc>,
-    pub ends_at: DateTime<Utc>,
-    /// requested, approved, active, ended, rejected, cancelled or revoked.
-    pub state: String,
-    pub reason: String,
-    pub emergency: bool,
-    pub extra_networks: Vec<String>,
-    /// Account that requested it.
-    pub requested_by: String,
-    pub approved_by: Option<String>,
-    pub decided_by: Option<String>,
-    pub decided_at: Option<DateTime<Utc>>,
-    pub decision_reason: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub review_verdict: Option<String>,
-    pub review_comment: Option<String>,
-    pub reviewed_by: Option<String>,
-    pub reviewed_at: Option<DateTime<Utc>>,
-    /// A pending extension: the end asked for, why, and by whom.
-    pub extension_ends_at: Option<DateTime<Utc>>,
-    pub extension_reason: Option<String>,
-    pub extension_requested_by: Option<String>,
-}
-
-/// The lifecycle state of a window at `now`.
-pub fn lifecycle_state(w: &Window, now: DateTime<Utc>) -> &'static str {
-    match w.state {
-        WindowState::Approved if now >= w.ends_at => "ended",
-        WindowState::Approved if now >= w.starts_at => "active",
-        other => other.as_str(),
-    }
-}
-
-impl WindowView {
-    pub fn new(w: Window, now: DateTime<Utc>) -> Self {
-        Self {
-            state: lifecycle_state(&w, now).to_owned(),
-            id: w.id,
-            vendor_id: w.vendor_id,
-            device_ids: w.device_ids,
-            starts_at: w.starts_at,
-            ends_at: w.ends_at,
-            reason: w.reason,
-            emergency: w.emergency,
-            extra_networks: w.extra_networks.iter().map(ToString::to_string).collect(),
-            requested_by: w.requested_by,
-            approved_by: w.approved_by,
-            decided_by: w.decided_by,
-            decided_at: w.decided_at,
-            decision_reason: w.decision_reason,
-            created_at: w.created_at,
-            review_verdict: w.review_verdict,
-            review_comment: w.review_comment,
-            reviewed_by: w.reviewed_by,
-            reviewed_at: w.reviewed_at,
-            extension_ends_at: w.extension_ends_at,
-            extension_reason: w.extension_reason,
-            extension_requested_by: w.extension_requested_by,
-        }
-    }
 }
 
 /// A window request.
@@ -136,7 +68,7 @@ async fn request_window(
             },
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(WindowView::new(w, s.clock.now()))))
+    Ok((StatusCode::CREATED, Json(s.ops.window_view(w))))
 }
 
 /// Filters of the window list.
@@ -167,39 +99,27 @@ async fn list_windows(
     caller: Caller,
     ApiQuery(q): ApiQuery<WindowQuery>,
 ) -> ApiResult<Json<Vec<WindowView>>> {
-    let wanted = q.state.as_deref();
-    let stored = match wanted {
-        None => None,
-        Some("active" | "ended") => Some(WindowState::Approved),
-        Some(other) => Some(
-            other
-                .parse::<WindowState>()
-                .map_err(|e| ApiError::bad_request(e.to_string()))?,
-        ),
-    };
-    let vendor_id = match caller.role {
-        Role::Vendor => caller.vendor_id.clone(),
-        _ => q.vendor_id,
-    };
-    let filter = WindowFilter {
-        state: stored,
-        vendor_id,
-        device_id: q.device_id,
-        since: q.since,
-        until: q.until,
-        emergency: q.emergency,
-        reviewed: q.reviewed,
-    };
-    let now = s.clock.now();
-    let list = s.store.list_windows(&filter).await?;
-    Ok(Json(
-        list.into_iter()
-            .filter(|w| caller.sees_vendor(&w.vendor_id))
-            .map(|w| WindowView::new(w, now))
-            // The store filters on stored states; `active` and `ended` depend on the clock.
-            .filter(|w| !matches!(wanted, Some("active" | "ended")) || wanted == Some(w.state.as_str()))
-            .collect(),
-    ))
+    Ok(Json(s.ops.windows(&caller, &q.parse()?).await?))
+}
+
+impl WindowQuery {
+    fn parse(self) -> ApiResult<WindowsQuery> {
+        let state = self
+            .state
+            .as_deref()
+            .map(str::parse::<LifecycleState>)
+            .transpose()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(WindowsQuery {
+            state,
+            vendor_id: self.vendor_id,
+            device_id: self.device_id,
+            since: self.since,
+            until: self.until,
+            emergency: self.emergency,
+            reviewed: self.reviewed,
+        })
+    }
 }
 
 pub(super) async fn visible_window(s: &ApiState, caller: &Caller, id: String) -> ApiResult<Window> {
@@ -210,8 +130,7 @@ pub(super) async fn visible_window(s: &ApiState, caller: &Caller, id: String) ->
 #[utoipa::path(get, path = "/api/v1/windows/{id}", params(("id" = String, Path)),
     responses((status = 200, body = WindowView), (status = 404, body = ErrorBody)))]
 async fn get_window(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<WindowView>> {
-    let w = visible_window(&s, &caller, id).await?;
-    Ok(Json(WindowView::new(w, s.clock.now())))
+    Ok(Json(s.ops.window(&caller, &WindowId(id)).await?))
 }
 
 /// A decision's justification.
@@ -237,7 +156,7 @@ fn check_reason(r: &str) -> ApiResult<String> {
     responses((status = 200, body = WindowView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn approve(State(s): State<ApiState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Json<WindowView>> {
     let w = s.ops.approve_window(&caller, &WindowId(id)).await?;
-    Ok(Json(WindowView::new(w, s.clock.now())))
+    Ok(Json(s.ops.window_view(w)))
 }
 
 /// Reject a requested window (security, admin).
@@ -251,7 +170,7 @@ async fn reject(
 ) -> ApiResult<Json<WindowView>> {
     let reason = check_reason(&req.reason)?;
     let w = s.ops.reject_window(&caller, &WindowId(id), reason).await?;
-    Ok(Json(WindowView::new(w, s.clock.now())))
+    Ok(Json(s.ops.window_view(w)))
 }
 
 /// Revoke an approved window (security, admin): its live tunnels are cut. The
@@ -269,7 +188,7 @@ async fn revoke(
 ) -> ApiResult<Json<WindowView>> {
     let reason = check_reason(&req.reason)?;
     let w = s.ops.revoke_window(&caller, &WindowId(id), reason).await?;
-    Ok(Json(WindowView::new(w, s.clock.now())))
+    Ok(Json(s.ops.window_view(w)))
 }
 
 /// Cancel a window before it starts (the requesting vendor, admin).
@@ -289,7 +208,7 @@ async fn cancel(
     };
     let reason = body.reason.map(|r| check_reason(&r)).transpose()?;
     let w = s.ops.cancel_window(&caller, &WindowId(id), reason).await?;
-    Ok(Json(WindowView::new(w, s.clock.now())))
+    Ok(Json(s.ops.window_view(w)))
 }
 
 /// An extension request.
@@ -319,7 +238,7 @@ async fn extend(
         .ops
         .request_extension(&caller, &WindowId(id), req.ends_at, reason)
         .await?;
-    Ok(Json(WindowView::new(w, s.clock.now())))
+    Ok(Json(s.ops.window_view(w)))
 }
 
 /// A retrospective review.
@@ -345,5 +264,5 @@ async fn review(
         .ops
         .review_emergency(&caller, &WindowId(id), &req.verdict, comment)
         .await?;
-    Ok(Json(WindowView::new(w, s.clock.now())))
+    Ok(Json(s.ops.window_view(w)))
 }

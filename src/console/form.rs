@@ -58,7 +58,15 @@ pub fn from_this_site(headers: &axum::http::HeaderMap) -> Result<(), Fail> {
         }
     }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    if let (Some(origin), Some(host)) = (headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()), host) {
+    // Browsers send `Origin: null` on a form post from a page whose
+    // Referrer-Policy is `no-referrer` (ours; Fetch standard, "append a request
+    // `Origin` header"): it says nothing about the site, so it is left to
+    // `Sec-Fetch-Site` and the CSRF token.
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|o| *o != "null");
+    if let (Some(origin), Some(host)) = (origin, host) {
         let matches = origin
             .strip_prefix("https://")
             .is_some_and(|rest| rest.eq_ignore_ascii_case(host));
@@ -221,6 +229,11 @@ mod tests {
         assert!(from_this_site(&h).is_ok());
         h.insert(header::ORIGIN, "https://evil.example".parse().unwrap());
         assert!(matches!(from_this_site(&h), Err(Fail::Csrf)));
+        // What a browser sends under `Referrer-Policy: no-referrer`.
+        h.insert(header::ORIGIN, "null".parse().unwrap());
+        assert!(from_this_site(&h).is_ok());
+        h.insert("sec-fetch-site", "same-origin".parse().unwrap());
+        assert!(from_this_site(&h).is_ok());
         h.remove(header::ORIGIN);
         h.insert("sec-fetch-site", "cross-site".parse().unwrap());
         assert!(matches!(from_this_site(&h), Err(Fail::Csrf)));

@@ -207,15 +207,6 @@ impl Ops {
             }
         }
     }
-
-    /// Deletes expired console sessions (the scheduler calls this).
-    pub async fn prune_console_sessions(&self) -> OpsResult<u64> {
-        let now = self.now();
-        Ok(self
-            .store
-            .prune_console_sessions(now - self.rules.console_idle, now - self.rules.console_absolute)
-            .await?)
-    }
 }
 
 #[cfg(test)]

@@ -3,15 +3,17 @@
 //! input, checks the role and the separation-of-duties rules, commits the change
 //! with its audit event, feed entry and notifications in one transaction (see
 //! [`Effects`]), cuts what it forbids on this node, and returns the stored
-//! result. The API and the CLI only parse, call and render, so they cannot drift.
+//! result. The reads are methods too ([`queries`]): the role checks and the
+//! vendor-visibility rule of what each account may see. The API, the console and
+//! the CLI only parse, call and render, so they cannot drift.
 
 mod access;
 mod actor;
 mod catalog;
 mod console;
-mod console_admin;
 mod console_audit;
 mod error;
+pub mod queries;
 mod reports;
 mod sessions;
 mod windows;
@@ -33,8 +35,13 @@ use crate::store::{Effects, Store, StoreError, Window};
 pub use access::{LockdownOutcome, NewToken};
 pub use actor::{Actor, Granted};
 pub use console::{ConsoleUser, Lang, SignedIn};
-pub use console_audit::{AudSession, AudSessions, AudTrail, AudWindow, MAX_EVIDENCE_DAYS, MAX_ROWS, TRAIL_PAGE};
+pub use console_audit::{AudTrail, MAX_EVIDENCE_DAYS, TRAIL_PAGE};
 pub use error::{OpsError, OpsResult};
+pub use queries::{
+    AuditPage, Denial, LifecycleState, LiveTunnel, LockdownStatus, NodeState, NodeView, PendingDecisions, ReportView,
+    ReportsQuery, SessionView, SessionsQuery, TimelineQuery, TimelineWindow, WindowView, WindowsQuery, MAX_AUDIT_PAGE,
+    MAX_DENIALS,
+};
 pub use reports::ReportInput;
 pub use sessions::Terminated;
 pub use windows::{EmergencyGrant, WindowRequest, MAX_PAST_START};

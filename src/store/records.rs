@@ -287,6 +287,8 @@ pub struct AuditFilter {
     pub after_seq: Option<i64>,
     pub action: Option<String>,
     pub limit: Option<u32>,
+    /// Newest first (the latest `limit` events) instead of oldest first.
+    pub newest_first: bool,
 }
 
 /// An API account.

@@ -1429,7 +1429,11 @@ impl Store for SqliteStore {
         if let Some(a) = &f.action {
             q.push(" AND action = ").push_bind(a);
         }
-        q.push(" ORDER BY seq");
+        q.push(if f.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
         if let Some(l) = f.limit {
             q.push(" LIMIT ").push_bind(i64::from(l));
         }

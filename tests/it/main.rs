@@ -9,14 +9,21 @@
 
 mod common;
 
+mod console;
+
 mod api;
+mod browser;
 mod cli;
 mod cli_api;
 mod cluster;
 mod console_audit_admin;
+mod console_security;
+mod console_support;
+mod console_vendor;
 mod controls;
 mod evidence;
 mod gateway;
 mod hostile;
 mod processes;
+mod queries;
 mod store;

@@ -112,7 +112,7 @@ fn render(
 }
 
 async fn load(s: &ApiState, v: &Viewer) -> Result<(Vec<User>, Vec<Vendor>), Fail> {
-    Ok((s.ops.adm_users(v.actor()).await?, s.ops.adm_vendors(v.actor()).await?))
+    Ok((s.ops.users(v.actor()).await?, s.ops.vendors(v.actor()).await?))
 }
 
 pub(super) async fn list(State(s): State<ApiState>, v: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, Fail> {

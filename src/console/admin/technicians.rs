@@ -31,7 +31,7 @@ pub(super) async fn add(
     Posted { viewer: v, form }: Posted<TechnicianForm>,
 ) -> Result<Response, Fail> {
     admin_only(&v)?;
-    let vendor = s.ops.adm_vendor(v.actor(), &VendorId(id)).await?;
+    let vendor = s.ops.vendor(v.actor(), &VendorId(id)).await?;
     let mut errors = FieldErrors::default();
     let name = text(&v, "name", &form.name, 100, &mut errors);
     let csr = form.csr_pem.trim();
@@ -101,10 +101,14 @@ pub(super) async fn certificate(
     Path((id, tid)): Path<(String, String)>,
 ) -> Result<Response, Fail> {
     admin_only(&v)?;
+    let tid = TechnicianId(tid);
     let t = s
         .ops
-        .adm_technician(v.actor(), &VendorId(id), &TechnicianId(tid))
-        .await?;
+        .technicians(v.actor(), &VendorId(id))
+        .await?
+        .into_iter()
+        .find(|t| t.id == tid)
+        .ok_or(Fail::NotFound)?;
     // The file name from the technician's name, reduced to safe characters.
     let stem: String = t
         .name

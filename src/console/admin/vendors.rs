@@ -194,7 +194,7 @@ fn switch(v: &Viewer, x: &Vendor) -> Markup {
 }
 
 async fn vendors_and_devices(s: &ApiState, v: &Viewer) -> Result<(Vec<Vendor>, Vec<Device>), Fail> {
-    Ok((s.ops.adm_vendors(v.actor()).await?, s.ops.adm_devices(v.actor()).await?))
+    Ok((s.ops.vendors(v.actor()).await?, s.ops.devices(v.actor()).await?))
 }
 
 pub(super) async fn list(State(s): State<ApiState>, v: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, Fail> {
@@ -268,11 +268,11 @@ pub(super) async fn vendor_page(
     id: &VendorId,
     extras: VendorExtras<'_>,
 ) -> Result<Markup, Fail> {
-    let vendor = s.ops.adm_vendor(v.actor(), id).await?;
-    let technicians = s.ops.adm_technicians(v.actor(), id).await?;
+    let vendor = s.ops.vendor(v.actor(), id).await?;
+    let technicians = s.ops.technicians(v.actor(), id).await?;
     let devices: Vec<Device> = s
         .ops
-        .adm_devices(v.actor())
+        .devices(v.actor())
         .await?
         .into_iter()
         .filter(|d| d.vendor_ids.contains(id))

@@ -23,7 +23,7 @@ use crate::ops::MAX_EVIDENCE_DAYS;
 
 pub(super) async fn flows(State(s): State<ApiState>, v: Viewer) -> Result<Response, Fail> {
     allow(&v, Tab::Flows)?;
-    let rows = s.ops.aud_flows(v.actor(), &s.node).await?;
+    let rows = s.ops.flow_matrix(v.actor(), &s.node).await?;
     let tr = &v.tr;
     let cols = [
         tr.t("aud-flow-id"),
@@ -129,7 +129,11 @@ pub(super) async fn download(
         Ok(p) => p,
         Err(errors) => return refused(&v, StatusCode::BAD_REQUEST, errors),
     };
-    let archive = match s.ops.aud_evidence(v.actor(), since, until, &std::env::temp_dir()).await {
+    let archive = match s
+        .ops
+        .evidence_archive(v.actor(), since, until, &std::env::temp_dir())
+        .await
+    {
         Ok(a) => a,
         Err(e) => {
             let status = super::refusal_status(&e);

@@ -24,9 +24,11 @@ use super::i18n::{Lang, Tr};
 use super::layout::{empty, when};
 use super::session::Viewer;
 use crate::api::ApiState;
-use crate::domain::{DeviceId, Role, VendorId, WindowState};
-use crate::ops::AudSession;
-use crate::store::{Device, Vendor, Window};
+use crate::domain::{DeviceId, Role, VendorId};
+use crate::store::{Device, Session, Vendor};
+
+/// Most rows a list shows (the CSV download has them all, as the API's).
+const MAX_ROWS: usize = 500;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -211,8 +213,8 @@ struct Names {
 
 impl Names {
     async fn load(s: &ApiState, v: &Viewer) -> Result<Self, Fail> {
-        let vendors = s.ops.aud_vendors(v.actor()).await?;
-        let devices = s.ops.aud_devices(v.actor()).await?;
+        let vendors = s.ops.vendors(v.actor()).await?;
+        let devices = s.ops.devices(v.actor()).await?;
         Ok(Self {
             vendor_names: vendors.iter().map(|x| (x.id.clone(), x.name.clone())).collect(),
             device_names: devices
@@ -314,16 +316,6 @@ fn filter_form(
     }
 }
 
-/// A window's lifecycle state at `now`: `approved` becomes `active` between its
-/// start and end, and `ended` after (as the API shows it).
-fn state_word(w: &Window, now: DateTime<Utc>) -> &'static str {
-    match w.state {
-        WindowState::Approved if now >= w.ends_at => "ended",
-        WindowState::Approved if now >= w.starts_at => "active",
-        other => other.as_str(),
-    }
-}
-
 /// A number of bytes, readable.
 fn bytes(tr: &Tr, n: u64) -> String {
     const UNITS: [(u64, &str, &str); 3] = [
@@ -342,8 +334,10 @@ fn bytes(tr: &Tr, n: u64) -> String {
     tr.tn("aud-bytes", "n", i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-/// The sessions as a table: one `tr[data-session]` each.
-fn sessions_table(tr: &Tr, names: &Names, sessions: &[AudSession]) -> Markup {
+/// The sessions as a table: one `tr[data-session]` each. With each session,
+/// whether it is live now, when known (`None`: an open record is shown as open).
+fn sessions_table<'a>(tr: &Tr, names: &Names, rows: impl IntoIterator<Item = (&'a Session, Option<bool>)>) -> Markup {
+    let sessions: Vec<(&Session, Option<bool>)> = rows.into_iter().collect();
     if sessions.is_empty() {
         return empty(tr);
     }
@@ -366,8 +360,7 @@ fn sessions_table(tr: &Tr, names: &Names, sessions: &[AudSession]) -> Markup {
                     th scope="col" { (volume) } th scope="col" { (end) }
                 } }
                 tbody {
-                    @for x in sessions {
-                        @let s = &x.session;
+                    @for (s, live) in &sessions {
                         tr data-session=(s.id) {
                             td data-label=(tech) { (s.technician_subject) }
                             td data-label=(vendor) { (names.vendor(&s.vendor_id)) }
@@ -377,8 +370,9 @@ fn sessions_table(tr: &Tr, names: &Names, sessions: &[AudSession]) -> Markup {
                             td data-label=(ended) {
                                 @match s.ended_at {
                                     Some(t) => (when(tr, t)),
-                                    None if x.live => span.badge.live { (tr.t("aud-live")) },
-                                    None => span.badge.warn { (tr.t("aud-open-not-live")) },
+                                    None if *live == Some(true) => span.badge.live { (tr.t("aud-live")) },
+                                    None if *live == Some(false) => span.badge.warn { (tr.t("aud-open-not-live")) },
+                                    None => span.badge { (tr.t("aud-open")) },
                                 }
                             }
                             td data-label=(volume) {

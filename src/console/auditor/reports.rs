@@ -12,25 +12,24 @@ use crate::api::ApiState;
 use crate::console::i18n::Tr;
 use crate::console::layout::{empty, page, when};
 use crate::console::{Fail, Nav, Viewer};
-use crate::ops::AudWindow;
+use crate::ops::{ReportView, ReportsQuery};
 
 /// Reports filed within this many days are shown when no period is given.
 const DEFAULT_DAYS: i64 = 90;
 
-fn window_head(tr: &Tr, names: &Names, w: &AudWindow) -> Markup {
-    let win = &w.window;
+fn window_head(tr: &Tr, names: &Names, w: &ReportView) -> Markup {
     html! {
         h3 {
-            (names.vendor(&win.vendor_id)) " — " (names.devices_of(&win.device_ids))
-            @if win.emergency { " " span.badge.warn { (tr.t("aud-emergency")) } }
+            (names.vendor(&w.vendor_id)) " — " (names.devices_of(&w.device_ids))
+            @if w.emergency { " " span.badge.warn { (tr.t("aud-emergency")) } }
         }
-        p { (tr.t("aud-window")) " " (when(tr, win.starts_at)) " → " (when(tr, win.ends_at)) }
+        p { (tr.t("aud-window")) " " (when(tr, w.window_starts_at)) " → " (when(tr, w.window_ends_at)) }
     }
 }
 
-fn report(tr: &Tr, names: &Names, w: &AudWindow) -> Markup {
+fn report(tr: &Tr, names: &Names, w: &ReportView) -> Markup {
     html! {
-        article.report data-window=(w.window.id) {
+        article.report data-window=(w.window_id) {
             (window_head(tr, names, w))
             @if let Some(r) = &w.report {
                 dl.facts {
@@ -57,7 +56,7 @@ fn report(tr: &Tr, names: &Names, w: &AudWindow) -> Markup {
                 }
             }
             h4 { (tr.t("aud-report-sessions")) }
-            (sessions_table(tr, names, &w.sessions))
+            (sessions_table(tr, names, w.sessions.iter().map(|x| (x, None))))
         }
     }
 }
@@ -69,11 +68,19 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
     let names = Names::load(&s, &v).await?;
     let since = f.since.or_else(|| Some(s.clock.now() - Duration::days(DEFAULT_DAYS)));
     let ((filed, overdue), status) = if f.errors.is_empty() {
-        let found = s
-            .ops
-            .aud_reports(v.actor(), f.vendor_id.clone(), f.device_id.clone(), since, f.until)
-            .await?;
-        (found, StatusCode::OK)
+        let mut q = ReportsQuery {
+            vendor_id: f.vendor_id.clone(),
+            device_id: f.device_id.clone(),
+            overdue: false,
+            since,
+            until: f.until,
+        };
+        let filed = s.ops.reports(v.actor(), &q).await?;
+        // Overdue ones whenever their window ended, unless a period is chosen.
+        q.overdue = true;
+        q.since = f.since;
+        let overdue = s.ops.reports(v.actor(), &q).await?;
+        ((filed, overdue), StatusCode::OK)
     } else {
         ((Vec::new(), Vec::new()), StatusCode::BAD_REQUEST)
     };
@@ -87,10 +94,10 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
             h2 #overdue-title { (tr.tn("aud-overdue-count", "n", i64::try_from(overdue.len()).unwrap_or(i64::MAX))) }
             @if overdue.is_empty() { (empty(tr)) }
             @for w in &overdue {
-                div.overdue data-window=(w.window.id) {
+                div.overdue data-window=(w.window_id) {
                     (window_head(tr, &names, w))
                     p { strong { (tr.ta("aud-overdue-since", &[("due", &tr.local(w.due_at))])) } }
-                    (sessions_table(tr, &names, &w.sessions))
+                    (sessions_table(tr, &names, w.sessions.iter().map(|x| (x, None))))
                 }
             }
         }

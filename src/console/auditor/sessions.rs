@@ -6,20 +6,20 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use maud::html;
 
-use super::{allow, filter_form, sessions_table, tabs, FilterQuery, Filters, Names, Tab};
+use super::{allow, filter_form, sessions_table, tabs, FilterQuery, Filters, Names, Tab, MAX_ROWS};
 use crate::api::ApiState;
 use crate::console::layout::page;
 use crate::console::{Fail, Nav, Viewer};
-use crate::ops::{AudSessions, MAX_ROWS};
+use crate::ops::SessionsQuery;
 
-fn query(f: &Filters, limit: Option<u32>) -> AudSessions {
-    AudSessions {
+/// The API's query for the same filters.
+fn query(f: &Filters) -> SessionsQuery {
+    SessionsQuery {
         vendor_id: f.vendor_id.clone(),
         device_id: f.device_id.clone(),
         active: f.live.then_some(true),
         since: f.since,
         until: f.until,
-        limit,
     }
 }
 
@@ -29,14 +29,13 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
     let f = q.parse(tr);
     let names = Names::load(&s, &v).await?;
     let (mut list, status) = if f.errors.is_empty() {
-        // One more than shown, to say when the list is cut.
-        let list = s.ops.aud_sessions(v.actor(), &query(&f, Some(MAX_ROWS + 1))).await?;
+        let list = s.ops.sessions(v.actor(), &query(&f)).await?;
         (list, StatusCode::OK)
     } else {
         (Vec::new(), StatusCode::BAD_REQUEST)
     };
-    let cut = list.len() > MAX_ROWS as usize;
-    list.truncate(MAX_ROWS as usize);
+    let cut = list.len() > MAX_ROWS;
+    list.truncate(MAX_ROWS);
     let qs = q.query_string();
     let csv = if qs.is_empty() {
         "/console/audit/sessions/csv".to_owned()
@@ -49,8 +48,8 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
         p.downloads { a #sessions-csv href=(csv) download { (tr.t("aud-sessions-csv")) } }
         section #sessions aria-labelledby="sessions-title" {
             h2 #sessions-title { (tr.tn("aud-sessions-count", "n", i64::try_from(list.len()).unwrap_or(i64::MAX))) }
-            @if cut { p.notice { (tr.tn("aud-list-cut", "n", i64::from(MAX_ROWS))) } }
-            (sessions_table(tr, &names, &list))
+            @if cut { p.notice { (tr.tn("aud-list-cut", "n", i64::try_from(MAX_ROWS).unwrap_or(i64::MAX))) } }
+            (sessions_table(tr, &names, list.iter().map(|x| (&x.session, Some(x.live)))))
         }
     };
     Ok((status, page(&v, Nav::Audit, &tr.t("aud-title-sessions"), body)).into_response())
@@ -63,7 +62,7 @@ pub(super) async fn csv(State(s): State<ApiState>, v: Viewer, Query(q): Query<Fi
     if let Some(message) = f.errors.fields.values().next() {
         return Err(Fail::Refused(StatusCode::BAD_REQUEST, message.clone()));
     }
-    let list = s.ops.aud_sessions(v.actor(), &query(&f, None)).await?;
+    let list = s.ops.sessions(v.actor(), &query(&f)).await?;
     let sessions: Vec<_> = list.into_iter().map(|x| x.session).collect();
     let text = crate::api::sessions_csv(&sessions).map_err(|e| {
         tracing::error!(error = %e.message, "sessions as CSV");

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Duration, Utc};
 use maud::html;
 
-use super::{allow, filter_form, sessions_table, state_word, tabs, FilterQuery, Names, Tab};
+use super::{allow, filter_form, sessions_table, tabs, FilterQuery, Names, Tab, MAX_ROWS};
 use crate::api::ApiState;
 use crate::console::i18n::{Lang, Tr};
 use crate::console::layout::{empty, page, when, Nav};
 use crate::console::{Fail, Viewer};
-use crate::ops::AudWindow;
+use crate::ops::{TimelineQuery, TimelineWindow};
 
 /// The range shown when none is given: a week back, a week ahead.
 const DEFAULT_SPAN_DAYS: i64 = 7;
@@ -37,20 +37,26 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
         f.errors.add("until", tr.t("aud-err-until-after-since"));
     }
     let names = Names::load(&s, &v).await?;
-    let windows: Vec<AudWindow> = if f.errors.is_empty() {
-        s.ops
-            .aud_timeline(v.actor(), f.vendor_id.clone(), f.device_id.clone(), since, until)
-            .await?
+    let mut windows: Vec<TimelineWindow> = if f.errors.is_empty() {
+        let q = TimelineQuery {
+            vendor_id: f.vendor_id.clone(),
+            device_id: f.device_id.clone(),
+            since,
+            until,
+        };
+        s.ops.timeline(v.actor(), &q).await?
     } else {
         Vec::new()
     };
+    let cut = windows.len() > MAX_ROWS;
+    windows.truncate(MAX_ROWS);
     let status = if f.errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::BAD_REQUEST
     };
     // Grouped by the local day each window starts on (they are sorted by start).
-    let mut days: Vec<(String, Vec<&AudWindow>)> = Vec::new();
+    let mut days: Vec<(String, Vec<&TimelineWindow>)> = Vec::new();
     for w in &windows {
         let d = day(tr, w.window.starts_at);
         match days.last_mut() {
@@ -64,13 +70,14 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
         (filter_form(&v, "timeline-filter", "/console/audit", &q, &f, &names, Some((since, until)), false))
         section #timeline aria-labelledby="timeline-title" {
             h2 #timeline-title { (tr.tn("aud-timeline-count", "n", i64::try_from(windows.len()).unwrap_or(i64::MAX))) }
+            @if cut { p.notice { (tr.tn("aud-list-cut-period", "n", i64::try_from(MAX_ROWS).unwrap_or(i64::MAX))) } }
             @if windows.is_empty() { (empty(tr)) }
             @for (d, list) in &days {
                 h3.day { (d) }
                 ol.timeline {
                     @for w in list {
                         @let win = &w.window;
-                        @let state = state_word(win, now);
+                        @let state = win.state.as_str();
                         li.tl-window data-window=(win.id) data-state=(state) {
                             div.tl-head {
                                 strong { (names.vendor(&win.vendor_id)) }
@@ -83,7 +90,7 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
                             @if w.sessions.is_empty() {
                                 p.empty { (tr.t("aud-no-sessions")) }
                             } @else {
-                                (sessions_table(tr, &names, &w.sessions))
+                                (sessions_table(tr, &names, w.sessions.iter().map(|x| (&x.session, Some(x.live)))))
                             }
                         }
                     }

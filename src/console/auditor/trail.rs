@@ -117,7 +117,7 @@ fn render(v: &Viewer, trail: &AudTrail, before: Option<i64>, verified: Option<&V
 
 pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<TrailQuery>) -> Result<Response, Fail> {
     allow(&v, Tab::Trail)?;
-    let trail = s.ops.aud_trail(v.actor(), q.before).await?;
+    let trail = s.ops.audit_trail_page(v.actor(), q.before).await?;
     let body = render(&v, &trail, q.before, None);
     Ok(page(&v, Nav::Audit, &v.tr.t("aud-title-trail"), body).into_response())
 }
@@ -128,9 +128,9 @@ pub(super) async fn verify(
     Posted { viewer: v, form }: Posted<VerifyForm>,
 ) -> Result<Response, Fail> {
     allow(&v, Tab::Trail)?;
-    let result = s.ops.aud_verify(v.actor()).await?;
+    let result = s.ops.verify_audit(v.actor()).await?;
     tracing::info!(user = %v.actor().id, valid = result.valid, events = result.events, "audit trail verified from the console");
-    let trail = s.ops.aud_trail(v.actor(), form.before).await?;
+    let trail = s.ops.audit_trail_page(v.actor(), form.before).await?;
     let body = render(&v, &trail, form.before, Some(&result));
     Ok(page(&v, Nav::Audit, &v.tr.t("aud-title-trail"), body).into_response())
 }

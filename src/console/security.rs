@@ -1,9 +1,0 @@
-//! The security pages.
-
-use axum::Router;
-
-use crate::api::ApiState;
-
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-}
