@@ -55,6 +55,12 @@ pub fn router() -> Router<ApiState> {
         .merge(auditor::routes())
         .merge(admin::routes())
         .route("/console/{*rest}", axum::routing::any(|| async { Fail::NotFound }))
+        .method_not_allowed_fallback(|| async {
+            Fail::Refused(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here".into(),
+            )
+        })
         .layer(axum::middleware::from_fn(fail::render))
         .layer(axum::middleware::from_fn(headers::security_headers))
 }

@@ -330,3 +330,48 @@ impl TestApp {
             .await
     }
 }
+
+/// Every console page × every role: the roles the page is for see it (200), the
+/// others get a 403 page — the same rule as the API's for the same data.
+async fn pages_by_role(db: TestDb) {
+    let device = echo_device().await;
+    let app = TestApp::spawn(db).await;
+    let (_, vendor, security) = app.open_window_scene(device).await;
+    let auditor = app.token("auditor", "aud-matrix", None).await;
+    let tokens = [
+        ("admin", app.admin.clone()),
+        ("security", security),
+        ("auditor", auditor),
+        ("vendor", vendor),
+    ];
+    let matrix: &[(&str, &[&str])] = &[
+        ("/console/security", &["security", "admin"]),
+        ("/console/vendor", &["vendor"]),
+        ("/console/vendor/windows/new", &["vendor"]),
+        ("/console/audit", &["auditor", "security", "admin"]),
+        ("/console/audit/sessions", &["auditor", "security"]),
+        ("/console/audit/reports", &["auditor", "security", "admin"]),
+        ("/console/audit/trail", &["auditor", "security"]),
+        ("/console/audit/flows", &["auditor", "security", "admin"]),
+        ("/console/audit/evidence", &["auditor", "security"]),
+        ("/console/admin", &["admin"]),
+        ("/console/admin/devices", &["admin"]),
+        ("/console/admin/accounts", &["admin"]),
+    ];
+    for (role, token) in &tokens {
+        let mut b = Browser::new(&app, "en");
+        assert_eq!(b.sign_in(token).await.status, 303, "{role}");
+        for (path, allowed) in matrix {
+            let page = b.get(path).await;
+            let expected = if allowed.contains(role) { 200 } else { 403 };
+            assert_eq!(page.status, expected, "{role} GET {path}: {}", page.body);
+            assert!(page.body.contains("<main"), "{role} GET {path}: a full page");
+            assert!(page.headers["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .starts_with("default-src 'self'"));
+        }
+    }
+    app.stop().await;
+}
+on_both_backends!(pages_by_role, super::pages_by_role);

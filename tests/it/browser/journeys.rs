@@ -308,7 +308,15 @@ async fn screenshots_of_the_main_pages() {
                 "/console/audit/flows".into(),
             ],
         ),
-        ("admin", t.admin.as_str(), vec!["/console/admin".into()]),
+        (
+            "admin",
+            t.admin.as_str(),
+            vec![
+                "/console/admin".into(),
+                "/console/admin/devices".into(),
+                "/console/admin/accounts".into(),
+            ],
+        ),
     ];
     let _ = sc;
     for lang in ["fr", "en"] {
