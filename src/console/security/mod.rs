@@ -53,6 +53,7 @@ struct Home {
     lockdown: LockdownStatus,
     vendors: Vec<Vendor>,
     devices: Vec<Device>,
+    accounts: std::collections::HashMap<String, String>,
 }
 
 impl Home {
@@ -67,6 +68,7 @@ impl Home {
             lockdown: s.ops.lockdown_status(who).await?,
             vendors: s.ops.vendors(who).await?,
             devices: s.ops.devices(who).await?,
+            accounts: s.ops.account_names(who).await?,
         })
     }
 }
@@ -103,7 +105,7 @@ async fn again(s: &ApiState, v: &Viewer, shown: Shown, status: StatusCode) -> Re
 
 fn render(s: &ApiState, v: &Viewer, data: &Home, shown: &Shown, notice: Markup) -> Markup {
     let tr = &v.tr;
-    let names = Names::new(&data.vendors, &data.devices);
+    let names = Names::new(&data.vendors, &data.devices, data.accounts.clone());
     let row = shown.row.as_ref();
     let security = v.actor().role == Role::Security;
     let no_errors = FieldErrors::default();
@@ -165,7 +167,8 @@ fn render(s: &ApiState, v: &Viewer, data: &Home, shown: &Shown, notice: Markup) 
 async fn names(s: &ApiState, v: &Viewer) -> Result<Names, Fail> {
     let vendors = s.ops.vendors(v.actor()).await?;
     let devices = s.ops.devices(v.actor()).await?;
-    Ok(Names::new(&vendors, &devices))
+    let accounts = s.ops.account_names(v.actor()).await?;
+    Ok(Names::new(&vendors, &devices, accounts))
 }
 
 async fn live_pending(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {

@@ -18,14 +18,21 @@ use crate::store::{Device, Vendor};
 pub(super) struct Names {
     vendors: HashMap<String, String>,
     devices: HashMap<String, String>,
+    accounts: HashMap<String, String>,
 }
 
 impl Names {
-    pub(super) fn new(vendors: &[Vendor], devices: &[Device]) -> Self {
+    pub(super) fn new(vendors: &[Vendor], devices: &[Device], accounts: HashMap<String, String>) -> Self {
         Self {
             vendors: vendors.iter().map(|v| (v.id.0.clone(), v.name.clone())).collect(),
             devices: devices.iter().map(|d| (d.id.0.clone(), d.name.to_string())).collect(),
+            accounts,
         }
+    }
+
+    /// An account's name (its id if unknown: a CLI operator, a deleted account).
+    fn account<'s>(&'s self, id: &'s str) -> &'s str {
+        self.accounts.get(id).map_or(id, String::as_str)
     }
 
     fn vendor(&self, id: &VendorId) -> String {
@@ -175,7 +182,7 @@ fn pending_row(v: &Viewer, w: &WindowView, names: &Names, fail: Option<&RowFailu
                 @if let (Some(_), Some(r)) = (extension, w.extension_reason.as_deref()) { (r) }
                 @else { (w.reason) }
             }
-            td data-label=(tr.t("sec-col-requested-by")) { (asked_by) }
+            td data-label=(tr.t("sec-col-requested-by")) { (names.account(asked_by)) }
             td data-label=(tr.t("sec-col-decide")) {
                 @match may_approve(v, w) {
                     Ok(()) => {
@@ -311,7 +318,7 @@ pub(super) fn reviews(v: &Viewer, list: &[WindowView], names: &Names, fail: Opti
                         tr data-window=(id) {
                             td data-label=(tr.t("sec-col-vendor")) { (names.vendor(&w.vendor_id)) }
                             td data-label=(tr.t("sec-col-devices")) { (names.devices(&w.device_ids)) }
-                            td data-label=(tr.t("sec-col-granted-by")) { (granter) }
+                            td data-label=(tr.t("sec-col-granted-by")) { (names.account(granter)) }
                             td data-label=(tr.t("sec-col-period")) { (when(tr, w.starts_at)) " → " (when(tr, w.ends_at)) }
                             td data-label=(tr.t("sec-col-justification")) {
                                 (w.reason)

@@ -121,6 +121,19 @@ impl Ops {
         Ok(self.store.list_users().await?)
     }
 
+    /// Account names by id (admin, security, auditor): the pages show who asked,
+    /// approved or reviewed by name rather than by account id.
+    pub async fn account_names(&self, who: &Actor) -> OpsResult<std::collections::HashMap<String, String>> {
+        who.require(&[Role::Admin, Role::Security, Role::Auditor])?;
+        Ok(self
+            .store
+            .list_users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id.0, u.name))
+            .collect())
+    }
+
     /// The gateway nodes sharing this database, alive, stopped or lost (admin,
     /// security, auditor).
     pub async fn nodes(&self, who: &Actor) -> OpsResult<Vec<NodeView>> {
