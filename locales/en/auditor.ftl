@@ -143,3 +143,5 @@ aud-evidence-limit = { $n ->
    *[other] A download covers at most { $n } days; for longer, use `portier export` on the server.
 }
 aud-evidence-submit = Download the evidence bundle
+aud-verify-word-ok = ok
+aud-verify-word-broken = broken

@@ -143,3 +143,5 @@ aud-evidence-limit = { $n ->
    *[other] Un téléchargement couvre au plus { $n } jours ; au-delà, utilisez `portier export` sur le serveur.
 }
 aud-evidence-submit = Télécharger le dossier de preuves
+aud-verify-word-ok = intègre
+aud-verify-word-broken = rompue

@@ -81,13 +81,42 @@ impl IntoResponse for Fail {
     }
 }
 
+/// Longest framework rejection text kept for the error page.
+const MAX_REJECTION_TEXT: usize = 2048;
+
+/// A client error the framework wrote as plain text (a query parameter that does
+/// not parse, a path segment that does not decode) becomes a [`Fail::BadForm`].
+async fn framework_rejection(response: Response) -> Result<Fail, Response> {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() && status != StatusCode::NOT_FOUND && plain) {
+        return Err(response);
+    }
+    let text = match axum::body::to_bytes(response.into_body(), MAX_REJECTION_TEXT).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    Ok(match status {
+        StatusCode::METHOD_NOT_ALLOWED | StatusCode::PAYLOAD_TOO_LARGE => Fail::Refused(status, text),
+        _ => Fail::BadForm(text),
+    })
+}
+
 /// Renders a [`Fail`] answer as a page in the reader's language.
 pub async fn render(req: Request, next: Next) -> Response {
     let lang = request_lang(req.headers());
     let tz = chrono_tz::UTC;
     let response = next.run(req).await;
-    let Some(fail) = response.extensions().get::<Fail>().cloned() else {
-        return response;
+    let fail = match response.extensions().get::<Fail>().cloned() {
+        Some(fail) => fail,
+        None => match framework_rejection(response).await {
+            Ok(fail) => fail,
+            Err(response) => return response,
+        },
     };
     let tr = Tr::new(lang, tz);
     if let Fail::SignIn { next } = &fail {

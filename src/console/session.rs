@@ -21,6 +21,9 @@ use crate::store::LockdownState;
 pub const SESSION_COOKIE: &str = "__Host-portier";
 /// The pre-sign-in cookie that the sign-in form's CSRF token is derived from.
 pub const PRE_COOKIE: &str = "__Host-portier-pre";
+/// Sent by the console script with its refreshes of live sections: not the
+/// person's activity (see [`crate::ops::Ops::console_session`]).
+pub const LIVE_HEADER: &str = "x-portier-live";
 /// The language chosen in this browser (also stored on the account).
 pub const LANG_COOKIE: &str = "portier-lang";
 
@@ -87,7 +90,7 @@ impl Viewer {
         let secret = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(not_signed_in)?;
         let who = state
             .ops
-            .console_session(secret, restrictive)
+            .console_session(secret, !parts.headers.contains_key(LIVE_HEADER), restrictive)
             .await?
             .ok_or_else(not_signed_in)?;
         crate::api::note_caller(parts, &who.actor);
@@ -109,7 +112,11 @@ impl Viewer {
 
 /// A `next` after sign-in: a console path on this site, nothing else.
 pub fn safe_next(next: &str) -> bool {
-    next.starts_with("/console/") && !next.starts_with("//") && !next.contains('\\') && next.len() <= 512
+    next.starts_with("/console/")
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() <= 512
+        && next.bytes().all(|b| b.is_ascii_graphic())
 }
 
 impl FromRequestParts<ApiState> for Viewer {
@@ -159,6 +166,8 @@ mod tests {
             "/api/v1/me",
             "/console\\..",
             "",
+            "/console/\u{1}",
+            "/console/a b",
         ] {
             assert!(!safe_next(bad), "{bad}");
         }

@@ -107,10 +107,17 @@ impl Ops {
     }
 
     /// The account of a console session cookie, if the session is valid now.
-    /// An expired session is deleted. For a restrictive action (`restrictive`),
+    /// An expired session is deleted. A request the person made (`activity`)
+    /// restarts the idle timeout; the live sections' polls do not, so an
+    /// unattended page still ends idle. For a restrictive action (`restrictive`),
     /// a session this node validated recently is accepted while the store is
     /// unreachable, as the API accepts a known token (invariant 7).
-    pub async fn console_session(&self, cookie: &str, restrictive: bool) -> OpsResult<Option<ConsoleUser>> {
+    pub async fn console_session(
+        &self,
+        cookie: &str,
+        activity: bool,
+        restrictive: bool,
+    ) -> OpsResult<Option<ConsoleUser>> {
         if cookie.len() > MAX_TOKEN_LEN || !cookie.starts_with(crate::token::SESSION_PREFIX) {
             return Ok(None);
         }
@@ -142,7 +149,7 @@ impl Ops {
             self.end_sessions(&Actor::from(user), Some(&hash), why).await?;
             return Ok(None);
         }
-        if (now - session.last_seen_at).num_seconds() >= TOUCH_EVERY_SECS {
+        if activity && (now - session.last_seen_at).num_seconds() >= TOUCH_EVERY_SECS {
             self.store.touch_console_session(&hash, now).await?;
         }
         self.guard().remember_user(&hash, &user);

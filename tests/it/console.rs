@@ -101,6 +101,15 @@ impl Browser {
         self.send(req).await
     }
 
+    /// A refresh of a live section, as the console script sends it.
+    async fn poll(&mut self, path: &str) -> Answer {
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("X-Portier-Live", "1");
+        self.send(req).await
+    }
+
     async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Answer {
         let req = self.http.post(format!("{}{path}", self.base)).form(form);
         self.send(req).await
@@ -296,6 +305,27 @@ async fn sessions_end(db: TestDb) {
     }
     clock.advance(chrono::Duration::minutes(31));
     assert!(!signed_in(&one.get("/console/").await), "idle for 31 minutes");
+
+    // The live sections' refreshes are not activity: an unattended page ends idle.
+    assert_eq!(one.sign_in(&auditor).await.status, 303);
+    clock.advance(chrono::Duration::minutes(20));
+    assert_eq!(one.poll("/console/audit").await.status, 200);
+    clock.advance(chrono::Duration::minutes(20));
+    assert!(
+        !signed_in(&one.poll("/console/audit").await),
+        "40 minutes of refreshes only"
+    );
+
+    // A query the framework cannot parse is a 400 page, not plain text.
+    assert_eq!(one.sign_in(&auditor).await.status, 303);
+    let bad = one.get("/console/audit/trail?before=x").await;
+    assert_eq!(bad.status, 400);
+    assert!(
+        bad.headers[CONTENT_TYPE].to_str().unwrap().starts_with("text/html"),
+        "{}",
+        bad.body
+    );
+    assert!(bad.body.contains("<main"));
 
     // Absolute timeout: used every 20 minutes, it still ends 2 hours after sign-in.
     assert_eq!(one.sign_in(&auditor).await.status, 303);

@@ -67,7 +67,7 @@ fn render(v: &Viewer, trail: &AudTrail, before: Option<i64>, verified: Option<&V
             @if let Some(r) = verified {
                 @let word = if r.valid { "ok" } else { "broken" };
                 div #verify-result .notice[r.valid] .overdue[!r.valid] role="status" data-result=(word) {
-                    strong.badge { (word) } " "
+                    strong.badge { (tr.t(if r.valid { "aud-verify-word-ok" } else { "aud-verify-word-broken" })) } " "
                     @if r.valid {
                         (tr.tn("aud-verify-ok", "n", i64::try_from(r.events).unwrap_or(i64::MAX)))
                     } @else {
