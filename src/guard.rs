@@ -431,6 +431,25 @@ impl LocalGuard {
             .map(|u| u.user.clone())
     }
 
+    /// An account the store authenticated within `within` (and within
+    /// [`OFFLINE_AUTH_TTL`]): for console sessions, whose idle limit is shorter.
+    pub fn known_user_within(&self, token_sha256: &str, within: Duration) -> Option<User> {
+        let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        users
+            .get(token_sha256)
+            .filter(|u| u.seen.elapsed() < within.min(OFFLINE_AUTH_TTL))
+            .map(|u| u.user.clone())
+    }
+
+    /// Forgets every remembered credential of an account (its console sessions
+    /// and tokens): after "sign out everywhere", none is accepted offline.
+    pub fn forget_account(&self, id: &crate::domain::UserId) {
+        self.users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, u| u.user.id != *id);
+    }
+
     /// Stores a lockdown set through the API now: the state, then its audit event.
     /// On failure the change is queued and the local lockdown stays in force.
     pub async fn persist_lockdown(

@@ -125,14 +125,15 @@ impl Ops {
         let found = match self.store.console_session(&hash).await {
             Ok(found) => found,
             Err(e) if restrictive && e.is_unavailable() => {
-                return Ok(self.guard().known_user(&hash).map(|user| {
+                let idle = self.rules.console_idle.to_std().unwrap_or_default();
+                return Ok(self.guard().known_user_within(&hash, idle).map(|user| {
                     tracing::warn!(user = %user.id, "store unavailable: console session accepted from this node's memory for a restrictive action");
                     ConsoleUser {
                         actor: Actor::from(user.clone()),
                         user,
                         session_sha256: hash,
                     }
-                }))
+                }));
             }
             Err(e) => return Err(e.into()),
         };
@@ -152,7 +153,10 @@ impl Ops {
         if activity && (now - session.last_seen_at).num_seconds() >= TOUCH_EVERY_SECS {
             self.store.touch_console_session(&hash, now).await?;
         }
-        self.guard().remember_user(&hash, &user);
+        if activity {
+            // What this node may accept while the store is down: sessions in use.
+            self.guard().remember_user(&hash, &user);
+        }
         Ok(Some(ConsoleUser {
             actor: Actor::from(user.clone()),
             user,
@@ -163,7 +167,11 @@ impl Ops {
     /// Ends this console session, or every console session of the account
     /// (`everywhere`, on every node: sessions are looked up at each request).
     pub async fn console_sign_out(&self, who: &ConsoleUser, everywhere: bool) -> OpsResult<u64> {
-        self.guard().forget_user(&who.session_sha256);
+        if everywhere {
+            self.guard().forget_account(&who.actor.id);
+        } else {
+            self.guard().forget_user(&who.session_sha256);
+        }
         let only = (!everywhere).then_some(who.session_sha256.as_str());
         let why = if everywhere { "sign_out_everywhere" } else { "sign_out" };
         self.end_sessions(&who.actor, only, why).await

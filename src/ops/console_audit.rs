@@ -78,19 +78,31 @@ impl Ops {
                 "until: a download covers at most {MAX_EVIDENCE_DAYS} days; use `portier export` for longer"
             )));
         }
-        let _permit = EVIDENCE_BUILDS.try_acquire().map_err(|_| {
+        let permit = EVIDENCE_BUILDS.try_acquire().map_err(|_| {
             OpsError::conflict("other evidence archives are being built on this node: try again in a moment")
         })?;
-        crate::export::export_archive(self.store.as_ref(), since, until, tmp, MAX_ARCHIVE_BYTES)
-            .await
-            .map_err(|e| match e {
-                ExportError::Store(e) => OpsError::from(e),
-                ExportError::TooLarge { .. } => OpsError::unprocessable(e.to_string()),
-                other => {
-                    // A local disk problem: logged in full, answered as "not now".
-                    tracing::error!(error = %other, "evidence archive not built");
-                    OpsError::unavailable("the evidence archive could not be written on this node (see its log)")
-                }
-            })
+        // A task of its own, holding the permit: a client that goes away (or a
+        // request deadline) does not stop a build half-way with its files left
+        // behind, nor free the permit while the build still runs. The archive
+        // it returns is removed when dropped.
+        let (store, tmp) = (self.store.clone(), tmp.to_owned());
+        tokio::spawn(async move {
+            let _permit = permit;
+            crate::export::export_archive(store.as_ref(), since, until, &tmp, MAX_ARCHIVE_BYTES).await
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "evidence archive task failed");
+            OpsError::unavailable("the evidence archive could not be built on this node (see its log)")
+        })?
+        .map_err(|e| match e {
+            ExportError::Store(e) => OpsError::from(e),
+            ExportError::TooLarge { .. } => OpsError::unprocessable(e.to_string()),
+            other => {
+                // A local disk problem: logged in full, answered as "not now".
+                tracing::error!(error = %other, "evidence archive not built");
+                OpsError::unavailable("the evidence archive could not be written on this node (see its log)")
+            }
+        })
     }
 }
