@@ -108,3 +108,4 @@ ven-end-device_not_assigned = Device no longer assigned
 ven-end-source_ip_not_declared = Source address no longer declared
 ven-end-node_stale = Gateway node out of date
 ven-end-error = Error
+ven-windows-recent = Windows ending in the last { $days } days and those to come.

@@ -108,3 +108,4 @@ ven-end-device_not_assigned = Équipement plus attribué
 ven-end-source_ip_not_declared = Adresse source plus déclarée
 ven-end-node_stale = Nœud de passerelle pas à jour
 ven-end-error = Erreur
+ven-windows-recent = Fenêtres terminées depuis moins de { $days } jours et fenêtres à venir.

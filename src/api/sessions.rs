@@ -120,6 +120,7 @@ async fn list_sessions(
         active: q.active,
         since: q.since,
         until: q.until,
+        limit: None,
     };
     let views = s.ops.sessions(&caller, &query).await?;
     match q.format.as_deref() {

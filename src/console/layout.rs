@@ -161,8 +161,13 @@ pub fn live(id: &str, url: &str, content: Markup) -> Markup {
 
 /// A notice after a successful action (`?done=<message id>`), if known.
 pub fn done_notice(tr: &Tr, done: Option<&str>) -> Markup {
-    // Only message ids of the catalogue are shown, never the query's text.
-    let known = done.filter(|d| d.len() <= 64 && d.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'));
+    // Only the catalogue's notices are shown (`*-done-*`, `signed-out*`), never
+    // the query's text nor another message of the catalogue.
+    let known = done.filter(|d| {
+        d.len() <= 64
+            && d.bytes().all(|b| b.is_ascii_lowercase() || b == b'-')
+            && (d.contains("-done-") || d.starts_with("signed-out"))
+    });
     html! {
         @if let Some(id) = known {
             p.notice role="status" { (tr.t(id)) }

@@ -12,14 +12,15 @@ use crate::console::layout::page;
 use crate::console::{Fail, Nav, Viewer};
 use crate::ops::SessionsQuery;
 
-/// The API's query for the same filters.
-fn query(f: &Filters) -> SessionsQuery {
+/// The API's query for the same filters (`limit`: the page's bound; the CSV has no bound).
+fn query(f: &Filters, limit: Option<u32>) -> SessionsQuery {
     SessionsQuery {
         vendor_id: f.vendor_id.clone(),
         device_id: f.device_id.clone(),
         active: f.live.then_some(true),
         since: f.since,
         until: f.until,
+        limit,
     }
 }
 
@@ -29,7 +30,9 @@ pub(super) async fn show(State(s): State<ApiState>, v: Viewer, Query(q): Query<F
     let f = q.parse(tr);
     let names = Names::load(&s, &v).await?;
     let (mut list, status) = if f.errors.is_empty() {
-        let list = s.ops.sessions(v.actor(), &query(&f)).await?;
+        // One more than shown, to know the list was cut.
+        let bound = u32::try_from(MAX_ROWS + 1).ok();
+        let list = s.ops.sessions(v.actor(), &query(&f, bound)).await?;
         (list, StatusCode::OK)
     } else {
         (Vec::new(), StatusCode::BAD_REQUEST)
@@ -62,7 +65,7 @@ pub(super) async fn csv(State(s): State<ApiState>, v: Viewer, Query(q): Query<Fi
     if let Some(message) = f.errors.fields.values().next() {
         return Err(Fail::Refused(StatusCode::BAD_REQUEST, message.clone()));
     }
-    let list = s.ops.sessions(v.actor(), &query(&f)).await?;
+    let list = s.ops.sessions(v.actor(), &query(&f, None)).await?;
     let sessions: Vec<_> = list.into_iter().map(|x| x.session).collect();
     let text = crate::api::sessions_csv(&sessions).map_err(|e| {
         tracing::error!(error = %e.message, "sessions as CSV");

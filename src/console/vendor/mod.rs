@@ -106,6 +106,9 @@ async fn overdue_reports(s: &ApiState, who: &Actor) -> Result<Vec<ReportView>, F
         .collect())
 }
 
+/// The home page shows windows ending within this many days back, and later.
+const RECENT_DAYS: i64 = 90;
+
 #[derive(Debug, Deserialize)]
 struct HomeQuery {
     done: Option<String>,
@@ -115,8 +118,29 @@ async fn home(State(s): State<ApiState>, v: Viewer, Query(q): Query<HomeQuery>) 
     vendor_only(&v)?;
     let who = v.actor();
     let devices = s.ops.devices(who).await?;
-    let mut windows = s.ops.windows(who, &WindowsQuery::default()).await?;
-    let filed = s.ops.reports(who, &ReportsQuery::default()).await?;
+    // A bounded page: the windows of the last RECENT_DAYS and to come (the
+    // auditor's timeline and the API reach further back).
+    let recent = s.ops.clock.now() - chrono::Duration::days(RECENT_DAYS);
+    let mut windows = s
+        .ops
+        .windows(
+            who,
+            &WindowsQuery {
+                since: Some(recent),
+                ..WindowsQuery::default()
+            },
+        )
+        .await?;
+    let filed = s
+        .ops
+        .reports(
+            who,
+            &ReportsQuery {
+                since: Some(recent),
+                ..ReportsQuery::default()
+            },
+        )
+        .await?;
     let overdue = overdue_reports(&s, who).await?;
     // Newest first: what is coming and what just happened matter most.
     windows.sort_by_key(|w| std::cmp::Reverse(w.starts_at));
@@ -158,6 +182,7 @@ async fn home(State(s): State<ApiState>, v: Viewer, Query(q): Query<HomeQuery>) 
         }
         section #windows aria-labelledby="windows-title" {
             h2 #windows-title { (tr.t("ven-windows")) }
+            p { small { (tr.tn("ven-windows-recent", "days", RECENT_DAYS)) } }
             p { a #new-window href="/console/vendor/windows/new" { (tr.t("ven-new-window")) } }
             @if windows.is_empty() {
                 (layout::empty(tr))

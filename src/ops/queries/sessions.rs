@@ -20,6 +20,8 @@ pub struct SessionsQuery {
     pub since: Option<DateTime<Utc>>,
     /// Sessions started before.
     pub until: Option<DateTime<Utc>>,
+    /// At most this many, oldest first (a page's bound; none: all).
+    pub limit: Option<u32>,
 }
 
 /// A session record, and whether it is live now.
@@ -69,7 +71,7 @@ impl Ops {
             active: q.active,
             since: q.since,
             until: q.until,
-            limit: None,
+            limit: q.limit,
             // Live means: not ended, and its node still beats (a crashed node's
             // sessions are live nowhere, whatever their record says until it restarts).
             live_after: Some(self.live_after()),
