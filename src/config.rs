@@ -15,8 +15,8 @@ use crate::policy::{OverdueMode, PolicySettings};
 const MIN_FD_RESERVE: u64 = 64;
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 9] = [
-    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster", "console",
+const SECTIONS: [&str; 10] = [
+    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster", "console", "auth",
 ];
 
 /// Configuration errors, with the file or key at fault.
@@ -356,6 +356,40 @@ impl ConsoleConfig {
     }
 }
 
+/// `[auth]`: how people and scripts prove who they are (README "Accounts and sign-in").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Personal API tokens expire after this many days unless asked otherwise.
+    pub token_days: u32,
+    /// The longest expiry a personal token may be given.
+    pub max_token_days: u32,
+    /// The bootstrap admin token printed by `init` expires after this many hours.
+    pub bootstrap_token_hours: u32,
+    /// Shortest local password accepted.
+    pub password_min_length: u32,
+    /// Roles that must use a second factor (TOTP) to sign in.
+    pub require_mfa: Vec<crate::domain::Role>,
+    /// Failed sign-ins (per account, and per source address) before a temporary lockout.
+    pub lockout_after: u32,
+    /// How long a lockout lasts.
+    pub lockout_minutes: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            token_days: 90,
+            max_token_days: 365,
+            bootstrap_token_hours: 24,
+            password_min_length: 12,
+            require_mfa: vec![crate::domain::Role::Security, crate::domain::Role::Admin],
+            lockout_after: 5,
+            lockout_minutes: 15,
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -396,6 +430,7 @@ pub struct Settings {
     pub log: LogConfig,
     pub cluster: ClusterConfig,
     pub console: ConsoleConfig,
+    pub auth: AuthConfig,
 }
 
 impl Settings {
