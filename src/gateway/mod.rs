@@ -355,8 +355,13 @@ async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, peer: SocketAddr, relay
             }
             Err(e) => {
                 tracing::error!(error = %e, "admission state unavailable");
+                // Refused either way; a lockdown this node holds, or the last state
+                // it read, is the truer reason than the store's (a stale feed
+                // right after an outage must not hide that access is locked down).
+                let cache = &shared.deps.cache;
+                let locked = cache.guard().locked() || cache.cached_lockdown() == Some(true);
                 Err(Denial {
-                    reason: DenyReason::StoreUnavailable,
+                    reason: if locked { DenyReason::Lockdown } else { DenyReason::StoreUnavailable },
                     vendor_id: None,
                     technician_id: None,
                     device_id: None,

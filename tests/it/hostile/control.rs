@@ -293,6 +293,12 @@ async fn restrictive_actions_hold_while_postgres_is_down() {
     })
     .await;
     assert_eq!((st, view["active"].clone()), (200, json!(true)), "{view}");
+    // Back to normal service (breaker closed, change feed confirmed): the
+    // stored lockdown is what refuses, and says so.
+    within(20, "node ready again", || async {
+        (t.call("GET", "/readyz", None, None).await.0 == 200).then_some(())
+    })
+    .await;
     let line = denial(&t, "mri-2", sc.tls.clone()).await;
     assert!(line.starts_with("PORTIER DENIED lockdown "), "{line}");
 
