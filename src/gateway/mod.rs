@@ -361,7 +361,11 @@ async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, peer: SocketAddr, relay
                 let cache = &shared.deps.cache;
                 let locked = cache.guard().locked() || cache.cached_lockdown() == Some(true);
                 Err(Denial {
-                    reason: if locked { DenyReason::Lockdown } else { DenyReason::StoreUnavailable },
+                    reason: if locked {
+                        DenyReason::Lockdown
+                    } else {
+                        DenyReason::StoreUnavailable
+                    },
                     vendor_id: None,
                     technician_id: None,
                     device_id: None,
