@@ -10,7 +10,7 @@
 //! address, in the database so every node sees them: after `n` failures the
 //! next attempt waits `2^(n-1)` seconds (at most a minute), and after
 //! `[auth] lockout_after` failures within `[auth] lockout_minutes` the key is
-//! locked until they age out. Every refusal answers the same message.
+//! locked for `lockout_minutes`. Every refusal answers the same message.
 
 use std::net::IpAddr;
 use std::sync::OnceLock;
@@ -334,10 +334,15 @@ impl Ops {
         let now = self.now();
         for key in keys {
             let (n, last) = self.store.sign_in_failures(key, now - self.rules.lockout).await?;
-            if n >= i64::from(self.rules.lockout_after) {
+            let Some(last) = last else { continue };
+            // Locked: the last failure (within the lockout) made `lockout_after`
+            // within the lockout before it. Attempts while locked are not
+            // counted, so the lockout ends `lockout_minutes` after it began.
+            let (at_last, _) = self.store.sign_in_failures(key, last - self.rules.lockout).await?;
+            if at_last >= i64::from(self.rules.lockout_after) {
                 return Ok(true);
             }
-            if last.is_some_and(|last| now < last + delay_after(n)) {
+            if now < last + delay_after(n) {
                 return Ok(true);
             }
         }

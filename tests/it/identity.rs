@@ -187,9 +187,9 @@ async fn lockout_and_release(db: TestDb) {
     idp.with_password("auditor", "aud-lock").await;
 
     // Wrong password and unknown account: the same answer.
-    let wrong = idp.password("aud-lock", "not the password!").await;
-    idp.wait();
     let unknown = idp.password("nobody-here", "not the password!").await;
+    idp.wait();
+    let wrong = idp.password("aud-lock", "not the password!").await;
     assert_eq!(
         format!("{:?}", wrong.as_ref().err()),
         format!("{:?}", unknown.as_ref().err())
