@@ -58,7 +58,7 @@ const MAX_NAME_CHARS: usize = 128;
 #[derive(Debug, Clone)]
 pub enum PasswordSignIn {
     /// Done: a console session is open.
-    SignedIn(SignedIn),
+    SignedIn(Box<SignedIn>),
     /// A TOTP or recovery code is due (the cookie of the pending sign-in).
     NeedsSecondFactor(String),
     /// A reset forces a new password before anything else.
@@ -353,9 +353,12 @@ impl Ops {
     /// the budget. Always answers the one refusal.
     async fn sign_in_failed(&self, keys: &[String], name: &str, source: Option<IpAddr>, why: &str) -> OpsError {
         let now = self.now();
+        // Kept twice the lockout: a lockout is judged on the lockout before its
+        // last failure (see `throttled`).
+        let forget = now - self.rules.lockout - self.rules.lockout;
         let counts = match self
             .store
-            .add_sign_in_failure(keys, now, now - self.rules.lockout)
+            .add_sign_in_failure(keys, now, now - self.rules.lockout, forget)
             .await
         {
             Ok(c) => c,
@@ -439,19 +442,22 @@ impl Ops {
             "enrol"
         } else {
             let method = if creds.has_totp() { "password+totp" } else { "password" };
-            return Ok(PasswordSignIn::SignedIn(
+            return Ok(PasswordSignIn::SignedIn(Box::new(
                 self.open_console_session(user, source, method).await?,
-            ));
+            )));
         };
         let (cookie, id_sha256) = crate::token::generate_prefixed(PENDING_PREFIX);
+        let now = self.now();
+        let pending = PendingSignIn {
+            id_sha256,
+            user_id: user.id.clone(),
+            stage: stage.to_owned(),
+            created_at: now,
+            source_ip: source.map(|ip| ip.to_canonical().to_string()),
+        };
+        // Abandoned sign-ins are deleted as new ones begin.
         self.store
-            .create_pending_sign_in(&PendingSignIn {
-                id_sha256,
-                user_id: user.id.clone(),
-                stage: stage.to_owned(),
-                created_at: self.now(),
-                source_ip: source.map(|ip| ip.to_canonical().to_string()),
-            })
+            .create_pending_sign_in(&pending, now - Duration::minutes(PENDING_MINUTES))
             .await?;
         Ok(match stage {
             "totp" => PasswordSignIn::NeedsSecondFactor(cookie),

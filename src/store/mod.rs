@@ -438,18 +438,20 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
         at: DateTime<Utc>,
         record: Record<'_, ()>,
     ) -> StoreResult<bool>;
-    /// Records a failed sign-in under each key, forgets failures before `since`,
-    /// and returns each key's count of failures since then.
+    /// Records a failed sign-in under each key, forgets every key's failures
+    /// before `forget_before`, and returns each key's count since `count_since`.
     async fn add_sign_in_failure(
         &self,
         keys: &[String],
         at: DateTime<Utc>,
-        since: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>>;
     /// A key's failures since `since` and the last one's time.
     async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
     async fn clear_sign_in_failures(&self, key: &str) -> StoreResult<()>;
-    async fn create_pending_sign_in(&self, p: &PendingSignIn) -> StoreResult<()>;
+    /// Stores a pending sign-in, and deletes those created before `expired_before`.
+    async fn create_pending_sign_in(&self, p: &PendingSignIn, expired_before: DateTime<Utc>) -> StoreResult<()>;
     async fn pending_sign_in(&self, id_sha256: &str) -> StoreResult<Option<PendingSignIn>>;
     async fn end_pending_sign_in(&self, id_sha256: &str) -> StoreResult<()>;
 

@@ -1643,9 +1643,10 @@ impl Store for PgStore {
         &self,
         keys: &[String],
         at: DateTime<Utc>,
-        since: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
-        self.identity_add_failure(keys, at, since).await
+        self.identity_add_failure(keys, at, count_since, forget_before).await
     }
 
     async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
@@ -1656,8 +1657,8 @@ impl Store for PgStore {
         self.identity_clear_failures(key).await
     }
 
-    async fn create_pending_sign_in(&self, p: &PendingSignIn) -> StoreResult<()> {
-        self.identity_create_pending(p).await
+    async fn create_pending_sign_in(&self, p: &PendingSignIn, expired_before: DateTime<Utc>) -> StoreResult<()> {
+        self.identity_create_pending(p, expired_before).await
     }
 
     async fn pending_sign_in(&self, id_sha256: &str) -> StoreResult<Option<PendingSignIn>> {

@@ -1648,9 +1648,10 @@ impl Store for SqliteStore {
         &self,
         keys: &[String],
         at: DateTime<Utc>,
-        since: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
-        self.identity_add_failure(keys, at, since).await
+        self.identity_add_failure(keys, at, count_since, forget_before).await
     }
 
     async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
@@ -1661,8 +1662,8 @@ impl Store for SqliteStore {
         self.identity_clear_failures(key).await
     }
 
-    async fn create_pending_sign_in(&self, p: &PendingSignIn) -> StoreResult<()> {
-        self.identity_create_pending(p).await
+    async fn create_pending_sign_in(&self, p: &PendingSignIn, expired_before: DateTime<Utc>) -> StoreResult<()> {
+        self.identity_create_pending(p, expired_before).await
     }
 
     async fn pending_sign_in(&self, id_sha256: &str) -> StoreResult<Option<PendingSignIn>> {

@@ -138,23 +138,25 @@ impl PgStore {
         &self,
         keys: &[String],
         at: DateTime<Utc>,
-        since: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = self.pool.begin().await?;
+        // Every key's old failures: one-off keys (a mistyped name) do not stay.
+        sqlx::query("DELETE FROM sign_in_failures WHERE at < $1")
+            .bind(us(forget_before))
+            .execute(&mut *tx)
+            .await?;
         let mut counts = Vec::with_capacity(keys.len());
         for key in keys {
-            sqlx::query("DELETE FROM sign_in_failures WHERE key = $1 AND at < $2")
-                .bind(key)
-                .bind(us(since))
-                .execute(&mut *tx)
-                .await?;
             sqlx::query("INSERT INTO sign_in_failures (key, at) VALUES ($1, $2)")
                 .bind(key)
                 .bind(us(at))
                 .execute(&mut *tx)
                 .await?;
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE key = $1")
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE key = $1 AND at >= $2")
                 .bind(key)
+                .bind(us(count_since))
                 .fetch_one(&mut *tx)
                 .await?;
             counts.push(n);
@@ -185,7 +187,15 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn identity_create_pending(&self, p: &PendingSignIn) -> StoreResult<()> {
+    pub(super) async fn identity_create_pending(
+        &self,
+        p: &PendingSignIn,
+        expired_before: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sign_in_pending WHERE created_at < $1")
+            .bind(us(expired_before))
+            .execute(&self.pool)
+            .await?;
         sqlx::query(
             "INSERT INTO sign_in_pending (id_sha256, user_id, stage, created_at, source_ip) VALUES ($1, $2, $3, $4, $5)",
         )

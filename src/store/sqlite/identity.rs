@@ -137,23 +137,25 @@ impl SqliteStore {
         &self,
         keys: &[String],
         at: DateTime<Utc>,
-        since: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
         let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
+        // Every key's old failures: one-off keys (a mistyped name) do not stay.
+        sqlx::query("DELETE FROM sign_in_failures WHERE at < ?")
+            .bind(us(forget_before))
+            .execute(&mut *tx)
+            .await?;
         let mut counts = Vec::with_capacity(keys.len());
         for key in keys {
-            sqlx::query("DELETE FROM sign_in_failures WHERE key = ? AND at < ?")
-                .bind(key)
-                .bind(us(since))
-                .execute(&mut *tx)
-                .await?;
             sqlx::query("INSERT INTO sign_in_failures (key, at) VALUES (?, ?)")
                 .bind(key)
                 .bind(us(at))
                 .execute(&mut *tx)
                 .await?;
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE key = ?")
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sign_in_failures WHERE key = ? AND at >= ?")
                 .bind(key)
+                .bind(us(count_since))
                 .fetch_one(&mut *tx)
                 .await?;
             counts.push(n);
@@ -183,7 +185,15 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn identity_create_pending(&self, p: &PendingSignIn) -> StoreResult<()> {
+    pub(super) async fn identity_create_pending(
+        &self,
+        p: &PendingSignIn,
+        expired_before: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sign_in_pending WHERE created_at < ?")
+            .bind(us(expired_before))
+            .execute(&self.pool)
+            .await?;
         sqlx::query(
             "INSERT INTO sign_in_pending (id_sha256, user_id, stage, created_at, source_ip) VALUES (?, ?, ?, ?, ?)",
         )

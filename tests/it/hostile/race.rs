@@ -576,9 +576,12 @@ impl Store for SlowStarts {
         &self,
         keys: &[String],
         at: DateTime<Utc>,
-        since: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
     ) -> StoreResult<Vec<i64>> {
-        self.inner.add_sign_in_failure(keys, at, since).await
+        self.inner
+            .add_sign_in_failure(keys, at, count_since, forget_before)
+            .await
     }
     async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
         self.inner.sign_in_failures(key, since).await
@@ -586,8 +589,8 @@ impl Store for SlowStarts {
     async fn clear_sign_in_failures(&self, key: &str) -> StoreResult<()> {
         self.inner.clear_sign_in_failures(key).await
     }
-    async fn create_pending_sign_in(&self, p: &PendingSignIn) -> StoreResult<()> {
-        self.inner.create_pending_sign_in(p).await
+    async fn create_pending_sign_in(&self, p: &PendingSignIn, expired_before: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.create_pending_sign_in(p, expired_before).await
     }
     async fn pending_sign_in(&self, id_sha256: &str) -> StoreResult<Option<PendingSignIn>> {
         self.inner.pending_sign_in(id_sha256).await
