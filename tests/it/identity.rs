@@ -13,17 +13,18 @@ use crate::common::*;
 use crate::console_support::ConsoleClient;
 use crate::on_both_backends;
 
-const PASSWORD: &str = "correct horse battery";
+pub const PASSWORD: &str = "correct horse battery";
 
-struct Idp {
-    t: TestApp,
-    clock: Arc<ManualClock>,
-    ops: Ops,
+/// A node on a manual clock, with the use cases over its store.
+pub struct Idp {
+    pub t: TestApp,
+    pub clock: Arc<ManualClock>,
+    pub ops: Ops,
     admin: Actor,
 }
 
 impl Idp {
-    async fn spawn(db: TestDb) -> Self {
+    pub async fn spawn(db: TestDb) -> Self {
         // 5 s into a 30 s step, so a code computed now is valid for a while.
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 5).unwrap()));
         let t = TestApp::spawn_with(db, "", clock.clone()).await;
@@ -60,7 +61,7 @@ impl Idp {
     }
 
     /// An account with [`PASSWORD`] set by its owner.
-    async fn with_password(&self, role: &str, name: &str) -> User {
+    pub async fn with_password(&self, role: &str, name: &str) -> User {
         let user = self.account(role, name).await;
         self.ops
             .change_own_password(&Actor::from(user.clone()), None, PASSWORD)
@@ -70,7 +71,7 @@ impl Idp {
     }
 
     /// Enrols a TOTP secret for `user`; returns it and the recovery codes.
-    async fn enrol(&self, user: &User) -> (String, Vec<String>) {
+    pub async fn enrol(&self, user: &User) -> (String, Vec<String>) {
         let e = self.ops.new_totp(user);
         assert!(e.uri.starts_with("otpauth://totp/Portier%3A"), "{}", e.uri);
         let code = totp_code(&e.secret, self.now()).unwrap();
@@ -82,7 +83,7 @@ impl Idp {
         (e.secret, codes)
     }
 
-    fn now(&self) -> chrono::DateTime<Utc> {
+    pub fn now(&self) -> chrono::DateTime<Utc> {
         self.clock.now()
     }
 
