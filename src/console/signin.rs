@@ -125,7 +125,7 @@ fn render(
                 form.stack #sign-in method="post" action="/console/sign-in" {
                     (csrf_field(&csrf_token(pre)))
                     @if let Some(n) = next { input type="hidden" name="next" value=(n); }
-                    (input("token", &tr.t("signin-token"), "password", "", false, errors, Some(&tr.t("signin-token-help"))))
+                    (input("token", &tr.t("signin-token"), "password", "", true, errors, Some(&tr.t("signin-token-help"))))
                     div { button type="submit" { (tr.t("signin-submit")) } }
                 }
             }
