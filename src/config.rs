@@ -727,6 +727,10 @@ impl Settings {
             },
             console_idle: chrono::Duration::minutes(i64::from(self.console.idle_minutes)),
             console_absolute: chrono::Duration::hours(i64::from(self.console.absolute_hours)),
+            password_min_length: usize::try_from(self.auth.password_min_length).unwrap_or(usize::MAX),
+            require_mfa: self.auth.require_mfa.clone(),
+            lockout_after: self.auth.lockout_after,
+            lockout: chrono::Duration::minutes(i64::from(self.auth.lockout_minutes)),
         }
     }
 

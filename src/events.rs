@@ -40,6 +40,12 @@ pub enum Event {
     UserCreated,
     UserDisabled,
     UserLanguageChanged,
+    PasswordChanged,
+    PasswordReset,
+    MfaEnrolled,
+    RecoveryCodeUsed,
+    SignInFailed,
+    AccountLocked,
     // --- the console ---
     ConsoleSignedIn,
     ConsoleSignedOut,
@@ -63,7 +69,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 42] = [
+    pub const ALL: [Event; 48] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -91,6 +97,12 @@ impl Event {
         Event::UserCreated,
         Event::UserDisabled,
         Event::UserLanguageChanged,
+        Event::PasswordChanged,
+        Event::PasswordReset,
+        Event::MfaEnrolled,
+        Event::RecoveryCodeUsed,
+        Event::SignInFailed,
+        Event::AccountLocked,
         Event::ConsoleSignedIn,
         Event::ConsoleSignedOut,
         Event::LockdownOn,
@@ -138,6 +150,12 @@ impl Event {
             Event::UserCreated => "user.created",
             Event::UserDisabled => "user.disabled",
             Event::UserLanguageChanged => "user.language_changed",
+            Event::PasswordChanged => "user.password_changed",
+            Event::PasswordReset => "user.password_reset",
+            Event::MfaEnrolled => "user.mfa_enrolled",
+            Event::RecoveryCodeUsed => "user.recovery_code_used",
+            Event::SignInFailed => "sign_in.failed",
+            Event::AccountLocked => "sign_in.locked",
             Event::ConsoleSignedIn => "console.signed_in",
             Event::ConsoleSignedOut => "console.signed_out",
             Event::LockdownOn => "lockdown.on",

@@ -101,6 +101,7 @@ pub fn page(v: &Viewer, current: Nav, title: &str, body: Markup) -> Markup {
                     }
                     div.account {
                         span.who { (tr.ta("signed-in-as", &[("name", &actor.name), ("role", &role)])) }
+                        " " a href="/console/account" { (tr.t("auth-account-link")) }
                         (language_switch(v))
                         form method="post" action="/console/sign-out" {
                             (csrf_field(&v.csrf))

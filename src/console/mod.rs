@@ -6,6 +6,7 @@
 //! the use-case layer ([`crate::ops`]) like the API's, as the signed-in person,
 //! so nothing the API forbids is possible here. See docs/console.md.
 
+mod account;
 mod assets;
 mod fail;
 mod form;
@@ -50,6 +51,7 @@ pub fn router() -> Router<ApiState> {
         .route("/console/", get(home))
         .merge(assets::routes())
         .merge(signin::routes())
+        .merge(account::routes())
         .merge(security::routes())
         .merge(vendor::routes())
         .merge(auditor::routes())

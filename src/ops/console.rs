@@ -78,7 +78,12 @@ impl Ops {
         self.open_console_session(user, source, "token").await
     }
 
-    async fn open_console_session(&self, user: User, source: Option<IpAddr>, method: &str) -> OpsResult<SignedIn> {
+    pub(super) async fn open_console_session(
+        &self,
+        user: User,
+        source: Option<IpAddr>,
+        method: &str,
+    ) -> OpsResult<SignedIn> {
         let (cookie, id_sha256) = crate::token::generate_prefixed(crate::token::SESSION_PREFIX);
         let now = self.now();
         let session = ConsoleSession {

@@ -13,6 +13,7 @@ mod catalog;
 mod console;
 mod console_audit;
 mod error;
+mod identity;
 pub mod queries;
 mod reports;
 mod sessions;
@@ -37,6 +38,7 @@ pub use actor::{Actor, Granted};
 pub use console::{ConsoleUser, Lang, SignedIn};
 pub use console_audit::{AudTrail, MAX_EVIDENCE_DAYS, TRAIL_PAGE};
 pub use error::{OpsError, OpsResult};
+pub use identity::{totp_code, totp_step, Enrolment, PasswordSignIn, REFUSED, TEMPORARY_PASSWORD_LEN};
 pub use queries::{
     AuditPage, Denial, LifecycleState, LiveTunnel, LockdownStatus, NodeState, NodeView, PendingDecisions, ReportView,
     ReportsQuery, SessionView, SessionsQuery, TimelineQuery, TimelineWindow, WindowView, WindowsQuery, MAX_AUDIT_PAGE,
@@ -69,6 +71,14 @@ pub struct Rules {
     pub console_idle: chrono::Duration,
     /// A console session ends this long after sign-in.
     pub console_absolute: chrono::Duration,
+    /// Shortest local password accepted (`[auth] password_min_length`).
+    pub password_min_length: usize,
+    /// Roles that must sign in with a second factor (`[auth] require_mfa`).
+    pub require_mfa: Vec<crate::domain::Role>,
+    /// Failed sign-ins (per account, per source) before a lockout.
+    pub lockout_after: u32,
+    /// How long a lockout lasts (`[auth] lockout_minutes`).
+    pub lockout: chrono::Duration,
 }
 
 /// Everything the use cases need. Cheap to clone.

@@ -5,6 +5,7 @@
 mod effects;
 mod feed;
 mod health;
+mod identity;
 mod journal;
 mod outbox;
 mod postgres;
@@ -27,6 +28,7 @@ use crate::policy::Snapshot;
 pub use effects::{Change, ChangeRecord, Effects, Notice, Record, CHANGES_CHANNEL};
 pub use feed::{AdmissionReads, ChangeListener, DeviceAdmission, TechnicianAdmission, WindowAdmission};
 pub use health::{HealthReport, StoreHealth};
+pub use identity::{Credentials, PendingSignIn};
 pub use journal::{Durability, Journal, JournalError, JournalSettings};
 pub use outbox::{OutboxBacklog, OutboxItem, OutboxPurge};
 pub use postgres::PgStore;
@@ -401,6 +403,57 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
         idle_before: DateTime<Utc>,
         created_before: DateTime<Utc>,
     ) -> StoreResult<u64>;
+
+    // --- local passwords and second factor (see [`Credentials`]) ---
+    /// The account of this name (disabled or not) and its credentials.
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Credentials)>>;
+    async fn credentials(&self, id: &UserId) -> StoreResult<Credentials>;
+    /// Sets the password hash (a PHC string) and whether it must be changed.
+    async fn set_password(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        must_change: bool,
+        record: Record<'_, User>,
+    ) -> StoreResult<User>;
+    /// Sets the TOTP secret (`None`: no second factor), when it was confirmed and
+    /// the step of the confirming code, and replaces the recovery codes.
+    async fn set_totp(
+        &self,
+        id: &UserId,
+        secret: Option<&str>,
+        enabled_at: Option<DateTime<Utc>>,
+        last_step: Option<i64>,
+        recovery_sha256: &[String],
+        record: Record<'_, User>,
+    ) -> StoreResult<User>;
+    /// Accepts a TOTP step once: true if `step` is later than the last one
+    /// accepted (atomically, so two nodes cannot both accept a code).
+    async fn use_totp_step(&self, id: &UserId, step: i64) -> StoreResult<bool>;
+    /// Spends a recovery code: true (and recorded) if it existed unused.
+    async fn use_recovery_code(
+        &self,
+        id: &UserId,
+        code_sha256: &str,
+        at: DateTime<Utc>,
+        record: Record<'_, ()>,
+    ) -> StoreResult<bool>;
+    /// Records a failed sign-in under each key, forgets every key's failures
+    /// before `forget_before`, and returns each key's count since `count_since`.
+    async fn add_sign_in_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>>;
+    /// A key's failures since `since` and the last one's time.
+    async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<(i64, Option<DateTime<Utc>>)>;
+    async fn clear_sign_in_failures(&self, key: &str) -> StoreResult<()>;
+    /// Stores a pending sign-in, and deletes those created before `expired_before`.
+    async fn create_pending_sign_in(&self, p: &PendingSignIn, expired_before: DateTime<Utc>) -> StoreResult<()>;
+    async fn pending_sign_in(&self, id_sha256: &str) -> StoreResult<Option<PendingSignIn>>;
+    async fn end_pending_sign_in(&self, id_sha256: &str) -> StoreResult<()>;
 
     // --- lockdown ---
     async fn lockdown(&self) -> StoreResult<LockdownState>;

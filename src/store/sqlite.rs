@@ -36,6 +36,8 @@ use crate::policy::{DeviceEntry, TechnicianEntry, VendorEntry, WindowEntry};
 mod outbox;
 // Console sessions and account preferences.
 mod console;
+// Local passwords, second factors and sign-in attempts.
+mod identity;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -1595,6 +1597,81 @@ impl Store for SqliteStore {
         created_before: DateTime<Utc>,
     ) -> StoreResult<u64> {
         self.console_prune(idle_before, created_before).await
+    }
+
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Credentials)>> {
+        self.identity_by_name(name).await
+    }
+
+    async fn credentials(&self, id: &UserId) -> StoreResult<Credentials> {
+        self.identity_credentials(id).await
+    }
+
+    async fn set_password(
+        &self,
+        id: &UserId,
+        password_hash: &str,
+        must_change: bool,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.identity_set_password(id, password_hash, must_change, record).await
+    }
+
+    async fn set_totp(
+        &self,
+        id: &UserId,
+        secret: Option<&str>,
+        enabled_at: Option<DateTime<Utc>>,
+        last_step: Option<i64>,
+        recovery_sha256: &[String],
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.identity_set_totp(id, secret, enabled_at, last_step, recovery_sha256, record)
+            .await
+    }
+
+    async fn use_totp_step(&self, id: &UserId, step: i64) -> StoreResult<bool> {
+        self.identity_use_step(id, step).await
+    }
+
+    async fn use_recovery_code(
+        &self,
+        id: &UserId,
+        code_sha256: &str,
+        at: DateTime<Utc>,
+        record: Record<'_, ()>,
+    ) -> StoreResult<bool> {
+        self.identity_use_recovery(id, code_sha256, at, record).await
+    }
+
+    async fn add_sign_in_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>> {
+        self.identity_add_failure(keys, at, count_since, forget_before).await
+    }
+
+    async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+        self.identity_failures(key, since).await
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> StoreResult<()> {
+        self.identity_clear_failures(key).await
+    }
+
+    async fn create_pending_sign_in(&self, p: &PendingSignIn, expired_before: DateTime<Utc>) -> StoreResult<()> {
+        self.identity_create_pending(p, expired_before).await
+    }
+
+    async fn pending_sign_in(&self, id_sha256: &str) -> StoreResult<Option<PendingSignIn>> {
+        self.identity_pending(id_sha256).await
+    }
+
+    async fn end_pending_sign_in(&self, id_sha256: &str) -> StoreResult<()> {
+        self.identity_end_pending(id_sha256).await
     }
 
     async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {

@@ -24,6 +24,7 @@ mod controls;
 mod evidence;
 mod gateway;
 mod hostile;
+mod identity;
 mod processes;
 mod queries;
 mod store;

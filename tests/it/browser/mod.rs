@@ -30,6 +30,7 @@
 //! ```
 
 mod journeys;
+mod sign_in;
 mod smoke;
 
 use std::io::{Read, Write};

@@ -532,6 +532,72 @@ impl Store for SlowStarts {
     ) -> StoreResult<u64> {
         self.inner.prune_console_sessions(idle_before, created_before).await
     }
+    async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Credentials)>> {
+        self.inner.user_by_name(name).await
+    }
+    async fn credentials(&self, id: &UserId) -> StoreResult<Credentials> {
+        self.inner.credentials(id).await
+    }
+    async fn set_password(
+        &self,
+        id: &UserId,
+        hash: &str,
+        must_change: bool,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.inner.set_password(id, hash, must_change, record).await
+    }
+    async fn set_totp(
+        &self,
+        id: &UserId,
+        secret: Option<&str>,
+        enabled_at: Option<DateTime<Utc>>,
+        last_step: Option<i64>,
+        recovery_sha256: &[String],
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.inner
+            .set_totp(id, secret, enabled_at, last_step, recovery_sha256, record)
+            .await
+    }
+    async fn use_totp_step(&self, id: &UserId, step: i64) -> StoreResult<bool> {
+        self.inner.use_totp_step(id, step).await
+    }
+    async fn use_recovery_code(
+        &self,
+        id: &UserId,
+        code_sha256: &str,
+        at: DateTime<Utc>,
+        record: Record<'_, ()>,
+    ) -> StoreResult<bool> {
+        self.inner.use_recovery_code(id, code_sha256, at, record).await
+    }
+    async fn add_sign_in_failure(
+        &self,
+        keys: &[String],
+        at: DateTime<Utc>,
+        count_since: DateTime<Utc>,
+        forget_before: DateTime<Utc>,
+    ) -> StoreResult<Vec<i64>> {
+        self.inner
+            .add_sign_in_failure(keys, at, count_since, forget_before)
+            .await
+    }
+    async fn sign_in_failures(&self, key: &str, since: DateTime<Utc>) -> StoreResult<(i64, Option<DateTime<Utc>>)> {
+        self.inner.sign_in_failures(key, since).await
+    }
+    async fn clear_sign_in_failures(&self, key: &str) -> StoreResult<()> {
+        self.inner.clear_sign_in_failures(key).await
+    }
+    async fn create_pending_sign_in(&self, p: &PendingSignIn, expired_before: DateTime<Utc>) -> StoreResult<()> {
+        self.inner.create_pending_sign_in(p, expired_before).await
+    }
+    async fn pending_sign_in(&self, id_sha256: &str) -> StoreResult<Option<PendingSignIn>> {
+        self.inner.pending_sign_in(id_sha256).await
+    }
+    async fn end_pending_sign_in(&self, id_sha256: &str) -> StoreResult<()> {
+        self.inner.end_pending_sign_in(id_sha256).await
+    }
     async fn lockdown(&self) -> StoreResult<LockdownState> {
         self.inner.lockdown().await
     }
