@@ -727,6 +727,9 @@ impl Settings {
             },
             console_idle: chrono::Duration::minutes(i64::from(self.console.idle_minutes)),
             console_absolute: chrono::Duration::hours(i64::from(self.console.absolute_hours)),
+            token_days: i64::from(self.auth.token_days),
+            max_token_days: i64::from(self.auth.max_token_days),
+            bootstrap_token: chrono::Duration::hours(i64::from(self.auth.bootstrap_token_hours)),
         }
     }
 

@@ -38,8 +38,11 @@ pub enum Event {
     DeviceDisabled,
     // --- accounts ---
     UserCreated,
+    UserEnabled,
     UserDisabled,
     UserLanguageChanged,
+    TokenCreated,
+    TokenRevoked,
     // --- the console ---
     ConsoleSignedIn,
     ConsoleSignedOut,
@@ -63,7 +66,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 42] = [
+    pub const ALL: [Event; 45] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -89,8 +92,11 @@ impl Event {
         Event::DeviceEnabled,
         Event::DeviceDisabled,
         Event::UserCreated,
+        Event::UserEnabled,
         Event::UserDisabled,
         Event::UserLanguageChanged,
+        Event::TokenCreated,
+        Event::TokenRevoked,
         Event::ConsoleSignedIn,
         Event::ConsoleSignedOut,
         Event::LockdownOn,
@@ -136,8 +142,11 @@ impl Event {
             Event::DeviceEnabled => "device.enabled",
             Event::DeviceDisabled => "device.disabled",
             Event::UserCreated => "user.created",
+            Event::UserEnabled => "user.enabled",
             Event::UserDisabled => "user.disabled",
             Event::UserLanguageChanged => "user.language_changed",
+            Event::TokenCreated => "token.created",
+            Event::TokenRevoked => "token.revoked",
             Event::ConsoleSignedIn => "console.signed_in",
             Event::ConsoleSignedOut => "console.signed_out",
             Event::LockdownOn => "lockdown.on",
@@ -203,6 +212,6 @@ mod tests {
             let (family, verb) = e.as_str().split_once('.').unwrap_or_default();
             assert!(!family.is_empty() && !verb.is_empty(), "{e} is not dotted");
         }
-        assert_eq!(Event::parse("token.created"), None);
+        assert_eq!(Event::parse("token.stolen"), None);
     }
 }

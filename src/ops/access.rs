@@ -25,7 +25,8 @@ pub struct LockdownOutcome {
 }
 
 impl Ops {
-    /// Creates an account and its bearer token (admin; the CLI acts as one).
+    /// Creates an account and its first bearer token (admin; the CLI acts as
+    /// one). The token expires after `[auth] token_days`.
     pub async fn create_user(
         &self,
         who: &Actor,
@@ -33,8 +34,40 @@ impl Ops {
         role: Role,
         vendor_id: Option<VendorId>,
     ) -> OpsResult<NewToken> {
+        let ttl = chrono::Duration::days(self.rules.token_days);
+        self.create_account(who, name, role, vendor_id, None, ttl).await
+    }
+
+    /// Creates the bootstrap admin account `init` prints: its token expires
+    /// after `[auth] bootstrap_token_hours`, or when it is revoked.
+    pub async fn create_bootstrap_admin(&self, who: &Actor, name: &str) -> OpsResult<NewToken> {
+        self.create_account(who, name, Role::Admin, None, None, self.rules.bootstrap_token)
+            .await
+    }
+
+    /// Creates an account (with an optional e-mail address) and its first
+    /// token, named "initial", valid for `ttl` (admin).
+    pub async fn create_account(
+        &self,
+        who: &Actor,
+        name: &str,
+        role: Role,
+        vendor_id: Option<VendorId>,
+        email: Option<&str>,
+        ttl: chrono::Duration,
+    ) -> OpsResult<NewToken> {
         who.require(&[Role::Admin])?;
         let name = crate::domain::one_line("name", name, 100)?;
+        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) => {
+                let e = crate::domain::one_line("email", e, 254)?;
+                if !e.contains('@') || e.contains(' ') {
+                    return Err(OpsError::unprocessable("email must be an address such as name@example.org"));
+                }
+                Some(e)
+            }
+            None => None,
+        };
         match (role, &vendor_id) {
             (Role::Vendor, None) => return Err(OpsError::bad_request("a vendor account needs vendor_id")),
             (r, Some(_)) if r != Role::Vendor => {
@@ -48,23 +81,27 @@ impl Ops {
             _ => {}
         }
         let (token, token_sha256) = crate::token::generate();
+        let now = self.now();
         let new = NewUser {
             name: name.clone(),
             role,
             vendor_id,
+            token_prefix: crate::token::shown_prefix(&token),
             token_sha256,
+            token_expires_at: Some(now + ttl),
+            email,
         };
         let record = effects(|u: &User| {
             Effects::audit(self.event(
                 who,
                 Event::UserCreated,
                 u.id.as_str(),
-                serde_json::json!({"name": u.name, "role": u.role, "vendor_id": u.vendor_id}),
+                serde_json::json!({"name": u.name, "role": u.role, "vendor_id": u.vendor_id, "email": u.email}),
             ))
         });
         let user = self
             .store
-            .create_user(&new, self.now(), &record)
+            .create_user(&new, now, &record)
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(m) if m.contains("name") => {
