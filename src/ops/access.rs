@@ -12,6 +12,8 @@ pub struct NewToken {
     pub user: User,
     /// Shown once: only its SHA-256 is stored.
     pub token: String,
+    /// When the token expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a lockdown came to on this node.
@@ -109,7 +111,11 @@ impl Ops {
                 }
                 other => other.into(),
             })?;
-        Ok(NewToken { user, token })
+        Ok(NewToken {
+            user,
+            token,
+            expires_at: new.token_expires_at,
+        })
     }
 
     /// Disables an account (admin): its token stops working at once on every

@@ -27,3 +27,4 @@ mod hostile;
 mod processes;
 mod queries;
 mod store;
+mod tokens;
