@@ -337,7 +337,9 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
             println!("{}", created.secret);
             Ok(())
         }
-        TokenCommand::Create { .. } => bail!("give --user NAME (a token for an account) or --role ROLE (a new account)"),
+        TokenCommand::Create { .. } => {
+            bail!("give --user NAME (a token for an account) or --role ROLE (a new account)")
+        }
         TokenCommand::List { user, config } => {
             let ops = cli_store_ops(&config).await?;
             let who = Actor::cli(&cli_user());

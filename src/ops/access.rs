@@ -64,7 +64,9 @@ impl Ops {
             Some(e) => {
                 let e = crate::domain::one_line("email", e, 254)?;
                 if !e.contains('@') || e.contains(' ') {
-                    return Err(OpsError::unprocessable("email must be an address such as name@example.org"));
+                    return Err(OpsError::unprocessable(
+                        "email must be an address such as name@example.org",
+                    ));
                 }
                 Some(e)
             }
@@ -101,16 +103,12 @@ impl Ops {
                 serde_json::json!({"name": u.name, "role": u.role, "vendor_id": u.vendor_id, "email": u.email}),
             ))
         });
-        let user = self
-            .store
-            .create_user(&new, now, &record)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(m) if m.contains("name") => {
-                    OpsError::conflict(format!("an account named {name:?} already exists"))
-                }
-                other => other.into(),
-            })?;
+        let user = self.store.create_user(&new, now, &record).await.map_err(|e| match e {
+            StoreError::Conflict(m) if m.contains("name") => {
+                OpsError::conflict(format!("an account named {name:?} already exists"))
+            }
+            other => other.into(),
+        })?;
         Ok(NewToken {
             user,
             token,

@@ -393,8 +393,12 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
     /// The tokens of one account (`Some`) or of every account, newest first.
     async fn list_api_tokens(&self, user: Option<&UserId>) -> StoreResult<Vec<ApiToken>>;
     /// Revokes a token (once: revoking again keeps the first instant).
-    async fn revoke_api_token(&self, id: &TokenId, at: DateTime<Utc>, record: Record<'_, ApiToken>)
-        -> StoreResult<ApiToken>;
+    async fn revoke_api_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+        record: Record<'_, ApiToken>,
+    ) -> StoreResult<ApiToken>;
     /// Sets the console language an account chose (`None`: the browser's).
     async fn set_user_lang(&self, id: &UserId, lang: Option<&str>, record: Record<'_, User>) -> StoreResult<User>;
 

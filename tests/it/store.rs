@@ -466,7 +466,9 @@ async fn users_and_lockdown(db: TestDb) {
         .unwrap();
     assert_eq!(s.user_by_token_hash(&hash, Utc::now()).await.unwrap(), Some(u));
     assert_eq!(
-        s.user_by_token_hash(&portier::token::hash("wrong"), Utc::now()).await.unwrap(),
+        s.user_by_token_hash(&portier::token::hash("wrong"), Utc::now())
+            .await
+            .unwrap(),
         None
     );
     assert_ne!(hash, token);

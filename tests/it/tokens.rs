@@ -72,7 +72,10 @@ async fn expiry_last_use_and_listing(db: TestDb) {
     assert!(export["last_used_at"].is_string(), "{export}");
     assert!(export["revoked_at"].is_null());
     let expires: chrono::DateTime<Utc> = export["expires_at"].as_str().unwrap().parse().unwrap();
-    assert!((expires - (clock.now() + Duration::days(7))).num_seconds().abs() < 5, "{expires}");
+    assert!(
+        (expires - (clock.now() + Duration::days(7))).num_seconds().abs() < 5,
+        "{expires}"
+    );
     let initial = tokens.iter().find(|t| t["name"] == "initial").unwrap();
     assert_eq!(initial["prefix"], soc[..10]);
 
@@ -95,7 +98,11 @@ async fn expiry_last_use_and_listing(db: TestDb) {
     assert_eq!(status(&t, &soc).await, 200);
     assert_eq!(account(&t, "soc").await["live_tokens"], 1);
     clock.advance(Duration::days(83));
-    assert_eq!(status(&t, &soc).await, 401, "the initial token expires after token_days");
+    assert_eq!(
+        status(&t, &soc).await,
+        401,
+        "the initial token expires after token_days"
+    );
     assert_eq!(events(&t, "token.created").await.len(), 1);
     t.stop().await;
 }
@@ -220,7 +227,10 @@ async fn reused_name_answers_409_in_words(db: TestDb) {
     assert_eq!(account(&t, "jeanne").await["email"], "jeanne@example.org");
     t.stop().await;
 }
-on_both_backends!(reused_name_answers_409_in_words, super::reused_name_answers_409_in_words);
+on_both_backends!(
+    reused_name_answers_409_in_words,
+    super::reused_name_answers_409_in_words
+);
 
 /// The use cases as `init` runs them, on the node's clock.
 fn ops(t: &TestApp, clock: SharedClock) -> Ops {
@@ -276,9 +286,15 @@ fn init_says_when_the_bootstrap_token_expires() {
     };
     let v: Value = serde_json::from_str(&run(true, "a")).unwrap();
     let at: chrono::DateTime<Utc> = v["admin_token_expires_at"].as_str().unwrap().parse().unwrap();
-    assert!(((at - Utc::now()) - Duration::hours(24)).num_seconds().abs() < 60, "{at}");
+    assert!(
+        ((at - Utc::now()) - Duration::hours(24)).num_seconds().abs() < 60,
+        "{at}"
+    );
     let text = run(false, "b");
-    assert!(text.contains("It expires at") && text.contains("or when revoked"), "{text}");
+    assert!(
+        text.contains("It expires at") && text.contains("or when revoked"),
+        "{text}"
+    );
 }
 
 /// Revoked through node A, refused by node B at once (tokens are looked up
@@ -352,12 +368,19 @@ async fn cli_and_api_record_the_same_token_events(db: TestDb) {
         .await;
     assert_eq!(st, 200);
     // CLI: a token for the same account, listed, used, revoked.
-    let secret = portier(&t, &["token", "create", "--user", "soc", "--name", "cli-made", "--days", "3"]).await;
+    let secret = portier(
+        &t,
+        &["token", "create", "--user", "soc", "--name", "cli-made", "--days", "3"],
+    )
+    .await;
     let secret = secret.trim().to_owned();
     assert!(secret.starts_with("ptk_"), "{secret}");
     assert_eq!(status(&t, &secret).await, 200);
     let listed = portier(&t, &["token", "list", "--user", "soc"]).await;
-    assert!(listed.contains(&secret[..10]) && listed.contains("cli-made"), "{listed}");
+    assert!(
+        listed.contains(&secret[..10]) && listed.contains("cli-made"),
+        "{listed}"
+    );
     assert!(!listed.contains(&secret[10..]), "{listed}");
     let cli_id = listed
         .lines()

@@ -98,7 +98,11 @@ impl PgStore {
         self.finish(tx, token, record, false).await
     }
 
-    pub(super) async fn tokens_authenticate(&self, token_sha256: &str, now: DateTime<Utc>) -> StoreResult<Option<User>> {
+    pub(super) async fn tokens_authenticate(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
         let mut conn = self.pool.acquire().await?;
         let Some(row) = sqlx::query("SELECT * FROM api_tokens WHERE token_sha256 = $1")
             .bind(token_sha256)
@@ -120,11 +124,13 @@ impl PgStore {
             .is_none_or(|t| now - t >= chrono::Duration::seconds(NOTE_USE_EVERY_SECS));
         if stale {
             // Best effort: a read-only or busy database still authenticates.
-            let noted = sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)")
-                .bind(us(now))
-                .bind(token.id.as_str())
-                .execute(&mut *conn)
-                .await;
+            let noted = sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $1 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+            )
+            .bind(us(now))
+            .bind(token.id.as_str())
+            .execute(&mut *conn)
+            .await;
             if let Err(e) = noted {
                 tracing::debug!(error = %e, token = %token.id, "last use of a token not noted");
             }

@@ -99,7 +99,11 @@ impl SqliteStore {
         self.finish(tx, token, record, false).await
     }
 
-    pub(super) async fn tokens_authenticate(&self, token_sha256: &str, now: DateTime<Utc>) -> StoreResult<Option<User>> {
+    pub(super) async fn tokens_authenticate(
+        &self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<User>> {
         let mut conn = self.pool.acquire().await?;
         let Some(row) = sqlx::query("SELECT * FROM api_tokens WHERE token_sha256 = ?")
             .bind(token_sha256)
@@ -121,12 +125,14 @@ impl SqliteStore {
             .is_none_or(|t| now - t >= chrono::Duration::seconds(NOTE_USE_EVERY_SECS));
         if stale {
             // Best effort: a read-only or busy database still authenticates.
-            let noted = sqlx::query("UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)")
-                .bind(us(now))
-                .bind(token.id.as_str())
-                .bind(us(now))
-                .execute(&mut *conn)
-                .await;
+            let noted = sqlx::query(
+                "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)",
+            )
+            .bind(us(now))
+            .bind(token.id.as_str())
+            .bind(us(now))
+            .execute(&mut *conn)
+            .await;
             if let Err(e) = noted {
                 tracing::debug!(error = %e, token = %token.id, "last use of a token not noted");
             }
