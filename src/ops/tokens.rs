@@ -33,6 +33,8 @@ pub struct AccountView {
     pub last_sign_in_at: Option<DateTime<Utc>>,
     /// Tokens neither revoked nor expired.
     pub live_tokens: u64,
+    /// The console language the account chose.
+    pub lang: Option<String>,
 }
 
 impl Ops {
@@ -163,6 +165,7 @@ impl Ops {
                 disabled_at: u.disabled_at,
                 last_sign_in_at: u.last_sign_in_at,
                 live_tokens: live.get(&u.id).copied().unwrap_or(0),
+                lang: u.lang.clone(),
             })
             .collect())
     }

@@ -411,3 +411,48 @@ on_both_backends!(
     cli_and_api_record_the_same_token_events,
     super::cli_and_api_record_the_same_token_events
 );
+
+/// An account from before 0008 keeps its token: copied as "initial", without
+/// expiry, and found through the token table.
+#[tokio::test]
+async fn existing_tokens_survive_the_migration() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old");
+    std::fs::create_dir(&old).unwrap();
+    let migrations = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&migrations).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, old.join(&name)).unwrap();
+        }
+    }
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("portier.db").display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let (token, hash) = portier::token::generate();
+    sqlx::query("INSERT INTO api_users (id, name, role, token_sha256, created_at) VALUES ('u1', 'ops', 'admin', ?, 0)")
+        .bind(&hash)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = portier::store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    let far = Utc::now() + Duration::days(10_000);
+    let user = store
+        .user_by_token_hash(&portier::token::hash(&token), far)
+        .await
+        .unwrap();
+    assert_eq!(user.map(|u| u.name).as_deref(), Some("ops"));
+    let tokens = store.list_api_tokens(None).await.unwrap();
+    assert_eq!(tokens.len(), 1);
+    assert_eq!((tokens[0].name.as_str(), tokens[0].expires_at), ("initial", None));
+    assert!(tokens[0].last_used_at.is_some(), "the use above is noted");
+}
