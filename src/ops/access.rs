@@ -116,8 +116,9 @@ impl Ops {
         })
     }
 
-    /// Disables an account (admin): its token stops working at once on every
-    /// node (tokens are looked up on each call). An admin cannot disable itself.
+    /// Disables an account (admin): its tokens and console sessions stop working
+    /// at once on every node (both are looked up on each call), and its console
+    /// sessions are ended. An admin cannot disable itself.
     pub async fn disable_user(&self, who: &Actor, id: &UserId) -> OpsResult<User> {
         who.require(&[Role::Admin])?;
         if *id == who.id {
@@ -131,7 +132,22 @@ impl Ops {
                 serde_json::json!({"name": u.name, "role": u.role}),
             ))
         });
-        Ok(self.store.set_user_disabled(id, Some(self.now()), &record).await?)
+        let user = self.store.set_user_disabled(id, Some(self.now()), &record).await?;
+        // Its console sessions are refused while it is disabled (looked up per
+        // request); they are also ended, so enabling it later does not revive them.
+        let uid = user.id.clone();
+        let record = effects(|n: &u64| {
+            Effects::audit(self.event(
+                who,
+                Event::ConsoleSignedOut,
+                uid.as_str(),
+                serde_json::json!({"reason": "account_disabled", "sessions": n, "session": null}),
+            ))
+        });
+        if let Err(e) = self.store.end_console_sessions(&uid, None, &record).await {
+            tracing::warn!(user = %user.id, error = %e, "console sessions of a disabled account not ended; they stay refused while it is disabled");
+        }
+        Ok(user)
     }
 
     /// Locks down (security): every live tunnel of this node is cut and new ones

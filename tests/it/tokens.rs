@@ -169,11 +169,17 @@ async fn disabled_account_tokens_stop_and_enable_restores(db: TestDb) {
     assert_eq!(view["state"], "active");
     assert_eq!(view["live_tokens"], 2);
     let id = view["id"].as_str().unwrap().to_owned();
+    let console = crate::console_support::ConsoleClient::sign_in(&t, &aud).await;
+    let session = portier::token::hash(console.cookie("__Host-portier").unwrap());
+    assert!(t.app.store.console_session(&session).await.unwrap().is_some());
+    assert!(account(&t, "aud").await["last_sign_in_at"].is_string());
 
     let (st, _) = t
         .call("POST", &format!("/api/v1/users/{id}/disable"), Some(&t.admin), None)
         .await;
     assert_eq!(st, 200);
+    // Its console session is ended (not merely refused): enabling does not revive it.
+    assert!(t.app.store.console_session(&session).await.unwrap().is_none());
     assert_eq!(status(&t, &aud).await, 401);
     assert_eq!(status(&t, &second).await, 401);
     assert_eq!(account(&t, "aud").await["state"], "disabled");
