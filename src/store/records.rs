@@ -423,3 +423,39 @@ pub struct ReportFilter {
     /// Reports filed before.
     pub until: Option<DateTime<Utc>>,
 }
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_token_is_live_until_it_expires_or_is_revoked() {
+        let t = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).single().unwrap();
+        let token = |expires: Option<i64>, revoked: Option<i64>| ApiToken {
+            id: TokenId("t".into()),
+            user_id: UserId("u".into()),
+            name: "n".into(),
+            prefix: "ptk_abcdef".into(),
+            created_at: t(0),
+            expires_at: expires.map(t),
+            last_used_at: None,
+            revoked_at: revoked.map(t),
+        };
+        // (expires, revoked, now) -> live
+        for (expires, revoked, now, live) in [
+            (None, None, 1_000_000, true),
+            (Some(10), None, 9, true),
+            (Some(10), None, 10, false),
+            (Some(10), None, 11, false),
+            (None, Some(5), 6, false),
+            (Some(10), Some(5), 1, false),
+        ] {
+            assert_eq!(
+                token(expires, revoked).live_at(t(now)),
+                live,
+                "{expires:?} {revoked:?} {now}"
+            );
+        }
+    }
+}
