@@ -135,6 +135,7 @@ impl Ops {
         let user = self.store.set_user_disabled(id, Some(self.now()), &record).await?;
         // Its console sessions are refused while it is disabled (looked up per
         // request); they are also ended, so enabling it later does not revive them.
+        self.guard().forget_account(&user.id);
         let uid = user.id.clone();
         let record = effects(|n: &u64| {
             Effects::audit(self.event(

@@ -125,7 +125,11 @@ impl Ops {
                 serde_json::json!({"user_id": t.user_id, "name": t.name, "prefix": t.prefix}),
             ))
         });
-        Ok(self.store.revoke_api_token(id, self.now(), &record).await?)
+        let revoked = self.store.revoke_api_token(id, self.now(), &record).await?;
+        // Nothing this node remembers of the owner is accepted offline any more;
+        // its other live credentials are remembered again at their next use.
+        self.guard().forget_account(&revoked.user_id);
+        Ok(revoked)
     }
 
     /// Enables a disabled account (admin): its live tokens work again.
