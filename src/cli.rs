@@ -1,4 +1,4 @@
-//! The command line: `init`, `serve`, `migrate`, `token create`.
+//! The command line: `init`, `serve`, `migrate`, `account create`, `token list|create|revoke`.
 
 use std::path::{Path, PathBuf};
 
@@ -53,10 +53,15 @@ pub enum Command {
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
-    /// Manage API tokens.
+    /// Personal API tokens: list, create (shown once), revoke.
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Accounts: create one (with its first token, shown once).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
     },
     /// The audit trail.
     Audit {
@@ -118,7 +123,50 @@ pub enum AuditCommand {
 /// `portier token …`
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an API account and print its token (shown once).
+    /// List tokens by prefix, with their last use and expiry (every account's,
+    /// or one account's with --user).
+    List {
+        /// Only this account's tokens (its name).
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+    /// Create a personal token for an existing account (`--user NAME`) and print
+    /// it (shown once). The older form `--role R --name N [--vendor V]` still
+    /// creates an account with its first token: an alias of `account create`.
+    Create {
+        /// The token's name (with --user), or the new account's (with --role).
+        #[arg(long)]
+        name: String,
+        /// The account the token is for (its name).
+        #[arg(long, conflicts_with_all = ["role", "vendor"], required_unless_present = "role")]
+        user: Option<String>,
+        /// Days until the token expires (default `[auth] token_days`).
+        #[arg(long, requires = "user")]
+        days: Option<i64>,
+        /// Alias of `account create`: the new account's role.
+        #[arg(long)]
+        role: Option<String>,
+        /// Alias of `account create`: the vendor of a `vendor` account.
+        #[arg(long, requires = "role")]
+        vendor: Option<String>,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+    /// Revoke a token by its id (see `token list`): it stops at once on every node.
+    Revoke {
+        id: String,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+}
+
+/// `portier account …`
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account and print its first token (shown once; it expires after
+    /// `[auth] token_days`).
     Create {
         /// admin, security, auditor or vendor.
         #[arg(long)]
@@ -129,6 +177,9 @@ pub enum TokenCommand {
         /// The vendor a `vendor` account is scoped to.
         #[arg(long)]
         vendor: Option<String>,
+        /// The person's e-mail address.
+        #[arg(long)]
+        email: Option<String>,
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
@@ -246,31 +297,141 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Token {
+        Command::Account {
             command:
-                TokenCommand::Create {
+                AccountCommand::Create {
                     role,
                     name,
                     vendor,
+                    email,
                     config,
                 },
+        } => create_account(&config, &role, &name, vendor, email.as_deref()).await,
+        Command::Token { command } => token_command(command).await,
+    }
+}
+
+/// `portier token …`.
+async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            role: Some(role),
+            name,
+            vendor,
+            config,
+            ..
+        } => create_account(&config, &role, &name, vendor, None).await,
+        TokenCommand::Create {
+            user: Some(user),
+            name,
+            days,
+            config,
+            ..
         } => {
-            let settings = load(&config)?;
-            let role: Role = role
-                .parse()
-                .map_err(|e| anyhow::anyhow!("{e} (expected admin, security, auditor or vendor)"))?;
-            let store = store::connect(&settings.database.url).await?;
-            store.migrate().await?;
-            let vendor_id = vendor.map(VendorId);
-            if role == Role::Vendor && vendor_id.is_none() {
-                bail!("a vendor token needs --vendor ID");
+            let ops = cli_store_ops(&config).await?;
+            let owner = account_named(&ops, &user).await?;
+            let created = ops
+                .create_token(&Actor::cli(&cli_user()), Some(&owner), &name, days)
+                .await
+                .with_context(|| format!("creating a token for {user:?}"))?;
+            println!("{}", created.secret);
+            Ok(())
+        }
+        TokenCommand::Create { .. } => {
+            bail!("give --user NAME (a token for an account) or --role ROLE (a new account)")
+        }
+        TokenCommand::List { user, config } => {
+            let ops = cli_store_ops(&config).await?;
+            let who = Actor::cli(&cli_user());
+            let users = ops.users(&who).await?;
+            let tokens = match user {
+                Some(name) => ops.tokens(&who, Some(&account_named(&ops, &name).await?)).await?,
+                None => ops.all_tokens(&who).await?,
+            };
+            let now = SystemClock.now();
+            let name_of = |id: &crate::domain::UserId| {
+                users
+                    .iter()
+                    .find(|u| u.id == *id)
+                    .map_or_else(|| id.to_string(), |u| u.name.clone())
+            };
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or_else(|| "-".to_owned(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+            };
+            println!("ID\tPREFIX\tNAME\tACCOUNT\tSTATE\tEXPIRES\tLAST USED");
+            for t in &tokens {
+                let state = if t.revoked_at.is_some() {
+                    "revoked"
+                } else if t.live_at(now) {
+                    "live"
+                } else {
+                    "expired"
+                };
+                println!(
+                    "{}\t{}…\t{}\t{}\t{state}\t{}\t{}",
+                    t.id,
+                    t.prefix,
+                    t.name,
+                    name_of(&t.user_id),
+                    t.expires_at.map_or_else(|| "never".to_owned(), |e| when(Some(e))),
+                    when(t.last_used_at),
+                );
             }
-            let ops = cli_ops(&settings, store);
-            let token = create_token(&ops, role, &name, vendor_id, &cli_user()).await?;
-            println!("{token}");
+            Ok(())
+        }
+        TokenCommand::Revoke { id, config } => {
+            let ops = cli_store_ops(&config).await?;
+            let t = ops
+                .revoke_token(&Actor::cli(&cli_user()), &crate::domain::TokenId(id.clone()))
+                .await
+                .with_context(|| format!("revoking token {id}"))?;
+            println!("token {} ({}…, {}) revoked", t.id, t.prefix, t.name);
             Ok(())
         }
     }
+}
+
+/// The use cases on the configured database, migrated.
+async fn cli_store_ops(config: &Path) -> anyhow::Result<Ops> {
+    let settings = load(config)?;
+    let store = store::connect(&settings.database.url).await?;
+    store.migrate().await?;
+    Ok(cli_ops(&settings, store))
+}
+
+/// The id of the account named `name`.
+async fn account_named(ops: &Ops, name: &str) -> anyhow::Result<crate::domain::UserId> {
+    ops.users(&Actor::cli(&cli_user()))
+        .await?
+        .into_iter()
+        .find(|u| u.name == name)
+        .map(|u| u.id)
+        .with_context(|| format!("no account named {name:?}"))
+}
+
+/// `portier account create` (and its alias `token create --role`).
+async fn create_account(
+    config: &Path,
+    role: &str,
+    name: &str,
+    vendor: Option<String>,
+    email: Option<&str>,
+) -> anyhow::Result<()> {
+    let role: Role = role
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e} (expected admin, security, auditor or vendor)"))?;
+    let vendor_id = vendor.map(VendorId);
+    if role == Role::Vendor && vendor_id.is_none() {
+        bail!("a vendor account needs --vendor ID");
+    }
+    let ops = cli_store_ops(config).await?;
+    let ttl = chrono::Duration::days(ops.rules.token_days);
+    let created = ops
+        .create_account(&Actor::cli(&cli_user()), name, role, vendor_id, email, ttl)
+        .await
+        .with_context(|| format!("creating account {name:?}"))?;
+    println!("{}", created.token);
+    Ok(())
 }
 
 /// `portier lockdown on|off`. On: the lockdown file first (running nodes using
@@ -372,6 +533,9 @@ fn load(path: &Path) -> anyhow::Result<Settings> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InitResult {
     pub admin_token: String,
+    /// The bootstrap token expires then (`[auth] bootstrap_token_hours`), or
+    /// earlier if revoked.
+    pub admin_token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub config: PathBuf,
 }
 
@@ -382,22 +546,14 @@ fn print_init(r: &InitResult, json: bool) -> anyhow::Result<()> {
         println!("Created {}", r.config.display());
         println!("Bootstrap admin token (shown once, keep it safe):");
         println!("{}", r.admin_token);
+        if let Some(at) = r.admin_token_expires_at {
+            println!(
+                "It expires at {} ([auth] bootstrap_token_hours) or when revoked: create your own accounts and tokens with it, then revoke it (`portier token list`, `portier token revoke ID`).",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            );
+        }
     }
     Ok(())
-}
-
-async fn create_token(
-    ops: &Ops,
-    role: Role,
-    name: &str,
-    vendor_id: Option<VendorId>,
-    who: &str,
-) -> anyhow::Result<String> {
-    let created = ops
-        .create_user(&Actor::cli(who), name, role, vendor_id)
-        .await
-        .with_context(|| format!("creating account {name:?}"))?;
-    Ok(created.token)
 }
 
 /// Creates a development setup in `dir` (see `portier init --help`).
@@ -438,8 +594,15 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
     precreate_sqlite_file(&settings.database.url)?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
-    let admin_token = create_token(&cli_ops(&settings, store), Role::Admin, "bootstrap-admin", None, "init").await?;
-    Ok(InitResult { admin_token, config })
+    let created = cli_ops(&settings, store)
+        .create_bootstrap_admin(&Actor::cli("init"), "bootstrap-admin")
+        .await
+        .context("creating the bootstrap admin account")?;
+    Ok(InitResult {
+        admin_token: created.token,
+        admin_token_expires_at: created.expires_at,
+        config,
+    })
 }
 
 /// The database line of [`DEV_CONFIG`], replaced when `init` is given a state directory.

@@ -731,6 +731,9 @@ impl Settings {
             require_mfa: self.auth.require_mfa.clone(),
             lockout_after: self.auth.lockout_after,
             lockout: chrono::Duration::minutes(i64::from(self.auth.lockout_minutes)),
+            token_days: i64::from(self.auth.token_days),
+            max_token_days: i64::from(self.auth.max_token_days),
+            bootstrap_token: chrono::Duration::hours(i64::from(self.auth.bootstrap_token_hours)),
         }
     }
 

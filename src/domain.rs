@@ -72,6 +72,10 @@ string_id!(
     /// An account of the admin API.
     UserId
 );
+string_id!(
+    /// A personal API token of an account.
+    TokenId
+);
 
 /// SHA-256 of a certificate's DER encoding: how the gateway recognises a technician.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -38,6 +38,7 @@ pub enum Event {
     DeviceDisabled,
     // --- accounts ---
     UserCreated,
+    UserEnabled,
     UserDisabled,
     UserLanguageChanged,
     PasswordChanged,
@@ -46,6 +47,8 @@ pub enum Event {
     RecoveryCodeUsed,
     SignInFailed,
     AccountLocked,
+    TokenCreated,
+    TokenRevoked,
     // --- the console ---
     ConsoleSignedIn,
     ConsoleSignedOut,
@@ -69,7 +72,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 48] = [
+    pub const ALL: [Event; 51] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -95,6 +98,7 @@ impl Event {
         Event::DeviceEnabled,
         Event::DeviceDisabled,
         Event::UserCreated,
+        Event::UserEnabled,
         Event::UserDisabled,
         Event::UserLanguageChanged,
         Event::PasswordChanged,
@@ -103,6 +107,8 @@ impl Event {
         Event::RecoveryCodeUsed,
         Event::SignInFailed,
         Event::AccountLocked,
+        Event::TokenCreated,
+        Event::TokenRevoked,
         Event::ConsoleSignedIn,
         Event::ConsoleSignedOut,
         Event::LockdownOn,
@@ -148,6 +154,7 @@ impl Event {
             Event::DeviceEnabled => "device.enabled",
             Event::DeviceDisabled => "device.disabled",
             Event::UserCreated => "user.created",
+            Event::UserEnabled => "user.enabled",
             Event::UserDisabled => "user.disabled",
             Event::UserLanguageChanged => "user.language_changed",
             Event::PasswordChanged => "user.password_changed",
@@ -156,6 +163,8 @@ impl Event {
             Event::RecoveryCodeUsed => "user.recovery_code_used",
             Event::SignInFailed => "sign_in.failed",
             Event::AccountLocked => "sign_in.locked",
+            Event::TokenCreated => "token.created",
+            Event::TokenRevoked => "token.revoked",
             Event::ConsoleSignedIn => "console.signed_in",
             Event::ConsoleSignedOut => "console.signed_out",
             Event::LockdownOn => "lockdown.on",
@@ -221,6 +230,6 @@ mod tests {
             let (family, verb) = e.as_str().split_once('.').unwrap_or_default();
             assert!(!family.is_empty() && !verb.is_empty(), "{e} is not dotted");
         }
-        assert_eq!(Event::parse("token.created"), None);
+        assert_eq!(Event::parse("token.stolen"), None);
     }
 }

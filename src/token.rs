@@ -23,6 +23,15 @@ pub fn generate_prefixed(prefix: &str) -> (String, String) {
     (token, hash)
 }
 
+/// How many characters of a token are kept to tell it apart in lists
+/// (`ptk_` and 6 of its 64 random hexadecimal digits: 24 of its 256 bits).
+pub const SHOWN_CHARS: usize = PREFIX.len() + 6;
+
+/// The first characters of a token, kept and shown in lists.
+pub fn shown_prefix(token: &str) -> String {
+    token.chars().take(SHOWN_CHARS).collect()
+}
+
 /// The stored form of a token.
 pub fn hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

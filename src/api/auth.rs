@@ -73,7 +73,7 @@ fn bearer_hash(parts: &Parts) -> Result<String, ApiError> {
 /// made while the store is unreachable.
 async fn authenticate(state: &ApiState, hash: &str) -> Result<Option<User>, StoreError> {
     let guard = state.cache.guard();
-    let user = state.store.user_by_token_hash(hash).await?;
+    let user = state.store.user_by_token_hash(hash, state.clock.now()).await?;
     match &user {
         Some(u) => guard.remember_user(hash, u),
         None => guard.forget_user(hash),

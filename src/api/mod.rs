@@ -15,6 +15,7 @@ mod openapi;
 mod reports;
 mod sessions;
 mod system;
+mod tokens;
 mod users;
 mod vendors;
 mod windows;
@@ -114,6 +115,7 @@ pub fn router(state: ApiState) -> Router {
     let (router, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(system::routes())
         .merge(users::routes())
+        .merge(tokens::routes())
         .merge(vendors::routes())
         .merge(devices::routes())
         .merge(windows::routes())

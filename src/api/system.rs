@@ -119,6 +119,8 @@ pub struct CreateUser {
     pub role: Role,
     /// Required for, and only for, the `vendor` role.
     pub vendor_id: Option<VendorId>,
+    /// The person's e-mail address.
+    pub email: Option<String>,
 }
 
 /// A created account, with its token (shown once).
@@ -128,11 +130,15 @@ pub struct CreatedUser {
     pub name: String,
     pub role: Role,
     pub vendor_id: Option<VendorId>,
+    pub email: Option<String>,
+    /// When the token expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
     /// The bearer token. Only its SHA-256 is stored: it cannot be shown again.
     pub token: String,
 }
 
-/// Create an API account (admin).
+/// Create an account (admin) and its first token, named "initial", which
+/// expires after `[auth] token_days`. A name already in use answers 409.
 #[utoipa::path(post, path = "/api/v1/users", request_body = CreateUser,
     responses((status = 201, body = CreatedUser), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_user(
@@ -140,7 +146,11 @@ async fn create_user(
     caller: Caller,
     ApiJson(req): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<CreatedUser>)> {
-    let created = s.ops.create_user(&caller, &req.name, req.role, req.vendor_id).await?;
+    let ttl = chrono::Duration::days(s.limits.token_days);
+    let created = s
+        .ops
+        .create_account(&caller, &req.name, req.role, req.vendor_id, req.email.as_deref(), ttl)
+        .await?;
     let user = created.user;
     Ok((
         StatusCode::CREATED,
@@ -149,6 +159,8 @@ async fn create_user(
             name: user.name,
             role: user.role,
             vendor_id: user.vendor_id,
+            email: user.email,
+            expires_at: created.expires_at,
             token: created.token,
         }),
     ))

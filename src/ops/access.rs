@@ -12,6 +12,8 @@ pub struct NewToken {
     pub user: User,
     /// Shown once: only its SHA-256 is stored.
     pub token: String,
+    /// When the token expires.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a lockdown came to on this node.
@@ -25,7 +27,8 @@ pub struct LockdownOutcome {
 }
 
 impl Ops {
-    /// Creates an account and its bearer token (admin; the CLI acts as one).
+    /// Creates an account and its first bearer token (admin; the CLI acts as
+    /// one). The token expires after `[auth] token_days`.
     pub async fn create_user(
         &self,
         who: &Actor,
@@ -33,8 +36,42 @@ impl Ops {
         role: Role,
         vendor_id: Option<VendorId>,
     ) -> OpsResult<NewToken> {
+        let ttl = chrono::Duration::days(self.rules.token_days);
+        self.create_account(who, name, role, vendor_id, None, ttl).await
+    }
+
+    /// Creates the bootstrap admin account `init` prints: its token expires
+    /// after `[auth] bootstrap_token_hours`, or when it is revoked.
+    pub async fn create_bootstrap_admin(&self, who: &Actor, name: &str) -> OpsResult<NewToken> {
+        self.create_account(who, name, Role::Admin, None, None, self.rules.bootstrap_token)
+            .await
+    }
+
+    /// Creates an account (with an optional e-mail address) and its first
+    /// token, named "initial", valid for `ttl` (admin).
+    pub async fn create_account(
+        &self,
+        who: &Actor,
+        name: &str,
+        role: Role,
+        vendor_id: Option<VendorId>,
+        email: Option<&str>,
+        ttl: chrono::Duration,
+    ) -> OpsResult<NewToken> {
         who.require(&[Role::Admin])?;
         let name = crate::domain::one_line("name", name, 100)?;
+        let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
+            Some(e) => {
+                let e = crate::domain::one_line("email", e, 254)?;
+                if !e.contains('@') || e.contains(' ') {
+                    return Err(OpsError::unprocessable(
+                        "email must be an address such as name@example.org",
+                    ));
+                }
+                Some(e)
+            }
+            None => None,
+        };
         match (role, &vendor_id) {
             (Role::Vendor, None) => return Err(OpsError::bad_request("a vendor account needs vendor_id")),
             (r, Some(_)) if r != Role::Vendor => {
@@ -48,35 +85,40 @@ impl Ops {
             _ => {}
         }
         let (token, token_sha256) = crate::token::generate();
+        let now = self.now();
         let new = NewUser {
             name: name.clone(),
             role,
             vendor_id,
+            token_prefix: crate::token::shown_prefix(&token),
             token_sha256,
+            token_expires_at: Some(now + ttl),
+            email,
         };
         let record = effects(|u: &User| {
             Effects::audit(self.event(
                 who,
                 Event::UserCreated,
                 u.id.as_str(),
-                serde_json::json!({"name": u.name, "role": u.role, "vendor_id": u.vendor_id}),
+                serde_json::json!({"name": u.name, "role": u.role, "vendor_id": u.vendor_id, "email": u.email}),
             ))
         });
-        let user = self
-            .store
-            .create_user(&new, self.now(), &record)
-            .await
-            .map_err(|e| match e {
-                StoreError::Conflict(m) if m.contains("name") => {
-                    OpsError::conflict(format!("an account named {name:?} already exists"))
-                }
-                other => other.into(),
-            })?;
-        Ok(NewToken { user, token })
+        let user = self.store.create_user(&new, now, &record).await.map_err(|e| match e {
+            StoreError::Conflict(m) if m.contains("name") => {
+                OpsError::conflict(format!("an account named {name:?} already exists"))
+            }
+            other => other.into(),
+        })?;
+        Ok(NewToken {
+            user,
+            token,
+            expires_at: new.token_expires_at,
+        })
     }
 
-    /// Disables an account (admin): its token stops working at once on every
-    /// node (tokens are looked up on each call). An admin cannot disable itself.
+    /// Disables an account (admin): its tokens and console sessions stop working
+    /// at once on every node (both are looked up on each call), and its console
+    /// sessions are ended. An admin cannot disable itself.
     pub async fn disable_user(&self, who: &Actor, id: &UserId) -> OpsResult<User> {
         who.require(&[Role::Admin])?;
         if *id == who.id {
@@ -90,7 +132,23 @@ impl Ops {
                 serde_json::json!({"name": u.name, "role": u.role}),
             ))
         });
-        Ok(self.store.set_user_disabled(id, Some(self.now()), &record).await?)
+        let user = self.store.set_user_disabled(id, Some(self.now()), &record).await?;
+        // Its console sessions are refused while it is disabled (looked up per
+        // request); they are also ended, so enabling it later does not revive them.
+        self.guard().forget_account(&user.id);
+        let uid = user.id.clone();
+        let record = effects(|n: &u64| {
+            Effects::audit(self.event(
+                who,
+                Event::ConsoleSignedOut,
+                uid.as_str(),
+                serde_json::json!({"reason": "account_disabled", "sessions": n, "session": null}),
+            ))
+        });
+        if let Err(e) = self.store.end_console_sessions(&uid, None, &record).await {
+            tracing::warn!(user = %user.id, error = %e, "console sessions of a disabled account not ended; they stay refused while it is disabled");
+        }
+        Ok(user)
     }
 
     /// Locks down (security): every live tunnel of this node is cut and new ones

@@ -72,7 +72,7 @@ impl Ops {
         }
         let user = self
             .store
-            .user_by_token_hash(&crate::token::hash(token))
+            .user_by_token_hash(&crate::token::hash(token), self.now())
             .await?
             .ok_or_else(|| OpsError::Unauthenticated("unknown or disabled token".into()))?;
         self.open_console_session(user, source, "token").await

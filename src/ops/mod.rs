@@ -17,6 +17,7 @@ mod identity;
 pub mod queries;
 mod reports;
 mod sessions;
+mod tokens;
 mod windows;
 
 use std::sync::Arc;
@@ -46,6 +47,7 @@ pub use queries::{
 };
 pub use reports::ReportInput;
 pub use sessions::Terminated;
+pub use tokens::{AccountView, CreatedToken};
 pub use windows::{EmergencyGrant, WindowRequest, MAX_PAST_START};
 
 /// The rules the use cases enforce, from the configuration.
@@ -79,6 +81,12 @@ pub struct Rules {
     pub lockout_after: u32,
     /// How long a lockout lasts (`[auth] lockout_minutes`).
     pub lockout: chrono::Duration,
+    /// A personal token expires after this many days unless asked otherwise.
+    pub token_days: i64,
+    /// The longest expiry a personal token may be given, in days.
+    pub max_token_days: i64,
+    /// The bootstrap admin token printed by `init` expires after this long.
+    pub bootstrap_token: chrono::Duration,
 }
 
 /// Everything the use cases need. Cheap to clone.

@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 
 use crate::audit::{AuditEvent, AuditRecord};
-use crate::domain::{DeviceId, SessionId, TechnicianId, UserId, VendorId, WindowId};
+use crate::domain::{DeviceId, SessionId, TechnicianId, TokenId, UserId, VendorId, WindowId};
 use crate::policy::Snapshot;
 
 pub use effects::{Change, ChangeRecord, Effects, Notice, Record, CHANGES_CHANNEL};
@@ -101,7 +101,7 @@ impl StoreError {
 /// column in its message (`UNIQUE constraint failed: vendors.name`), PostgreSQL
 /// names the constraint (`vendors_name_key`): both are matched.
 fn constraint_message(db: &dyn sqlx::error::DatabaseError) -> &'static str {
-    const KNOWN: [(&str, &str, &str); 10] = [
+    const KNOWN: [(&str, &str, &str); 11] = [
         (
             "vendors.name",
             "vendors_name_key",
@@ -125,6 +125,11 @@ fn constraint_message(db: &dyn sqlx::error::DatabaseError) -> &'static str {
         (
             "api_users.token_sha256",
             "api_users_token_sha256_key",
+            "token collision: try again",
+        ),
+        (
+            "api_tokens.token_sha256",
+            "api_tokens_token_sha256_key",
             "token collision: try again",
         ),
         ("reports.window_id", "reports_pkey", "this window already has a report"),
@@ -375,7 +380,27 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
         disabled_at: Option<DateTime<Utc>>,
         record: Record<'_, User>,
     ) -> StoreResult<User>;
-    async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>>;
+    /// The account a token authenticates at `now`: the token is neither revoked
+    /// nor expired and the account is enabled. Notes the token's use (at most
+    /// once a minute per token, so a script's calls do not each write).
+    async fn user_by_token_hash(&self, token_sha256: &str, now: DateTime<Utc>) -> StoreResult<Option<User>>;
+    /// Stores a new token of an existing account.
+    async fn create_api_token(
+        &self,
+        t: &NewApiToken,
+        at: DateTime<Utc>,
+        record: Record<'_, ApiToken>,
+    ) -> StoreResult<ApiToken>;
+    async fn api_token(&self, id: &TokenId) -> StoreResult<ApiToken>;
+    /// The tokens of one account (`Some`) or of every account, newest first.
+    async fn list_api_tokens(&self, user: Option<&UserId>) -> StoreResult<Vec<ApiToken>>;
+    /// Revokes a token (once: revoking again keeps the first instant).
+    async fn revoke_api_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+        record: Record<'_, ApiToken>,
+    ) -> StoreResult<ApiToken>;
     /// Sets the console language an account chose (`None`: the browser's).
     async fn set_user_lang(&self, id: &UserId, lang: Option<&str>, record: Record<'_, User>) -> StoreResult<User>;
 

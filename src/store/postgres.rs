@@ -31,6 +31,8 @@ mod outbox;
 mod console;
 // Local passwords, second factors and sign-in attempts.
 mod identity;
+// Personal API tokens.
+mod tokens;
 
 /// Advisory lock key guarding the audit chain's tail ("PORTIER" in ASCII).
 const AUDIT_CHAIN_LOCK: i64 = 0x0050_4f52_5449_4552;
@@ -241,6 +243,8 @@ impl PgStore {
             created_at: from_us(row.try_get("created_at")?)?,
             disabled_at: opt_from_us(row.try_get("disabled_at")?)?,
             lang: row.try_get("lang")?,
+            email: row.try_get("email")?,
+            last_sign_in_at: opt_from_us(row.try_get("last_sign_in_at")?)?,
         })
     }
 
@@ -1505,17 +1509,28 @@ impl Store for PgStore {
     async fn create_user(&self, u: &NewUser, at: DateTime<Utc>, record: Record<'_, User>) -> StoreResult<User> {
         let id = UserId::generate();
         let mut tx = self.begin_chained().await?;
+        // api_users.token_sha256 is no longer read (tokens live in api_tokens):
+        // a unique placeholder fills the old NOT NULL UNIQUE column.
         sqlx::query(
-            "INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO api_users (id, name, role, vendor_id, token_sha256, created_at, email) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(id.as_str())
         .bind(&u.name)
         .bind(u.role.as_str())
         .bind(u.vendor_id.as_ref().map(VendorId::as_str))
-        .bind(&u.token_sha256)
+        .bind(format!("unused:{id}"))
         .bind(us(at))
+        .bind(&u.email)
         .execute(&mut *tx)
         .await?;
+        let first = NewApiToken {
+            user_id: id.clone(),
+            name: "initial".into(),
+            prefix: u.token_prefix.clone(),
+            token_sha256: u.token_sha256.clone(),
+            expires_at: u.token_expires_at,
+        };
+        Self::insert_token_in(&mut tx, &crate::domain::TokenId::generate(), &first, at).await?;
         let user = Self::user_in(&mut tx, &id).await?;
         self.finish(tx, user, record, false).await
     }
@@ -1669,14 +1684,34 @@ impl Store for PgStore {
         self.identity_end_pending(id_sha256).await
     }
 
-    async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
-        sqlx::query("SELECT * FROM api_users WHERE token_sha256 = $1 AND disabled_at IS NULL")
-            .bind(token_sha256)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(Self::user_row)
-            .transpose()
+    async fn user_by_token_hash(&self, token_sha256: &str, now: DateTime<Utc>) -> StoreResult<Option<User>> {
+        self.tokens_authenticate(token_sha256, now).await
+    }
+
+    async fn create_api_token(
+        &self,
+        t: &NewApiToken,
+        at: DateTime<Utc>,
+        record: Record<'_, ApiToken>,
+    ) -> StoreResult<ApiToken> {
+        self.tokens_create(t, at, record).await
+    }
+
+    async fn api_token(&self, id: &TokenId) -> StoreResult<ApiToken> {
+        self.tokens_get(id).await
+    }
+
+    async fn list_api_tokens(&self, user: Option<&UserId>) -> StoreResult<Vec<ApiToken>> {
+        self.tokens_list(user).await
+    }
+
+    async fn revoke_api_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+        record: Record<'_, ApiToken>,
+    ) -> StoreResult<ApiToken> {
+        self.tokens_revoke(id, at, record).await
     }
 
     async fn lockdown(&self) -> StoreResult<LockdownState> {

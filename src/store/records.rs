@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::audit::AuditEvent;
 use crate::domain::{
-    DeviceId, DeviceName, EndReason, Fingerprint, Role, SessionId, TechnicianId, UserId, VendorId, WindowId,
+    DeviceId, DeviceName, EndReason, Fingerprint, Role, SessionId, TechnicianId, TokenId, UserId, VendorId, WindowId,
     WindowState,
 };
 
@@ -302,6 +302,10 @@ pub struct User {
     pub disabled_at: Option<DateTime<Utc>>,
     /// The console language the account chose (`fr`, `en`); none: the browser's.
     pub lang: Option<String>,
+    /// The person's e-mail address, if known.
+    pub email: Option<String>,
+    /// The last console sign-in.
+    pub last_sign_in_at: Option<DateTime<Utc>>,
 }
 
 /// An API account to create; only the token's SHA-256 is stored.
@@ -310,7 +314,48 @@ pub struct NewUser {
     pub name: String,
     pub role: Role,
     pub vendor_id: Option<VendorId>,
+    /// The SHA-256 of the account's first token (named "initial").
     pub token_sha256: String,
+    /// Its first characters (see [`ApiToken::prefix`]).
+    pub token_prefix: String,
+    /// When the first token expires (`None`: never).
+    pub token_expires_at: Option<DateTime<Utc>>,
+    pub email: Option<String>,
+}
+
+/// A personal API token of an account. Only the SHA-256 of the secret is
+/// stored, with its first characters (`prefix`) to tell tokens apart in lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ApiToken {
+    pub id: TokenId,
+    pub user_id: UserId,
+    pub name: String,
+    /// The token's first characters (`ptk_` and 6 more; `ptk_` alone for a
+    /// token from before version 0008, whose characters were never stored).
+    pub prefix: String,
+    pub created_at: DateTime<Utc>,
+    /// `None`: never expires (tokens from before expiry existed).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Noted at most once a minute.
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    /// Whether the token authenticates at `now` (neither revoked nor expired).
+    pub fn live_at(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|e| now < e)
+    }
+}
+
+/// A token to store for an existing account.
+#[derive(Debug, Clone)]
+pub struct NewApiToken {
+    pub user_id: UserId,
+    pub name: String,
+    pub prefix: String,
+    pub token_sha256: String,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// A signed-in console session. Only the SHA-256 of its cookie is stored.
@@ -377,4 +422,40 @@ pub struct ReportFilter {
     pub since: Option<DateTime<Utc>>,
     /// Reports filed before.
     pub until: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod token_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn a_token_is_live_until_it_expires_or_is_revoked() {
+        let t = |s: i64| Utc.timestamp_opt(1_700_000_000 + s, 0).single().unwrap();
+        let token = |expires: Option<i64>, revoked: Option<i64>| ApiToken {
+            id: TokenId("t".into()),
+            user_id: UserId("u".into()),
+            name: "n".into(),
+            prefix: "ptk_abcdef".into(),
+            created_at: t(0),
+            expires_at: expires.map(t),
+            last_used_at: None,
+            revoked_at: revoked.map(t),
+        };
+        // (expires, revoked, now) -> live
+        for (expires, revoked, now, live) in [
+            (None, None, 1_000_000, true),
+            (Some(10), None, 9, true),
+            (Some(10), None, 10, false),
+            (Some(10), None, 11, false),
+            (None, Some(5), 6, false),
+            (Some(10), Some(5), 1, false),
+        ] {
+            assert_eq!(
+                token(expires, revoked).live_at(t(now)),
+                live,
+                "{expires:?} {revoked:?} {now}"
+            );
+        }
+    }
 }

@@ -43,7 +43,7 @@ impl Idp {
         let admin = t
             .app
             .store
-            .user_by_token_hash(&portier::token::hash(&t.admin))
+            .user_by_token_hash(&portier::token::hash(&t.admin), chrono::Utc::now())
             .await
             .unwrap()
             .unwrap();

@@ -28,3 +28,4 @@ mod identity;
 mod processes;
 mod queries;
 mod store;
+mod tokens;

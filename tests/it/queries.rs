@@ -37,7 +37,7 @@ async fn actor(t: &TestApp, token: &str) -> Actor {
     let user = t
         .app
         .store
-        .user_by_token_hash(&portier::token::hash(token))
+        .user_by_token_hash(&portier::token::hash(token), Utc::now())
         .await
         .unwrap()
         .unwrap();

@@ -455,15 +455,20 @@ async fn users_and_lockdown(db: TestDb) {
                 role: Role::Security,
                 vendor_id: None,
                 token_sha256: hash.clone(),
+                token_prefix: "ptk_".into(),
+                token_expires_at: None,
+                email: None,
             },
             now,
             &|_| test_effects(),
         )
         .await
         .unwrap();
-    assert_eq!(s.user_by_token_hash(&hash).await.unwrap(), Some(u));
+    assert_eq!(s.user_by_token_hash(&hash, Utc::now()).await.unwrap(), Some(u));
     assert_eq!(
-        s.user_by_token_hash(&portier::token::hash("wrong")).await.unwrap(),
+        s.user_by_token_hash(&portier::token::hash("wrong"), Utc::now())
+            .await
+            .unwrap(),
         None
     );
     assert_ne!(hash, token);
@@ -475,6 +480,9 @@ async fn users_and_lockdown(db: TestDb) {
                 role: Role::Vendor,
                 vendor_id: None,
                 token_sha256: portier::token::generate().1,
+                token_prefix: "ptk_".into(),
+                token_expires_at: None,
+                email: None,
             },
             now,
             &|_| test_effects(),

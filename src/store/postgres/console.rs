@@ -48,6 +48,12 @@ impl PgStore {
         .bind(&session.source_ip)
         .execute(&mut *tx)
         .await?;
+        // A console session starts at a sign-in: the accounts list shows the last one.
+        sqlx::query("UPDATE api_users SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(us(session.created_at))
+            .bind(session.user_id.as_str())
+            .execute(&mut *tx)
+            .await?;
         self.finish(tx, session.clone(), record, false).await
     }
 

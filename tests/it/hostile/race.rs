@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use ipnet::IpNet;
 use portier::audit::{AuditEvent, AuditRecord};
-use portier::domain::{DeviceId, EndReason, SessionId, TechnicianId, UserId, VendorId, WindowId, WindowState};
+use portier::domain::{DeviceId, EndReason, SessionId, TechnicianId, TokenId, UserId, VendorId, WindowId, WindowState};
 use portier::policy::Snapshot;
 use portier::store::*;
 use tokio::io::AsyncWriteExt;
@@ -498,8 +498,30 @@ impl Store for SlowStarts {
     ) -> StoreResult<User> {
         self.inner.set_user_disabled(id, disabled_at, record).await
     }
-    async fn user_by_token_hash(&self, token_sha256: &str) -> StoreResult<Option<User>> {
-        self.inner.user_by_token_hash(token_sha256).await
+    async fn user_by_token_hash(&self, token_sha256: &str, now: DateTime<Utc>) -> StoreResult<Option<User>> {
+        self.inner.user_by_token_hash(token_sha256, now).await
+    }
+    async fn create_api_token(
+        &self,
+        t: &NewApiToken,
+        at: DateTime<Utc>,
+        record: Record<'_, ApiToken>,
+    ) -> StoreResult<ApiToken> {
+        self.inner.create_api_token(t, at, record).await
+    }
+    async fn api_token(&self, id: &TokenId) -> StoreResult<ApiToken> {
+        self.inner.api_token(id).await
+    }
+    async fn list_api_tokens(&self, user: Option<&UserId>) -> StoreResult<Vec<ApiToken>> {
+        self.inner.list_api_tokens(user).await
+    }
+    async fn revoke_api_token(
+        &self,
+        id: &TokenId,
+        at: DateTime<Utc>,
+        record: Record<'_, ApiToken>,
+    ) -> StoreResult<ApiToken> {
+        self.inner.revoke_api_token(id, at, record).await
     }
     async fn set_user_lang(&self, id: &UserId, lang: Option<&str>, record: Record<'_, User>) -> StoreResult<User> {
         self.inner.set_user_lang(id, lang, record).await
