@@ -39,6 +39,7 @@ pub enum Event {
     // --- accounts ---
     UserCreated,
     UserDisabled,
+    UserRoleChanged,
     UserLanguageChanged,
     PasswordChanged,
     PasswordReset,
@@ -96,6 +97,7 @@ impl Event {
         Event::DeviceDisabled,
         Event::UserCreated,
         Event::UserDisabled,
+        Event::UserRoleChanged,
         Event::UserLanguageChanged,
         Event::PasswordChanged,
         Event::PasswordReset,
@@ -149,6 +151,7 @@ impl Event {
             Event::DeviceDisabled => "device.disabled",
             Event::UserCreated => "user.created",
             Event::UserDisabled => "user.disabled",
+            Event::UserRoleChanged => "user.role_changed",
             Event::UserLanguageChanged => "user.language_changed",
             Event::PasswordChanged => "user.password_changed",
             Event::PasswordReset => "user.password_reset",

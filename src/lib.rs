@@ -13,6 +13,7 @@ pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod directory;
 pub mod conn_limit;
 pub mod console;
 pub mod domain;

@@ -12,6 +12,7 @@ mod actor;
 mod catalog;
 mod console;
 mod console_audit;
+mod directory;
 mod error;
 mod identity;
 pub mod queries;
@@ -79,6 +80,8 @@ pub struct Rules {
     pub lockout_after: u32,
     /// How long a lockout lasts (`[auth] lockout_minutes`).
     pub lockout: chrono::Duration,
+    /// The hospital's directory (`[auth.ldap]`), if staff sign in with it.
+    pub directory: Option<std::sync::Arc<crate::config::LdapConfig>>,
 }
 
 /// Everything the use cases need. Cheap to clone.
