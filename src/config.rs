@@ -451,7 +451,8 @@ impl LdapConfig {
                     && self.bind_dn.is_some() == self.bind_password.is_some() => {}
             (None, true) => {
                 return bad(
-                    "search mode needs user_search_base, user_filter (with {user}) and bind_dn with bind_password".into(),
+                    "search mode needs user_search_base, user_filter (with {user}) and bind_dn with bind_password"
+                        .into(),
                 )
             }
             _ => return bad("set either user_dn_template, or bind_dn/user_search_base/user_filter".into()),

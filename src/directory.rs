@@ -137,7 +137,12 @@ async fn bind_and_read(
 
 /// Search mode (Active Directory): the service account finds the one entry
 /// the filter names.
-async fn find_dn(cfg: &LdapConfig, ldap: &mut Ldap, limit: Duration, name: &str) -> Result<Option<String>, DirectoryError> {
+async fn find_dn(
+    cfg: &LdapConfig,
+    ldap: &mut Ldap,
+    limit: Duration,
+    name: &str,
+) -> Result<Option<String>, DirectoryError> {
     if let (Some(dn), Some(pw)) = (&cfg.bind_dn, &cfg.bind_password) {
         ldap.with_timeout(limit)
             .simple_bind(dn, pw)
@@ -166,7 +171,12 @@ async fn find_dn(cfg: &LdapConfig, ldap: &mut Ldap, limit: Duration, name: &str)
 
 /// The mapped groups `dn` is in: from the user's `memberOf`, and from each
 /// mapped group's `member` / `uniqueMember`.
-async fn groups_of(cfg: &LdapConfig, ldap: &mut Ldap, limit: Duration, dn: &str) -> Result<Vec<String>, DirectoryError> {
+async fn groups_of(
+    cfg: &LdapConfig,
+    ldap: &mut Ldap,
+    limit: Duration,
+    dn: &str,
+) -> Result<Vec<String>, DirectoryError> {
     let mut found: Vec<String> = Vec::new();
     let (entries, _) = ldap
         .with_timeout(limit)

@@ -70,7 +70,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 48] = [
+    pub const ALL: [Event; 49] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,

@@ -38,7 +38,14 @@ impl Ops {
     }
 
     fn directory_event(&self, action: Event, user: &User, details: serde_json::Value) -> AuditEvent {
-        AuditEvent::new(self.now(), DIRECTORY_ACTOR, action, user.id.as_str(), "success", details)
+        AuditEvent::new(
+            self.now(),
+            DIRECTORY_ACTOR,
+            action,
+            user.id.as_str(),
+            "success",
+            details,
+        )
     }
 
     /// The directory branch of [`Ops::sign_in_password`], after the throttle.
@@ -131,4 +138,3 @@ impl Ops {
         self.advance(user, &creds, false, source).await
     }
 }
-

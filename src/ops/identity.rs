@@ -351,7 +351,13 @@ impl Ops {
 
     /// Counts a failure under each key and audits it (and a lockout), within
     /// the budget. Always answers the one refusal.
-    pub(super) async fn sign_in_failed(&self, keys: &[String], name: &str, source: Option<IpAddr>, why: &str) -> OpsError {
+    pub(super) async fn sign_in_failed(
+        &self,
+        keys: &[String],
+        name: &str,
+        source: Option<IpAddr>,
+        why: &str,
+    ) -> OpsError {
         let now = self.now();
         // Kept twice the lockout: a lockout is judged on the lockout before its
         // last failure (see `throttled`).
@@ -416,9 +422,7 @@ impl Ops {
         }
         let found = self.store.user_by_name(name.trim()).await?;
         if let Some(cfg) = self.directory_for(found.as_ref()) {
-            return self
-                .sign_in_directory(&cfg, &keys, name, password, found, source)
-                .await;
+            return self.sign_in_directory(&cfg, &keys, name, password, found, source).await;
         }
         let stored = found.as_ref().and_then(|(_, c)| c.password_hash.clone());
         let right = verify_password(stored, password).await;

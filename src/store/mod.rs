@@ -414,7 +414,7 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
         &self,
         id: &UserId,
         dn: &str,
-        role: Role,
+        role: crate::domain::Role,
         record: Record<'_, User>,
     ) -> StoreResult<User>;
     /// Sets the password hash (a PHC string) and whether it must be changed.

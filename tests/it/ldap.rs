@@ -62,6 +62,7 @@ userPassword: carol-directory-pw
 dn: cn=security,ou=groups,dc=hospital,dc=example
 objectClass: groupOfNames
 cn: security
+member: cn=admin,dc=hospital,dc=example
 member: uid=alice,ou=people,dc=hospital,dc=example
 
 dn: cn=auditors,ou=groups,dc=hospital,dc=example
@@ -150,11 +151,7 @@ impl Slapd {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let s = Slapd {
-            child,
-            port,
-            _dir: dir,
-        };
+        let s = Slapd { child, port, _dir: dir };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return Some(s);
@@ -279,7 +276,10 @@ async fn directory_sign_in(db: TestDb) {
         .remove_member(SECURITY, &format!("uid=alice,ou=people,{SUFFIX}"))
         .await;
     refused(node.sign_in("alice", "alice-directory-pw").await);
-    assert_eq!(node.role_of("alice").await.map(|r| (r.0, r.1)), Some((Role::Security, true)));
+    assert_eq!(
+        node.role_of("alice").await.map(|r| (r.0, r.1)),
+        Some((Role::Security, true))
+    );
     // Stays refused while disabled.
     refused(node.sign_in("alice", "alice-directory-pw").await);
 
