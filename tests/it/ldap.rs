@@ -23,6 +23,8 @@ const ROOT_PW: &str = "root-secret";
 const SECURITY: &str = "cn=security,ou=groups,dc=hospital,dc=example";
 const AUDITORS: &str = "cn=auditors,ou=groups,dc=hospital,dc=example";
 
+// Each group also lists the directory's administrator: `groupOfNames` needs
+// a member, and the tests empty groups of their people.
 const FIXTURE: &str = "\
 dn: dc=hospital,dc=example
 objectClass: dcObject
@@ -68,6 +70,7 @@ member: uid=alice,ou=people,dc=hospital,dc=example
 dn: cn=auditors,ou=groups,dc=hospital,dc=example
 objectClass: groupOfNames
 cn: auditors
+member: cn=admin,dc=hospital,dc=example
 member: uid=bob,ou=people,dc=hospital,dc=example
 ";
 
@@ -163,15 +166,25 @@ impl Slapd {
 
     /// Removes `who` from `group`, as the directory's administrator.
     async fn remove_member(&self, group: &str, who: &str) {
+        self.change_member(group, who, false).await;
+    }
+
+    /// Adds `who` to `group`, as the directory's administrator.
+    async fn add_member(&self, group: &str, who: &str) {
+        self.change_member(group, who, true).await;
+    }
+
+    async fn change_member(&self, group: &str, who: &str, add: bool) {
         let (conn, mut ldap) = ldap3::LdapConnAsync::new(&self.url()).await.unwrap();
         ldap3::drive!(conn);
         ldap.simple_bind(ROOT_DN, ROOT_PW).await.unwrap().success().unwrap();
         let member = std::collections::HashSet::from([who]);
-        ldap.modify(group, vec![ldap3::Mod::Delete("member", member)])
-            .await
-            .unwrap()
-            .success()
-            .unwrap();
+        let change = if add {
+            ldap3::Mod::Add("member", member)
+        } else {
+            ldap3::Mod::Delete("member", member)
+        };
+        ldap.modify(group, vec![change]).await.unwrap().success().unwrap();
         ldap.unbind().await.unwrap();
     }
 }
@@ -185,10 +198,14 @@ struct Node {
 
 impl Node {
     async fn spawn(db: TestDb, ldap: &str) -> Self {
-        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 5).unwrap()));
         // No second factor required, to keep the directory's part short (the
         // stages after the password are the local accounts', tested there).
-        let extra = format!("[auth]\nrequire_mfa = []\n[auth.ldap]\n{ldap}");
+        Self::spawn_with(db, "require_mfa = []\n", ldap).await
+    }
+
+    async fn spawn_with(db: TestDb, auth: &str, ldap: &str) -> Self {
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 5).unwrap()));
+        let extra = format!("[auth]\n{auth}[auth.ldap]\n{ldap}");
         let t = TestApp::spawn_with(db, &extra, clock.clone()).await;
         let shared: SharedClock = clock.clone();
         let ops = Ops {
@@ -295,6 +312,54 @@ async fn directory_sign_in(db: TestDb) {
     drop(slapd);
 }
 on_both_backends!(directory_sign_in, super::directory_sign_in);
+
+/// Active Directory's way: a service account finds the person, then Portier
+/// binds as the DN found; the second factor applies as to local accounts.
+async fn search_mode_and_second_factor(db: TestDb) {
+    let Some(slapd) = Slapd::start().await else { return };
+    // `require_mfa` left to its default (security and admin).
+    let node = Node::spawn_with(
+        db,
+        "",
+        &format!(
+            "url = \"{}\"\nallow_plaintext = true\ntimeout_secs = 5\n\
+             bind_dn = \"{ROOT_DN}\"\nbind_password = \"{ROOT_PW}\"\n\
+             user_search_base = \"ou=people,{SUFFIX}\"\nuser_filter = \"(uid={{user}})\"\n\
+             role_groups = {{ security = \"{SECURITY}\", auditor = \"{AUDITORS}\" }}\n",
+            slapd.url()
+        ),
+    )
+    .await;
+    // alice is security: she must enrol a second factor before any session.
+    match node.sign_in("alice", "alice-directory-pw").await {
+        Ok(PasswordSignIn::MustEnrol(_)) => {}
+        other => panic!("expected an enrolment, got {other:?}"),
+    }
+    assert_eq!(node.role_of("alice").await.map(|r| r.0), Some(Role::Security));
+    refused(node.sign_in("alice", "not-her-password").await);
+    // The name is escaped in the filter: a wildcard finds nobody.
+    refused(node.sign_in("*", "alice-directory-pw").await);
+    refused(node.sign_in("carol", "carol-directory-pw").await);
+
+    // bob is an auditor, then moves to the security group: his role follows
+    // at his next sign-in, with the enrolment the new role requires.
+    signed_in(node.sign_in("bob", "bob-directory-pw").await);
+    assert_eq!(node.role_of("bob").await.map(|r| r.0), Some(Role::Auditor));
+    let bob = format!("uid=bob,ou=people,{SUFFIX}");
+    slapd.add_member(SECURITY, &bob).await;
+    slapd.remove_member(AUDITORS, &bob).await;
+    match node.sign_in("bob", "bob-directory-pw").await {
+        Ok(PasswordSignIn::MustEnrol(_)) => {}
+        other => panic!("expected an enrolment, got {other:?}"),
+    }
+    assert_eq!(
+        node.role_of("bob").await,
+        Some((Role::Security, false, Some(bob.clone())))
+    );
+    node.t.stop().await;
+    drop(slapd);
+}
+on_both_backends!(search_mode_and_second_factor, super::search_mode_and_second_factor);
 
 #[test]
 fn plain_ldap_is_refused_at_config_load() {
