@@ -58,7 +58,18 @@ impl Ops {
         found: Option<(User, Credentials)>,
         source: Option<IpAddr>,
     ) -> OpsResult<PasswordSignIn> {
-        let name = name.trim();
+        // Directories compare names without case: one account per person,
+        // named in lower case, whatever case is typed.
+        let name = name.trim().to_lowercase();
+        let name = name.as_str();
+        let found = match found {
+            None => self.store.user_by_name(name).await?,
+            some => some,
+        };
+        if found.as_ref().is_some_and(|(_, c)| c.directory_dn.is_none()) {
+            // A local account of that name: the directory does not speak for it.
+            return Err(self.sign_in_failed(keys, name, source, "password").await);
+        }
         let person = match authenticate(cfg, name, password).await {
             Ok(Some(p)) => p,
             Ok(None) => return Err(self.sign_in_failed(keys, name, source, "password").await),

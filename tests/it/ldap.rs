@@ -277,6 +277,9 @@ async fn directory_sign_in(db: TestDb) {
     refused(node.sign_in("alice", "not-her-password").await);
     refused(node.sign_in("alice", "").await);
     refused(node.sign_in("nobody", "whatever-password").await);
+    // Names are compared without case: the same account.
+    signed_in(node.sign_in(" Alice", "alice-directory-pw").await);
+    assert_eq!(node.role_of("Alice").await, None);
     assert_eq!(node.role_of("nobody").await, None);
 
     // bob is an auditor.
