@@ -79,6 +79,9 @@ member: uid=bob,ou=people,dc=hospital,dc=example
 struct Slapd {
     child: Child,
     port: u16,
+    /// The LDAPS port, and the CA of the directory's certificate.
+    tls_port: u16,
+    ca: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -103,6 +106,7 @@ impl Slapd {
             return None;
         }
         let dir = tempfile::tempdir().unwrap();
+        let pki = portier::pki::generate_dev_pki(&dir.path().join("certs")).unwrap();
         let db = dir.path().join("db");
         std::fs::create_dir(&db).unwrap();
         let conf = dir.path().join("slapd.conf");
@@ -112,6 +116,8 @@ impl Slapd {
                 "include /etc/ldap/schema/core.schema\n\
                  include /etc/ldap/schema/cosine.schema\n\
                  include /etc/ldap/schema/inetorgperson.schema\n\
+                 TLSCertificateFile {cert}\n\
+                 TLSCertificateKeyFile {key}\n\
                  pidfile {dir}/slapd.pid\n\
                  modulepath /usr/lib/ldap\n\
                  moduleload back_mdb\n\
@@ -124,6 +130,8 @@ impl Slapd {
                  access to * by * read\n",
                 dir = dir.path().display(),
                 db = db.display(),
+                cert = pki.server_cert.display(),
+                key = pki.server_key.display(),
             ),
         )
         .unwrap();
@@ -142,19 +150,26 @@ impl Slapd {
             String::from_utf8_lossy(&added.stderr)
         );
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let tls_port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         // `-d 0`: stays in the foreground, so the child is slapd itself.
         let child = Command::new(slapd)
             .arg("-f")
             .arg(&conf)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{tls_port}/"))
             .arg("-d")
             .arg("0")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let s = Slapd { child, port, _dir: dir };
+        let s = Slapd {
+            child,
+            port,
+            tls_port,
+            ca: pki.server_ca,
+            _dir: dir,
+        };
         for _ in 0..100 {
             if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
                 return Some(s);
@@ -385,3 +400,51 @@ fn plain_ldap_is_refused_at_config_load() {
     let err = load("url = \"http://dc.hospital.example\"").unwrap_err().to_string();
     assert!(err.contains("ldaps://"), "{err}");
 }
+
+/// LDAPS and StartTLS to the directory, its certificate checked against the
+/// configured CA (rustls, as the rest of Portier).
+async fn over_tls(db: TestDb) {
+    let Some(slapd) = Slapd::start().await else { return };
+    let common = format!(
+        "timeout_secs = 5\nuser_dn_template = \"uid={{user}},ou=people,{SUFFIX}\"\n\
+         role_groups = {{ security = \"{SECURITY}\", auditor = \"{AUDITORS}\" }}\n"
+    );
+    let node = Node::spawn(
+        db,
+        &format!(
+            "url = \"ldaps://localhost:{}\"\nca = \"{}\"\n{common}",
+            slapd.tls_port,
+            slapd.ca.display()
+        ),
+    )
+    .await;
+    signed_in(node.sign_in("bob", "bob-directory-pw").await);
+    refused(node.sign_in("bob", "not-his-password").await);
+    node.t.stop().await;
+
+    let node = Node::spawn(
+        TestDb::sqlite().await,
+        &format!(
+            "url = \"ldap://localhost:{}\"\nstarttls = true\nca = \"{}\"\n{common}",
+            slapd.port,
+            slapd.ca.display()
+        ),
+    )
+    .await;
+    signed_in(node.sign_in("bob", "bob-directory-pw").await);
+    node.t.stop().await;
+
+    // Without the CA, the directory's certificate is not trusted: no sign-in.
+    let node = Node::spawn(
+        TestDb::sqlite().await,
+        &format!("url = \"ldaps://localhost:{}\"\n{common}", slapd.tls_port),
+    )
+    .await;
+    match node.sign_in("bob", "bob-directory-pw").await {
+        Err(OpsError::Unavailable(_)) => {}
+        other => panic!("expected the directory to be unavailable, got {other:?}"),
+    }
+    node.t.stop().await;
+    drop(slapd);
+}
+on_both_backends!(over_tls, super::over_tls);
