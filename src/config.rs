@@ -402,7 +402,7 @@ pub struct LdapConfig {
     #[serde(default)]
     pub bind_dn: Option<String>,
     #[serde(default)]
-    pub bind_password: Option<String>,
+    pub bind_password: Option<crate::redact::Secret<String>>,
     /// …under this base…
     #[serde(default)]
     pub user_search_base: Option<String>,

@@ -145,7 +145,7 @@ async fn find_dn(
 ) -> Result<Option<String>, DirectoryError> {
     if let (Some(dn), Some(pw)) = (&cfg.bind_dn, &cfg.bind_password) {
         ldap.with_timeout(limit)
-            .simple_bind(dn, pw)
+            .simple_bind(dn, pw.expose())
             .await?
             .success()
             .map_err(|e| DirectoryError::Search(e.to_string()))?;
