@@ -374,6 +374,100 @@ pub struct AuthConfig {
     pub lockout_after: u32,
     /// How long a lockout lasts.
     pub lockout_minutes: u32,
+    /// The hospital's directory (LDAP / Active Directory), if staff sign in with it.
+    pub ldap: Option<LdapConfig>,
+}
+
+/// `[auth.ldap]`: hospital staff sign in with their directory password
+/// (README "The hospital's directory").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldaps://host[:port]` or `ldap://host[:port]`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// Allow `ldap://` without StartTLS (passwords in clear): for tests only.
+    #[serde(default)]
+    pub allow_plaintext: bool,
+    /// PEM file of the certificate authority of the directory's certificate
+    /// (default: the system's roots).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// The DN to bind as, `{user}` standing for the name typed (DN-escaped).
+    #[serde(default)]
+    pub user_dn_template: Option<String>,
+    /// Search mode (Active Directory): a service account that finds the user…
+    #[serde(default)]
+    pub bind_dn: Option<String>,
+    #[serde(default)]
+    pub bind_password: Option<crate::redact::Secret<String>>,
+    /// …under this base…
+    #[serde(default)]
+    pub user_search_base: Option<String>,
+    /// …with this filter, `{user}` standing for the name typed (filter-escaped).
+    #[serde(default)]
+    pub user_filter: Option<String>,
+    /// Role → group DN. Membership: the group's `member`/`uniqueMember`, or the
+    /// user's `memberOf`. A person in several groups gets the first of admin,
+    /// security, auditor.
+    #[serde(default)]
+    pub role_groups: std::collections::HashMap<crate::domain::Role, String>,
+    /// Connection and per-operation timeout.
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_ldap_timeout() -> u64 {
+    10
+}
+
+impl LdapConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(format!("auth.ldap: {m}")));
+        let lower = self.url.to_ascii_lowercase();
+        if lower.starts_with("ldaps://") {
+            if self.starttls {
+                return bad("starttls applies to ldap:// URLs, not ldaps://".into());
+            }
+        } else if lower.starts_with("ldap://") {
+            if !self.starttls && !self.allow_plaintext {
+                return bad(format!(
+                    "{} would send passwords in clear: use ldaps://, or starttls = true (allow_plaintext = true is for tests only)",
+                    self.url
+                ));
+            }
+        } else {
+            return bad(format!("url {:?} must start with ldaps:// or ldap://", self.url));
+        }
+        let search = self.bind_dn.is_some() || self.user_search_base.is_some() || self.user_filter.is_some();
+        match (&self.user_dn_template, search) {
+            (Some(t), false) if t.contains("{user}") => {}
+            (Some(_), false) => return bad("user_dn_template must contain {user}".into()),
+            (None, true)
+                if self.user_search_base.is_some()
+                    && self.user_filter.as_deref().is_some_and(|f| f.contains("{user}"))
+                    && self.bind_dn.is_some() == self.bind_password.is_some() => {}
+            (None, true) => {
+                return bad(
+                    "search mode needs user_search_base, user_filter (with {user}) and bind_dn with bind_password"
+                        .into(),
+                )
+            }
+            _ => return bad("set either user_dn_template, or bind_dn/user_search_base/user_filter".into()),
+        }
+        if self.role_groups.is_empty() {
+            return bad("role_groups maps no group to a role: nobody could sign in".into());
+        }
+        if self.role_groups.contains_key(&crate::domain::Role::Vendor) {
+            return bad("vendors' staff use local accounts, not the hospital's directory".into());
+        }
+        if self.timeout_secs == 0 {
+            return bad("timeout_secs must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for AuthConfig {
@@ -386,6 +480,7 @@ impl Default for AuthConfig {
             require_mfa: vec![crate::domain::Role::Security, crate::domain::Role::Admin],
             lockout_after: 5,
             lockout_minutes: 15,
+            ldap: None,
         }
     }
 }
@@ -494,6 +589,9 @@ impl Settings {
         abs(&mut self.gateway.vendor_ca);
         abs(&mut self.gateway.vendor_ca_key);
         abs(&mut self.gateway.lockdown_file);
+        if let Some(ca) = self.auth.ldap.as_mut().and_then(|l| l.ca.as_mut()) {
+            abs(ca);
+        }
         abs(&mut self.api.cert);
         abs(&mut self.api.key);
         if let Some(file) = self.database.url.strip_prefix("sqlite://") {
@@ -509,6 +607,9 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(ldap) = &self.auth.ldap {
+            ldap.validate()?;
+        }
         if self.console.timezone.parse::<chrono_tz::Tz>().is_err() {
             return Err(ConfigError::Invalid(format!(
                 "console.timezone {:?} is not an IANA time zone name (e.g. Europe/Paris)",
@@ -734,6 +835,7 @@ impl Settings {
             token_days: i64::from(self.auth.token_days),
             max_token_days: i64::from(self.auth.max_token_days),
             bootstrap_token: chrono::Duration::hours(i64::from(self.auth.bootstrap_token_hours)),
+            directory: self.auth.ldap.clone().map(std::sync::Arc::new),
         }
     }
 

@@ -40,6 +40,7 @@ pub enum Event {
     UserCreated,
     UserEnabled,
     UserDisabled,
+    UserRoleChanged,
     UserLanguageChanged,
     PasswordChanged,
     PasswordReset,
@@ -72,7 +73,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 51] = [
+    pub const ALL: [Event; 52] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -100,6 +101,7 @@ impl Event {
         Event::UserCreated,
         Event::UserEnabled,
         Event::UserDisabled,
+        Event::UserRoleChanged,
         Event::UserLanguageChanged,
         Event::PasswordChanged,
         Event::PasswordReset,
@@ -156,6 +158,7 @@ impl Event {
             Event::UserCreated => "user.created",
             Event::UserEnabled => "user.enabled",
             Event::UserDisabled => "user.disabled",
+            Event::UserRoleChanged => "user.role_changed",
             Event::UserLanguageChanged => "user.language_changed",
             Event::PasswordChanged => "user.password_changed",
             Event::PasswordReset => "user.password_reset",

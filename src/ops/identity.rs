@@ -351,7 +351,13 @@ impl Ops {
 
     /// Counts a failure under each key and audits it (and a lockout), within
     /// the budget. Always answers the one refusal.
-    async fn sign_in_failed(&self, keys: &[String], name: &str, source: Option<IpAddr>, why: &str) -> OpsError {
+    pub(super) async fn sign_in_failed(
+        &self,
+        keys: &[String],
+        name: &str,
+        source: Option<IpAddr>,
+        why: &str,
+    ) -> OpsError {
         let now = self.now();
         // Kept twice the lockout: a lockout is judged on the lockout before its
         // last failure (see `throttled`).
@@ -415,6 +421,9 @@ impl Ops {
             return Err(self.sign_in_failed(&keys, name, source, "too_long").await);
         }
         let found = self.store.user_by_name(name.trim()).await?;
+        if let Some(cfg) = self.directory_for(found.as_ref()) {
+            return self.sign_in_directory(&cfg, &keys, name, password, found, source).await;
+        }
         let stored = found.as_ref().and_then(|(_, c)| c.password_hash.clone());
         let right = verify_password(stored, password).await;
         let Some((user, creds)) = found.filter(|(u, _)| right && u.disabled_at.is_none()) else {
@@ -427,7 +436,7 @@ impl Ops {
     }
 
     /// The next stage of a sign-in whose password (and `totp_done`) passed.
-    async fn advance(
+    pub(super) async fn advance(
         &self,
         user: User,
         creds: &Credentials,

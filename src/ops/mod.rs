@@ -12,6 +12,7 @@ mod actor;
 mod catalog;
 mod console;
 mod console_audit;
+mod directory;
 mod error;
 mod identity;
 pub mod queries;
@@ -87,6 +88,8 @@ pub struct Rules {
     pub max_token_days: i64,
     /// The bootstrap admin token printed by `init` expires after this long.
     pub bootstrap_token: chrono::Duration,
+    /// The hospital's directory (`[auth.ldap]`), if staff sign in with it.
+    pub directory: Option<std::sync::Arc<crate::config::LdapConfig>>,
 }
 
 /// Everything the use cases need. Cheap to clone.

@@ -18,6 +18,8 @@ pub struct Credentials {
     pub totp_enabled_at: Option<DateTime<Utc>>,
     /// The step of the last code accepted (codes of it or earlier are refused).
     pub totp_last_step: Option<i64>,
+    /// The directory DN of an account of the hospital's directory (none: local).
+    pub directory_dn: Option<String>,
 }
 
 impl Credentials {
@@ -33,6 +35,7 @@ impl std::fmt::Debug for Credentials {
             .field("password", &self.password_hash.is_some())
             .field("must_change_password", &self.must_change_password)
             .field("totp", &self.has_totp())
+            .field("directory_dn", &self.directory_dn)
             .finish()
     }
 }

@@ -433,6 +433,15 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
     /// The account of this name (disabled or not) and its credentials.
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Credentials)>>;
     async fn credentials(&self, id: &UserId) -> StoreResult<Credentials>;
+    /// Links an account to the hospital's directory (`dn`) and sets the role
+    /// its groups give.
+    async fn set_directory_account(
+        &self,
+        id: &UserId,
+        dn: &str,
+        role: crate::domain::Role,
+        record: Record<'_, User>,
+    ) -> StoreResult<User>;
     /// Sets the password hash (a PHC string) and whether it must be changed.
     async fn set_password(
         &self,

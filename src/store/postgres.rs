@@ -33,6 +33,8 @@ mod console;
 mod identity;
 // Personal API tokens.
 mod tokens;
+// Accounts of the hospital's directory (issue 11).
+mod directory;
 
 /// Advisory lock key guarding the audit chain's tail ("PORTIER" in ASCII).
 const AUDIT_CHAIN_LOCK: i64 = 0x0050_4f52_5449_4552;
@@ -1625,6 +1627,16 @@ impl Store for PgStore {
         record: Record<'_, User>,
     ) -> StoreResult<User> {
         self.identity_set_password(id, password_hash, must_change, record).await
+    }
+
+    async fn set_directory_account(
+        &self,
+        id: &UserId,
+        dn: &str,
+        role: Role,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.directory_set_account(id, dn, role, record).await
     }
 
     async fn set_totp(

@@ -40,6 +40,8 @@ mod console;
 mod identity;
 // Personal API tokens.
 mod tokens;
+// Accounts of the hospital's directory (issue 11).
+mod directory;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -1630,6 +1632,16 @@ impl Store for SqliteStore {
         record: Record<'_, User>,
     ) -> StoreResult<User> {
         self.identity_set_password(id, password_hash, must_change, record).await
+    }
+
+    async fn set_directory_account(
+        &self,
+        id: &UserId,
+        dn: &str,
+        role: Role,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.directory_set_account(id, dn, role, record).await
     }
 
     async fn set_totp(

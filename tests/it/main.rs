@@ -25,6 +25,7 @@ mod evidence;
 mod gateway;
 mod hostile;
 mod identity;
+mod ldap;
 mod processes;
 mod queries;
 mod store;

@@ -9,6 +9,7 @@ fn credentials_row(row: &SqliteRow) -> StoreResult<Credentials> {
         totp_secret: row.try_get("totp_secret")?,
         totp_enabled_at: opt_from_us(row.try_get("totp_enabled_at")?)?,
         totp_last_step: row.try_get("totp_last_step")?,
+        directory_dn: row.try_get("directory_dn")?,
     })
 }
 

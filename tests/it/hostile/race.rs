@@ -569,6 +569,15 @@ impl Store for SlowStarts {
     ) -> StoreResult<User> {
         self.inner.set_password(id, hash, must_change, record).await
     }
+    async fn set_directory_account(
+        &self,
+        id: &UserId,
+        dn: &str,
+        role: portier::domain::Role,
+        record: Record<'_, User>,
+    ) -> StoreResult<User> {
+        self.inner.set_directory_account(id, dn, role, record).await
+    }
     async fn set_totp(
         &self,
         id: &UserId,
