@@ -621,6 +621,18 @@ impl Settings {
                 "console.idle_minutes and console.absolute_hours must be at least 1".into(),
             ));
         }
+        let a = &self.auth;
+        if a.token_days == 0 || a.token_days > a.max_token_days {
+            return Err(ConfigError::Invalid(format!(
+                "auth.token_days ({}) must be from 1 to auth.max_token_days ({})",
+                a.token_days, a.max_token_days
+            )));
+        }
+        if a.bootstrap_token_hours == 0 || a.lockout_after == 0 || a.lockout_minutes == 0 {
+            return Err(ConfigError::Invalid(
+                "auth.bootstrap_token_hours, auth.lockout_after and auth.lockout_minutes must be at least 1".into(),
+            ));
+        }
         if !valid_node_name(&self.gateway.node) {
             return Err(ConfigError::Invalid(format!(
                 "gateway.node {:?} must be 1 to 253 letters, digits, '.', '-' or '_', starting with a letter or digit",
@@ -888,6 +900,27 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn token_lifetimes_and_lockout_must_make_sense() {
+        let load = |auth: &str| {
+            Settings::from_toml(
+                &format!("[gateway]\nnode = \"n1\"\n[auth]\n{auth}"),
+                Path::new("."),
+                env(&[]),
+            )
+        };
+        assert!(load("token_days = 30\nmax_token_days = 60").is_ok());
+        for bad in [
+            "token_days = 0",
+            "token_days = 400\nmax_token_days = 365",
+            "lockout_after = 0",
+            "bootstrap_token_hours = 0",
+        ] {
+            let e = load(bad).expect_err(bad).to_string();
+            assert!(e.contains("auth."), "{bad}: {e}");
+        }
     }
 
     #[test]
