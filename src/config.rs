@@ -370,8 +370,12 @@ pub struct AuthConfig {
     pub password_min_length: u32,
     /// Roles that must use a second factor (TOTP) to sign in.
     pub require_mfa: Vec<crate::domain::Role>,
-    /// Failed sign-ins (per account, and per source address) before a temporary lockout.
+    /// Failed sign-ins of one account name before a temporary lockout.
     pub lockout_after: u32,
+    /// Failed sign-ins from one source address (any names) before a temporary
+    /// lockout of that address: higher than `lockout_after`, since a whole
+    /// hospital site may reach the console through one NAT address.
+    pub source_lockout_after: u32,
     /// How long a lockout lasts.
     pub lockout_minutes: u32,
     /// The hospital's directory (LDAP / Active Directory), if staff sign in with it.
@@ -479,6 +483,7 @@ impl Default for AuthConfig {
             password_min_length: 12,
             require_mfa: vec![crate::domain::Role::Security, crate::domain::Role::Admin],
             lockout_after: 5,
+            source_lockout_after: 30,
             lockout_minutes: 15,
             ldap: None,
         }
@@ -632,6 +637,12 @@ impl Settings {
             return Err(ConfigError::Invalid(
                 "auth.bootstrap_token_hours, auth.lockout_after and auth.lockout_minutes must be at least 1".into(),
             ));
+        }
+        if a.source_lockout_after < a.lockout_after {
+            return Err(ConfigError::Invalid(format!(
+                "auth.source_lockout_after ({}) must be at least auth.lockout_after ({})",
+                a.source_lockout_after, a.lockout_after
+            )));
         }
         if !valid_node_name(&self.gateway.node) {
             return Err(ConfigError::Invalid(format!(
@@ -843,6 +854,7 @@ impl Settings {
             password_min_length: usize::try_from(self.auth.password_min_length).unwrap_or(usize::MAX),
             require_mfa: self.auth.require_mfa.clone(),
             lockout_after: self.auth.lockout_after,
+            source_lockout_after: self.auth.source_lockout_after,
             lockout: chrono::Duration::minutes(i64::from(self.auth.lockout_minutes)),
             token_days: i64::from(self.auth.token_days),
             max_token_days: i64::from(self.auth.max_token_days),
@@ -916,6 +928,7 @@ mod tests {
             "token_days = 0",
             "token_days = 400\nmax_token_days = 365",
             "lockout_after = 0",
+            "lockout_after = 10\nsource_lockout_after = 5",
             "bootstrap_token_hours = 0",
         ] {
             let e = load(bad).expect_err(bad).to_string();

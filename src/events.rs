@@ -45,6 +45,7 @@ pub enum Event {
     PasswordChanged,
     PasswordReset,
     MfaEnrolled,
+    MfaReset,
     RecoveryCodeUsed,
     SignInFailed,
     AccountLocked,
@@ -73,7 +74,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 52] = [
+    pub const ALL: [Event; 53] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -106,6 +107,7 @@ impl Event {
         Event::PasswordChanged,
         Event::PasswordReset,
         Event::MfaEnrolled,
+        Event::MfaReset,
         Event::RecoveryCodeUsed,
         Event::SignInFailed,
         Event::AccountLocked,
@@ -163,6 +165,7 @@ impl Event {
             Event::PasswordChanged => "user.password_changed",
             Event::PasswordReset => "user.password_reset",
             Event::MfaEnrolled => "user.mfa_enrolled",
+            Event::MfaReset => "user.mfa_reset",
             Event::RecoveryCodeUsed => "user.recovery_code_used",
             Event::SignInFailed => "sign_in.failed",
             Event::AccountLocked => "sign_in.locked",

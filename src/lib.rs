@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn_limit;
 pub mod console;
+pub mod credentials;
 pub mod directory;
 pub mod domain;
 pub mod events;

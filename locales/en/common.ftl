@@ -87,6 +87,7 @@ auth-password-help = At least { $min } characters. A passphrase of several words
 auth-enrol-title = Set up a second factor
 auth-enrol-required = Your role requires a second factor: set it up now to finish signing in.
 auth-enrol-intro = Add this secret to your authenticator app (open the link on a phone, or type the secret), then enter the code it shows. This secret is shown only now.
+auth-enrol-qr = Scan this code with your authenticator app, or type the secret below.
 auth-enrol-secret = Secret (base32)
 auth-enrol-uri = Link for the app (otpauth://)
 auth-enrol-code-help = The 6-digit code your app shows for Portier.

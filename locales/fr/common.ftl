@@ -87,6 +87,7 @@ auth-password-help = Au moins { $min } caractères. Une phrase de plusieurs mots
 auth-enrol-title = Configurer un second facteur
 auth-enrol-required = Votre rôle exige un second facteur : configurez-le maintenant pour terminer la connexion.
 auth-enrol-intro = Ajoutez ce secret à votre application d'authentification (ouvrez le lien sur un téléphone, ou saisissez le secret), puis saisissez le code qu'elle affiche. Ce secret n'est affiché qu'une fois.
+auth-enrol-qr = Scannez ce code avec votre application d’authentification, ou saisissez le secret ci-dessous.
 auth-enrol-secret = Secret (base32)
 auth-enrol-uri = Lien pour l'application (otpauth://)
 auth-enrol-code-help = Le code à 6 chiffres que votre application affiche pour Portier.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, Method};
 
 use super::error::ApiError;
 use super::ApiState;
@@ -81,14 +81,50 @@ async fn authenticate(state: &ApiState, hash: &str) -> Result<Option<User>, Stor
     Ok(user)
 }
 
+/// A console session standing in for a token: a browser signed in to the
+/// console calls the API as the same person. Only without an `Authorization`
+/// header; a call that changes something must carry the session's CSRF token
+/// in `X-Portier-CSRF`, which no other site can compute (the cookie is
+/// `SameSite=Strict` too). `None`: no session cookie, so a token is needed.
+async fn session_caller(parts: &Parts, state: &ApiState, restrictive: bool) -> Result<Option<Caller>, ApiError> {
+    if parts.headers.contains_key(AUTHORIZATION) {
+        return Ok(None);
+    }
+    let Some(secret) = crate::console::session_secret(&parts.headers) else {
+        return Ok(None);
+    };
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe {
+        let sent = parts
+            .headers
+            .get(crate::console::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        if sent != Some(crate::console::csrf_token(secret).as_str()) {
+            return Err(ApiError::forbidden(
+                "a change made with the console's session cookie must carry its CSRF token in X-Portier-CSRF",
+            ));
+        }
+    }
+    match state.ops.console_session(secret, true, restrictive).await? {
+        Some(who) => Ok(Some(who.actor)),
+        None => Err(ApiError::unauthenticated(
+            "the console session has ended (sign in again) and no Authorization: Bearer <token> header was sent",
+        )),
+    }
+}
+
 impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = session_caller(parts, state, false).await? {
+            note(parts, &caller);
+            return Ok(caller);
+        }
         let hash = bearer_hash(parts)?;
         let user = authenticate(state, &hash)
             .await?
-            .ok_or_else(|| ApiError::unauthenticated("unknown or disabled token"))?;
+            .ok_or_else(|| ApiError::unauthenticated("unknown, expired, revoked or disabled token"))?;
         let caller = Caller::from(user);
         note(parts, &caller);
         Ok(caller)
@@ -111,6 +147,10 @@ impl FromRequestParts<ApiState> for RestrictiveCaller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = session_caller(parts, state, true).await? {
+            note(parts, &caller);
+            return Ok(Self(caller));
+        }
         let caller = Self::authenticate(parts, state).await?;
         note(parts, &caller.0);
         Ok(caller)
@@ -143,7 +183,7 @@ impl RestrictiveCaller {
         })?;
         match (answer, known) {
             (Ok(Some(user)), _) => Ok(Self(Caller::from(user))),
-            (Ok(None), _) => Err(ApiError::unauthenticated("unknown or disabled token")),
+            (Ok(None), _) => Err(ApiError::unauthenticated("unknown, expired, revoked or disabled token")),
             (Err(e), Some(user)) if e.is_unavailable() => {
                 tracing::warn!(user = %user.id, error = %e, "store unavailable: caller accepted from this node's memory for a restrictive action");
                 Ok(Self(Caller::from(user)))

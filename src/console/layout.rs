@@ -152,6 +152,14 @@ pub fn when(tr: &Tr, t: chrono::DateTime<chrono::Utc>) -> Markup {
     }
 }
 
+/// [`when`], or a dash for never.
+pub fn when_opt(tr: &Tr, t: Option<chrono::DateTime<chrono::Utc>>) -> Markup {
+    match t {
+        Some(t) => when(tr, t),
+        None => html! { span.never { "—" } },
+    }
+}
+
 /// A section refreshed by the console script from `url` (every 1.5 s while the
 /// page is shown), so it stays current without reloading the page.
 pub fn live(id: &str, url: &str, content: Markup) -> Markup {

@@ -33,7 +33,7 @@ pub use fail::Fail;
 pub use form::{FieldErrors, Posted};
 pub use i18n::{Lang, Tr};
 pub use layout::{page, Nav};
-pub use session::{RestrictiveViewer, Viewer};
+pub use session::{csrf_token, session_secret, RestrictiveViewer, Viewer, CSRF_HEADER};
 
 /// The console's settings (`[console]`).
 #[derive(Debug, Clone)]

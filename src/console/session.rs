@@ -27,6 +27,15 @@ pub const LIVE_HEADER: &str = "x-portier-live";
 /// The language chosen in this browser (also stored on the account).
 pub const LANG_COOKIE: &str = "portier-lang";
 
+/// Where a script (or another client holding the session cookie) sends the
+/// session's CSRF token with an API call that changes something.
+pub const CSRF_HEADER: &str = "x-portier-csrf";
+
+/// The console session's secret in the request's cookies, if any.
+pub fn session_secret(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
 /// A cookie of the request, by name.
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers

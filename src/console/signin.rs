@@ -470,6 +470,20 @@ async fn new_password_post(
     }
 }
 
+/// The `otpauth://` URI as a QR code an authenticator app scans (inline SVG:
+/// no image request, nothing the CSP must allow). None if it does not fit.
+fn qr_svg(uri: &str) -> Option<String> {
+    let code = qrcode::QrCode::with_error_correction_level(uri, qrcode::EcLevel::M).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    // Inline in HTML: without the XML declaration the renderer starts with.
+    let start = svg.find("<svg")?;
+    svg.get(start..).map(str::to_owned)
+}
+
 /// The enrolment form: the secret (base32 and `otpauth://` URI), shown once,
 /// and the first code that confirms it. The secret travels in the form: it is
 /// the person's own, and only a code computed from it is accepted.
@@ -482,6 +496,12 @@ pub fn enrol_form(
 ) -> maud::Markup {
     html! {
         p { (tr.t("auth-enrol-intro")) }
+        @if let Some(svg) = qr_svg(&enrolment.uri) {
+            figure #totp-qr {
+                (maud::PreEscaped(svg))
+                figcaption { (tr.t("auth-enrol-qr")) }
+            }
+        }
         dl.enrolment {
             dt { (tr.t("auth-enrol-secret")) }
             dd { code #totp-secret { (enrolment.secret) } }

@@ -68,13 +68,15 @@ impl Ops {
     pub async fn console_sign_in_with_token(&self, token: &str, source: Option<IpAddr>) -> OpsResult<SignedIn> {
         let token = token.trim();
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(OpsError::Unauthenticated("unknown or disabled token".into()));
+            return Err(OpsError::Unauthenticated(
+                "unknown, expired, revoked or disabled token".into(),
+            ));
         }
         let user = self
             .store
             .user_by_token_hash(&crate::token::hash(token), self.now())
             .await?
-            .ok_or_else(|| OpsError::Unauthenticated("unknown or disabled token".into()))?;
+            .ok_or_else(|| OpsError::Unauthenticated("unknown, expired, revoked or disabled token".into()))?;
         self.open_console_session(user, source, "token").await
     }
 
@@ -183,15 +185,26 @@ impl Ops {
     }
 
     async fn end_sessions(&self, who: &Actor, only: Option<&str>, why: &str) -> OpsResult<u64> {
+        self.end_sessions_of(who, &who.id, only, why).await
+    }
+
+    /// Ends the console sessions of `of` (one, or all), on `who`'s authority.
+    pub(super) async fn end_sessions_of(
+        &self,
+        who: &Actor,
+        of: &UserId,
+        only: Option<&str>,
+        why: &str,
+    ) -> OpsResult<u64> {
         let record = effects(|n: &u64| {
             Effects::audit(self.event(
                 who,
                 Event::ConsoleSignedOut,
-                who.id.as_str(),
+                of.as_str(),
                 serde_json::json!({"reason": why, "sessions": n, "session": only.and_then(|h| h.get(..12))}),
             ))
         });
-        Ok(self.store.end_console_sessions(&who.id, only, &record).await?)
+        Ok(self.store.end_console_sessions(of, only, &record).await?)
     }
 
     /// Sets the console language of the actor's own account.

@@ -19,7 +19,7 @@ use crate::directory::{authenticate, DirectoryPerson};
 use crate::events::Event;
 use crate::store::{Credentials, Effects, NewUser, User};
 
-use super::identity::PasswordSignIn;
+use super::sign_in::PasswordSignIn;
 use super::{effects, Ops, OpsError, OpsResult};
 
 /// The actor written in the audit trail for what the directory decided.
@@ -68,11 +68,14 @@ impl Ops {
         };
         if found.as_ref().is_some_and(|(_, c)| c.directory_dn.is_none()) {
             // A local account of that name: the directory does not speak for it.
-            return Err(self.sign_in_failed(keys, name, source, "password").await);
+            return Err(self.sign_in_failed(keys, name, true, source, "password").await);
         }
         let person = match authenticate(cfg, name, password).await {
             Ok(Some(p)) => p,
-            Ok(None) => return Err(self.sign_in_failed(keys, name, source, "password").await),
+            Ok(None) => {
+                let known = found.is_some();
+                return Err(self.sign_in_failed(keys, name, known, source, "password").await);
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the hospital's directory did not answer a sign-in");
                 return Err(OpsError::Unavailable(
@@ -93,13 +96,26 @@ impl Ops {
                 self.store
                     .set_user_disabled(&user.id, Some(self.now()), &record)
                     .await?;
+                // As an admin's disable: its sessions end (they must not come
+                // back if it is enabled again) and this node forgets it.
+                let ended = effects(|n: &u64| {
+                    Effects::audit(self.directory_event(
+                        Event::ConsoleSignedOut,
+                        user,
+                        serde_json::json!({"reason": "in no mapped directory group", "sessions": n}),
+                    ))
+                });
+                self.store.end_console_sessions(&user.id, None, &ended).await?;
+                self.guard().forget_account(&user.id);
                 self.changed().await;
             }
-            return Err(self.sign_in_failed(keys, name, source, "no_directory_group").await);
+            return Err(self
+                .sign_in_failed(keys, name, true, source, "no_directory_group")
+                .await);
         };
         let (user, linked) = match found {
             Some((user, _)) if user.disabled_at.is_some() => {
-                return Err(self.sign_in_failed(keys, name, source, "disabled").await);
+                return Err(self.sign_in_failed(keys, name, true, source, "disabled").await);
             }
             Some((user, creds)) => {
                 let linked = creds.directory_dn.as_deref() == Some(dn.as_str());
@@ -146,9 +162,7 @@ impl Ops {
         } else {
             user
         };
-        if let Some(account) = keys.first() {
-            self.store.clear_sign_in_failures(account).await?;
-        }
+        // The name's failures are forgotten when the session opens (`advance`).
         let creds = self.store.credentials(&user.id).await?;
         self.advance(user, &creds, false, source).await
     }

@@ -18,6 +18,7 @@ mod identity;
 pub mod queries;
 mod reports;
 mod sessions;
+mod sign_in;
 mod tokens;
 mod windows;
 
@@ -35,12 +36,13 @@ use crate::guard::LocalGuard;
 use crate::policy::OverdueMode;
 use crate::store::{Effects, Store, StoreError, Window};
 
+pub use crate::credentials::{totp_code, totp_step};
 pub use access::{LockdownOutcome, NewToken};
 pub use actor::{Actor, Granted};
 pub use console::{ConsoleUser, Lang, SignedIn};
 pub use console_audit::{AudTrail, MAX_EVIDENCE_DAYS, TRAIL_PAGE};
 pub use error::{OpsError, OpsResult};
-pub use identity::{totp_code, totp_step, Enrolment, PasswordSignIn, REFUSED, TEMPORARY_PASSWORD_LEN};
+pub use identity::{Enrolment, TEMPORARY_PASSWORD_LEN};
 pub use queries::{
     AuditPage, Denial, LifecycleState, LiveTunnel, LockdownStatus, NodeState, NodeView, PendingDecisions, ReportView,
     ReportsQuery, SessionView, SessionsQuery, TimelineQuery, TimelineWindow, WindowView, WindowsQuery, MAX_AUDIT_PAGE,
@@ -48,6 +50,7 @@ pub use queries::{
 };
 pub use reports::ReportInput;
 pub use sessions::Terminated;
+pub use sign_in::{PasswordSignIn, REFUSED};
 pub use tokens::{AccountView, CreatedToken};
 pub use windows::{EmergencyGrant, WindowRequest, MAX_PAST_START};
 
@@ -78,8 +81,10 @@ pub struct Rules {
     pub password_min_length: usize,
     /// Roles that must sign in with a second factor (`[auth] require_mfa`).
     pub require_mfa: Vec<crate::domain::Role>,
-    /// Failed sign-ins (per account, per source) before a lockout.
+    /// Failed sign-ins of one account name before a lockout.
     pub lockout_after: u32,
+    /// Failed sign-ins from one source address before a lockout of it.
+    pub source_lockout_after: u32,
     /// How long a lockout lasts (`[auth] lockout_minutes`).
     pub lockout: chrono::Duration,
     /// A personal token expires after this many days unless asked otherwise.

@@ -33,6 +33,13 @@ pub struct AccountView {
     pub last_sign_in_at: Option<DateTime<Utc>>,
     /// Tokens neither revoked nor expired.
     pub live_tokens: u64,
+    /// How the person signs in to the console: `directory` (the hospital's
+    /// directory password), `password` (a local one), or `none` (tokens only).
+    pub sign_in: &'static str,
+    /// Whether a second factor (TOTP) is enrolled.
+    pub mfa: bool,
+    /// Whether a reset requires a new password at the next sign-in.
+    pub must_change_password: bool,
     /// The console language the account chose.
     pub lang: Option<String>,
 }
@@ -151,6 +158,8 @@ impl Ops {
         who.require(&[Role::Admin])?;
         let users = self.store.list_users().await?;
         let tokens = self.store.list_api_tokens(None).await?;
+        let credentials: std::collections::HashMap<UserId, crate::store::Credentials> =
+            self.store.all_credentials().await?.into_iter().collect();
         let now = self.now();
         let mut live = std::collections::HashMap::<&UserId, u64>::new();
         for t in tokens.iter().filter(|t| t.live_at(now)) {
@@ -158,18 +167,28 @@ impl Ops {
         }
         Ok(users
             .iter()
-            .map(|u| AccountView {
-                id: u.id.clone(),
-                name: u.name.clone(),
-                role: u.role,
-                vendor_id: u.vendor_id.clone(),
-                email: u.email.clone(),
-                state: if u.disabled_at.is_some() { "disabled" } else { "active" },
-                created_at: u.created_at,
-                disabled_at: u.disabled_at,
-                last_sign_in_at: u.last_sign_in_at,
-                live_tokens: live.get(&u.id).copied().unwrap_or(0),
-                lang: u.lang.clone(),
+            .map(|u| {
+                let creds = credentials.get(&u.id);
+                AccountView {
+                    id: u.id.clone(),
+                    name: u.name.clone(),
+                    role: u.role,
+                    vendor_id: u.vendor_id.clone(),
+                    email: u.email.clone(),
+                    state: if u.disabled_at.is_some() { "disabled" } else { "active" },
+                    created_at: u.created_at,
+                    disabled_at: u.disabled_at,
+                    last_sign_in_at: u.last_sign_in_at,
+                    live_tokens: live.get(&u.id).copied().unwrap_or(0),
+                    sign_in: match creds {
+                        Some(c) if c.directory_dn.is_some() => "directory",
+                        Some(c) if c.password_hash.is_some() => "password",
+                        _ => "none",
+                    },
+                    mfa: creds.is_some_and(crate::store::Credentials::has_totp),
+                    must_change_password: creds.is_some_and(|c| c.must_change_password),
+                    lang: u.lang.clone(),
+                }
             })
             .collect())
     }

@@ -433,6 +433,8 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
     /// The account of this name (disabled or not) and its credentials.
     async fn user_by_name(&self, name: &str) -> StoreResult<Option<(User, Credentials)>>;
     async fn credentials(&self, id: &UserId) -> StoreResult<Credentials>;
+    /// Every account's credentials (for the list of accounts' sign-in methods).
+    async fn all_credentials(&self) -> StoreResult<Vec<(UserId, Credentials)>>;
     /// Links an account to the hospital's directory (`dn`) and sets the role
     /// its groups give.
     async fn set_directory_account(

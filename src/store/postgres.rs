@@ -1619,6 +1619,10 @@ impl Store for PgStore {
         self.identity_credentials(id).await
     }
 
+    async fn all_credentials(&self) -> StoreResult<Vec<(UserId, Credentials)>> {
+        self.identity_all_credentials().await
+    }
+
     async fn set_password(
         &self,
         id: &UserId,

@@ -1624,6 +1624,10 @@ impl Store for SqliteStore {
         self.identity_credentials(id).await
     }
 
+    async fn all_credentials(&self) -> StoreResult<Vec<(UserId, Credentials)>> {
+        self.identity_all_credentials().await
+    }
+
     async fn set_password(
         &self,
         id: &UserId,

@@ -475,6 +475,24 @@ async fn admin_changes_through_forms(db: TestDb) {
         303
     );
     assert_eq!(t.call("GET", "/api/v1/me", Some(&token), None).await.0, 401);
+    assert_eq!(
+        a.post(&format!("/console/admin/accounts/{id}/enable"), &[]).await.0,
+        303
+    );
+    assert_eq!(t.call("GET", "/api/v1/me", Some(&token), None).await.0, 200);
+    // A reset password is shown once, on a page that is not cached.
+    let (st, page) = a
+        .post(&format!("/console/admin/accounts/{id}/reset-password"), &[])
+        .await;
+    assert_eq!(st, 200, "{page}");
+    let at = page.find(r#"id="temporary""#).expect("the temporary password");
+    let shown = page[at..].split("value=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(shown.len(), portier::ops::TEMPORARY_PASSWORD_LEN, "{shown}");
+    let (_, list) = a.get("/console/admin/accounts").await;
+    assert!(!list.contains(shown), "shown once only");
+    // No second factor to reset: the refusal is a page, in the product's words.
+    let (st, page) = a.post(&format!("/console/admin/accounts/{id}/reset-mfa"), &[]).await;
+    assert_eq!(st, 409, "{page}");
 
     // Every form refuses a post without its CSRF token.
     for (path, fields) in [
@@ -507,6 +525,9 @@ async fn admin_changes_through_forms(db: TestDb) {
             vec![("name", "x"), ("role", "auditor")],
         ),
         (format!("/console/admin/accounts/{id}/disable"), vec![]),
+        (format!("/console/admin/accounts/{id}/enable"), vec![]),
+        (format!("/console/admin/accounts/{id}/reset-password"), vec![]),
+        (format!("/console/admin/accounts/{id}/reset-mfa"), vec![]),
     ] {
         assert_eq!(a.post_form(&path, &fields, false).await.0, 403, "{path}");
     }

@@ -99,6 +99,33 @@ impl ConsoleClient {
         self.answer(path, resp).await
     }
 
+    /// An API call with this browser's cookies (no bearer token), JSON in and
+    /// out, with extra headers.
+    pub async fn api(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{}", self.base, path));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = self.send(req).await;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
     async fn send(&mut self, req: reqwest::RequestBuilder) -> reqwest::Response {
         let req = match self.cookie_header() {
             Some(c) => req.header("cookie", c),

@@ -25,9 +25,14 @@ pub struct Idp {
 
 impl Idp {
     pub async fn spawn(db: TestDb) -> Self {
+        Self::spawn_with(db, "").await
+    }
+
+    /// [`Idp::spawn`] with `extra` configuration.
+    pub async fn spawn_with(db: TestDb, extra: &str) -> Self {
         // 5 s into a 30 s step, so a code computed now is valid for a while.
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 5).unwrap()));
-        let t = TestApp::spawn_with(db, "", clock.clone()).await;
+        let t = TestApp::spawn_with(db, extra, clock.clone()).await;
         let shared: SharedClock = clock.clone();
         let ops = Ops {
             cache: Arc::new(portier::admission::AdmissionCache::new(
@@ -184,7 +189,7 @@ async fn password_then_totp(db: TestDb) {
 on_both_backends!(password_then_totp, super::password_then_totp);
 
 async fn lockout_and_release(db: TestDb) {
-    let idp = Idp::spawn(db).await;
+    let idp = Idp::spawn_with(db, "[auth]\nsource_lockout_after = 8\n").await;
     idp.with_password("auditor", "aud-lock").await;
 
     // Wrong password and unknown account: the same answer.
@@ -216,9 +221,27 @@ async fn lockout_and_release(db: TestDb) {
         PasswordSignIn::SignedIn(_)
     ));
 
-    // Per source address: failures on any names lock the address.
+    // Per source address: a site behind one NAT address is not locked as
+    // fast as one name (here source_lockout_after = 8, lockout_after = 5)...
     let from: std::net::IpAddr = "192.0.2.9".parse().unwrap();
     for i in 0..5 {
+        idp.wait();
+        refused(
+            idp.ops
+                .sign_in_password(&format!("guess-{i}"), "whatever-password", Some(from))
+                .await,
+        );
+    }
+    idp.wait();
+    assert!(matches!(
+        idp.ops
+            .sign_in_password("aud-lock", PASSWORD, Some(from))
+            .await
+            .unwrap(),
+        PasswordSignIn::SignedIn(_)
+    ));
+    // ... but failures on any names lock the address at its own threshold.
+    for i in 5..8 {
         idp.wait();
         refused(
             idp.ops
@@ -244,6 +267,11 @@ async fn lockout_and_release(db: TestDb) {
     let text = body.to_string();
     assert!(text.contains("sign_in.failed"), "{text}");
     assert!(text.contains("sign_in.locked"), "{text}");
+    // A name that is no account is not kept (it may be a password typed in
+    // the wrong field).
+    assert!(!text.contains("nobody-here") && !text.contains("guess-1"), "{text}");
+    assert!(text.contains("account:unknown"), "{text}");
+    assert!(text.contains("account:aud-lock"), "{text}");
     idp.t.stop().await;
 }
 on_both_backends!(lockout_and_release, super::lockout_and_release);
@@ -380,3 +408,186 @@ async fn console_password_and_totp(db: TestDb) {
     idp.t.stop().await;
 }
 on_both_backends!(console_password_and_totp, super::console_password_and_totp);
+
+/// An admin's resets (lost phone, forgotten password) through the API, the
+/// list of accounts with their sign-in methods, and who may reset whom.
+async fn admin_resets_and_account_list(db: TestDb) {
+    let idp = Idp::spawn(db).await;
+    let sec = idp.with_password("security", "sec-lost-phone").await;
+    let (secret, _) = idp.enrol(&sec).await;
+    idp.wait();
+    let c = pending(idp.password("sec-lost-phone", PASSWORD).await.unwrap());
+    let code = totp_code(&secret, idp.now()).unwrap();
+    let session = match idp.ops.sign_in_second_factor(&c, &code, None).await.unwrap() {
+        PasswordSignIn::SignedIn(s) => s.cookie,
+        other => panic!("expected a session, got {other:?}"),
+    };
+    let admin = idp.t.admin.clone();
+    let row = |list: &serde_json::Value, name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in {list}"))
+    };
+    let (st, list) = idp.t.call("GET", "/api/v1/users", Some(&admin), None).await;
+    assert_eq!(st, 200, "{list}");
+    let r = row(&list, "sec-lost-phone");
+    assert_eq!(
+        (r["sign_in"].as_str(), r["mfa"].as_bool()),
+        (Some("password"), Some(true)),
+        "{r}"
+    );
+    assert_eq!(r["must_change_password"], false);
+    assert!(r["last_sign_in_at"].is_string(), "{r}");
+
+    // Only an admin, and never on their own account.
+    let other = idp.t.token("security", "sec-other", None).await;
+    let path = format!("/api/v1/users/{}/reset-mfa", sec.id);
+    let (st, body) = idp.t.call("POST", &path, Some(&other), None).await;
+    assert_eq!(st, 403, "{body}");
+    let own = format!("/api/v1/users/{}/reset-mfa", idp.admin.id);
+    let (st, body) = idp.t.call("POST", &own, Some(&admin), None).await;
+    assert_eq!(st, 403, "{body}");
+    let own = format!("/api/v1/users/{}/reset-password", idp.admin.id);
+    let (st, body) = idp.t.call("POST", &own, Some(&admin), None).await;
+    assert_eq!(st, 403, "{body}");
+
+    // The lost phone: the second factor goes, and so does the open session.
+    let (st, body) = idp.t.call("POST", &path, Some(&admin), None).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(idp.ops.console_session(&session, true, false).await.unwrap().is_none());
+    let (st, body) = idp.t.call("POST", &path, Some(&admin), None).await;
+    assert_eq!(st, 409, "{body}");
+    // The role requires one: the next sign-in enrols again.
+    idp.wait();
+    assert!(matches!(
+        idp.password("sec-lost-phone", PASSWORD).await.unwrap(),
+        PasswordSignIn::MustEnrol(_)
+    ));
+
+    // The forgotten password: a temporary one, shown once, never cached.
+    let path = format!("/api/v1/users/{}/reset-password", sec.id);
+    let resp = idp
+        .t
+        .http
+        .post(idp.t.url(&path))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cache-control"], "no-store");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    let temporary = body["temporary_password"].as_str().unwrap().to_owned();
+    assert_eq!(temporary.len(), portier::ops::TEMPORARY_PASSWORD_LEN);
+    assert_eq!(body["must_change"], true);
+    let (_, list) = idp.t.call("GET", "/api/v1/users", Some(&admin), None).await;
+    let r = row(&list, "sec-lost-phone");
+    assert_eq!(
+        (r["mfa"].as_bool(), r["must_change_password"].as_bool()),
+        (Some(false), Some(true)),
+        "{r}"
+    );
+    idp.wait();
+    assert!(matches!(
+        idp.password("sec-lost-phone", &temporary).await.unwrap(),
+        PasswordSignIn::MustChangePassword(_)
+    ));
+    let r = row(&list, "sec-other");
+    assert_eq!(r["sign_in"], "none", "{r}");
+
+    // Both resets are in the trail, by the admin.
+    let reader = idp.t.token("auditor", "aud-resets", None).await;
+    let (_, trail) = idp.t.call("GET", "/api/v1/audit", Some(&reader), None).await;
+    let text = trail.to_string();
+    assert!(
+        text.contains("user.mfa_reset") && text.contains("user.password_reset"),
+        "{text}"
+    );
+    idp.t.stop().await;
+}
+on_both_backends!(admin_resets_and_account_list, super::admin_resets_and_account_list);
+
+/// The API accepts a console session like a token; a change made with it
+/// needs the session's CSRF token, so another site cannot ride the cookie.
+async fn api_accepts_console_sessions(db: TestDb) {
+    let t = TestApp::spawn(db).await;
+    let sec = t.token("security", "sec-api-cookie", None).await;
+    let mut b = ConsoleClient::sign_in(&t, &sec).await;
+    let (st, me) = b.api("GET", "/api/v1/me", None, &[]).await;
+    assert_eq!(st, 200, "{me}");
+    assert_eq!(me["name"], "sec-api-cookie");
+    let lockdown = serde_json::json!({"reason": "cookie-riding attempt"});
+    let (st, body) = b.api("POST", "/api/v1/lockdown", Some(lockdown.clone()), &[]).await;
+    assert_eq!(st, 403, "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or_default().contains("X-Portier-CSRF"),
+        "{body}"
+    );
+    let (st, body) = b
+        .api(
+            "POST",
+            "/api/v1/lockdown",
+            Some(lockdown.clone()),
+            &[("x-portier-csrf", "wrong")],
+        )
+        .await;
+    assert_eq!(st, 403, "{body}");
+    let (st, page) = b.get("/console/security").await;
+    assert_eq!(st, 200, "{page}");
+    let csrf = b.csrf().unwrap().to_owned();
+    let (st, body) = b
+        .api("POST", "/api/v1/lockdown", Some(lockdown), &[("x-portier-csrf", &csrf)])
+        .await;
+    assert!(st == 200 || st == 201, "{st} {body}");
+    let lift = serde_json::json!({"reason": "test over"});
+    let (st, body) = t.call("DELETE", "/api/v1/lockdown", Some(&sec), Some(lift)).await;
+    assert!(st < 300, "{st} {body}");
+    // After sign-out the cookie is nothing.
+    let (st, _) = b.post("/console/sign-out", &[]).await;
+    assert!(st < 400, "{st}");
+    let (st, body) = b.api("GET", "/api/v1/me", None, &[]).await;
+    assert_eq!(st, 401, "{body}");
+    t.stop().await;
+}
+on_both_backends!(api_accepts_console_sessions, super::api_accepts_console_sessions);
+
+/// A right password does not reset the failures wrong codes made: guessing
+/// codes with a password between every few tries still locks the name.
+async fn codes_cannot_be_guessed_between_passwords(db: TestDb) {
+    let idp = Idp::spawn(db).await;
+    let aud = idp.with_password("auditor", "aud-guess").await;
+    let (secret, _) = idp.enrol(&aud).await;
+    let right = totp_code(&secret, idp.now()).unwrap();
+    let wrong = if right == "000000" { "111111" } else { "000000" };
+    for _ in 0..2 {
+        idp.wait();
+        let c = pending(idp.password("aud-guess", PASSWORD).await.unwrap());
+        idp.wait();
+        refused(idp.ops.sign_in_second_factor(&c, wrong, None).await);
+        idp.wait();
+        refused(idp.ops.sign_in_second_factor(&c, wrong, None).await);
+    }
+    // Four wrong codes, then a fifth after a right password: locked.
+    idp.wait();
+    let c = pending(idp.password("aud-guess", PASSWORD).await.unwrap());
+    idp.wait();
+    refused(idp.ops.sign_in_second_factor(&c, wrong, None).await);
+    idp.wait();
+    refused(idp.password("aud-guess", PASSWORD).await);
+    // Released after the lockout; a completed sign-in then clears the count.
+    idp.clock.advance(Duration::minutes(16));
+    let c = pending(idp.password("aud-guess", PASSWORD).await.unwrap());
+    let code = totp_code(&secret, idp.now()).unwrap();
+    assert!(matches!(
+        idp.ops.sign_in_second_factor(&c, &code, None).await.unwrap(),
+        PasswordSignIn::SignedIn(_)
+    ));
+    idp.t.stop().await;
+}
+on_both_backends!(
+    codes_cannot_be_guessed_between_passwords,
+    super::codes_cannot_be_guessed_between_passwords
+);

@@ -1,5 +1,7 @@
-//! Accounts: the list with role, vendor and state; creation (the token is
-//! shown once, never stored); disabling.
+//! Accounts: the list with role, vendor, state, sign-in method, second factor
+//! and last sign-in; creation (the token is shown once, never stored);
+//! disabling and enabling; an admin's resets of a password (the temporary one
+//! shown once) and of a lost second factor.
 
 use std::collections::HashMap;
 
@@ -13,11 +15,11 @@ use super::vendors::{Confirm, DoneQuery};
 use super::{admin_only, filled, refused, select, state, tabs, Tab};
 use crate::api::ApiState;
 use crate::console::form::{csrf_field, input, FieldErrors};
-use crate::console::layout::{done_notice, empty, page, when};
+use crate::console::layout::{done_notice, empty, page, when_opt};
 use crate::console::{Fail, Nav, Posted, Viewer};
 use crate::domain::{Role, UserId, VendorId};
-use crate::ops::NewToken;
-use crate::store::{User, Vendor};
+use crate::ops::{AccountView, NewToken};
+use crate::store::Vendor;
 
 /// An account to create, as typed.
 #[derive(Debug, Default, Deserialize)]
@@ -28,17 +30,25 @@ pub(super) struct AccountForm {
     role: String,
     /// Required for, and only for, the vendor role.
     vendor_id: Option<String>,
+    /// The person's e-mail address.
+    email: Option<String>,
+}
+
+/// What a creation or a reset shows once.
+enum ShownOnce<'a> {
+    Token(&'a NewToken),
+    TemporaryPassword { name: &'a str, password: &'a str },
 }
 
 const ROLES: [Role; 4] = [Role::Security, Role::Auditor, Role::Vendor, Role::Admin];
 
 fn render(
     v: &Viewer,
-    users: &[User],
+    accounts: &[AccountView],
     vendors: &[Vendor],
     draft: &AccountForm,
     errors: &FieldErrors,
-    created: Option<&NewToken>,
+    once: Option<ShownOnce<'_>>,
     done: Option<&str>,
 ) -> Markup {
     let tr = &v.tr;
@@ -52,42 +62,63 @@ fn render(
         tr.t("adm-col-name"),
         tr.t("adm-col-role"),
         tr.t("adm-col-vendor"),
-        tr.t("adm-created"),
+        tr.t("adm-col-sign-in"),
+        tr.t("adm-col-mfa"),
+        tr.t("adm-col-last-sign-in"),
         tr.t("adm-col-state"),
         tr.t("adm-col-actions"),
     ];
     html! {
         (tabs(v, Tab::Accounts))
         (done_notice(tr, done))
-        @if let Some(n) = created {
-            section #new-token.notice role="status" aria-labelledby="new-token-title" {
-                h2 #new-token-title { (tr.ta("adm-token-title", &[("name", &n.user.name)])) }
-                p { strong { (tr.t("adm-token-once")) } }
-                label for="token" { (tr.t("adm-token")) }
-                input #token type="text" readonly value=(n.token) data-account=(n.user.id);
+        @match once {
+            Some(ShownOnce::Token(n)) => {
+                section #new-token.notice role="status" aria-labelledby="new-token-title" {
+                    h2 #new-token-title { (tr.ta("adm-token-title", &[("name", &n.user.name)])) }
+                    p { strong { (tr.t("adm-token-once")) } }
+                    label for="token" { (tr.t("adm-token")) }
+                    input #token type="text" readonly value=(n.token) data-account=(n.user.id);
+                }
             }
+            Some(ShownOnce::TemporaryPassword { name, password }) => {
+                section #temporary-password.notice role="status" aria-labelledby="temporary-password-title" {
+                    h2 #temporary-password-title { (tr.ta("adm-temporary-title", &[("name", name)])) }
+                    p { strong { (tr.t("adm-temporary-once")) } }
+                    label for="temporary" { (tr.t("adm-temporary")) }
+                    input #temporary type="text" readonly value=(password);
+                }
+            }
+            None => {}
         }
         section #accounts aria-labelledby="accounts-title" {
             h2 #accounts-title { (tr.t("adm-accounts-title")) }
-            @if users.is_empty() { (empty(tr)) } @else {
+            @if accounts.is_empty() { (empty(tr)) } @else {
                 div.table-wrap { table.responsive {
                     thead { tr { @for c in &cols { th scope="col" { (c) } } } }
                     tbody {
-                        @for u in users {
-                            tr data-account=(u.id) data-role=(u.role.as_str()) {
-                                td data-label=(cols[0]) { (u.name) }
+                        @for u in accounts {
+                            tr data-account=(u.id) data-role=(u.role.as_str()) data-mfa=(u.mfa) {
+                                td data-label=(cols[0]) {
+                                    (u.name)
+                                    @if let Some(e) = &u.email { br; small { (e) } }
+                                }
                                 td data-label=(cols[1]) { (tr.t(&format!("role-{}", u.role.as_str()))) }
                                 td data-label=(cols[2]) {
                                     @if let Some(vid) = &u.vendor_id { (names.get(vid).copied().unwrap_or(vid.as_str())) }
                                 }
-                                td data-label=(cols[3]) { (when(tr, u.created_at)) }
-                                td data-label=(cols[4]) { (state(v, u.disabled_at.is_none(), "adm-disabled")) }
-                                td data-label=(cols[5]) {
-                                    @if u.disabled_at.is_none() && u.id != v.actor().id {
-                                        form.inline.disable-account method="post" action=(format!("/console/admin/accounts/{}/disable", u.id)) {
-                                            (csrf_field(&v.csrf))
-                                            button.danger type="submit" { (tr.t("adm-disable")) }
-                                        }
+                                td data-label=(cols[3]) {
+                                    (tr.t(&format!("adm-sign-in-{}", u.sign_in)))
+                                    @if u.must_change_password { br; small { (tr.t("adm-must-change")) } }
+                                }
+                                td data-label=(cols[4]) {
+                                    @if u.mfa { span.badge data-state="enabled" { (tr.t("adm-mfa-on")) } }
+                                    @else { span.badge.warn data-state="disabled" { (tr.t("adm-mfa-off")) } }
+                                }
+                                td data-label=(cols[5]) { (when_opt(tr, u.last_sign_in_at)) }
+                                td data-label=(cols[6]) { (state(v, u.disabled_at.is_none(), "adm-disabled")) }
+                                td data-label=(cols[7]) {
+                                    @if u.id != v.actor().id {
+                                        (account_actions(v, u))
                                     }
                                 }
                             }
@@ -105,14 +136,56 @@ fn render(
                 (select("role", &tr.t("adm-col-role"), None, &roles, filled(&Some(draft.role.clone())), errors))
                 (select("vendor_id", &tr.t("adm-col-vendor"), Some(&tr.t("adm-vendor-none")), &vendor_choices, filled(&draft.vendor_id), errors))
                 small { (tr.t("adm-account-vendor-help")) }
+                (input("email", &tr.t("adm-account-email"), "email", draft.email.as_deref().unwrap_or_default(), false, errors, None))
                 div { button type="submit" { (tr.t("adm-account-create")) } }
             }
         }
     }
 }
 
-async fn load(s: &ApiState, v: &Viewer) -> Result<(Vec<User>, Vec<Vendor>), Fail> {
-    Ok((s.ops.users(v.actor()).await?, s.ops.vendors(v.actor()).await?))
+/// The buttons of an account's row: each posts a form of its own.
+fn account_actions(v: &Viewer, u: &AccountView) -> Markup {
+    let tr = &v.tr;
+    let action = |what: &str| format!("/console/admin/accounts/{}/{what}", u.id);
+    html! {
+        div.actions {
+            @if u.disabled_at.is_none() {
+                form.inline.disable-account method="post" action=(action("disable")) {
+                    (csrf_field(&v.csrf))
+                    button.danger type="submit" { (tr.t("adm-disable")) }
+                }
+            } @else {
+                form.inline.enable-account method="post" action=(action("enable")) {
+                    (csrf_field(&v.csrf))
+                    button type="submit" { (tr.t("adm-enable")) }
+                }
+            }
+            @if u.sign_in != "directory" {
+                form.inline.reset-password method="post" action=(action("reset-password")) {
+                    (csrf_field(&v.csrf))
+                    button type="submit" { (tr.t("adm-reset-password")) }
+                }
+            }
+            @if u.mfa {
+                form.inline.reset-mfa method="post" action=(action("reset-mfa")) {
+                    (csrf_field(&v.csrf))
+                    button.danger type="submit" { (tr.t("adm-reset-mfa")) }
+                }
+            }
+        }
+    }
+}
+
+async fn load(s: &ApiState, v: &Viewer) -> Result<(Vec<AccountView>, Vec<Vendor>), Fail> {
+    Ok((s.ops.accounts(v.actor()).await?, s.ops.vendors(v.actor()).await?))
+}
+
+/// A page that shows a secret once: never cached.
+fn not_cached(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 pub(super) async fn list(State(s): State<ApiState>, v: Viewer, Query(q): Query<DoneQuery>) -> Result<Response, Fail> {
@@ -146,10 +219,16 @@ pub(super) async fn create(
     let mut created = None;
     let mut status = StatusCode::BAD_REQUEST;
     if let Some(role) = role {
-        match s.ops.create_user(v.actor(), &form.name, role, vendor_id).await {
+        let ttl = chrono::Duration::days(s.limits.token_days);
+        let email = filled(&form.email);
+        match s
+            .ops
+            .create_account(v.actor(), &form.name, role, vendor_id, email, ttl)
+            .await
+        {
             Ok(n) => created = Some(n),
             Err(e) => {
-                let (st, e) = refused(e, &v, &["name", "vendor_id"])?;
+                let (st, e) = refused(e, &v, &["name", "vendor_id", "email"])?;
                 errors = e;
                 status = st;
             }
@@ -161,15 +240,21 @@ pub(super) async fn create(
     } else {
         form
     };
-    let body = render(&v, &users, &vendors, &draft, &errors, created.as_ref(), None);
+    let body = render(
+        &v,
+        &users,
+        &vendors,
+        &draft,
+        &errors,
+        created.as_ref().map(ShownOnce::Token),
+        None,
+    );
     let title = v.tr.t("adm-title-accounts");
     if created.is_some() {
         tracing::info!(user = %v.actor().id, "account created from the console");
-        let mut response = (StatusCode::CREATED, page(&v, Nav::Admin, &title, body)).into_response();
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return Ok(response);
+        return Ok(not_cached(
+            (StatusCode::CREATED, page(&v, Nav::Admin, &title, body)).into_response(),
+        ));
     }
     Ok((status, page(&v, Nav::Admin, &title, body)).into_response())
 }
@@ -182,4 +267,56 @@ pub(super) async fn disable(
     admin_only(&v)?;
     s.ops.disable_user(v.actor(), &UserId(id)).await?;
     Ok(Redirect::to("/console/admin/accounts?done=adm-done-account-disabled").into_response())
+}
+
+pub(super) async fn enable(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Posted { viewer: v, .. }: Posted<Confirm>,
+) -> Result<Response, Fail> {
+    admin_only(&v)?;
+    s.ops.enable_user(v.actor(), &UserId(id)).await?;
+    Ok(Redirect::to("/console/admin/accounts?done=adm-done-account-enabled").into_response())
+}
+
+/// Resets the password and shows the temporary one, this once.
+pub(super) async fn reset_password(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Posted { viewer: v, .. }: Posted<Confirm>,
+) -> Result<Response, Fail> {
+    admin_only(&v)?;
+    let id = UserId(id);
+    let password = s.ops.reset_password(v.actor(), &id).await?;
+    let (accounts, vendors) = load(&s, &v).await?;
+    let name = accounts
+        .iter()
+        .find(|a| a.id == id)
+        .map_or_else(|| id.as_str().to_owned(), |a| a.name.clone());
+    let once = ShownOnce::TemporaryPassword {
+        name: &name,
+        password: &password,
+    };
+    let body = render(
+        &v,
+        &accounts,
+        &vendors,
+        &AccountForm::default(),
+        &FieldErrors::default(),
+        Some(once),
+        None,
+    );
+    Ok(not_cached(
+        page(&v, Nav::Admin, &v.tr.t("adm-title-accounts"), body).into_response(),
+    ))
+}
+
+pub(super) async fn reset_mfa(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+    Posted { viewer: v, .. }: Posted<Confirm>,
+) -> Result<Response, Fail> {
+    admin_only(&v)?;
+    s.ops.reset_second_factor(v.actor(), &UserId(id)).await?;
+    Ok(Redirect::to("/console/admin/accounts?done=adm-done-mfa-reset").into_response())
 }

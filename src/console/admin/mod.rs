@@ -42,6 +42,12 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/admin/devices/{id}/enable", post(devices::enable))
         .route("/console/admin/accounts", get(accounts::list).post(accounts::create))
         .route("/console/admin/accounts/{id}/disable", post(accounts::disable))
+        .route("/console/admin/accounts/{id}/enable", post(accounts::enable))
+        .route(
+            "/console/admin/accounts/{id}/reset-password",
+            post(accounts::reset_password),
+        )
+        .route("/console/admin/accounts/{id}/reset-mfa", post(accounts::reset_mfa))
 }
 
 /// The area's tabs.

@@ -32,6 +32,15 @@ impl SqliteStore {
         row.map(|r| Ok((Self::user_row(&r)?, credentials_row(&r)?))).transpose()
     }
 
+    pub(super) async fn identity_all_credentials(&self) -> StoreResult<Vec<(UserId, Credentials)>> {
+        let rows = sqlx::query("SELECT * FROM api_users ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((UserId(r.try_get("id")?), credentials_row(r)?)))
+            .collect()
+    }
+
     pub(super) async fn identity_credentials(&self, id: &UserId) -> StoreResult<Credentials> {
         let row = sqlx::query("SELECT * FROM api_users WHERE id = ?")
             .bind(id.as_str())

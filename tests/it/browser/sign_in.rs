@@ -25,6 +25,8 @@ async fn password_then_totp_in_a_browser() {
     b.wait_url("/console/sign-in/enrol").await;
     let secret = b.text("#totp-secret").await;
     assert!(b.text("#totp-uri").await.starts_with("otpauth://totp/"));
+    // The QR code an authenticator app scans is drawn (inline SVG).
+    assert!(b.exists("#totp-qr svg path").await);
     b.screenshot("sign-in-enrol").await;
     let code = totp_code(secret.trim(), idp.now()).unwrap();
     b.fill("input[name=code]", &code).await;

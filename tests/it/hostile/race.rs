@@ -560,6 +560,9 @@ impl Store for SlowStarts {
     async fn credentials(&self, id: &UserId) -> StoreResult<Credentials> {
         self.inner.credentials(id).await
     }
+    async fn all_credentials(&self) -> StoreResult<Vec<(UserId, Credentials)>> {
+        self.inner.all_credentials().await
+    }
     async fn set_password(
         &self,
         id: &UserId,
