@@ -24,7 +24,8 @@ use crate::node::{self, NodeBeat};
 use crate::notify::{self, Sinks};
 use crate::pki::CertAuthority;
 use crate::scheduler::Scheduler;
-use crate::store::{self, Journal, JournalEntry, NodeClaim, NodeIdentity, Store};
+use crate::metrics::{CertificateExpiry, Metrics};
+use crate::store::{self, Journal, JournalEntry, JournalSettings, NodeClaim, NodeIdentity, Store};
 
 /// A running Portier node.
 pub struct App {
@@ -107,8 +108,13 @@ impl App {
             budget.gateway_connections,
         );
         let vendor_roots = tls::load_certs(&g.vendor_ca)?;
+        let gateway_chain = tls::load_certs(&g.cert)?;
+        let metrics = Metrics::new(CertificateExpiry {
+            gateway: gateway_chain.first().and_then(|c| not_after(c.as_ref())),
+            vendor_ca: vendor_roots.iter().filter_map(|c| not_after(c.as_ref())).min(),
+        });
         let gateway_tls = tls::gateway_server_config(
-            tls::load_certs(&g.cert)?,
+            gateway_chain,
             tls::load_key(&g.key)?,
             vendor_roots.clone(),
             &tls::versions(&g.tls_versions)?,
@@ -122,7 +128,11 @@ impl App {
         .context("API TLS configuration")?;
         let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key)?;
 
-        let (journal, journal_task) = Journal::start_with(store.clone(), settings.journal_settings());
+        let journal_settings = JournalSettings {
+            metrics: metrics.clone(),
+            ..settings.journal_settings()
+        };
+        let (journal, journal_task) = Journal::start_with(store.clone(), journal_settings);
         let (notifier, outbox) = notify::start(
             Sinks {
                 webhooks: settings.notify.webhooks.clone(),
@@ -149,6 +159,7 @@ impl App {
             registry: registry.clone(),
             clock: clock.clone(),
             notifier: notifier.clone(),
+            metrics: metrics.clone(),
         };
         let scheduler = Scheduler {
             store: store.clone(),
@@ -232,6 +243,7 @@ impl App {
             console: Arc::new(crate::console::ConsoleSettings {
                 tz: settings.console.tz(),
             }),
+            metrics,
         };
 
         let event = AuditEvent::new(
@@ -358,6 +370,17 @@ fn load_vendor_ca_signer(cert: &Path, key: &Path) -> anyhow::Result<Option<CertA
     Ok(Some(
         CertAuthority::load(&cert_pem, &key_pem).context("loading the vendor CA")?,
     ))
+}
+
+/// When a DER certificate expires; `None` (and no metric) if it cannot be read.
+fn not_after(der: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    match crate::pki::CertInfo::from_der(der) {
+        Ok(c) => Some(c.not_after),
+        Err(e) => {
+            tracing::warn!(error = %e, "certificate not readable: its expiry is not in the metrics");
+            None
+        }
+    }
 }
 
 async fn wait_for_signal() {
