@@ -319,7 +319,6 @@ impl Metrics {
         let result = commit.await;
         if result.is_ok() {
             self.inner.journal_commit.observe(started.elapsed().as_secs_f64());
-            #[allow(clippy::cast_precision_loss)] // at most 256
             self.inner.journal_batch.observe(entries as f64);
         }
         result
@@ -413,7 +412,6 @@ fn gauge(n: u64) -> i64 {
 
 /// Days (fractional) from `now` to `at`.
 fn days_until(at: DateTime<Utc>, now: DateTime<Utc>) -> f64 {
-    #[allow(clippy::cast_precision_loss)] // seconds of a certificate's lifetime
     let secs = (at - now).num_seconds() as f64;
     // Rounded to the minute: enough for an alert, and a stable text.
     (secs / 60.0).round() / (24.0 * 60.0)

@@ -49,7 +49,6 @@ pub(super) async fn log(req: Request, next: Next) -> Response {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use std::io::Write;
     use std::sync::{Arc, Mutex};
