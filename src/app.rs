@@ -20,11 +20,11 @@ use crate::conn_limit::ConnLimiter;
 use crate::fd_budget;
 use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
+use crate::metrics::{CertificateExpiry, Metrics};
 use crate::node::{self, NodeBeat};
 use crate::notify::{self, Sinks};
 use crate::pki::CertAuthority;
 use crate::scheduler::Scheduler;
-use crate::metrics::{CertificateExpiry, Metrics};
 use crate::store::{self, Journal, JournalEntry, JournalSettings, NodeClaim, NodeIdentity, Store};
 
 /// A running Portier node.

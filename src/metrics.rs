@@ -104,7 +104,10 @@ fn handshake_index(f: HandshakeFailure) -> usize {
 
 /// The position of `r` in [`EndReason::ALL`].
 fn end_index(r: EndReason) -> usize {
-    EndReason::ALL.iter().position(|x| *x == r).unwrap_or(EndReason::ALL.len() - 1)
+    EndReason::ALL
+        .iter()
+        .position(|x| *x == r)
+        .unwrap_or(EndReason::ALL.len() - 1)
 }
 
 /// When the certificates this node loaded stop being valid.
@@ -176,7 +179,13 @@ struct Inner {
 }
 
 /// Registers a family of counters with one label and creates one counter per value.
-fn counters(registry: &mut Registry, name: &str, help: &str, label: &'static str, values: &[&'static str]) -> Vec<Counter> {
+fn counters(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    label: &'static str,
+    values: &[&'static str],
+) -> Vec<Counter> {
     let family = Family::<Label, Counter>::default();
     let handles = values
         .iter()
@@ -314,7 +323,11 @@ impl Metrics {
     }
 
     /// Runs one journal commit of `entries` entries, timing it if it succeeds.
-    pub async fn journal_commit<T, E>(&self, entries: usize, commit: impl std::future::Future<Output = Result<T, E>>) -> Result<T, E> {
+    pub async fn journal_commit<T, E>(
+        &self,
+        entries: usize,
+        commit: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
         let started = Instant::now();
         let result = commit.await;
         if result.is_ok() {
@@ -486,8 +499,14 @@ mod tests {
             value(&text, "portier_tunnels_ended_total{reason=\"lockdown\"}").as_deref(),
             Some("1")
         );
-        assert_eq!(value(&text, "portier_tunnel_bytes_from_vendor_total").as_deref(), Some("10"));
-        assert_eq!(value(&text, "portier_tunnel_bytes_to_vendor_total").as_deref(), Some("20"));
+        assert_eq!(
+            value(&text, "portier_tunnel_bytes_from_vendor_total").as_deref(),
+            Some("10")
+        );
+        assert_eq!(
+            value(&text, "portier_tunnel_bytes_to_vendor_total").as_deref(),
+            Some("20")
+        );
         assert_eq!(
             value(&text, "portier_tls_handshake_failures_total{class=\"bad_certificate\"}").as_deref(),
             Some("1")
@@ -509,6 +528,9 @@ mod tests {
             "portier_build_info{{version=\"{}\"}} 1\n",
             env!("CARGO_PKG_VERSION")
         )));
-        assert!(text.contains("# TYPE portier_feed_mismatches_total counter\n"), "{text}");
+        assert!(
+            text.contains("# TYPE portier_feed_mismatches_total counter\n"),
+            "{text}"
+        );
     }
 }

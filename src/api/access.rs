@@ -98,12 +98,18 @@ mod tests {
         assert_eq!(lines.len(), 2, "{text}");
         let first = lines.first().unwrap();
         assert!(first.contains(TARGET), "{first}");
-        assert!(first.contains("method=\"GET\"") || first.contains("method=GET"), "{first}");
+        assert!(
+            first.contains("method=\"GET\"") || first.contains("method=GET"),
+            "{first}"
+        );
         assert!(first.contains("route=\"/api/v1/windows/{id}\""), "{first}");
         assert!(first.contains("matched=true"), "{first}");
         assert!(first.contains("status=200"), "{first}");
         assert!(first.contains("duration_ms="), "{first}");
-        assert!(first.contains("account=\"-\"") || first.contains("account=-"), "{first}");
+        assert!(
+            first.contains("account=\"-\"") || first.contains("account=-"),
+            "{first}"
+        );
         assert!(!first.contains("w-123"), "{first}");
         let second = lines.get(1).unwrap();
         assert!(second.contains("matched=false"), "{second}");

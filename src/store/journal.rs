@@ -247,7 +247,12 @@ impl Writer {
             }
             return;
         }
-        match self.settings.metrics.journal_commit(entries.len(), self.store.write_journal(entries)).await {
+        match self
+            .settings
+            .metrics
+            .journal_commit(entries.len(), self.store.write_journal(entries))
+            .await
+        {
             Ok(()) => {
                 self.health.mark_up();
                 for w in waiters.drain(..) {

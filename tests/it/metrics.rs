@@ -178,7 +178,7 @@ async fn scenario(db: TestDb) {
     assert_eq!(g("portier_admission_seconds_count{outcome=\"admitted\"}"), 2.0);
     assert_eq!(g("portier_admission_seconds_count{outcome=\"denied\"}"), 4.0);
     assert_eq!(
-        g("portier_admission_seconds_bucket{le=\"+Inf\",outcome=\"denied\"}"),
+        g("portier_admission_seconds_bucket{outcome=\"denied\",le=\"+Inf\"}"),
         4.0,
         "{text}"
     );
@@ -198,7 +198,10 @@ async fn scenario(db: TestDb) {
     let vendor_ca = g("portier_certificate_expiry_days{certificate=\"vendor_ca\"}");
     assert!(gateway > 30.0 && vendor_ca > 30.0, "{text}");
     assert_eq!(
-        g(&format!("portier_build_info{{version=\"{}\"}}", env!("CARGO_PKG_VERSION"))),
+        g(&format!(
+            "portier_build_info{{version=\"{}\"}}",
+            env!("CARGO_PKG_VERSION")
+        )),
         1.0
     );
     for line in [

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::WindowView;
 use crate::domain::{DeviceId, Role, SessionId, TechnicianId, VendorId, WindowId, WindowState};
-use crate::ops::{Actor, Ops, OpsResult};
 use crate::metrics::StoreCounts;
+use crate::ops::{Actor, Ops, OpsResult};
 use crate::store::{SessionFilter, Window, WindowFilter};
 
 /// A live tunnel: an open session on a node that is alive.
