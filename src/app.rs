@@ -133,12 +133,16 @@ impl App {
             ..settings.journal_settings()
         };
         let (journal, journal_task) = Journal::start_with(store.clone(), journal_settings);
+        let delivery = notify::DeliverySettings {
+            metrics: metrics.clone(),
+            ..settings.delivery_settings()
+        };
         let (notifier, outbox) = notify::start(
             Sinks {
                 webhooks: settings.notify.webhooks.clone(),
                 syslog: settings.notify.syslog.clone(),
             },
-            settings.delivery_settings(),
+            delivery,
             store.clone(),
             journal.clone(),
             clock.clone(),

@@ -110,6 +110,13 @@ fn end_index(r: EndReason) -> usize {
         .unwrap_or(EndReason::ALL.len() - 1)
 }
 
+/// Where a notification is delivered to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationSink {
+    Webhook,
+    Syslog,
+}
+
 /// When the certificates this node loaded stop being valid.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CertificateExpiry {
@@ -176,6 +183,8 @@ struct Inner {
     denied_latency: Histogram,
     journal_commit: Histogram,
     journal_batch: Histogram,
+    /// Indexed by [`NotificationSink`] as `usize`.
+    notification_failures: Vec<Counter>,
 }
 
 /// Registers a family of counters with one label and creates one counter per value.
@@ -265,6 +274,13 @@ impl Metrics {
             "Entries per successful group commit of the journal",
             journal_batch.clone(),
         );
+        let notification_failures = counters(
+            &mut r,
+            "portier_notification_attempts_failed",
+            "Notification delivery attempts that failed (retried until notify.retry_for_hours), by sink",
+            "sink",
+            &["webhook", "syslog"],
+        );
         let build = Family::<Label, Gauge>::default();
         build.get_or_create(&[("version", env!("CARGO_PKG_VERSION"))]).set(1);
         r.register("portier_build_info", "Build information", build);
@@ -282,6 +298,7 @@ impl Metrics {
                 denied_latency,
                 journal_commit,
                 journal_batch,
+                notification_failures,
             }),
         }
     }
@@ -318,6 +335,17 @@ impl Metrics {
     /// A gateway connection failed its handshake.
     pub fn handshake_failed(&self, class: HandshakeFailure) {
         if let Some(c) = self.inner.handshake_failures.get(handshake_index(class)) {
+            c.inc();
+        }
+    }
+
+    /// One attempt to deliver a notification to `sink` failed.
+    pub fn notification_failed(&self, sink: NotificationSink) {
+        let i = match sink {
+            NotificationSink::Webhook => 0,
+            NotificationSink::Syslog => 1,
+        };
+        if let Some(c) = self.inner.notification_failures.get(i) {
             c.inc();
         }
     }
@@ -478,6 +506,7 @@ mod tests {
         drop(m.denied(DenyReason::NoActiveWindow, t0));
         m.tunnel_ended(EndReason::Lockdown, 10, 20);
         m.handshake_failed(HandshakeFailure::BadCertificate);
+        m.notification_failed(NotificationSink::Syslog);
         let text = m
             .render(&Scrape {
                 now,
@@ -510,6 +539,14 @@ mod tests {
         assert_eq!(
             value(&text, "portier_tls_handshake_failures_total{class=\"bad_certificate\"}").as_deref(),
             Some("1")
+        );
+        assert_eq!(
+            value(&text, "portier_notification_attempts_failed_total{sink=\"syslog\"}").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            value(&text, "portier_notification_attempts_failed_total{sink=\"webhook\"}").as_deref(),
+            Some("0")
         );
         assert_eq!(
             value(&text, "portier_admission_seconds_count{outcome=\"denied\"}").as_deref(),

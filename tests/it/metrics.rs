@@ -2,9 +2,11 @@
 //! is the exact number of things that happened.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use portier::clock::SystemClock;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
@@ -50,7 +52,15 @@ async fn denied(t: &TestApp, sc: &ApiScene, reason: &str) {
 }
 
 async fn scenario(db: TestDb) {
-    let t = TestApp::spawn(db).await;
+    // A webhook receiver that is down: its failed attempts are counted.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let extra = format!(
+        "[notify]\nretry_base_ms = 200\n[[notify.webhooks]]\nurl = \"http://{dead}/hook\"\nsecret = \"a-secret-of-16-chars+\"\n"
+    );
+    let t = TestApp::spawn_with(db, &extra, Arc::new(SystemClock)).await;
     let device = echo_device().await;
     let sc = api_scene(&t, "Acme", "127.0.0.2", "mri-1", device).await;
     let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
@@ -152,7 +162,11 @@ async fn scenario(db: TestDb) {
             .filter(|(k, _)| k.starts_with("portier_tunnels_ended_total{"))
             .map(|(_, v)| v)
             .sum();
-        (ended == 2.0).then_some((m, text))
+        let webhook = m
+            .get("portier_notification_attempts_failed_total{sink=\"webhook\"}")
+            .copied()
+            .unwrap_or_default();
+        (ended == 2.0 && webhook >= 1.0).then_some((m, text))
     })
     .await;
     let g = |s: &str| get(&m, s, &text);
@@ -189,7 +203,8 @@ async fn scenario(db: TestDb) {
     assert_eq!(g("portier_extension_requests_pending"), 1.0);
     assert_eq!(g("portier_emergency_grants_unreviewed"), 1.0);
     assert_eq!(g("portier_reports_overdue"), 0.0);
-    assert_eq!(g("portier_outbox_failed"), 0.0);
+    assert_eq!(g("portier_outbox_failed"), 0.0, "retried, not given up");
+    assert_eq!(g("portier_notification_attempts_failed_total{sink=\"syslog\"}"), 0.0);
     assert_eq!(g("portier_store_writable"), 1.0);
     assert_eq!(g("portier_journal_queued"), 0.0);
     assert_eq!(g("portier_feed_mismatches_total"), 0.0);
