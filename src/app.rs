@@ -35,6 +35,8 @@ pub struct App {
     pub api_addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
+    /// This node's metrics (what `/metrics` serves).
+    pub metrics: Metrics,
     clock: SharedClock,
     identity: NodeIdentity,
     shutdown: CancellationToken,
@@ -247,7 +249,7 @@ impl App {
             console: Arc::new(crate::console::ConsoleSettings {
                 tz: settings.console.tz(),
             }),
-            metrics,
+            metrics: metrics.clone(),
         };
 
         let event = AuditEvent::new(
@@ -299,6 +301,7 @@ impl App {
             api_addr,
             store,
             registry,
+            metrics,
             clock,
             identity,
             shutdown,
