@@ -237,3 +237,70 @@ async fn read_to_end(s: &mut tokio::net::TcpStream) -> Vec<u8> {
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
     out
 }
+
+/// While the database refuses connections, what it would tell is left out of
+/// the answer (not reported as 0) and the answer does not wait for it; what the
+/// node knows by itself stays. PostgreSQL only: connections are refused and the
+/// open ones ended, then allowed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_series_are_left_out_while_the_database_is_away() {
+    let Some(db) = TestDb::postgres().await else {
+        eprintln!("skipped: PORTIER_TEST_PG_URL is not set");
+        return;
+    };
+    let admin = std::env::var("PORTIER_TEST_PG_URL").unwrap();
+    let name = db.url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+    let t = TestApp::spawn(db).await;
+    let (m, text) = scrape(&t).await;
+    for series in [
+        "portier_window_requests_pending",
+        "portier_outbox_pending",
+        "portier_reports_overdue",
+    ] {
+        assert!(m.contains_key(series), "{series} missing:\n{text}");
+    }
+
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap();
+    sqlx::query(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (m, text) = scrape(&t).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    for series in [
+        "portier_window_requests_pending",
+        "portier_extension_requests_pending",
+        "portier_emergency_grants_unreviewed",
+        "portier_reports_overdue",
+        "portier_outbox_pending",
+        "portier_outbox_failed",
+    ] {
+        assert!(
+            !m.contains_key(series),
+            "{series} present while the database is away:\n{text}"
+        );
+    }
+    for series in [
+        "portier_live_tunnels",
+        "portier_tunnels_opened_total",
+        "portier_journal_queued",
+    ] {
+        assert!(m.contains_key(series), "{series} missing:\n{text}");
+    }
+    sqlx::query(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"))
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    t.stop().await;
+}
