@@ -20,11 +20,12 @@ use crate::conn_limit::ConnLimiter;
 use crate::fd_budget;
 use crate::flows::NodeFlows;
 use crate::gateway::{tls, Gateway, GatewayDeps, Registry};
+use crate::metrics::{CertificateExpiry, Metrics};
 use crate::node::{self, NodeBeat};
 use crate::notify::{self, Sinks};
 use crate::pki::CertAuthority;
 use crate::scheduler::Scheduler;
-use crate::store::{self, Journal, JournalEntry, NodeClaim, NodeIdentity, Store};
+use crate::store::{self, Journal, JournalEntry, JournalSettings, NodeClaim, NodeIdentity, Store};
 
 /// A running Portier node.
 pub struct App {
@@ -34,6 +35,8 @@ pub struct App {
     pub api_addr: SocketAddr,
     pub store: Arc<dyn Store>,
     pub registry: Arc<Registry>,
+    /// This node's metrics (what `/metrics` serves).
+    pub metrics: Metrics,
     clock: SharedClock,
     identity: NodeIdentity,
     shutdown: CancellationToken,
@@ -107,8 +110,13 @@ impl App {
             budget.gateway_connections,
         );
         let vendor_roots = tls::load_certs(&g.vendor_ca)?;
+        let gateway_chain = tls::load_certs(&g.cert)?;
+        let metrics = Metrics::new(CertificateExpiry {
+            gateway: gateway_chain.first().and_then(|c| not_after(c.as_ref())),
+            vendor_ca: vendor_roots.iter().filter_map(|c| not_after(c.as_ref())).min(),
+        });
         let gateway_tls = tls::gateway_server_config(
-            tls::load_certs(&g.cert)?,
+            gateway_chain,
             tls::load_key(&g.key)?,
             vendor_roots.clone(),
             &tls::versions(&g.tls_versions)?,
@@ -122,13 +130,21 @@ impl App {
         .context("API TLS configuration")?;
         let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key)?;
 
-        let (journal, journal_task) = Journal::start_with(store.clone(), settings.journal_settings());
+        let journal_settings = JournalSettings {
+            metrics: metrics.clone(),
+            ..settings.journal_settings()
+        };
+        let (journal, journal_task) = Journal::start_with(store.clone(), journal_settings);
+        let delivery = notify::DeliverySettings {
+            metrics: metrics.clone(),
+            ..settings.delivery_settings()
+        };
         let (notifier, outbox) = notify::start(
             Sinks {
                 webhooks: settings.notify.webhooks.clone(),
                 syslog: settings.notify.syslog.clone(),
             },
-            settings.delivery_settings(),
+            delivery,
             store.clone(),
             journal.clone(),
             clock.clone(),
@@ -149,6 +165,7 @@ impl App {
             registry: registry.clone(),
             clock: clock.clone(),
             notifier: notifier.clone(),
+            metrics: metrics.clone(),
         };
         let scheduler = Scheduler {
             store: store.clone(),
@@ -232,6 +249,7 @@ impl App {
             console: Arc::new(crate::console::ConsoleSettings {
                 tz: settings.console.tz(),
             }),
+            metrics: metrics.clone(),
         };
 
         let event = AuditEvent::new(
@@ -283,6 +301,7 @@ impl App {
             api_addr,
             store,
             registry,
+            metrics,
             clock,
             identity,
             shutdown,
@@ -358,6 +377,17 @@ fn load_vendor_ca_signer(cert: &Path, key: &Path) -> anyhow::Result<Option<CertA
     Ok(Some(
         CertAuthority::load(&cert_pem, &key_pem).context("loading the vendor CA")?,
     ))
+}
+
+/// When a DER certificate expires; `None` (and no metric) if it cannot be read.
+fn not_after(der: &[u8]) -> Option<chrono::DateTime<chrono::Utc>> {
+    match crate::pki::CertInfo::from_der(der) {
+        Ok(c) => Some(c.not_after),
+        Err(e) => {
+            tracing::warn!(error = %e, "certificate not readable: its expiry is not in the metrics");
+            None
+        }
+    }
 }
 
 async fn wait_for_signal() {

@@ -801,6 +801,7 @@ impl Settings {
         crate::store::JournalSettings {
             retry_capacity: self.database.retry_queue,
             probe_every: Duration::from_millis(self.database.probe_ms),
+            ..crate::store::JournalSettings::default()
         }
     }
 

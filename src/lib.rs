@@ -24,6 +24,7 @@ pub mod fd_budget;
 pub mod flows;
 pub mod gateway;
 pub mod guard;
+pub mod metrics;
 pub mod node;
 pub mod notify;
 pub mod ops;

@@ -2,6 +2,7 @@
 //! each exposing `routes()`; the OpenAPI document is collected from the same
 //! route registrations, so it always matches what is served.
 
+mod access;
 mod auth;
 mod conn;
 mod devices;
@@ -48,6 +49,7 @@ use crate::gateway::Registry;
 use crate::pki::CertAuthority;
 use crate::store::{Journal, JournalEntry, Store};
 
+pub use access::TARGET as ACCESS_LOG_TARGET;
 pub use auth::{note_caller, Caller, Granted, RestrictiveCaller};
 pub use conn::ConnSettings;
 pub(crate) use devices::parse_address;
@@ -88,6 +90,8 @@ pub struct ApiState {
     pub node: Arc<crate::flows::NodeFlows>,
     /// The web console's settings.
     pub console: Arc<crate::console::ConsoleSettings>,
+    /// This node's metrics (`/metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 #[derive(OpenApi)]
@@ -150,9 +154,12 @@ pub fn router(state: ApiState) -> Router {
         })
         .layer(axum::middleware::from_fn(openapi::json_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(access::log))
         .with_state(state.clone());
     // The console answers its own paths (HTML); everything else is the API's.
+    // Each router logs its own requests (inside routing: the matched route is known).
     crate::console::router()
+        .route_layer(axum::middleware::from_fn(access::log))
         .fallback_service(api)
         .layer(axum::middleware::from_fn_with_state(
             (state.clone(), Arc::new(RefusalBudgets::default())),

@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{Role, VendorId};
+use crate::metrics::{Scrape, CONTENT_TYPE};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -57,38 +58,49 @@ async fn readyz(State(s): State<ApiState>) -> ApiResult<Json<serde_json::Value>>
     Ok(Json(serde_json::json!({"status": "ready"})))
 }
 
-/// Prometheus metrics (bind the API where only monitoring and operators reach it).
+/// How long `/metrics` waits for each value it reads from the database.
+const SCRAPE_STORE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Prometheus metrics (bind the API where only monitoring and operators reach
+/// it). The series and their labels are listed in the README ("Metrics").
 #[utoipa::path(get, path = "/metrics", security(()), responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
-async fn metrics(State(s): State<ApiState>) -> impl IntoResponse {
-    let live = s.registry.len();
-    let writable = u8::from(s.store.health().is_up());
-    let queued = s.journal.queued();
-    let mismatches = s.cache.feed().mismatches();
-    // The backlog needs the database; while it is down the lines are left out
-    // rather than reported as zero.
-    let backlog = tokio::time::timeout(std::time::Duration::from_secs(1), s.store.outbox_backlog());
-    let outbox = match backlog.await {
-        Ok(Ok(b)) => format!(
-            "# HELP portier_outbox_pending Notifications not delivered yet (retried).\n# TYPE portier_outbox_pending gauge\nportier_outbox_pending {}\n\
-             # HELP portier_outbox_failed Notifications given up after the retry horizon.\n# TYPE portier_outbox_failed gauge\nportier_outbox_failed {}\n",
-            b.pending, b.failed
-        ),
+async fn metrics(State(s): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    // The backlogs need the database; while it is down (or slow) their series
+    // are left out rather than reported as zero.
+    let (outbox, counts) = tokio::join!(
+        tokio::time::timeout(SCRAPE_STORE_TIMEOUT, s.store.outbox_backlog()),
+        tokio::time::timeout(SCRAPE_STORE_TIMEOUT, s.ops.waiting_counts()),
+    );
+    let outbox = match outbox {
+        Ok(Ok(b)) => Some(b),
         Ok(Err(e)) => {
             tracing::debug!(error = %e, "outbox backlog unavailable for /metrics");
-            String::new()
+            None
         }
-        Err(_) => String::new(),
+        Err(_) => None,
     };
-    let body = format!(
-        "# HELP portier_live_tunnels Tunnels open on this node.\n# TYPE portier_live_tunnels gauge\nportier_live_tunnels {live}\n\
-         # HELP portier_store_writable 1 if the database takes writes (breaker closed), 0 while tunnels are refused.\n# TYPE portier_store_writable gauge\nportier_store_writable {writable}\n\
-         # HELP portier_journal_queued Audit events and session ends waiting for the database to come back.\n# TYPE portier_journal_queued gauge\nportier_journal_queued {queued}\n\
-         # HELP portier_feed_mismatches_total Periodic full reloads that disagreed with the incrementally kept admission state.\n# TYPE portier_feed_mismatches_total counter\nportier_feed_mismatches_total {mismatches}\n\
-         {outbox}\
-         # HELP portier_build_info Build information.\n# TYPE portier_build_info gauge\nportier_build_info{{version=\"{}\"}} 1\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    let counts = match counts {
+        Ok(Ok(c)) => Some(c),
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "waiting counts unavailable for /metrics");
+            None
+        }
+        Err(_) => None,
+    };
+    let scrape = Scrape {
+        now: s.clock.now(),
+        live_tunnels: u64::try_from(s.registry.len()).unwrap_or(u64::MAX),
+        store_writable: s.store.health().is_up(),
+        journal_queued: u64::try_from(s.journal.queued()).unwrap_or(u64::MAX),
+        feed_mismatches: s.cache.feed().mismatches(),
+        outbox,
+        counts,
+    };
+    let body = s
+        .metrics
+        .render(&scrape)
+        .map_err(|e| ApiError::internal("encoding the metrics", &e))?;
+    Ok(([(axum::http::header::CONTENT_TYPE, CONTENT_TYPE)], body))
 }
 
 /// Who am I.

@@ -78,6 +78,7 @@ pub struct GatewayDeps {
     pub registry: Arc<Registry>,
     pub clock: SharedClock,
     pub notifier: crate::notify::Notifier,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// At most this many handshake failures per second reach the audit trail in
@@ -246,6 +247,8 @@ struct Presented {
     sni: Option<String>,
     fingerprint: Option<Fingerprint>,
     leaf: Option<Vec<u8>>,
+    /// When the handshake completed: where admission latency starts.
+    handshake_done: std::time::Instant,
 }
 
 fn presented(tls: &TlsStream<TcpStream>) -> Presented {
@@ -255,6 +258,7 @@ fn presented(tls: &TlsStream<TcpStream>) -> Presented {
         sni: conn.server_name().map(str::to_owned),
         fingerprint: leaf.map(|c| Fingerprint::of_der(c.as_ref())),
         leaf: leaf.map(|c| c.as_ref().to_vec()),
+        handshake_done: std::time::Instant::now(),
     }
 }
 
@@ -399,6 +403,7 @@ async fn deny_on_wire(tls: &mut TlsStream<TcpStream>, reason: DenyReason, id: &S
 async fn record_denial(shared: &Shared, id: &SessionId, peer: SocketAddr, facts: &Presented, denial: &Denial) {
     // Debug-formatted: the SNI is the client's, escaped so it cannot forge log lines.
     tracing::info!(reason = denial.reason.code(), sni = ?facts.sni.as_deref().unwrap_or_default(), "tunnel denied");
+    let _observed_on_return = shared.deps.metrics.denied(denial.reason, facts.handshake_done);
     shared.note_denial(peer, denial.reason);
     let now = shared.deps.clock.now();
     let source = peer.ip().to_canonical();
@@ -452,6 +457,7 @@ async fn handshake_failed(shared: &Shared, id: &SessionId, peer: SocketAddr, cla
     let error = bounded(error, HANDSHAKE_ERROR_CHARS);
     // Debug-formatted: the text may quote the peer, escaped so it cannot forge log lines.
     tracing::info!(class = class.code(), error = ?error, "TLS handshake failed");
+    shared.deps.metrics.handshake_failed(class);
     let now = shared.deps.clock.now();
     let source = peer.ip().to_canonical();
     let Some(suppressed) = shared.handshake_audits.admit((source, class), now) else {
@@ -562,6 +568,7 @@ async fn tunnel(
         deny_on_wire(&mut tls, DenyReason::StoreUnavailable, id).await;
         return;
     }
+    deps.metrics.admitted(facts.handshake_done);
     // A change committed after admission read its snapshot but before the insert
     // above cut nothing: decide again on the current state.
     if live.cut_reason().is_none() {
@@ -604,6 +611,7 @@ async fn tunnel(
             Some("device_unreachable: connect timeout".to_owned()),
         ),
     };
+    deps.metrics.tunnel_ended(reason, up, down);
     deps.registry.remove(id);
     if detail.is_some() {
         tracing::warn!(

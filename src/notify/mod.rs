@@ -132,6 +132,8 @@ pub struct DeliverySettings {
     pub attempt_timeout: Duration,
     /// Notifications claimed (and delivered concurrently) at once.
     pub batch: u32,
+    /// Where failed delivery attempts are counted.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Default for DeliverySettings {
@@ -144,6 +146,7 @@ impl Default for DeliverySettings {
             poll: Duration::from_secs(1),
             attempt_timeout: Duration::from_secs(5),
             batch: 32,
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::webhook::{self, Message};
 use super::{syslog, wanted, DeliverySettings, Notification, Sinks, WebhookConfig};
 use crate::clock::SharedClock;
+use crate::metrics::NotificationSink;
 use crate::redact::redact_url;
 use crate::store::{OutboxItem, Store, StoreResult};
 
@@ -66,6 +67,15 @@ enum Sink {
 struct Target {
     key: String,
     sink: Sink,
+}
+
+impl Sink {
+    fn kind(&self) -> NotificationSink {
+        match self {
+            Sink::Webhook(_) => NotificationSink::Webhook,
+            Sink::Syslog(_) => NotificationSink::Syslog,
+        }
+    }
 }
 
 impl Target {
@@ -314,7 +324,10 @@ impl OutboxWorker {
             }
             match t.send(client, &id, &n, &body, self.settings.attempt_timeout).await {
                 Ok(()) => done.push(t.key.clone()),
-                Err(e) => errors.push(e),
+                Err(e) => {
+                    self.settings.metrics.notification_failed(t.sink.kind());
+                    errors.push(e);
+                }
             }
         }
         let now = self.clock.now();

@@ -46,6 +46,8 @@ pub struct JournalSettings {
     pub retry_capacity: usize,
     /// While the store is down, try it this often.
     pub probe_every: Duration,
+    /// Where commit durations and batch sizes are observed.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Default for JournalSettings {
@@ -53,6 +55,7 @@ impl Default for JournalSettings {
         Self {
             retry_capacity: 10_000,
             probe_every: Duration::from_secs(1),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 }
@@ -244,7 +247,12 @@ impl Writer {
             }
             return;
         }
-        match self.store.write_journal(entries).await {
+        match self
+            .settings
+            .metrics
+            .journal_commit(entries.len(), self.store.write_journal(entries))
+            .await
+        {
             Ok(()) => {
                 self.health.mark_up();
                 for w in waiters.drain(..) {

@@ -291,6 +291,7 @@ impl TestGateway {
             registry: registry.clone(),
             clock,
             notifier: portier::notify::Notifier::disabled(),
+            metrics: portier::metrics::Metrics::default(),
         };
         let settings = GatewaySettings {
             handshake_timeout: Duration::from_secs(3),

@@ -26,6 +26,7 @@ mod gateway;
 mod hostile;
 mod identity;
 mod ldap;
+mod metrics;
 mod processes;
 mod queries;
 mod store;

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use super::WindowView;
 use crate::domain::{DeviceId, Role, SessionId, TechnicianId, VendorId, WindowId, WindowState};
+use crate::metrics::StoreCounts;
 use crate::ops::{Actor, Ops, OpsResult};
-use crate::store::{SessionFilter, WindowFilter};
+use crate::store::{SessionFilter, Window, WindowFilter};
 
 /// A live tunnel: an open session on a node that is alive.
 #[derive(Debug, Clone, Serialize)]
@@ -146,15 +147,25 @@ impl Ops {
     pub async fn pending_decisions(&self, who: &Actor) -> OpsResult<PendingDecisions> {
         who.require(&[Role::Security, Role::Admin])?;
         let now = self.now();
-        let mut requests = self
+        let (mut requests, mut extensions) = self.pending_windows(now).await?;
+        requests.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
+        extensions.sort_by(|a, b| (a.ends_at, &a.id).cmp(&(b.ends_at, &b.id)));
+        Ok(PendingDecisions {
+            requests: requests.into_iter().map(|w| WindowView::new(w, now)).collect(),
+            extensions: extensions.into_iter().map(|w| WindowView::new(w, now)).collect(),
+        })
+    }
+
+    /// Requested windows, and approved windows not ended at `now` with a pending extension.
+    async fn pending_windows(&self, now: DateTime<Utc>) -> OpsResult<(Vec<Window>, Vec<Window>)> {
+        let requests = self
             .store
             .list_windows(&WindowFilter {
                 state: Some(WindowState::Requested),
                 ..WindowFilter::default()
             })
             .await?;
-        requests.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
-        let mut extensions: Vec<_> = self
+        let extensions = self
             .store
             .list_windows(&WindowFilter {
                 state: Some(WindowState::Approved),
@@ -165,26 +176,42 @@ impl Ops {
             .into_iter()
             .filter(|w| w.extension_ends_at.is_some())
             .collect();
-        extensions.sort_by(|a, b| (a.ends_at, &a.id).cmp(&(b.ends_at, &b.id)));
-        Ok(PendingDecisions {
-            requests: requests.into_iter().map(|w| WindowView::new(w, now)).collect(),
-            extensions: extensions.into_iter().map(|w| WindowView::new(w, now)).collect(),
-        })
+        Ok((requests, extensions))
     }
 
     /// Emergency grants not reviewed yet, oldest first (security, admin).
     pub async fn unreviewed_emergencies(&self, who: &Actor) -> OpsResult<Vec<WindowView>> {
         who.require(&[Role::Security, Role::Admin])?;
-        let mut list = self
+        let mut list = self.unreviewed_emergency_windows().await?;
+        list.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
+        let now = self.now();
+        Ok(list.into_iter().map(|w| WindowView::new(w, now)).collect())
+    }
+
+    async fn unreviewed_emergency_windows(&self) -> OpsResult<Vec<Window>> {
+        Ok(self
             .store
             .list_windows(&WindowFilter {
                 emergency: Some(true),
                 reviewed: Some(false),
                 ..WindowFilter::default()
             })
-            .await?;
-        list.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
-        let now = self.now();
-        Ok(list.into_iter().map(|w| WindowView::new(w, now)).collect())
+            .await?)
+    }
+
+    /// How much waits on people, for the operators' metrics: the same lists as
+    /// [`Ops::pending_decisions`], [`Ops::unreviewed_emergencies`] and the
+    /// overdue [`Ops::reports`], counted. Numbers only, no names: no role needed.
+    pub async fn waiting_counts(&self) -> OpsResult<StoreCounts> {
+        let (requests, extensions) = self.pending_windows(self.now()).await?;
+        let emergencies = self.unreviewed_emergency_windows().await?;
+        let overdue = self.overdue_report_windows(None).await?;
+        let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+        Ok(StoreCounts {
+            window_requests: n(requests.len()),
+            extension_requests: n(extensions.len()),
+            unreviewed_emergencies: n(emergencies.len()),
+            overdue_reports: n(overdue.len()),
+        })
     }
 }

@@ -83,6 +83,17 @@ impl Ops {
         self.report_view(w, report).await
     }
 
+    /// The windows (of `vendor`, or all) whose report is overdue now, oldest end first.
+    pub(crate) async fn overdue_report_windows(&self, vendor: Option<&VendorId>) -> OpsResult<Vec<Window>> {
+        Ok(self
+            .store
+            .unreported_windows(
+                vendor,
+                crate::policy::overdue_if_ended_by(self.rules.report_due, self.now()),
+            )
+            .await?)
+    }
+
     /// Filed reports, or the windows whose report is overdue (any account; a
     /// vendor account sees its own).
     pub async fn reports(&self, who: &Actor, q: &ReportsQuery) -> OpsResult<Vec<ReportView>> {
@@ -94,13 +105,7 @@ impl Ops {
         let on_device = |w: &Window| q.device_id.as_ref().is_none_or(|d| w.device_ids.contains(d));
         let mut out = Vec::new();
         if q.overdue {
-            let windows = self
-                .store
-                .unreported_windows(
-                    vendor_id.as_ref(),
-                    crate::policy::overdue_if_ended_by(self.rules.report_due, self.now()),
-                )
-                .await?;
+            let windows = self.overdue_report_windows(vendor_id.as_ref()).await?;
             for w in windows {
                 if in_period(ended_at(&w)) && on_device(&w) && who.sees_vendor(&w.vendor_id) {
                     out.push(self.report_view(w, None).await?);

@@ -40,6 +40,7 @@ async fn gateway_with(store: Arc<dyn Store>, pki: &Pki, per_source: usize) -> (S
         registry: Arc::new(Registry::default()),
         clock,
         notifier: portier::notify::Notifier::disabled(),
+        metrics: portier::metrics::Metrics::default(),
     };
     let settings = GatewaySettings {
         handshake_timeout: Duration::from_secs(3),
