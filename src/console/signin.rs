@@ -158,12 +158,11 @@ async fn sign_in(State(s): State<ApiState>, req: Request) -> Result<Response, Fa
     let source = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     let next = form.next.filter(|n| safe_next(n));
     match s.ops.console_sign_in_with_token(&form.token, source).await {
-        Ok(signed) => {
-            crate::api::note_caller(&parts, &crate::ops::Actor::from(signed.user.clone()));
-            let to = next.unwrap_or_else(|| super::home_of(signed.user.role).to_owned());
-            let mut response = Redirect::to(&to).into_response();
-            signed_in_cookies(&s, &mut response, &signed);
-            Ok(response)
+        Ok(outcome) => {
+            if let PasswordSignIn::SignedIn(signed) = &outcome {
+                crate::api::note_caller(&parts, &crate::ops::Actor::from(signed.user.clone()));
+            }
+            Ok(after_step(&s, outcome, next))
         }
         Err(OpsError::Unauthenticated(_)) => {
             let mut errors = FieldErrors::default();
@@ -315,7 +314,7 @@ async fn pending_at(s: &ApiState, headers: &HeaderMap, stage: &str) -> Result<(S
         return Err(back());
     };
     match s.ops.pending_sign_in(c).await {
-        Ok(Some((p, user))) if p.stage == stage => Ok((c.to_owned(), user)),
+        Ok(Some((p, user))) if p.due() == stage => Ok((c.to_owned(), user)),
         Ok(_) => Err(back()),
         Err(e) => Err(Fail::from(e).into_response()),
     }

@@ -9,6 +9,7 @@ use crate::domain::UserId;
 use crate::events::Event;
 use crate::store::{ConsoleSession, Effects, LockdownState, User};
 
+use super::sign_in::{FirstFactor, PasswordSignIn};
 use super::{effects, Actor, Ops, OpsError, OpsResult};
 
 /// Activity is written back at most this often per session (the idle timeout
@@ -63,9 +64,12 @@ pub struct ConsoleUser {
 }
 
 impl Ops {
-    /// Exchanges an API token for a console session. Refused tokens answer the
-    /// same whatever the reason (unknown, disabled), so the answer reveals nothing.
-    pub async fn console_sign_in_with_token(&self, token: &str, source: Option<IpAddr>) -> OpsResult<SignedIn> {
+    /// Signs in to the console with an API token as the first factor: the
+    /// second factor follows as after a password (the code if one is enrolled,
+    /// the enrolment if the role requires one), so a token never opens a
+    /// privileged console without it. Refused tokens answer the same whatever
+    /// the reason (unknown, expired, revoked, disabled).
+    pub async fn console_sign_in_with_token(&self, token: &str, source: Option<IpAddr>) -> OpsResult<PasswordSignIn> {
         let token = token.trim();
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(OpsError::Unauthenticated(
@@ -77,7 +81,15 @@ impl Ops {
             .user_by_token_hash(&crate::token::hash(token), self.now())
             .await?
             .ok_or_else(|| OpsError::Unauthenticated("unknown, expired, revoked or disabled token".into()))?;
-        self.open_console_session(user, source, "token").await
+        let creds = self.store.credentials(&user.id).await?;
+        if creds.must_change_password {
+            // The reset's new password is set at a password sign-in, by the
+            // person who received the temporary one, not by a token's holder.
+            return Err(OpsError::conflict(
+                "an admin reset this account's password: sign in with the temporary password to choose a new one",
+            ));
+        }
+        self.advance(user, &creds, false, source, FirstFactor::Token).await
     }
 
     pub(super) async fn open_console_session(

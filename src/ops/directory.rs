@@ -19,7 +19,7 @@ use crate::directory::{authenticate, DirectoryPerson};
 use crate::events::Event;
 use crate::store::{Credentials, Effects, NewUser, User};
 
-use super::sign_in::PasswordSignIn;
+use super::sign_in::{FirstFactor, PasswordSignIn};
 use super::{effects, Ops, OpsError, OpsResult};
 
 /// The actor written in the audit trail for what the directory decided.
@@ -164,6 +164,6 @@ impl Ops {
         };
         // The name's failures are forgotten when the session opens (`advance`).
         let creds = self.store.credentials(&user.id).await?;
-        self.advance(user, &creds, false, source).await
+        self.advance(user, &creds, false, source, FirstFactor::Password).await
     }
 }

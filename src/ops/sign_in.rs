@@ -44,7 +44,27 @@ const MAX_NAME_CHARS: usize = 128;
 const ACCOUNT_KEY: &str = "account:";
 const SOURCE_KEY: &str = "source:";
 
-/// What a correct password leads to.
+/// What signing in to the console started with. Either way the second factor
+/// follows when one is enrolled or the role requires one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FirstFactor {
+    /// A password (local, or the hospital's directory's).
+    Password,
+    /// A personal API token.
+    Token,
+}
+
+impl FirstFactor {
+    fn of(pending: &PendingSignIn) -> Self {
+        if pending.after_token() {
+            Self::Token
+        } else {
+            Self::Password
+        }
+    }
+}
+
+/// What a correct first factor leads to.
 #[derive(Debug, Clone)]
 pub enum PasswordSignIn {
     /// Done: a console session is open.
@@ -237,25 +257,33 @@ impl Ops {
         let Some((user, creds)) = found.filter(|(u, _)| right && u.disabled_at.is_none()) else {
             return Err(self.sign_in_failed(&keys, name, known, source, "password").await);
         };
-        self.advance(user, &creds, false, source).await
+        self.advance(user, &creds, false, source, FirstFactor::Password).await
     }
 
-    /// The next stage of a sign-in whose password (and `totp_done`) passed.
+    /// The next stage of a sign-in whose first factor (and `totp_done`)
+    /// passed: a second factor due, a change a reset forces (after a password
+    /// only), an enrolment the role requires; else the session.
     pub(super) async fn advance(
         &self,
         user: User,
         creds: &Credentials,
         totp_done: bool,
         source: Option<IpAddr>,
+        first: FirstFactor,
     ) -> OpsResult<PasswordSignIn> {
         let stage = if creds.has_totp() && !totp_done {
             "totp"
-        } else if creds.must_change_password {
+        } else if creds.must_change_password && first != FirstFactor::Token {
             "change_password"
         } else if self.mfa_required(user.role) && !creds.has_totp() {
             "enrol"
         } else {
-            let method = if creds.has_totp() { "password+totp" } else { "password" };
+            let method = match (first, creds.has_totp()) {
+                (FirstFactor::Token, true) => "token+totp",
+                (FirstFactor::Token, false) => "token",
+                (FirstFactor::Password, true) => "password+totp",
+                (FirstFactor::Password, false) => "password",
+            };
             // The name's failures are forgotten only once every factor has
             // passed: a right password alone must not reset the count that
             // wrong second-factor codes add to (or codes could be guessed
@@ -272,7 +300,10 @@ impl Ops {
         let pending = PendingSignIn {
             id_sha256,
             user_id: user.id.clone(),
-            stage: stage.to_owned(),
+            stage: match first {
+                FirstFactor::Token => format!("{stage}+token"),
+                FirstFactor::Password => stage.to_owned(),
+            },
             created_at: now,
             source_ip: source.map(|ip| ip.to_canonical().to_string()),
         };
@@ -311,7 +342,7 @@ impl Ops {
     /// The pending sign-in of `cookie` at `stage`, or the refusal.
     async fn pending_at(&self, cookie: &str, stage: &str) -> OpsResult<(PendingSignIn, User)> {
         match self.pending_sign_in(cookie).await? {
-            Some((p, u)) if p.stage == stage => Ok((p, u)),
+            Some((p, u)) if p.due() == stage => Ok((p, u)),
             _ => Err(refused()),
         }
     }
@@ -358,7 +389,8 @@ impl Ops {
                 .await);
         }
         self.store.end_pending_sign_in(&pending.id_sha256).await?;
-        self.advance(user, &creds, true, source).await
+        self.advance(user, &creds, true, source, FirstFactor::of(&pending))
+            .await
     }
 
     /// The password change a reset forces, before the session opens.
@@ -385,7 +417,7 @@ impl Ops {
             must_change_password: false,
             ..creds
         };
-        self.advance(user, &creds, true, source).await
+        self.advance(user, &creds, true, source, FirstFactor::Password).await
     }
 
     /// The enrolment the role requires, before the session opens: returns the
@@ -402,7 +434,8 @@ impl Ops {
         let codes = self.confirm_totp(&who, secret, code).await?;
         self.store.end_pending_sign_in(&pending.id_sha256).await?;
         let creds = self.store.credentials(&user.id).await?;
-        Ok((self.advance(user, &creds, true, source).await?, codes))
+        let first = FirstFactor::of(&pending);
+        Ok((self.advance(user, &creds, true, source, first).await?, codes))
     }
 }
 

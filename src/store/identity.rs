@@ -47,8 +47,21 @@ impl std::fmt::Debug for Credentials {
 pub struct PendingSignIn {
     pub id_sha256: String,
     pub user_id: UserId,
-    /// What is due: `totp`, `change_password`, `enrol`.
+    /// What is due: `totp`, `change_password`, `enrol`; with `+token` when the
+    /// first factor was an API token rather than a password.
     pub stage: String,
     pub created_at: DateTime<Utc>,
     pub source_ip: Option<String>,
+}
+
+impl PendingSignIn {
+    /// The stage due, without the first factor.
+    pub fn due(&self) -> &str {
+        self.stage.split('+').next().unwrap_or_default()
+    }
+
+    /// Whether the first factor was an API token.
+    pub fn after_token(&self) -> bool {
+        self.stage.ends_with("+token")
+    }
 }

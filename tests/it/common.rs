@@ -538,8 +538,12 @@ impl TestApp {
                 gateway.push('\n');
             }
         }
+        // Test accounts sign in to the console with their tokens, which a role
+        // in `require_mfa` may not do without a second factor: none is required
+        // here, and the tests of the second factor (identity, ldap, the
+        // browser's sign-in) ask for it explicitly.
         let base = format!(
-            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n{gateway}[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n{database}",
+            "[gateway]\nlisten = \"127.0.0.1:0\"\nlinger_secs = 1\n{gateway}[api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n{database}[auth]\nrequire_mfa = []\n",
             db.url
         );
         let mut doc: toml::Table = base.parse().unwrap();

@@ -28,11 +28,13 @@ impl Idp {
         Self::spawn_with(db, "").await
     }
 
-    /// [`Idp::spawn`] with `extra` configuration.
-    pub async fn spawn_with(db: TestDb, extra: &str) -> Self {
+    /// [`Idp::spawn`] with more `[auth]` keys. The second factor is required
+    /// of security and admin accounts (the product's default).
+    pub async fn spawn_with(db: TestDb, auth: &str) -> Self {
         // 5 s into a 30 s step, so a code computed now is valid for a while.
         let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 28, 10, 0, 5).unwrap()));
-        let t = TestApp::spawn_with(db, extra, clock.clone()).await;
+        let extra = format!("[auth]\nrequire_mfa = [\"security\", \"admin\"]\n{auth}");
+        let t = TestApp::spawn_with(db, &extra, clock.clone()).await;
         let shared: SharedClock = clock.clone();
         let ops = Ops {
             cache: Arc::new(portier::admission::AdmissionCache::new(
@@ -189,7 +191,7 @@ async fn password_then_totp(db: TestDb) {
 on_both_backends!(password_then_totp, super::password_then_totp);
 
 async fn lockout_and_release(db: TestDb) {
-    let idp = Idp::spawn_with(db, "[auth]\nsource_lockout_after = 8\n").await;
+    let idp = Idp::spawn_with(db, "source_lockout_after = 8\n").await;
     idp.with_password("auditor", "aud-lock").await;
 
     // Wrong password and unknown account: the same answer.
@@ -590,4 +592,47 @@ async fn codes_cannot_be_guessed_between_passwords(db: TestDb) {
 on_both_backends!(
     codes_cannot_be_guessed_between_passwords,
     super::codes_cannot_be_guessed_between_passwords
+);
+
+/// A token is a first factor only: a role that requires a second factor
+/// enrols or gives its code before a console session opens, as after a
+/// password; and a pending reset is finished with the temporary password.
+async fn token_sign_in_asks_the_second_factor(db: TestDb) {
+    let idp = Idp::spawn(db).await;
+    let token = idp.t.token("security", "sec-token-mfa", None).await;
+    let mut b = ConsoleClient::anonymous(&idp.t);
+    b.get("/console/sign-in").await;
+    let (st, body) = b.post("/console/sign-in", &[("token", &token)]).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(b.path.starts_with("/console/sign-in/enrol"), "{}", b.path);
+    assert!(b.cookie("__Host-portier").is_none(), "no session before the enrolment");
+    // Enrolled, the code is asked.
+    let user = idp.t.app.store.user_by_name("sec-token-mfa").await.unwrap().unwrap().0;
+    let (secret, _) = idp.enrol(&user).await;
+    idp.clock.advance(Duration::seconds(30));
+    let mut b = ConsoleClient::anonymous(&idp.t);
+    b.get("/console/sign-in").await;
+    b.post("/console/sign-in", &[("token", &token)]).await;
+    assert!(b.path.starts_with("/console/sign-in/code"), "{}", b.path);
+    let code = totp_code(&secret, idp.now()).unwrap();
+    let (st, body) = b.post("/console/sign-in/code", &[("code", &code)]).await;
+    assert_eq!(st, 200, "{body}");
+    assert!(b.cookie("__Host-portier").is_some(), "{body}");
+    // An auditor (no second factor required or enrolled) goes straight in.
+    let aud = idp.t.token("auditor", "aud-token", None).await;
+    let b = ConsoleClient::sign_in(&idp.t, &aud).await;
+    assert!(b.cookie("__Host-portier").is_some());
+    // After an admin's reset, the token does not open the console.
+    let aud_id = idp.t.app.store.user_by_name("aud-token").await.unwrap().unwrap().0.id;
+    idp.ops.reset_password(&idp.admin, &aud_id).await.unwrap();
+    let mut b = ConsoleClient::anonymous(&idp.t);
+    b.get("/console/sign-in").await;
+    let (st, body) = b.post("/console/sign-in", &[("token", &aud)]).await;
+    assert_eq!(st, 409, "{body}");
+    assert!(b.cookie("__Host-portier").is_none());
+    idp.t.stop().await;
+}
+on_both_backends!(
+    token_sign_in_asks_the_second_factor,
+    super::token_sign_in_asks_the_second_factor
 );

@@ -335,10 +335,10 @@ on_both_backends!(directory_sign_in, super::directory_sign_in);
 /// binds as the DN found; the second factor applies as to local accounts.
 async fn search_mode_and_second_factor(db: TestDb) {
     let Some(slapd) = Slapd::start().await else { return };
-    // `require_mfa` left to its default (security and admin).
+    // The product's default: security and admin need a second factor.
     let node = Node::spawn_with(
         db,
-        "",
+        "require_mfa = [\"security\", \"admin\"]\n",
         &format!(
             "url = \"{}\"\nallow_plaintext = true\ntimeout_secs = 5\n\
              bind_dn = \"{ROOT_DN}\"\nbind_password = \"{ROOT_PW}\"\n\
