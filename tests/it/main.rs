@@ -23,6 +23,7 @@ mod console_vendor;
 mod controls;
 mod evidence;
 mod gateway;
+mod gateway_buffers;
 mod hostile;
 mod identity;
 mod ldap;
