@@ -269,13 +269,30 @@ mod tests {
         let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
         let details = r#"{"sni":"a\"b\u0001é","n":1}"#;
         let fields = ["gate\"way", "x.y", "o\n", "success"];
-        let text = serde_json::json!([42, canonical_time(at), fields[0], fields[1], fields[2], fields[3], details]);
+        let text = serde_json::json!([
+            42,
+            canonical_time(at),
+            fields[0],
+            fields[1],
+            fields[2],
+            fields[3],
+            details
+        ]);
         let mut h = Sha256::new();
         h.update(hex::decode(GENESIS_HASH).unwrap());
         h.update(text.to_string().as_bytes());
         let want = hex::encode(h.finalize());
         assert_eq!(
-            chain_hash(GENESIS_HASH, 42, at, fields[0], fields[1], fields[2], fields[3], details),
+            chain_hash(
+                GENESIS_HASH,
+                42,
+                at,
+                fields[0],
+                fields[1],
+                fields[2],
+                fields[3],
+                details
+            ),
             want
         );
         // An unparsable previous hash is hashed as text, as before.

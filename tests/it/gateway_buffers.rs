@@ -131,10 +131,9 @@ async fn lazy_buffers_keep_every_byte(db: TestDb) {
         send(&mut w, &up, 7).await;
         w
     };
-    let (mut w, got) = tokio::time::timeout(
-        Duration::from_secs(60),
-        async { tokio::join!(write, receive(&mut r, down_len)) },
-    )
+    let (mut w, got) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(write, receive(&mut r, down_len))
+    })
     .await
     .expect("the streams did not complete within 60 s");
     assert_eq!(got, (down_len, down_digest), "device to technician");
@@ -163,4 +162,7 @@ async fn lazy_buffers_keep_every_byte(db: TestDb) {
     assert_eq!(session.bytes_to_vendor, down_len);
     gw.stop().await;
 }
-on_both_backends!(lazy_buffers_keep_every_byte_both_ways, super::lazy_buffers_keep_every_byte);
+on_both_backends!(
+    lazy_buffers_keep_every_byte_both_ways,
+    super::lazy_buffers_keep_every_byte
+);

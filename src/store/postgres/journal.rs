@@ -74,7 +74,12 @@ impl PgStore {
             .bind(starts.iter().map(|s| s.technician_id.as_str()).collect::<Vec<_>>())
             .bind(starts.iter().map(|s| s.technician_subject.as_str()).collect::<Vec<_>>())
             .bind(starts.iter().map(|s| s.device_id.as_str()).collect::<Vec<_>>())
-            .bind(starts.iter().map(|s| canonical_ip(s.source_ip)).collect::<Vec<IpAddr>>())
+            .bind(
+                starts
+                    .iter()
+                    .map(|s| canonical_ip(s.source_ip))
+                    .collect::<Vec<IpAddr>>(),
+            )
             .bind(starts.iter().map(|s| i32::from(s.source_port)).collect::<Vec<_>>())
             .bind(starts.iter().map(|s| s.node.as_str()).collect::<Vec<_>>())
             .bind(starts.iter().map(|s| s.started_at).collect::<Vec<DateTime<Utc>>>())
