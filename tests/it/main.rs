@@ -26,6 +26,7 @@ mod gateway;
 mod gateway_buffers;
 mod hostile;
 mod identity;
+mod journal_batches;
 mod ldap;
 mod processes;
 mod queries;
