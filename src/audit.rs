@@ -93,16 +93,68 @@ pub fn chain_hash(
     outcome: &str,
     details: &str,
 ) -> String {
-    let canonical = serde_json::json!([seq, canonical_time(at), actor, action, object, outcome, details]);
     let mut h = Sha256::new();
     // An unparsable previous hash (only possible after tampering) still chains
     // deterministically: its text is hashed instead, and verification flags it.
-    match hex::decode(prev_hash) {
-        Ok(bytes) => h.update(bytes),
-        Err(_) => h.update(prev_hash.as_bytes()),
+    let mut raw = [0u8; 32];
+    if hex::decode_to_slice(prev_hash, &mut raw).is_ok() {
+        h.update(raw);
+    } else {
+        match hex::decode(prev_hash) {
+            Ok(bytes) => h.update(bytes),
+            Err(_) => h.update(prev_hash.as_bytes()),
+        }
     }
-    h.update(canonical.to_string().as_bytes());
+    // The canonical array serialized straight into the hash: the same bytes as
+    // building a `json!` array and printing it, without the intermediate values.
+    let canonical = (seq, canonical_time(at), actor, action, object, outcome, details);
+    if serde_json::to_writer(HashWriter(&mut h), &canonical).is_err() {
+        // Unreachable (strings and a number always serialize); hash the
+        // `json!` text as before rather than fail.
+        let text = serde_json::json!([seq, canonical_time(at), actor, action, object, outcome, details]);
+        h.update(text.to_string().as_bytes());
+    }
     hex::encode(h.finalize())
+}
+
+/// Feeds serialized bytes to a hash.
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Chains `events` after the head `(seq, hash)` (or the genesis when the trail
+/// is empty), in memory: sequence numbers, stored details text and hashes for a
+/// whole group-commit batch from one head read.
+pub fn link<'a>(head: Option<(i64, String)>, events: impl IntoIterator<Item = &'a AuditEvent>) -> Vec<AuditRecord> {
+    let (mut seq, mut prev) = head.unwrap_or_else(|| (0, GENESIS_HASH.to_owned()));
+    events
+        .into_iter()
+        .map(|e| {
+            seq += 1;
+            let details = e.details.to_string();
+            let hash = chain_hash(&prev, seq, e.at, &e.actor, &e.action, &e.object, &e.outcome, &details);
+            let prev_hash = std::mem::replace(&mut prev, hash.clone());
+            AuditRecord {
+                seq,
+                at: e.at,
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                object: e.object.clone(),
+                outcome: e.outcome.clone(),
+                details,
+                prev_hash,
+                hash,
+            }
+        })
+        .collect()
 }
 
 impl AuditRecord {
@@ -208,6 +260,69 @@ mod tests {
         for v in variants {
             assert_ne!(v, base);
         }
+    }
+
+    /// The hash streamed into SHA-256 is the one of the `json!` text it
+    /// replaced, escapes included: existing trails still verify.
+    #[test]
+    fn streamed_canonical_form_matches_the_json_text() {
+        let at = DateTime::from_timestamp_micros(1_700_000_000_123_456).unwrap();
+        let details = r#"{"sni":"a\"b\u0001é","n":1}"#;
+        let fields = ["gate\"way", "x.y", "o\n", "success"];
+        let text = serde_json::json!([
+            42,
+            canonical_time(at),
+            fields[0],
+            fields[1],
+            fields[2],
+            fields[3],
+            details
+        ]);
+        let mut h = Sha256::new();
+        h.update(hex::decode(GENESIS_HASH).unwrap());
+        h.update(text.to_string().as_bytes());
+        let want = hex::encode(h.finalize());
+        assert_eq!(
+            chain_hash(
+                GENESIS_HASH,
+                42,
+                at,
+                fields[0],
+                fields[1],
+                fields[2],
+                fields[3],
+                details
+            ),
+            want
+        );
+        // An unparsable previous hash is hashed as text, as before.
+        let mut h = Sha256::new();
+        h.update(b"not hex");
+        h.update(text.to_string().as_bytes());
+        assert_eq!(
+            chain_hash("not hex", 42, at, fields[0], fields[1], fields[2], fields[3], details),
+            hex::encode(h.finalize())
+        );
+    }
+
+    #[test]
+    fn linked_batches_chain_like_single_appends() {
+        let events: Vec<AuditEvent> = (0..3)
+            .map(|i| AuditEvent {
+                at: DateTime::from_timestamp_micros(1_700_000_000_000_000 + i).unwrap(),
+                actor: "a".into(),
+                action: "x".into(),
+                object: format!("o{i}"),
+                outcome: "success".into(),
+                details: serde_json::json!({"i": i}),
+            })
+            .collect();
+        let first = link(None, events.iter().take(1));
+        let rest = link(Some((first[0].seq, first[0].hash.clone())), events.iter().skip(1));
+        let all: Vec<AuditRecord> = first.into_iter().chain(rest).collect();
+        assert_eq!(all, link(None, events.iter()));
+        assert_eq!(verify(&all).events, 3);
+        assert!(verify(&all).valid);
     }
 
     #[test]

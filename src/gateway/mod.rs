@@ -34,7 +34,7 @@ use crate::store::{Journal, JournalEntry, Session, SessionEnd};
 
 pub use registry::{LiveInfo, LiveSession, Registry};
 pub use tls::HandshakeFailure;
-pub use tunnel::{drive, Pump};
+pub use tunnel::{drive, Pump, BUF_SIZE};
 
 /// Tunable limits of the gateway.
 #[derive(Debug, Clone)]
@@ -101,6 +101,9 @@ const DENIAL_AUDITS_PER_SECOND: u64 = 50;
 const DENIAL_AUDITS_PER_KEY_PER_SECOND: u64 = 5;
 /// Characters of the server name and certificate subject kept in a denial event.
 const DENIAL_FIELD_CHARS: usize = 256;
+
+/// Encrypted bytes rustls may queue towards one technician (its default is 64 KiB).
+const TLS_SEND_BUFFER: usize = 32 * 1024;
 
 /// Denials within one minute that make a burst worth telling security about.
 const DENIAL_BURST: u64 = 10;
@@ -334,6 +337,9 @@ async fn handle(shared: Arc<Shared>, mut tcp: TcpStream, peer: SocketAddr, relay
                 return handshake_failed(&shared, &id, peer, HandshakeFailure::Timeout, "handshake timeout").await
             }
         };
+        // Bounds what rustls queues for a technician who reads slowly: with the
+        // pump's own buffer, a stalled tunnel holds at most both.
+        tls.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
         let facts = presented(&tls);
         let decision = match shared.deps.cache.snapshot().await {
             Ok(snap) => {

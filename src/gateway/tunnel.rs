@@ -2,9 +2,15 @@
 //! a side closes, when the tunnel is cut, or at its deadline.
 //!
 //! Both directions are polled from one task over `&mut` streams, so no split lock
-//! is needed; each direction owns one buffer allocated with the tunnel, and the
-//! byte counters are plain integers.
+//! is needed; the byte counters are plain integers.
+//!
+//! A direction holds a copy buffer only while bytes are in flight: it takes one
+//! to read, and gives it back as soon as the read would block with nothing left
+//! to write. An idle tunnel (most of them, most of the time) holds none; the free
+//! buffers wait in a small per-thread pool, so a busy tunnel does not allocate
+//! (nor zero) one per wake-up.
 
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -17,12 +23,39 @@ use super::registry::LiveSession;
 use crate::clock::SharedClock;
 use crate::domain::EndReason;
 
-/// Buffer per direction: large enough to fill a TLS record several times over.
-const BUF_SIZE: usize = 64 * 1024;
+/// Buffer per direction while data flows: large enough to fill a TLS record
+/// several times over.
+pub const BUF_SIZE: usize = 64 * 1024;
+/// Free buffers kept per runtime thread; beyond, they go back to the allocator.
+const POOL_PER_THREAD: usize = 16;
+
+thread_local! {
+    static POOL: RefCell<Vec<Box<[u8]>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer from this thread's pool, or a new one.
+fn take_buf() -> Box<[u8]> {
+    POOL.try_with(|p| p.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| vec![0; BUF_SIZE].into_boxed_slice())
+}
+
+/// Returns a buffer to this thread's pool (or frees it when the pool is full).
+fn give_back(buf: Box<[u8]>) {
+    // During thread teardown the pool is gone: the buffer is simply freed.
+    let _ = POOL.try_with(|p| {
+        let mut p = p.borrow_mut();
+        if p.len() < POOL_PER_THREAD {
+            p.push(buf);
+        }
+    });
+}
 
 /// One direction of the copy.
 struct Direction {
-    buf: Box<[u8]>,
+    /// Held only while `pos < cap` or a read is being attempted.
+    buf: Option<Box<[u8]>>,
     pos: usize,
     cap: usize,
     read_done: bool,
@@ -32,16 +65,38 @@ struct Direction {
     bytes: u64,
 }
 
+impl Drop for Direction {
+    fn drop(&mut self) {
+        if let Some(buf) = self.buf.take() {
+            give_back(buf);
+        }
+    }
+}
+
 impl Direction {
     fn new() -> Self {
         Self {
-            buf: vec![0; BUF_SIZE].into_boxed_slice(),
+            buf: None,
             pos: 0,
             cap: 0,
             read_done: false,
             need_flush: false,
             done: false,
             bytes: 0,
+        }
+    }
+
+    /// Whether this direction holds a copy buffer now (tests).
+    fn holds_buffer(&self) -> bool {
+        self.buf.is_some()
+    }
+
+    /// Gives the buffer back once everything read has been written.
+    fn release(&mut self) {
+        if self.pos == self.cap {
+            if let Some(buf) = self.buf.take() {
+                give_back(buf);
+            }
         }
     }
 
@@ -53,19 +108,26 @@ impl Direction {
     {
         loop {
             if self.pos == self.cap && !self.read_done {
-                let mut rb = ReadBuf::new(&mut self.buf);
+                let buf = self.buf.get_or_insert_with(take_buf);
+                let mut rb = ReadBuf::new(buf);
                 match r.as_mut().poll_read(cx, &mut rb) {
                     Poll::Ready(Ok(())) => {
                         let n = rb.filled().len();
                         if n == 0 {
                             self.read_done = true;
+                            self.release();
                         } else {
                             self.pos = 0;
                             self.cap = n;
                         }
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) => {
+                        self.release();
+                        return Poll::Ready(Err(e));
+                    }
                     Poll::Pending => {
+                        // Nothing in flight: the buffer goes back until data arrives.
+                        self.release();
                         // Nothing more to read for now: push out what the writer buffered.
                         if self.need_flush {
                             ready!(w.as_mut().poll_flush(cx))?;
@@ -76,7 +138,11 @@ impl Direction {
                 }
             }
             while self.pos < self.cap {
-                let chunk = self.buf.get(self.pos..self.cap).unwrap_or_default();
+                let chunk = self
+                    .buf
+                    .as_deref()
+                    .and_then(|b| b.get(self.pos..self.cap))
+                    .unwrap_or_default();
                 let n = ready!(w.as_mut().poll_write(cx, chunk))?;
                 if n == 0 {
                     return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
@@ -139,6 +205,11 @@ where
     /// Bytes delivered from the device to the vendor.
     pub fn bytes_to_vendor(&self) -> u64 {
         self.down.bytes
+    }
+
+    /// Copy buffers held now, 0 to 2 (an idle tunnel holds none).
+    pub fn buffers_held(&self) -> usize {
+        usize::from(self.up.holds_buffer()) + usize::from(self.down.holds_buffer())
     }
 
     fn both_done(&self) -> bool {
@@ -306,6 +377,57 @@ mod tests {
         drop(vendor);
         echo.await.unwrap();
         assert_eq!(client.await.unwrap().len(), 100_000);
+    }
+
+    /// Polls the pump once, whatever it says.
+    async fn poll_once<V, D>(pump: &mut Pump<'_, V, D>)
+    where
+        V: AsyncRead + AsyncWrite + Unpin + ?Sized,
+        D: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    {
+        poll_fn(|cx| {
+            let _ = pump.poll_event(cx);
+            Poll::Ready(())
+        })
+        .await;
+    }
+
+    /// A direction holds its buffer only while bytes are in flight.
+    #[tokio::test]
+    async fn an_idle_pump_holds_no_buffer() {
+        let (mut vendor_far, mut vendor) = tokio::io::duplex(1024);
+        let (mut device, mut device_far) = tokio::io::duplex(4 * BUF_SIZE);
+        let mut pump = Pump::new(&mut vendor, &mut device);
+        poll_once(&mut pump).await;
+        assert_eq!(pump.buffers_held(), 0, "no data yet");
+        vendor_far.write_all(b"hello").await.unwrap();
+        poll_once(&mut pump).await;
+        assert_eq!(pump.bytes_from_vendor(), 5);
+        assert_eq!(pump.buffers_held(), 0, "everything read was written");
+        drop(pump);
+        let mut got = [0u8; 5];
+        device_far.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello");
+        // A writer that takes nothing keeps the bytes (and the buffer) until it does.
+        let (mut small_far, mut small) = tokio::io::duplex(16);
+        let mut pump = Pump::new(&mut small, &mut device);
+        device_far.write_all(&[7u8; 100]).await.unwrap();
+        poll_once(&mut pump).await;
+        assert_eq!(pump.bytes_to_vendor(), 16);
+        assert_eq!(pump.buffers_held(), 1);
+        let mut drained = vec![0u8; 100];
+        let reader = async {
+            small_far.read_exact(&mut drained).await.unwrap();
+        };
+        let pumping = async {
+            while pump.bytes_to_vendor() < 100 {
+                poll_once(&mut pump).await;
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::join!(reader, pumping);
+        assert_eq!(drained, vec![7u8; 100]);
+        assert_eq!(pump.buffers_held(), 0);
     }
 
     fn live_until(now: chrono::DateTime<chrono::Utc>, deadline: chrono::DateTime<chrono::Utc>) -> LiveSession {

@@ -24,7 +24,7 @@
 
 use crate::events::Event;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,12 +88,52 @@ struct Request {
     done: oneshot::Sender<Result<Durability, JournalError>>,
 }
 
+/// Sizes of the group-commit batches written so far (for metrics): how many
+/// callers one commit serves.
+#[derive(Debug, Default)]
+pub struct BatchStats {
+    batches: AtomicU64,
+    entries: AtomicU64,
+    last: AtomicUsize,
+    max: AtomicUsize,
+}
+
+impl BatchStats {
+    fn record(&self, size: usize) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.entries.fetch_add(size as u64, Ordering::Relaxed);
+        self.last.store(size, Ordering::Relaxed);
+        self.max.fetch_max(size, Ordering::Relaxed);
+    }
+
+    /// Batches committed (or attempted) so far.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Entries in those batches: `entries / batches` is the mean batch size.
+    pub fn entries(&self) -> u64 {
+        self.entries.load(Ordering::Relaxed)
+    }
+
+    /// Entries in the latest batch.
+    pub fn last(&self) -> usize {
+        self.last.load(Ordering::Relaxed)
+    }
+
+    /// Entries in the largest batch so far.
+    pub fn max(&self) -> usize {
+        self.max.load(Ordering::Relaxed)
+    }
+}
+
 /// Handle to the journal writer; cheap to clone.
 #[derive(Clone)]
 pub struct Journal {
     tx: mpsc::Sender<Request>,
     health: Arc<StoreHealth>,
     queued: Arc<AtomicUsize>,
+    batches: Arc<BatchStats>,
 }
 
 impl Journal {
@@ -107,7 +147,9 @@ impl Journal {
         let (tx, rx) = mpsc::channel(QUEUE);
         let health = store.health();
         let queued = Arc::new(AtomicUsize::new(0));
+        let batches = Arc::new(BatchStats::default());
         let writer = Writer {
+            batches: batches.clone(),
             queued: queued.clone(),
             health: health.clone(),
             store,
@@ -117,12 +159,25 @@ impl Journal {
             dropped: 0,
         };
         let task = tokio::spawn(writer.run(rx));
-        (Self { tx, health, queued }, task)
+        (
+            Self {
+                tx,
+                health,
+                queued,
+                batches,
+            },
+            task,
+        )
     }
 
     /// Entries waiting for the store to come back (for metrics).
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Sizes of the batches of new entries committed together (for metrics).
+    pub fn batch_stats(&self) -> &BatchStats {
+        &self.batches
     }
 
     /// Writes `entry`. A session start returns once it is committed, or fails (at
@@ -158,6 +213,7 @@ fn bounded(e: &JournalEntry) -> bool {
 }
 
 struct Writer {
+    batches: Arc<BatchStats>,
     /// `retry.len()`, published for [`Journal::queued`].
     queued: Arc<AtomicUsize>,
     store: Arc<dyn Store>,
@@ -221,6 +277,8 @@ impl Writer {
                 // Older entries first, so the trail keeps their order.
                 self.flush().await;
             }
+            self.batches.record(entries.len());
+            tracing::debug!(batch = entries.len(), "journal group commit");
             self.commit(&mut entries, &mut waiters).await;
             self.publish();
         }

@@ -35,6 +35,8 @@ mod identity;
 mod tokens;
 // Accounts of the hospital's directory (issue 11).
 mod directory;
+// The journal's group commit, in a fixed handful of round trips.
+mod journal;
 
 /// Advisory lock key guarding the audit chain's tail ("PORTIER" in ASCII).
 const AUDIT_CHAIN_LOCK: i64 = 0x0050_4f52_5449_4552;
@@ -47,6 +49,7 @@ pub struct PgStore {
     pool: PgPool,
     generation: Arc<Generation>,
     health: Arc<StoreHealth>,
+    marked: Arc<journal::MarkedWindows>,
 }
 
 // TIMESTAMPTZ is native here; these keep the shape of the SQLite backend's code.
@@ -82,6 +85,7 @@ impl PgStore {
             pool,
             generation: Arc::new(Generation::default()),
             health: Arc::new(StoreHealth::default()),
+            marked: Arc::default(),
         })
     }
 
@@ -1352,71 +1356,7 @@ impl Store for PgStore {
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
-        let mut tx = self.begin_chained().await?;
-        let mut admission_changed = false;
-        for entry in entries {
-            match entry {
-                JournalEntry::SessionStarted(s, event) => {
-                    sqlx::query(
-                        "INSERT INTO sessions (id, window_id, vendor_id, technician_id, technician_subject, device_id, source_ip, source_port, node, started_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                    )
-                    .bind(s.id.as_str())
-                    .bind(s.window_id.as_str())
-                    .bind(s.vendor_id.as_str())
-                    .bind(s.technician_id.as_str())
-                    .bind(&s.technician_subject)
-                    .bind(s.device_id.as_str())
-                    .bind(canonical_ip(s.source_ip))
-                    .bind(i32::from(s.source_port))
-                    .bind(&s.node)
-                    .bind(us(s.started_at))
-                    .execute(&mut *tx)
-                    .await?;
-                    // The first session of a window makes its report mandatory.
-                    let marked = sqlx::query("UPDATE windows SET had_session = TRUE WHERE id = $1 AND NOT had_session")
-                        .bind(s.window_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    if marked.rows_affected() > 0 {
-                        // The vendor's overdue state may move: every node re-reads it (feed).
-                        let effects = Effects::audit(event.clone()).change(Change::Reports(s.vendor_id.clone()));
-                        record_in(&mut tx, &effects).await?;
-                        admission_changed = true;
-                    } else {
-                        append_audit_in(&mut tx, event).await?;
-                    }
-                }
-                JournalEntry::SessionEnded(end, event) => {
-                    let ended = sqlx::query(
-                        "UPDATE sessions SET ended_at = $1, bytes_from_vendor = $2, bytes_to_vendor = $3, end_reason = $4
-                         WHERE id = $5 AND ended_at IS NULL",
-                    )
-                    .bind(us(end.ended_at))
-                    .bind(i64::try_from(end.bytes_from_vendor).unwrap_or(i64::MAX))
-                    .bind(i64::try_from(end.bytes_to_vendor).unwrap_or(i64::MAX))
-                    .bind(end.end_reason.as_str())
-                    .bind(end.id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                    // A retried end whose first attempt did commit records nothing twice.
-                    if ended.rows_affected() > 0 {
-                        append_audit_in(&mut tx, event).await?;
-                    }
-                }
-                JournalEntry::Audit(event) => {
-                    append_audit_in(&mut tx, event).await?;
-                }
-                JournalEntry::Notice(notice, at) => {
-                    outbox::insert_in(&mut tx, notice, *at).await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        if admission_changed {
-            self.generation.bump();
-        }
-        Ok(())
+        self.write_journal_batch(entries).await
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {

@@ -42,6 +42,8 @@ mod identity;
 mod tokens;
 // Accounts of the hospital's directory (issue 11).
 mod directory;
+// The journal's group commit, in as few round trips as possible.
+mod journal;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -51,6 +53,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     generation: Arc<Generation>,
     health: Arc<StoreHealth>,
+    journal: Arc<journal::JournalCache>,
 }
 
 /// A transaction on one pooled connection (see the module documentation): the
@@ -70,6 +73,21 @@ impl Tx {
             return Err(e.into());
         }
         Ok(Self { conn, finished: false })
+    }
+
+    /// A connection whose first query starts the transaction itself (the
+    /// journal sends `BEGIN` with its first statements); closed unless
+    /// [`Tx::committed`] is called.
+    async fn unbegun(pool: &SqlitePool) -> StoreResult<Self> {
+        Ok(Self {
+            conn: pool.acquire().await?,
+            finished: false,
+        })
+    }
+
+    /// A `COMMIT` sent with other statements succeeded: the connection may be pooled.
+    fn committed(&mut self) {
+        self.finished = true;
     }
 
     /// Commits; on failure the connection is discarded, never pooled mid-transaction.
@@ -138,6 +156,7 @@ impl SqliteStore {
             pool,
             generation: Arc::new(Generation::default()),
             health: Arc::new(StoreHealth::default()),
+            journal: Arc::default(),
         })
     }
 
@@ -1356,71 +1375,7 @@ impl Store for SqliteStore {
     }
 
     async fn write_journal(&self, entries: &[JournalEntry]) -> StoreResult<()> {
-        let mut tx = Tx::begin(&self.pool, "BEGIN IMMEDIATE").await?;
-        let mut admission_changed = false;
-        for entry in entries {
-            match entry {
-                JournalEntry::SessionStarted(s, event) => {
-                    sqlx::query(
-                        "INSERT INTO sessions (id, window_id, vendor_id, technician_id, technician_subject, device_id, source_ip, source_port, node, started_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(s.id.as_str())
-                    .bind(s.window_id.as_str())
-                    .bind(s.vendor_id.as_str())
-                    .bind(s.technician_id.as_str())
-                    .bind(&s.technician_subject)
-                    .bind(s.device_id.as_str())
-                    .bind(canonical_ip(s.source_ip).to_string())
-                    .bind(i64::from(s.source_port))
-                    .bind(&s.node)
-                    .bind(us(s.started_at))
-                    .execute(&mut *tx)
-                    .await?;
-                    // The first session of a window makes its report mandatory.
-                    let marked = sqlx::query("UPDATE windows SET had_session = 1 WHERE id = ? AND had_session = 0")
-                        .bind(s.window_id.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    if marked.rows_affected() > 0 {
-                        // The vendor's overdue state may move: every node re-reads it (feed).
-                        let effects = Effects::audit(event.clone()).change(Change::Reports(s.vendor_id.clone()));
-                        record_in(&mut tx, &effects).await?;
-                        admission_changed = true;
-                    } else {
-                        append_audit_in(&mut tx, event).await?;
-                    }
-                }
-                JournalEntry::SessionEnded(end, event) => {
-                    let ended = sqlx::query(
-                        "UPDATE sessions SET ended_at = ?, bytes_from_vendor = ?, bytes_to_vendor = ?, end_reason = ?
-                         WHERE id = ? AND ended_at IS NULL",
-                    )
-                    .bind(us(end.ended_at))
-                    .bind(i64::try_from(end.bytes_from_vendor).unwrap_or(i64::MAX))
-                    .bind(i64::try_from(end.bytes_to_vendor).unwrap_or(i64::MAX))
-                    .bind(end.end_reason.as_str())
-                    .bind(end.id.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                    // A retried end whose first attempt did commit records nothing twice.
-                    if ended.rows_affected() > 0 {
-                        append_audit_in(&mut tx, event).await?;
-                    }
-                }
-                JournalEntry::Audit(event) => {
-                    append_audit_in(&mut tx, event).await?;
-                }
-                JournalEntry::Notice(notice, at) => {
-                    outbox::insert_in(&mut tx, notice, *at).await?;
-                }
-            }
-        }
-        tx.commit().await?;
-        if admission_changed {
-            self.generation.bump();
-        }
-        Ok(())
+        self.write_journal_batch(entries).await
     }
 
     async fn list_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditRecord>> {
