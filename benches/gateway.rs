@@ -30,7 +30,7 @@
 //! - `PORTIER_BENCH_SECS` (3): seconds per throughput and per rate case;
 //! - `PORTIER_BENCH_RUNS` (2): interleaved runs;
 //! - `PORTIER_BENCH_IDLE` (2000): idle tunnels of case 7; a larger count (e.g.
-//!   9000) is measured as well as 2,000;
+//!   9000) is measured as well as 2,000, a smaller one instead of it;
 //! - `PORTIER_BENCH_CUT` (1000): tunnels of case 8, 0 to skip it;
 //! - `PORTIER_BENCH_CUT_SECS` (15): seconds from the window's approval to its end
 //!   (the tunnels open meanwhile);
@@ -80,11 +80,11 @@ fn env_num(name: &str, default: u64) -> u64 {
 
 impl Knobs {
     fn from_env() -> Self {
-        let mut idle = vec![2000];
-        let more = env_num("PORTIER_BENCH_IDLE", 2000) as usize;
-        if more != 2000 {
-            idle.push(more);
-        }
+        // 2,000 always; a larger count as well, a smaller one instead (quick runs).
+        let idle = match env_num("PORTIER_BENCH_IDLE", 2000) as usize {
+            n if n > 2000 => vec![2000, n],
+            n => vec![n.max(1)],
+        };
         let servers = std::env::var("PORTIER_BENCH_SERVERS")
             .unwrap_or_else(|_| "baseline,sqlite,postgres,nginx,haproxy".into())
             .split(',')
@@ -400,7 +400,11 @@ async fn measure(bench: &Bench, server: &Server) -> Measures {
         let cpu = procstat::cpu_seconds(pid);
         let mut r = load::new_tunnels(client, addr, concurrency, secs).await;
         let cpu = procstat::cpu_seconds(pid) - cpu;
-        *slot = (r.done as f64 / r.elapsed.as_secs_f64(), r.done as f64 / cpu.max(0.01));
+        *slot = if r.done == 0 {
+            (f64::NAN, f64::NAN)
+        } else {
+            (r.done as f64 / r.elapsed.as_secs_f64(), r.done as f64 / cpu.max(0.01))
+        };
         m.failures += r.failed;
         if concurrency == 32 {
             r.latencies.sort_unstable();
@@ -566,6 +570,10 @@ fn print_table(bench: &Bench, columns: &[Column]) {
                 continue;
             }
             let v = median(c.runs.iter().map(pick).collect());
+            if v.is_nan() {
+                line += " – |";
+                continue;
+            }
             match base {
                 Some(b) if i > 0 && b > 0.0 && !v.is_nan() => {
                     line += &format!(" {v:.digits$} ({:.2}×) |", v / b);

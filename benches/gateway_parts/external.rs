@@ -63,10 +63,10 @@ pub async fn nginx(certs: &Path, backend: SocketAddr, crypto: &Crypto) -> Result
     let load = module.map_or(String::new(), |m| format!("load_module {};\n", m.display()));
     let c = |f: &str| certs.join(f).display().to_string();
     let conf = format!(
-        "{load}daemon off;\nmaster_process on;\nworker_processes 2;\nworker_rlimit_nofile 40000;\n\
+        "{load}daemon off;\nmaster_process on;\nworker_processes 2;\nworker_rlimit_nofile 20000;\n\
          pid {pid};\nerror_log {err} warn;\n\
-         events {{ worker_connections 20000; }}\n\
-         stream {{\n  server {{\n    listen {addr} backlog=4096;\n\
+         events {{ worker_connections 10000; }}\n\
+         stream {{\n  server {{\n    listen {addr} ssl backlog=4096;\n\
          ssl_certificate {cert};\n    ssl_certificate_key {key};\n\
          ssl_client_certificate {ca};\n    ssl_verify_client on;\n    ssl_verify_depth 2;\n\
          ssl_protocols TLSv1.3;\n    ssl_conf_command Ciphersuites {suite};\n    ssl_ecdh_curve {group};\n\
@@ -105,7 +105,7 @@ pub async fn haproxy(certs: &Path, backend: SocketAddr, crypto: &Crypto) -> Resu
         + &std::fs::read_to_string(certs.join("server.key")).unwrap();
     std::fs::write(&bundle, pem).unwrap();
     let conf = format!(
-        "global\n  nbthread 2\n  maxconn 20000\n  tune.bufsize 65536\n  tune.ssl.cachesize 0\n\
+        "global\n  nbthread 2\n  maxconn 9500\n  tune.bufsize 65536\n  tune.ssl.cachesize 0\n\
          defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 1h\n  timeout server 1h\n\
          frontend gw\n  bind {addr} ssl crt {bundle} ca-file {ca} verify required ssl-min-ver TLSv1.3 \
          ciphersuites {suite} curves {group} no-tls-tickets\n  default_backend device\n\

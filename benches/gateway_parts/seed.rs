@@ -151,7 +151,7 @@ pub struct Scene {
     pub security_token: String,
 }
 
-/// Seeds through `api`: vendor Acme (sources 127.0.0.0/8), the technician whose
+/// Seeds through `api`: vendor Acme (sources 127.0.0.0/16, the broadest the policy allows), the technician whose
 /// certificate is `tech_pem`, devices `mri-1` and `mri-2` at `backend`, a vendor
 /// and a security account, and an approved window on `mri-1` for 11 hours.
 pub async fn scene(api: &Api, admin: &str, tech_pem: &str, backend: SocketAddr) -> Scene {
@@ -160,7 +160,7 @@ pub async fn scene(api: &Api, admin: &str, tech_pem: &str, backend: SocketAddr) 
             "POST",
             "/api/v1/vendors",
             admin,
-            Some(json!({"name": "Acme", "networks": ["127.0.0.0/8"]})),
+            Some(json!({"name": "Acme", "networks": ["127.0.0.0/16"]})),
             201,
         )
         .await;

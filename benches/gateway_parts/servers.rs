@@ -103,7 +103,7 @@ async fn baseline() {
 pub fn portier_settings(dir: &Path, url: &str, node: &str) -> portier::config::Settings {
     let text = format!(
         "[gateway]\nlisten = \"127.0.0.1:0\"\nnode = \"{node}\"\nlockdown_file = \"lockdown-{node}\"\n\
-         max_connections_per_source = 10000\n\
+         max_connections = 9500\nmax_connections_per_source = 9500\n\
          [api]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{url}\"\n[log]\nfilter = \"warn\"\n"
     );
     portier::config::Settings::from_toml(&text, dir, Vec::<(String, String)>::new()).unwrap()
@@ -161,6 +161,12 @@ impl Server {
             .unwrap_or_else(|_| panic!("{name} did not start within 60 s"))
             .unwrap()
             .unwrap_or_else(|| panic!("{name} exited before listening"));
+        // Whatever else it prints goes on to our stderr (a closed pipe would fail its writes).
+        tokio::spawn(async move {
+            while let Ok(Some(l)) = lines.next_line().await {
+                eprintln!("{l}");
+            }
+        });
         let ports: Vec<u16> = line
             .strip_prefix("READY ")
             .unwrap_or_else(|| panic!("{name} said {line:?}"))
