@@ -249,7 +249,11 @@ async fn run(knobs: Knobs) {
             ("sqlite", _) => Db::sqlite(bench.dir.path()),
             (_, Some(url)) => Db::postgres(url).await,
             (_, None) => {
-                columns.push(column(title, Kind::Portier(0), Some("PORTIER_TEST_PG_URL not set".into())));
+                columns.push(column(
+                    title,
+                    Kind::Portier(0),
+                    Some("PORTIER_TEST_PG_URL not set".into()),
+                ));
                 continue;
             }
         };

@@ -44,7 +44,11 @@ fn nginx_stream(nginx: &Path) -> Result<Option<PathBuf>, String> {
         return Ok(None);
     }
     if v.contains("--with-stream=dynamic") {
-        for dir in ["/usr/lib/nginx/modules", "/usr/lib64/nginx/modules", "/usr/share/nginx/modules"] {
+        for dir in [
+            "/usr/lib/nginx/modules",
+            "/usr/lib64/nginx/modules",
+            "/usr/share/nginx/modules",
+        ] {
             let m = Path::new(dir).join("ngx_stream_module.so");
             if m.is_file() {
                 return Ok(Some(m));

@@ -125,7 +125,10 @@ impl Client {
             s.read_exact(&mut back).await?;
             if back[0] != ECHO {
                 // Portier's refusal line starts with 'P'.
-                return Err(std::io::Error::other(format!("refused or garbled: {:?}", back[0] as char)));
+                return Err(std::io::Error::other(format!(
+                    "refused or garbled: {:?}",
+                    back[0] as char
+                )));
             }
         }
         Ok(s)

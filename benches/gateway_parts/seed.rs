@@ -65,7 +65,14 @@ impl Db {
         store.migrate().await.unwrap();
         let (token, hash) = portier::token::generate();
         let now = Utc::now();
-        let event = AuditEvent::new(now, "bench", Event::UserCreated, "admin", "success", json!({"name": "admin"}));
+        let event = AuditEvent::new(
+            now,
+            "bench",
+            Event::UserCreated,
+            "admin",
+            "success",
+            json!({"name": "admin"}),
+        );
         store
             .create_user(
                 &NewUser {
@@ -125,7 +132,10 @@ impl Api {
     pub async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>, want: u16) -> Value {
         let mut req = self
             .http
-            .request(method.parse().unwrap(), format!("https://localhost:{}{path}", self.port))
+            .request(
+                method.parse().unwrap(),
+                format!("https://localhost:{}{path}", self.port),
+            )
             .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -190,7 +200,13 @@ pub async fn scene(api: &Api, admin: &str, tech_pem: &str, backend: SocketAddr) 
     }
     let user = |name: &str, role: &str, vendor: Option<&str>| json!({"name": name, "role": role, "vendor_id": vendor});
     let vendor_token = api
-        .call("POST", "/api/v1/users", admin, Some(user("desk", "vendor", Some(&vendor_id))), 201)
+        .call(
+            "POST",
+            "/api/v1/users",
+            admin,
+            Some(user("desk", "vendor", Some(&vendor_id))),
+            201,
+        )
         .await["token"]
         .as_str()
         .unwrap()
@@ -224,8 +240,10 @@ pub async fn window(api: &Api, scene: &Scene, device: &str, ends_at: DateTime<Ut
             "POST",
             "/api/v1/windows",
             &scene.vendor_token,
-            Some(json!({"device_ids": [device], "starts_at": Utc::now() - chrono::Duration::minutes(1),
-                "ends_at": ends_at, "reason": "bench"})),
+            Some(
+                json!({"device_ids": [device], "starts_at": Utc::now() - chrono::Duration::minutes(1),
+                "ends_at": ends_at, "reason": "bench"}),
+            ),
             201,
         )
         .await;

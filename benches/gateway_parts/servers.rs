@@ -46,7 +46,10 @@ pub fn child_main() -> bool {
     };
     raise_nofile();
     // The same runtime as `portier serve` (`#[tokio::main]`: one worker per core).
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     match role.as_str() {
         "baseline" => rt.block_on(baseline()),
         "portier" => rt.block_on(portier_node()),
@@ -137,7 +140,9 @@ impl Server {
     /// Starts the bench binary as the baseline proxy.
     pub async fn baseline(certs: &Path, backend: SocketAddr) -> Self {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.env(ROLE, "baseline").env(CERTS, certs).env(BACKEND, backend.to_string());
+        cmd.env(ROLE, "baseline")
+            .env(CERTS, certs)
+            .env(BACKEND, backend.to_string());
         Self::ours("baseline", cmd).await
     }
 
@@ -152,7 +157,9 @@ impl Server {
     }
 
     async fn ours(name: &str, mut cmd: Command) -> Self {
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().unwrap();
         let pid = child.id().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -187,7 +194,12 @@ impl Server {
 
     /// A server started from an external binary, listening on `addr` once
     /// it accepts connections; stopped with SIGTERM.
-    pub async fn external(name: &str, mut cmd: Command, addr: SocketAddr, keep: Arc<tempfile::TempDir>) -> Option<Self> {
+    pub async fn external(
+        name: &str,
+        mut cmd: Command,
+        addr: SocketAddr,
+        keep: Arc<tempfile::TempDir>,
+    ) -> Option<Self> {
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::inherit());
         let mut child = match cmd.spawn() {
             Ok(c) => c,
@@ -230,7 +242,10 @@ impl Server {
         } else {
             drop(self.child.stdin.take());
         }
-        if tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
             eprintln!("{} did not stop within 30 s: killed", self.name);
             let _ = self.child.kill().await;
         }
