@@ -359,10 +359,11 @@ async fn run(knobs: Knobs) {
 }
 
 /// Waits until the server's CPU time stops growing (tunnels closed by the
-/// previous case finish their records), at most 10 s.
+/// previous case finish their records), at most 60 s (thousands of session
+/// ends to write).
 async fn settle(pid: u32) {
     let mut last = procstat::cpu_seconds(pid);
-    for _ in 0..40 {
+    for _ in 0..240 {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let now = procstat::cpu_seconds(pid);
         if now - last < 0.015 {
