@@ -83,6 +83,31 @@ fn failure_budget() -> &'static AuditBudget<String> {
     BUDGET.get_or_init(|| AuditBudget::new(FAILURE_AUDITS_PER_SECOND, FAILURE_AUDITS_PER_KEY_PER_SECOND))
 }
 
+/// Waits for this node's earlier attempt on the same account name to finish:
+/// the throttle reads the failures before the attempt and writes its own
+/// after, so parallel attempts would all pass a check meant to let one
+/// through (a burst of 64 guesses instead of 5). Nodes still race each
+/// other, which multiplies the budget by the number of nodes at most.
+async fn one_attempt_at_a_time(keys: &[String]) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+    type Turns = std::sync::Mutex<std::collections::HashMap<String, std::sync::Weak<tokio::sync::Mutex<()>>>>;
+    static TURNS: OnceLock<Turns> = OnceLock::new();
+    let key = keys.first()?;
+    let lock = {
+        let mut turns = TURNS.get_or_init(Turns::default).lock().ok()?;
+        // Forget the names nobody is signing in as (bounded by attempts in flight).
+        turns.retain(|_, weak| weak.strong_count() > 0);
+        match turns.get(key).and_then(std::sync::Weak::upgrade) {
+            Some(lock) => lock,
+            None => {
+                let lock = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+                turns.insert(key.clone(), std::sync::Arc::downgrade(&lock));
+                lock
+            }
+        }
+    };
+    Some(lock.lock_owned().await)
+}
+
 /// The delay after `n` failures: 0, 1, 2, 4… seconds, at most a minute.
 fn delay_after(n: i64) -> Duration {
     if n <= 0 {
@@ -235,6 +260,7 @@ impl Ops {
         source: Option<IpAddr>,
     ) -> OpsResult<PasswordSignIn> {
         let keys = Self::failure_keys(name, source);
+        let _turn = one_attempt_at_a_time(&keys).await;
         if self.throttled(&keys).await? {
             return Err(refused());
         }
@@ -356,6 +382,7 @@ impl Ops {
     ) -> OpsResult<PasswordSignIn> {
         let (pending, user) = self.pending_at(cookie, "totp").await?;
         let keys = Self::failure_keys(&user.name, source);
+        let _turn = one_attempt_at_a_time(&keys).await;
         if self.throttled(&keys).await? {
             return Err(refused());
         }

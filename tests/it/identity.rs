@@ -636,3 +636,36 @@ on_both_backends!(
     token_sign_in_asks_the_second_factor,
     super::token_sign_in_asks_the_second_factor
 );
+
+/// Parallel attempts on one name do not all pass the throttle: the first is
+/// checked (and counted), the others find its delay and are refused unseen.
+async fn parallel_guesses_are_throttled_one_by_one(db: TestDb) {
+    let idp = Idp::spawn(db).await;
+    idp.with_password("auditor", "aud-burst").await;
+    let attempts: Vec<_> = (0..8)
+        .map(|i| {
+            let ops = idp.ops.clone();
+            tokio::spawn(async move {
+                ops.sign_in_password("aud-burst", &format!("guess number {i}"), None)
+                    .await
+            })
+        })
+        .collect();
+    for attempt in attempts {
+        refused(attempt.await.unwrap());
+    }
+    let since = idp.now() - Duration::minutes(15);
+    let (failures, _) = idp
+        .t
+        .app
+        .store
+        .sign_in_failures("account:aud-burst", since)
+        .await
+        .unwrap();
+    assert_eq!(failures, 1, "only the first of a burst is tried");
+    idp.t.stop().await;
+}
+on_both_backends!(
+    parallel_guesses_are_throttled_one_by_one,
+    super::parallel_guesses_are_throttled_one_by_one
+);
