@@ -608,14 +608,33 @@ impl Store for PgStore {
             .await?
             .rows_affected()
             > 0;
-        for (id, up, down) in &beat.checkpoints {
+        if !beat.checkpoints.is_empty() {
+            // One statement for every live tunnel (thousands on a busy node):
+            // a round trip each made the beat outlast its timeout at ~9,000
+            // tunnels, and the node then refused tunnels as if the store were
+            // down. Rows are locked in id order, as a batch of ends does.
+            let mut rows: Vec<_> = beat.checkpoints.iter().collect();
+            rows.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            let ids: Vec<&str> = rows.iter().map(|(id, _, _)| id.as_str()).collect();
+            let ups: Vec<i64> = rows
+                .iter()
+                .map(|(_, up, _)| i64::try_from(*up).unwrap_or(i64::MAX))
+                .collect();
+            let downs: Vec<i64> = rows
+                .iter()
+                .map(|(_, _, down)| i64::try_from(*down).unwrap_or(i64::MAX))
+                .collect();
             sqlx::query(
-                "UPDATE sessions SET bytes_from_vendor = $1, bytes_to_vendor = $2, checkpoint_at = $3 WHERE id = $4 AND ended_at IS NULL",
+                "WITH c AS (SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::bigint[]) AS c(id, up, down)),
+                      locked AS (SELECT s.id FROM sessions s JOIN c ON c.id = s.id
+                                 WHERE s.ended_at IS NULL ORDER BY s.id FOR UPDATE OF s)
+                 UPDATE sessions s SET bytes_from_vendor = c.up, bytes_to_vendor = c.down, checkpoint_at = $4
+                 FROM c, locked WHERE s.id = c.id AND locked.id = c.id",
             )
-            .bind(i64::try_from(*up).unwrap_or(i64::MAX))
-            .bind(i64::try_from(*down).unwrap_or(i64::MAX))
+            .bind(&ids)
+            .bind(&ups)
+            .bind(&downs)
             .bind(us(beat.at))
-            .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
         }
