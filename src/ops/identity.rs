@@ -49,6 +49,13 @@ impl Ops {
     pub async fn change_own_password(&self, who: &Actor, current: Option<&str>, new: &str) -> OpsResult<User> {
         self.check_password_policy(new)?;
         let creds = self.store.credentials(&who.id).await?;
+        if creds.directory_dn.is_some() {
+            // A local password would outlive the directory's say (a person
+            // removed there could still sign in here if `[auth.ldap]` went).
+            return Err(OpsError::conflict(
+                "this account signs in with the hospital's directory: its password is changed there",
+            ));
+        }
         if creds.password_hash.is_some() && !verify_password(creds.password_hash.clone(), current.unwrap_or("")).await {
             return Err(OpsError::Unauthenticated("the current password is not right".into()));
         }

@@ -364,6 +364,28 @@ async fn argon2id_and_admin_reset(db: TestDb) {
     ));
     let unknown = idp.ops.reset_password(&idp.admin, &UserId("usr_nope".into())).await;
     assert!(unknown.is_err());
+
+    // A directory account has no local password: neither its owner nor an
+    // admin sets one (the directory's password is the only one).
+    let dir_user = idp.account("auditor", "aud-directory").await;
+    idp.t
+        .app
+        .store
+        .set_directory_account(
+            &dir_user.id,
+            "uid=aud-directory,ou=people,dc=example,dc=org",
+            portier::domain::Role::Auditor,
+            &|_| test_effects(),
+        )
+        .await
+        .unwrap();
+    let own = idp
+        .ops
+        .change_own_password(&Actor::from(dir_user.clone()), None, "a local passphrase")
+        .await;
+    assert!(matches!(own, Err(OpsError::Conflict(_))), "{own:?}");
+    let reset = idp.ops.reset_password(&idp.admin, &dir_user.id).await;
+    assert!(matches!(reset, Err(OpsError::Conflict(_))), "{reset:?}");
     idp.t.stop().await;
 }
 on_both_backends!(argon2id_and_admin_reset, super::argon2id_and_admin_reset);
