@@ -29,10 +29,15 @@ const WRITE_ROWS: &str = "WITH s AS (
     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::inet[], $8::int4[], $9::text[], $10::timestamptz[])
 ), w AS (
     UPDATE windows SET had_session = TRUE WHERE id = ANY($11::text[]) AND NOT had_session RETURNING id
+), ending AS (
+    -- Rows locked in id order, as the heartbeat's checkpoint locks them: two
+    -- writers taking the same rows in different orders deadlock.
+    SELECT id FROM sessions WHERE id = ANY($12::text[]) AND ended_at IS NULL ORDER BY id FOR UPDATE
 ), e AS (
     UPDATE sessions SET ended_at = v.ended_at, bytes_from_vendor = v.up, bytes_to_vendor = v.down, end_reason = v.reason
-    FROM UNNEST($12::text[], $13::timestamptz[], $14::int8[], $15::int8[], $16::text[]) AS v(id, ended_at, up, down, reason)
-    WHERE sessions.id = v.id AND sessions.ended_at IS NULL RETURNING sessions.id
+    FROM UNNEST($12::text[], $13::timestamptz[], $14::int8[], $15::int8[], $16::text[]) AS v(id, ended_at, up, down, reason),
+         ending
+    WHERE sessions.id = v.id AND ending.id = v.id AND sessions.ended_at IS NULL RETURNING sessions.id
 ), l AS (
     SELECT pg_advisory_xact_lock($17)
 )
