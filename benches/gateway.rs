@@ -35,7 +35,9 @@
 //! - `PORTIER_BENCH_CUT_SECS` (15): seconds from the window's approval to its end
 //!   (the tunnels open meanwhile);
 //! - `PORTIER_BENCH_SERVERS` (all): a subset of
-//!   `baseline,sqlite,postgres,nginx,haproxy`.
+//!   `baseline,sqlite,postgres,nginx,haproxy`;
+//! - `PORTIER_BENCH_PERF` (unset): a directory; each server's new-tunnel cases
+//!   are recorded there by `perf record -g` (Debian's `linux-perf`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 #[path = "gateway_parts/external.rs"]
@@ -69,6 +71,7 @@ struct Knobs {
     cut: usize,
     cut_secs: u64,
     servers: Vec<String>,
+    perf: Option<std::path::PathBuf>,
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -97,6 +100,7 @@ impl Knobs {
             cut: env_num("PORTIER_BENCH_CUT", 1000) as usize,
             cut_secs: env_num("PORTIER_BENCH_CUT_SECS", 15),
             servers,
+            perf: std::env::var_os("PORTIER_BENCH_PERF").map(std::path::PathBuf::from),
         }
     }
 
@@ -402,9 +406,13 @@ async fn measure(bench: &Bench, server: &Server) -> Measures {
 
     // 4–6. New tunnels.
     for (concurrency, slot) in [(1, &mut m.rate1), (32, &mut m.rate32)] {
+        let perf = profile(bench, server, concurrency);
         let cpu = procstat::cpu_seconds(pid);
         let mut r = load::new_tunnels(client, addr, concurrency, secs).await;
         let cpu = procstat::cpu_seconds(pid) - cpu;
+        if let Some(perf) = perf {
+            perf.stop();
+        }
         *slot = if r.done == 0 {
             (f64::NAN, f64::NAN)
         } else {
@@ -448,6 +456,16 @@ async fn measure(bench: &Bench, server: &Server) -> Measures {
         settle(pid).await;
     }
     m
+}
+
+/// `perf record` of one server during one new-tunnel case, when
+/// `PORTIER_BENCH_PERF=DIR` is set: `DIR/<server>-c<concurrency>.data`, read
+/// with `perf report -i … --no-children`.
+fn profile(bench: &Bench, server: &Server, concurrency: usize) -> Option<procstat::Perf> {
+    let dir = bench.knobs.perf.as_ref()?;
+    let name: String = server.name.chars().filter(char::is_ascii_alphanumeric).collect();
+    let out = dir.join(format!("{}-c{concurrency}.data", name.to_lowercase()));
+    procstat::Perf::record(server.pid, &out)
 }
 
 /// Case 8: `knobs.cut` tunnels under one window that ends `knobs.cut_secs` after

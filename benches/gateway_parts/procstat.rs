@@ -64,3 +64,37 @@ pub fn rss_bytes(pid: u32) -> u64 {
         })
         .sum()
 }
+
+/// A `perf record -g` attached to one process, stopped (SIGINT, so it writes
+/// its file) by [`Perf::stop`].
+pub struct Perf(std::process::Child);
+
+impl Perf {
+    /// `None` (with a message) when `perf` cannot be started.
+    pub fn record(pid: u32, out: &std::path::Path) -> Option<Self> {
+        let child = std::process::Command::new("perf")
+            .args(["record", "-F", "1999", "-g", "-q", "-o"])
+            .arg(out)
+            .args(["-p", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn();
+        match child {
+            Ok(c) => {
+                // perf attaches in a few milliseconds; give it a moment.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                Some(Self(c))
+            }
+            Err(e) => {
+                eprintln!("  perf record: {e}");
+                None
+            }
+        }
+    }
+
+    pub fn stop(mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}

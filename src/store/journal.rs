@@ -38,6 +38,10 @@ use crate::clock::{Clock, SystemClock};
 const MAX_BATCH: usize = 256;
 /// Entries waiting at most; beyond, callers wait for room (back-pressure).
 const QUEUE: usize = 4096;
+/// Default [`JournalSettings::end_delay`]: long enough for the next tunnel's
+/// start to come along under load, short beside the heartbeat that would
+/// recover an end lost in a crash meanwhile.
+const END_DELAY: Duration = Duration::from_millis(20);
 
 /// Tunables of the journal.
 #[derive(Debug, Clone)]
@@ -48,6 +52,9 @@ pub struct JournalSettings {
     pub probe_every: Duration,
     /// Where commit durations and batch sizes are observed.
     pub metrics: crate::metrics::Metrics,
+    /// How long a batch holding only session ends may wait for other entries
+    /// to share its commit (see [`Writer::gather_ends`]).
+    pub end_delay: Duration,
 }
 
 impl Default for JournalSettings {
@@ -56,6 +63,7 @@ impl Default for JournalSettings {
             retry_capacity: 10_000,
             probe_every: Duration::from_secs(1),
             metrics: crate::metrics::Metrics::default(),
+            end_delay: END_DELAY,
         }
     }
 }
@@ -273,6 +281,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let open = self.gather_ends(&mut rx, &mut entries, &mut waiters).await;
             if self.health.is_up() && !self.retry.is_empty() {
                 // Older entries first, so the trail keeps their order.
                 self.flush().await;
@@ -281,6 +290,9 @@ impl Writer {
             tracing::debug!(batch = entries.len(), "journal group commit");
             self.commit(&mut entries, &mut waiters).await;
             self.publish();
+            if !open {
+                break;
+            }
         }
         if !self.retry.is_empty() || self.dropped > 0 {
             tracing::error!(
@@ -289,6 +301,39 @@ impl Writer {
                 "journal stopped with entries never written; open sessions among them are closed as gateway_restart at the next start"
             );
         }
+    }
+
+    /// A batch of session ends only waits up to `end_delay` for another entry
+    /// to commit with: nobody is held up by an end (the technician's connection
+    /// is already closed), and under a steady stream of tunnels the next start
+    /// comes within milliseconds, so each tunnel costs one commit instead of
+    /// two. An end lost in a crash meanwhile is recovered at the next start
+    /// like any entry not yet written (`gateway_restart`, from the heartbeat).
+    /// Returns `false` once every sender is gone.
+    async fn gather_ends(
+        &self,
+        rx: &mut mpsc::Receiver<Request>,
+        entries: &mut Vec<JournalEntry>,
+        waiters: &mut Vec<oneshot::Sender<Result<Durability, JournalError>>>,
+    ) -> bool {
+        let only_ends = |e: &[JournalEntry]| e.iter().all(|e| matches!(e, JournalEntry::SessionEnded(..)));
+        if self.settings.end_delay.is_zero() || !self.health.is_up() || !only_ends(entries) {
+            return true;
+        }
+        let until = tokio::time::Instant::now() + self.settings.end_delay;
+        while entries.len() < MAX_BATCH && only_ends(entries) {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Some(r) => {
+                        entries.push(r.entry);
+                        waiters.push(r.done);
+                    }
+                    None => return false,
+                },
+                () = tokio::time::sleep_until(until) => break,
+            }
+        }
+        true
     }
 
     /// Commits one batch of new entries and answers their callers.

@@ -148,6 +148,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A file has no peer to lose: the ping sqlx sends before handing
+            // out a connection is one more hop to its worker thread per write.
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts)
             .await

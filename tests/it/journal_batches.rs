@@ -155,3 +155,68 @@ on_both_backends!(
     journal_batches_chain_like_single_appends,
     super::batches_chain_like_single_appends
 );
+
+/// A session end waits for the next entry to share its commit (one commit per
+/// tunnel under a steady stream), and alone it is still written after the delay.
+async fn ends_ride_with_the_next_commit(db: TestDb) {
+    use portier::store::{Durability, Journal, JournalSettings};
+    let pki = Pki::generate();
+    let sc = scene(db.store.as_ref(), &pki, "127.0.0.1:9".parse().unwrap()).await;
+    let first = SessionId::generate();
+    db.store.write_journal(&[start(&sc, &first)]).await.unwrap();
+
+    // A delay no test waits out: the end can only be written with the start.
+    let settings = JournalSettings {
+        end_delay: std::time::Duration::from_secs(600),
+        ..JournalSettings::default()
+    };
+    let (journal, _task) = Journal::start_with(db.store.clone(), settings);
+    let ending = tokio::spawn({
+        let journal = journal.clone();
+        let e = end(&first, 5);
+        async move { journal.write(e).await }
+    });
+    // Let the writer take the end and start waiting.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!ending.is_finished(), "an end alone was committed at once");
+    let next = SessionId::generate();
+    let started = journal.write(start(&sc, &next)).await.unwrap();
+    assert_eq!(started, Durability::Durable);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), ending)
+        .await
+        .expect("the end was not committed with the start")
+        .unwrap()
+        .unwrap();
+    assert_eq!(ended, Durability::Durable);
+    let stats = journal.batch_stats();
+    assert_eq!((stats.batches(), stats.entries()), (1, 2), "one commit for both");
+
+    // Alone, an end is written once the delay has passed.
+    let settings = JournalSettings {
+        end_delay: std::time::Duration::from_millis(50),
+        ..JournalSettings::default()
+    };
+    let (journal, _task) = Journal::start_with(db.store.clone(), settings);
+    let wrote = tokio::time::timeout(std::time::Duration::from_secs(10), journal.write(end(&next, 7)))
+        .await
+        .expect("a lone end was never committed")
+        .unwrap();
+    assert_eq!(wrote, Durability::Durable);
+    let sessions = db.store.list_sessions(&SessionFilter::default()).await.unwrap();
+    let ended: Vec<_> = sessions
+        .iter()
+        .filter(|s| s.id == first || s.id == next)
+        .map(|s| (s.bytes_from_vendor, s.end_reason))
+        .collect();
+    assert_eq!(ended.len(), 2);
+    assert!(
+        ended.iter().all(|(_, r)| *r == Some(EndReason::ClientClosed)),
+        "{ended:?}"
+    );
+    let v = audit::verify_store(db.store.as_ref(), |_| {}).await.unwrap();
+    assert!(v.valid, "{v:?}");
+}
+on_both_backends!(
+    journal_ends_ride_with_the_next_commit,
+    super::ends_ride_with_the_next_commit
+);
