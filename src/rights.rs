@@ -346,7 +346,7 @@ pub static TABLE: &[Right] = &[
         fr: "Lister les fenêtres de maintenance (un compte fournisseur : les siennes)",
         api: &[api("GET", "/api/v1/windows")],
         cli: &[],
-        console: &["GET /console/vendor", "GET /console/security"],
+        console: &["GET /console/vendor"],
     },
     Right {
         function: Function::ReadWindow,
@@ -376,7 +376,7 @@ pub static TABLE: &[Right] = &[
         fr: "Lister les comptes-rendus d'intervention, déposés ou en retard (un compte fournisseur : les siens)",
         api: &[api("GET", "/api/v1/reports")],
         cli: &[],
-        console: &[],
+        console: &["GET /console/vendor", "GET /console/audit/reports"],
     },
     Right {
         function: Function::ReadLockdown,
@@ -569,7 +569,7 @@ pub static TABLE: &[Right] = &[
         fr: "Lister les sessions, en JSON ou CSV (un compte fournisseur : les siennes)",
         api: &[api("GET", "/api/v1/sessions")],
         cli: &[],
-        console: &[],
+        console: &["GET /console/audit/sessions", "GET /console/audit/sessions/csv"],
     },
     Right {
         function: Function::ReadSession,
@@ -609,7 +609,7 @@ pub static TABLE: &[Right] = &[
         fr: "Voir qui a demandé, approuvé ou revu, par nom de compte",
         api: &[],
         cli: &[],
-        console: &["GET /console/security", "GET /console/audit"],
+        console: &["GET /console/security"],
     },
     Right {
         function: Function::PendingDecisions,
@@ -1499,6 +1499,29 @@ mod tests {
             .unwrap();
         assert_eq!(health["public"], true);
         assert_eq!(health["api"][0]["path"], "/healthz");
+    }
+
+    /// docs/rights.md carries the English document as generated: regenerated,
+    /// never edited by hand.
+    #[test]
+    fn the_copy_in_the_docs_is_current() {
+        let doc = include_str!("../docs/rights.md");
+        let marker = "regenerate it rather than edit it.\n\n";
+        let copy = &doc[doc.find(marker).expect("docs/rights.md lost its marker") + marker.len()..];
+        let generated: String = document(TABLE, Lang::En, Format::Markdown)
+            .lines()
+            .map(|l| {
+                if l.starts_with('#') {
+                    format!("#{l}\n")
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        assert!(
+            copy == generated,
+            "docs/rights.md is out of date: replace what follows its marker with `portier rights`, headings one level down"
+        );
     }
 
     #[test]
