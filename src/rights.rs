@@ -37,12 +37,11 @@ impl Roles {
     }
 
     /// The set of `roles`.
-    pub const fn of(roles: &[Role]) -> Roles {
+    pub const fn of(mut roles: &[Role]) -> Roles {
         let mut bits = 0;
-        let mut i = 0;
-        while i < roles.len() {
-            bits |= Self::bit(roles[i]);
-            i += 1;
+        while let [first, rest @ ..] = roles {
+            bits |= Self::bit(*first);
+            roles = rest;
         }
         Roles(bits)
     }
