@@ -200,7 +200,7 @@ pub static TABLE: &[Right] = &[
         access: Access::Public,
         advanced: false,
         en: "Prometheus metrics (bind the API where only monitoring reaches it)",
-        fr: "Métriques Prometheus (l'API n'est joignable que par la supervision)",
+        fr: "Métriques Prometheus (n'exposer l'API qu'à la supervision)",
         api: &[api("GET", "/metrics")],
         cli: &[],
         console: &[],
