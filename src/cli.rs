@@ -1,4 +1,5 @@
-//! The command line: `init`, `serve`, `migrate`, `account create`, `token list|create|revoke`.
+//! The command line: `init`, `serve`, `migrate`, `account create`, `token list|create|revoke`,
+//! `rights`…
 
 use std::path::{Path, PathBuf};
 
@@ -107,6 +108,18 @@ pub enum Command {
         reason: String,
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
+    },
+    /// Print the rights per profile: every function (API route, command,
+    /// console page) × role, generated from the authorization table the code
+    /// enforces; the administrator's advanced functions marked. Needs no
+    /// configuration: the table is part of the program.
+    Rights {
+        /// `en` or `fr`.
+        #[arg(long, default_value = "en", value_parser = ["en", "fr"])]
+        lang: String,
+        /// `md` (default), `html` (one self-contained page) or `json`.
+        #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
+        format: String,
     },
 }
 
@@ -308,6 +321,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => create_account(&config, &role, &name, vendor, email.as_deref()).await,
         Command::Token { command } => token_command(command).await,
+        Command::Rights { lang, format } => {
+            let lang =
+                crate::ops::Lang::parse(&lang).with_context(|| format!("unknown language {lang:?} (en or fr)"))?;
+            let format = crate::rights::Format::parse(&format)
+                .with_context(|| format!("unknown format {format:?} (md, html or json)"))?;
+            print!("{}", crate::rights::document(crate::rights::TABLE, lang, format));
+            Ok(())
+        }
     }
 }
 

@@ -31,6 +31,7 @@ pub mod ops;
 pub mod pki;
 pub mod policy;
 pub mod redact;
+pub mod rights;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -10,7 +10,8 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::domain::{multi_line, one_line, DeviceId, DeviceName, Role, VendorId};
+use crate::domain::{multi_line, one_line, DeviceId, DeviceName, VendorId};
+use crate::rights::Function;
 use crate::store::{Device, NewDevice};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -88,7 +89,7 @@ async fn create_device(
     caller: Caller,
     ApiJson(req): ApiJson<CreateDevice>,
 ) -> ApiResult<(StatusCode, Json<Device>)> {
-    caller.require(&[Role::Admin])?;
+    caller.may(Function::CreateDevice)?;
     let name: DeviceName = req
         .name
         .parse()

@@ -14,8 +14,9 @@ use utoipa_axum::routes;
 use super::extract::{rfc3339, ApiJson, ApiQuery};
 use super::windows::visible_window;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
-use crate::domain::{DeviceId, Role, VendorId, WindowId};
+use crate::domain::{DeviceId, VendorId, WindowId};
 use crate::ops::{ReportView, ReportsQuery};
+use crate::rights::Function;
 use crate::store::Report;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -51,7 +52,7 @@ async fn file_report(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<FileReport>,
 ) -> ApiResult<(StatusCode, Json<ReportView>)> {
-    caller.require(&[Role::Vendor])?;
+    caller.may(Function::FileReport)?;
     let w = visible_window(&s, &caller, id).await?;
     let summary = text("summary", &req.summary, 10_000)?;
     let actions = text("actions", &req.actions, 20_000)?;

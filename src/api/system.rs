@@ -13,6 +13,7 @@ use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody};
 use crate::domain::{Role, VendorId};
 use crate::metrics::{Scrape, CONTENT_TYPE};
+use crate::rights::Function;
 
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -114,13 +115,14 @@ pub struct Me {
 
 /// The calling account.
 #[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
-async fn me(caller: Caller) -> Json<Me> {
-    Json(Me {
+async fn me(caller: Caller) -> ApiResult<Json<Me>> {
+    caller.may(Function::ReadOwnAccount)?;
+    Ok(Json(Me {
         id: caller.id.0,
         name: caller.name,
         role: caller.role,
         vendor_id: caller.vendor_id,
-    })
+    }))
 }
 
 /// An account to create.

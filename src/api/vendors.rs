@@ -13,8 +13,9 @@ use utoipa_axum::routes;
 
 use super::extract::ApiJson;
 use super::{ApiError, ApiResult, ApiState, Caller, ErrorBody, RestrictiveCaller};
-use crate::domain::{one_line, parse_network, NetworkBreadth, Role, TechnicianId, VendorId};
+use crate::domain::{one_line, parse_network, NetworkBreadth, TechnicianId, VendorId};
 use crate::pki::{first_cert_der, CertInfo};
+use crate::rights::Function;
 use crate::store::{NewTechnician, NewVendor, Technician, Vendor};
 
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -65,11 +66,11 @@ pub(crate) fn parse_networks(list: &[String], breadth: Option<NetworkBreadth>) -
 
 /// The breadth check to apply: none when an admin explicitly allows broad networks.
 fn breadth_for(s: &ApiState, caller: &Caller, allow_broad: bool) -> Result<Option<NetworkBreadth>, ApiError> {
-    match (allow_broad, caller.role) {
-        (false, _) => Ok(Some(s.limits.networks)),
-        (true, Role::Admin) => Ok(None),
-        (true, _) => Err(ApiError::forbidden("allow_broad_networks is for admin accounts only")),
+    if !allow_broad {
+        return Ok(Some(s.limits.networks));
     }
+    caller.may(Function::AllowBroadNetworks)?;
+    Ok(None)
 }
 
 fn text(field: &'static str, value: &str, max: usize) -> Result<String, ApiError> {
@@ -99,7 +100,7 @@ async fn create_vendor(
     caller: Caller,
     ApiJson(req): ApiJson<CreateVendor>,
 ) -> ApiResult<(StatusCode, Json<Vendor>)> {
-    caller.require(&[Role::Admin])?;
+    caller.may(Function::CreateVendor)?;
     let name = text("name", &req.name, 200)?;
     let networks = parse_networks(&req.networks, breadth_for(&s, &caller, req.allow_broad_networks)?)?;
     let contact = req
@@ -148,7 +149,7 @@ async fn replace_networks(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Networks>,
 ) -> ApiResult<Json<Vendor>> {
-    caller.require(&[Role::Admin])?;
+    caller.may(Function::ReplaceVendorNetworks)?;
     let networks = parse_networks(&req.networks, breadth_for(&s, &caller, req.allow_broad_networks)?)?;
     let v = s
         .ops
@@ -206,7 +207,7 @@ async fn add_technician(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AddTechnician>,
 ) -> ApiResult<(StatusCode, Json<TechnicianCertificate>)> {
-    caller.require(&[Role::Admin])?;
+    caller.may(Function::AddTechnician)?;
     let vendor = s.store.vendor(&VendorId(id)).await?;
     let name = text("name", &req.name, 100)?;
     let certificate_pem = match (&req.csr_pem, &req.certificate_pem) {

@@ -4,6 +4,7 @@ use super::{effects, Actor, Ops, OpsError, OpsResult};
 use crate::domain::{EndReason, Role, UserId, VendorId};
 use crate::events::Event;
 use crate::guard::LiftError;
+use crate::rights::Function;
 use crate::store::{Change, Effects, LockdownState, NewUser, StoreError, User};
 
 /// An account created with its bearer token.
@@ -58,7 +59,7 @@ impl Ops {
         email: Option<&str>,
         ttl: chrono::Duration,
     ) -> OpsResult<NewToken> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::CreateAccount)?;
         let name = crate::domain::one_line("name", name, 100)?;
         let email = match email.map(str::trim).filter(|e| !e.is_empty()) {
             Some(e) => {
@@ -120,7 +121,7 @@ impl Ops {
     /// at once on every node (both are looked up on each call), and its console
     /// sessions are ended. An admin cannot disable itself.
     pub async fn disable_user(&self, who: &Actor, id: &UserId) -> OpsResult<User> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::DisableAccount)?;
         if *id == who.id {
             return Err(OpsError::conflict("an account cannot disable itself"));
         }
@@ -155,7 +156,7 @@ impl Ops {
     /// are refused at once, even if the database cannot be reached; the lockdown
     /// is then stored with its audit event, and every node follows it.
     pub async fn lock_down(&self, who: &Actor, reason: String) -> OpsResult<LockdownOutcome> {
-        who.require(&[Role::Security])?;
+        who.may(Function::Lockdown)?;
         let state = LockdownState {
             active: true,
             reason: Some(reason.clone()),
@@ -188,7 +189,7 @@ impl Ops {
     /// is not a restrictive action. A node locked down by its lockdown file
     /// stays so until `portier lockdown off` removes the file.
     pub async fn lift_lockdown(&self, who: &Actor, reason: String) -> OpsResult<LockdownState> {
-        who.require(&[Role::Security])?;
+        who.may(Function::LiftLockdown)?;
         let guard = self.guard();
         if let Some(file) = guard.file_lockdown() {
             return Err(OpsError::conflict(format!(
@@ -227,7 +228,7 @@ impl Ops {
     /// Stores a lockdown decided on the server's command line (`portier lockdown
     /// on|off`), unless a later decision is already stored. `false`: a later one was.
     pub async fn store_cli_lockdown(&self, who: &Actor, state: &LockdownState) -> OpsResult<bool> {
-        who.require(&[Role::Admin, Role::Security])?;
+        who.may(Function::ServerLockdown)?;
         let stored = self.store.lockdown().await?;
         if stored.set_at.is_some() && stored.set_at >= state.set_at && stored.active == state.active {
             // A running node already stored this one from the file.

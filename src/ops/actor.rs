@@ -1,6 +1,7 @@
 //! Who is acting, and the proof that a role check passed.
 
 use crate::domain::{Role, UserId, VendorId};
+use crate::rights::Function;
 use crate::store::User;
 
 use super::OpsError;
@@ -31,12 +32,14 @@ impl Actor {
         }
     }
 
-    /// Passes if the actor has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<Granted, OpsError> {
-        if roles.contains(&self.role) {
+    /// Passes if the actor's role may use `function`, as the one authorization
+    /// table ([`crate::rights::TABLE`]) says.
+    pub fn may(&self, function: Function) -> Result<Granted, OpsError> {
+        let roles = function.roles();
+        if roles.contains(self.role) {
             Ok(Granted(()))
         } else {
-            let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let names: Vec<&str> = roles.iter().map(Role::as_str).collect();
             Err(OpsError::forbidden(format!(
                 "this action needs the role {}; you are {}",
                 names.join(" or "),

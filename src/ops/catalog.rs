@@ -3,16 +3,20 @@
 use ipnet::IpNet;
 
 use super::{effects, unavailable, Actor, Ops, OpsError, OpsResult};
-use crate::domain::{DeviceId, EndReason, Role, TechnicianId, VendorId};
+use crate::domain::{DeviceId, EndReason, TechnicianId, VendorId};
 use crate::events::Event;
 use crate::guard::{Pending, Restriction};
+use crate::rights::Function;
 use crate::store::{Change, Device, Effects, NewDevice, NewTechnician, NewVendor, StoreError, Technician, Vendor};
 
 impl Ops {
     /// Creates a vendor (admin). `allow_broad` is recorded: the networks were
     /// checked at the edge against the breadth rule unless an admin waived it.
     pub async fn create_vendor(&self, who: &Actor, new: NewVendor, allow_broad: bool) -> OpsResult<Vendor> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::CreateVendor)?;
+        if allow_broad {
+            who.may(Function::AllowBroadNetworks)?;
+        }
         if new.networks.is_empty() {
             return Err(OpsError::bad_request("a vendor must declare at least one network"));
         }
@@ -46,7 +50,10 @@ impl Ops {
         networks: Vec<IpNet>,
         allow_broad: bool,
     ) -> OpsResult<Vendor> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::ReplaceVendorNetworks)?;
+        if allow_broad {
+            who.may(Function::AllowBroadNetworks)?;
+        }
         if networks.is_empty() {
             return Err(OpsError::bad_request(
                 "a vendor must declare at least one network (disable it instead)",
@@ -70,7 +77,7 @@ impl Ops {
     /// node. Cut and refused on this node first; `Unavailable` if the database
     /// cannot take it (then retried until stored).
     pub async fn disable_vendor(&self, who: &Actor, id: &VendorId) -> OpsResult<Vendor> {
-        who.require(&[Role::Admin, Role::Security])?;
+        who.may(Function::DisableVendor)?;
         let restriction = Restriction::Vendor(id.clone());
         let guard = self.guard();
         guard.restrict(restriction.clone());
@@ -110,7 +117,7 @@ impl Ops {
 
     /// Enables a vendor again (admin, security).
     pub async fn enable_vendor(&self, who: &Actor, id: &VendorId) -> OpsResult<Vendor> {
-        who.require(&[Role::Admin, Role::Security])?;
+        who.may(Function::EnableVendor)?;
         let record = effects(|v: &Vendor| {
             Effects::audit(self.event(who, Event::VendorEnabled, v.id.as_str(), serde_json::json!({})))
                 .change(Change::Vendor(v.id.clone()))
@@ -123,7 +130,7 @@ impl Ops {
     /// Registers a technician (admin); the certificate was signed or verified
     /// at the edge. `pinned`: an externally issued certificate.
     pub async fn add_technician(&self, who: &Actor, new: NewTechnician, pinned: bool) -> OpsResult<Technician> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::AddTechnician)?;
         let record = effects(|t: &Technician| {
             Effects::audit(self.event(
                 who,
@@ -142,7 +149,7 @@ impl Ops {
     /// every node. Cut and refused on this node first; `Unavailable` if the
     /// database cannot take it (then retried until stored).
     pub async fn revoke_technician(&self, who: &Actor, vendor: &VendorId, id: &TechnicianId) -> OpsResult<Technician> {
-        who.require(&[Role::Admin, Role::Security])?;
+        who.may(Function::RevokeTechnician)?;
         let restriction = Restriction::Technician(vendor.clone(), id.clone());
         let guard = self.guard();
         guard.restrict(restriction.clone());
@@ -183,7 +190,7 @@ impl Ops {
 
     /// Creates a device (admin), assigned to existing vendors.
     pub async fn create_device(&self, who: &Actor, mut new: NewDevice) -> OpsResult<Device> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::CreateDevice)?;
         new.vendor_ids.sort();
         new.vendor_ids.dedup();
         for v in &new.vendor_ids {
@@ -219,7 +226,7 @@ impl Ops {
     /// node and it admits none until enabled again. Cut and refused on this node
     /// first; `Unavailable` if the database cannot take it (then retried until stored).
     pub async fn disable_device(&self, who: &Actor, id: &DeviceId) -> OpsResult<Device> {
-        who.require(&[Role::Admin, Role::Security])?;
+        who.may(Function::DisableDevice)?;
         let restriction = Restriction::Device(id.clone());
         let guard = self.guard();
         guard.restrict(restriction.clone());
@@ -261,7 +268,7 @@ impl Ops {
 
     /// Enables a device again (admin).
     pub async fn enable_device(&self, who: &Actor, id: &DeviceId) -> OpsResult<Device> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::EnableDevice)?;
         let record = effects(|d: &Device| {
             Effects::audit(self.event(
                 who,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use crate::domain::UserId;
 use crate::events::Event;
+use crate::rights::Function;
 use crate::store::{ConsoleSession, Effects, LockdownState, User};
 
 use super::sign_in::{FirstFactor, PasswordSignIn};
@@ -221,6 +222,7 @@ impl Ops {
 
     /// Sets the console language of the actor's own account.
     pub async fn set_language(&self, who: &Actor, lang: Option<Lang>) -> OpsResult<User> {
+        who.may(Function::ManageOwnAccount)?;
         let code = lang.map(Lang::code);
         let record = effects(|u: &User| {
             Effects::audit(self.event(

@@ -9,8 +9,8 @@ use tokio::sync::Semaphore;
 
 use super::{Actor, Ops, OpsError, OpsResult};
 use crate::audit::AuditRecord;
-use crate::domain::Role;
 use crate::export::{EvidenceArchive, ExportError, MAX_ARCHIVE_BYTES};
+use crate::rights::Function;
 use crate::store::AuditFilter;
 
 /// Audit events per page of the trail.
@@ -28,14 +28,12 @@ pub struct AudTrail {
     pub head: Option<i64>,
 }
 
-const AUDIT_READERS: [Role; 2] = [Role::Security, Role::Auditor];
-
 impl Ops {
     /// A page of the audit trail, newest first: the events before `before`
     /// (sequence number; the newest when `None`), at most [`TRAIL_PAGE`]
     /// (security, auditor).
     pub async fn audit_trail_page(&self, who: &Actor, before: Option<i64>) -> OpsResult<AudTrail> {
-        who.require(&AUDIT_READERS)?;
+        who.may(Function::ReadAudit)?;
         let head = self.store.audit_head().await?.map(|(seq, _)| seq);
         let Some(newest) = head else {
             return Ok(AudTrail {
@@ -69,7 +67,7 @@ impl Ops {
         until: DateTime<Utc>,
         tmp: &Path,
     ) -> OpsResult<EvidenceArchive> {
-        who.require(&AUDIT_READERS)?;
+        who.may(Function::ExportEvidence)?;
         if until <= since {
             return Err(OpsError::bad_request("until: must be after since"));
         }

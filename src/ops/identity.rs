@@ -8,6 +8,7 @@ use crate::credentials::{
 };
 use crate::domain::{Role, UserId};
 use crate::events::Event;
+use crate::rights::Function;
 use crate::store::{Effects, User};
 
 use super::{effects, Actor, Ops, OpsError, OpsResult};
@@ -47,6 +48,7 @@ impl Ops {
 
     /// Sets the actor's own password. If one is set, `current` must match it.
     pub async fn change_own_password(&self, who: &Actor, current: Option<&str>, new: &str) -> OpsResult<User> {
+        who.may(Function::ManageOwnAccount)?;
         self.check_password_policy(new)?;
         let creds = self.store.credentials(&who.id).await?;
         if creds.directory_dn.is_some() {
@@ -91,7 +93,7 @@ impl Ops {
     /// accounts' passwords are the directory's, and an admin resets another
     /// admin's or a person's password, never their own (they change it).
     pub async fn reset_password(&self, who: &Actor, id: &UserId) -> OpsResult<String> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::ResetPassword)?;
         self.check_resettable(who, id, "password").await?;
         let temporary = random_text(TEMPORARY_PASSWORD_LEN);
         self.store_password(who, id, &temporary, true, Event::PasswordReset)
@@ -105,7 +107,7 @@ impl Ops {
     /// recovery codes are removed, the account's console sessions end, and its
     /// next sign-in enrols again if its role requires a second factor.
     pub async fn reset_second_factor(&self, who: &Actor, id: &UserId) -> OpsResult<User> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::ResetSecondFactor)?;
         let creds = self.check_resettable(who, id, "second factor").await?;
         if !creds.has_totp() {
             return Err(OpsError::conflict("this account has no second factor to reset"));
@@ -159,6 +161,7 @@ impl Ops {
     /// recovery codes (shown once, stored hashed). An account that has a second
     /// factor already keeps it (an admin's reset comes first).
     pub async fn confirm_totp(&self, who: &Actor, secret: &str, code: &str) -> OpsResult<Vec<String>> {
+        who.may(Function::ManageOwnAccount)?;
         let creds = self.store.credentials(&who.id).await?;
         if creds.has_totp() {
             return Err(OpsError::conflict("a second factor is enrolled already"));

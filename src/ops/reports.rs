@@ -1,8 +1,9 @@
 //! Intervention reports and their addenda.
 
 use super::{effects, Actor, Ops, OpsError, OpsResult};
-use crate::domain::{Role, WindowId, WindowState};
+use crate::domain::{WindowId, WindowState};
 use crate::events::Event;
+use crate::rights::Function;
 use crate::store::{Change, Effects, NewReport, Report, SessionFilter};
 
 /// A report to file; texts already checked.
@@ -19,7 +20,7 @@ impl Ops {
     /// Files the report of a window (its vendor), once the window is over or
     /// its sessions are. Filing may lift an overdue-report block on every node.
     pub async fn file_report(&self, who: &Actor, id: &WindowId, input: ReportInput) -> OpsResult<Report> {
-        who.require(&[Role::Vendor])?;
+        who.may(Function::FileReport)?;
         let w = self.visible_window(who, id).await?;
         if !["success", "partial", "failed"].contains(&input.outcome.as_str()) {
             return Err(OpsError::bad_request("outcome must be success, partial or failed"));
@@ -75,7 +76,7 @@ impl Ops {
 
     /// Appends a correction to a filed report (its vendor). The report itself never changes.
     pub async fn add_report_addendum(&self, who: &Actor, id: &WindowId, text: String) -> OpsResult<Report> {
-        who.require(&[Role::Vendor])?;
+        who.may(Function::AddReportAddendum)?;
         let w = self.visible_window(who, id).await?;
         let record = effects(|r: &Report| {
             Effects::audit(self.event(

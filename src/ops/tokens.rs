@@ -9,6 +9,7 @@ use serde::Serialize;
 use super::{effects, Actor, Ops, OpsError, OpsResult};
 use crate::domain::{Role, TokenId, UserId};
 use crate::events::Event;
+use crate::rights::Function;
 use crate::store::{ApiToken, Effects, NewApiToken, User};
 
 /// A token just created: the secret is shown once (only its SHA-256 is stored).
@@ -56,9 +57,11 @@ impl Ops {
         days: Option<i64>,
     ) -> OpsResult<CreatedToken> {
         let owner = owner.unwrap_or(&who.id);
-        if *owner != who.id {
-            who.require(&[Role::Admin])?;
-        }
+        who.may(if *owner != who.id {
+            Function::CreateTokenForOthers
+        } else {
+            Function::CreateOwnToken
+        })?;
         let name = crate::domain::one_line("name", name, 100)?;
         let days = days.unwrap_or(self.rules.token_days);
         if days < 1 || days > self.rules.max_token_days {
@@ -99,15 +102,17 @@ impl Ops {
     /// The tokens of `of` (`None`: the caller's own; another account's: admin only).
     pub async fn tokens(&self, who: &Actor, of: Option<&UserId>) -> OpsResult<Vec<ApiToken>> {
         let of = of.unwrap_or(&who.id);
-        if *of != who.id {
-            who.require(&[Role::Admin])?;
-        }
+        who.may(if *of != who.id {
+            Function::ListTokensOfOthers
+        } else {
+            Function::ListOwnTokens
+        })?;
         Ok(self.store.list_api_tokens(Some(of)).await?)
     }
 
     /// Every account's tokens (admin; the command line).
     pub async fn all_tokens(&self, who: &Actor) -> OpsResult<Vec<ApiToken>> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::ListTokensOfOthers)?;
         Ok(self.store.list_api_tokens(None).await?)
     }
 
@@ -118,9 +123,11 @@ impl Ops {
             .api_token(id)
             .await
             .map_err(|e| OpsError::unless_found(e, || OpsError::not_found("token")))?;
-        if token.user_id != who.id {
-            who.require(&[Role::Admin])?;
-        }
+        who.may(if token.user_id != who.id {
+            Function::RevokeTokenOfOthers
+        } else {
+            Function::RevokeOwnToken
+        })?;
         if token.revoked_at.is_some() {
             return Err(OpsError::conflict("this token is already revoked"));
         }
@@ -141,7 +148,7 @@ impl Ops {
 
     /// Enables a disabled account (admin): its live tokens work again.
     pub async fn enable_user(&self, who: &Actor, id: &UserId) -> OpsResult<User> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::EnableAccount)?;
         let record = effects(|u: &User| {
             Effects::audit(self.event(
                 who,
@@ -155,7 +162,7 @@ impl Ops {
 
     /// Every account with its state, last sign-in and live tokens (admin).
     pub async fn accounts(&self, who: &Actor) -> OpsResult<Vec<AccountView>> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::ListAccounts)?;
         let users = self.store.list_users().await?;
         let tokens = self.store.list_api_tokens(None).await?;
         let credentials: std::collections::HashMap<UserId, crate::store::Credentials> =

@@ -8,6 +8,7 @@ use super::{effects, unavailable, Actor, Ops, OpsError, OpsResult};
 use crate::domain::{DeviceId, DeviceName, EndReason, Role, VendorId, WindowId, WindowState};
 use crate::events::Event;
 use crate::guard::{Pending, Restriction};
+use crate::rights::Function;
 use crate::store::{Change, Effects, NewWindow, StoreError, Window, WindowTransition};
 
 /// How far in the past a window may start: a request prepared a moment ago
@@ -59,7 +60,7 @@ impl Ops {
 
     /// Requests a planned window (vendor for itself, admin for any vendor).
     pub async fn request_window(&self, who: &Actor, req: WindowRequest) -> OpsResult<Window> {
-        who.require(&[Role::Vendor, Role::Admin])?;
+        who.may(Function::RequestWindow)?;
         let vendor_id = match (who.role, req.vendor_id) {
             (Role::Vendor, Some(v)) if !who.sees_vendor(&v) => {
                 return Err(OpsError::forbidden(
@@ -139,7 +140,7 @@ impl Ops {
     /// flagged `emergency`, awaiting a review by a second security account. It
     /// bypasses an overdue report, nothing else.
     pub async fn grant_emergency(&self, who: &Actor, req: EmergencyGrant) -> OpsResult<Window> {
-        who.require(&[Role::Security])?;
+        who.may(Function::GrantEmergency)?;
         if req.justification.trim().is_empty() {
             return Err(OpsError::bad_request(
                 "justification is mandatory for an emergency grant",
@@ -186,7 +187,7 @@ impl Ops {
     /// Approves a requested window, or the pending extension of an approved one
     /// (security, admin; never the account that asked).
     pub async fn approve_window(&self, who: &Actor, id: &WindowId) -> OpsResult<Window> {
-        who.require(&[Role::Security, Role::Admin])?;
+        who.may(Function::ApproveWindow)?;
         let w = self.store.window(id).await?;
         if w.state == WindowState::Approved && w.extension_ends_at.is_some() {
             return self.approve_extension(who, w).await;
@@ -261,7 +262,7 @@ impl Ops {
     /// Rejects a requested window, or the pending extension of an approved one
     /// (security, admin).
     pub async fn reject_window(&self, who: &Actor, id: &WindowId, reason: String) -> OpsResult<Window> {
-        who.require(&[Role::Security, Role::Admin])?;
+        who.may(Function::RejectWindow)?;
         let current = self.store.window(id).await?;
         if let (WindowState::Approved, Some(pending)) = (current.state, current.extension_ends_at) {
             let record = effects(|w: &Window| {
@@ -308,7 +309,7 @@ impl Ops {
     /// window stays refused here, and the revocation is retried until stored
     /// (`Unavailable`).
     pub async fn revoke_window(&self, who: &Actor, id: &WindowId, reason: String) -> OpsResult<Window> {
-        who.require(&[Role::Security, Role::Admin])?;
+        who.may(Function::RevokeWindow)?;
         // Invariant 7: cut and refuse first; only an approved window has tunnels.
         let restriction = Restriction::Window(id.clone());
         let guard = self.guard();
@@ -362,7 +363,7 @@ impl Ops {
 
     /// Cancels a window before it starts (the requesting vendor, admin).
     pub async fn cancel_window(&self, who: &Actor, id: &WindowId, reason: Option<String>) -> OpsResult<Window> {
-        who.require(&[Role::Vendor, Role::Admin])?;
+        who.may(Function::CancelWindow)?;
         let w = self.visible_window(who, id).await?;
         if w.state == WindowState::Approved && w.starts_at <= self.now() {
             return Err(OpsError::conflict("the window has started: ask security to revoke it"));
@@ -396,7 +397,7 @@ impl Ops {
         ends_at: DateTime<Utc>,
         reason: String,
     ) -> OpsResult<Window> {
-        who.require(&[Role::Vendor])?;
+        who.may(Function::ExtendWindow)?;
         let w = self.visible_window(who, id).await?;
         let now = self.now();
         if w.state != WindowState::Approved || w.ends_at <= now {
@@ -442,7 +443,7 @@ impl Ops {
         verdict: &str,
         comment: String,
     ) -> OpsResult<Window> {
-        who.require(&[Role::Security])?;
+        who.may(Function::ReviewEmergency)?;
         if verdict != "justified" && verdict != "unjustified" {
             return Err(OpsError::bad_request(
                 "verdict must be \"justified\" or \"unjustified\"",

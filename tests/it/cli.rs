@@ -119,3 +119,55 @@ fn init_with_a_state_dir_puts_the_database_there() {
         .unwrap();
     assert!(!again.status.success(), "an existing database is never overwritten");
 }
+
+/// `portier rights` prints the rights per profile from the table in the binary,
+/// without any configuration, in each language and format.
+#[test]
+fn rights_prints_the_table_without_a_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = portier()
+            .arg("rights")
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("PORTIER_CONFIG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let md = run(&[]);
+    assert_eq!(
+        md,
+        portier::rights::document(
+            portier::rights::TABLE,
+            portier::ops::Lang::En,
+            portier::rights::Format::Markdown
+        )
+    );
+    let approve = md.lines().find(|l| l.starts_with("| ApproveWindow |")).unwrap();
+    assert!(approve.contains("| yes | yes | no | no |"), "{approve}");
+    let fr = run(&["--lang", "fr", "--format", "html"]);
+    assert!(fr.starts_with("<!DOCTYPE html>\n<html lang=\"fr\">"), "{fr}");
+    assert!(fr.contains("<h1>Droits par profil</h1>"));
+    assert!(fr.contains("Fonctions avancées de l&#39;administrateur"));
+    let json: serde_json::Value = serde_json::from_str(&run(&["--format", "json"])).unwrap();
+    let lockdown = json["functions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["function"] == "Lockdown")
+        .unwrap();
+    assert_eq!(lockdown["advanced"], true);
+    assert_eq!(
+        lockdown["roles"],
+        serde_json::json!({"admin": false, "security": true, "auditor": false, "vendor": false})
+    );
+    assert_eq!(lockdown["api"][0]["method"], "POST");
+    let bad = portier().args(["rights", "--format", "pdf"]).output().unwrap();
+    assert!(!bad.status.success());
+}

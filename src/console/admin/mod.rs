@@ -17,8 +17,8 @@ use super::fail::Fail;
 use super::form::FieldErrors;
 use super::session::Viewer;
 use crate::api::ApiState;
-use crate::domain::Role;
 use crate::ops::OpsError;
+use crate::rights::Function;
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -92,7 +92,7 @@ fn tabs(v: &Viewer, current: Tab) -> Markup {
 
 /// Every admin page is for admins only (each use case checks again).
 fn admin_only(v: &Viewer) -> Result<(), Fail> {
-    v.actor().require(&[Role::Admin])?;
+    v.actor().may(Function::AdminConsole)?;
     Ok(())
 }
 

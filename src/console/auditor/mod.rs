@@ -24,7 +24,8 @@ use super::i18n::{Lang, Tr};
 use super::layout::{empty, when};
 use super::session::Viewer;
 use crate::api::ApiState;
-use crate::domain::{DeviceId, Role, VendorId};
+use crate::domain::{DeviceId, VendorId};
+use crate::rights::Function;
 use crate::store::{Device, Session, Vendor};
 
 /// Most rows a list shows (the CSV download has them all, as the API's).
@@ -86,12 +87,16 @@ impl Tab {
         }
     }
 
-    /// Who may open the tab: the roles the API lets read the same (checked
-    /// again by the use case behind it).
-    const fn roles(self) -> &'static [Role] {
+    /// The function the tab shows: the table says who may open it (the use
+    /// case behind it checks again).
+    const fn function(self) -> Function {
         match self {
-            Tab::Timeline | Tab::Reports | Tab::Flows => &[Role::Auditor, Role::Security, Role::Admin],
-            Tab::Sessions | Tab::Trail | Tab::Evidence => &[Role::Auditor, Role::Security],
+            Tab::Timeline => Function::ReadTimeline,
+            Tab::Sessions => Function::AuditSessionsPage,
+            Tab::Reports => Function::AuditReportsPage,
+            Tab::Trail => Function::ReadAudit,
+            Tab::Flows => Function::ReadFlows,
+            Tab::Evidence => Function::ExportEvidence,
         }
     }
 }
@@ -108,7 +113,7 @@ pub(in crate::console) fn refusal_status(e: &crate::ops::OpsError) -> axum::http
 
 /// Checks the viewer may open `tab` (a 403 page otherwise).
 fn allow(v: &Viewer, tab: Tab) -> Result<(), Fail> {
-    v.actor().require(tab.roles())?;
+    v.actor().may(tab.function())?;
     Ok(())
 }
 
@@ -118,7 +123,7 @@ fn tabs(v: &Viewer, current: Tab) -> Markup {
     html! {
         nav aria-label=(v.tr.t("aud-tabs")) {
             ul.tabs {
-                @for t in Tab::ALL.iter().filter(|t| t.roles().contains(&role)) {
+                @for t in Tab::ALL.iter().filter(|t| t.function().roles().contains(role)) {
                     li { a href=(t.path()) aria-current=[(*t == current).then_some("page")] { (v.tr.t(t.label())) } }
                 }
             }

@@ -23,6 +23,7 @@ use super::session::Viewer;
 use crate::api::ApiState;
 use crate::domain::Role;
 use crate::ops::{Denial, LiveTunnel, LockdownStatus, PendingDecisions, WindowView};
+use crate::rights::Function;
 use crate::store::{Device, Vendor};
 
 use forms::{EmergencyInput, LockdownInput};
@@ -30,9 +31,6 @@ use view::{Names, RowFailure};
 
 /// Denials shown on the home page.
 const DENIALS_SHOWN: u32 = 20;
-
-/// Who may open the security pages.
-const ROLES: &[Role] = &[Role::Security, Role::Admin];
 
 pub fn routes() -> Router<ApiState> {
     Router::new()
@@ -59,7 +57,7 @@ struct Home {
 impl Home {
     async fn load(s: &ApiState, v: &Viewer) -> Result<Self, Fail> {
         let who = v.actor();
-        who.require(ROLES)?;
+        who.may(Function::SecurityConsole)?;
         Ok(Self {
             pending: s.ops.pending_decisions(who).await?,
             tunnels: s.ops.live_tunnels(who).await?,
@@ -172,25 +170,25 @@ async fn names(s: &ApiState, v: &Viewer) -> Result<Names, Fail> {
 }
 
 async fn live_pending(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
-    v.actor().require(ROLES)?;
+    v.actor().may(Function::SecurityConsole)?;
     let pending = s.ops.pending_decisions(v.actor()).await?;
     Ok(view::pending(&v, &pending, &names(&s, &v).await?, None))
 }
 
 async fn live_tunnels(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
-    v.actor().require(ROLES)?;
+    v.actor().may(Function::SecurityConsole)?;
     let list = s.ops.live_tunnels(v.actor()).await?;
     Ok(view::tunnels(&v, &list, None))
 }
 
 async fn live_reviews(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
-    v.actor().require(ROLES)?;
+    v.actor().may(Function::SecurityConsole)?;
     let list = s.ops.unreviewed_emergencies(v.actor()).await?;
     Ok(view::reviews(&v, &list, &names(&s, &v).await?, None))
 }
 
 async fn live_denials(State(s): State<ApiState>, v: Viewer) -> Result<Markup, Fail> {
-    v.actor().require(ROLES)?;
+    v.actor().may(Function::SecurityConsole)?;
     let list = s.ops.recent_denials(v.actor(), DENIALS_SHOWN).await?;
     Ok(view::denials(&v, &list, &names(&s, &v).await?))
 }

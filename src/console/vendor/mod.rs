@@ -21,10 +21,11 @@ use super::i18n::Tr;
 use super::layout::{self, page, Nav};
 use super::session::Viewer;
 use crate::api::ApiState;
-use crate::domain::{DeviceId, Role, WindowId};
+use crate::domain::{DeviceId, WindowId};
 use crate::ops::queries::{LifecycleState, ReportView, ReportsQuery, WindowsQuery};
 use crate::ops::{Actor, Granted, OpsError};
 use crate::policy::OverdueMode;
+use crate::rights::Function;
 use crate::store::Device;
 
 pub fn routes() -> Router<ApiState> {
@@ -44,7 +45,7 @@ pub fn routes() -> Router<ApiState> {
 
 /// These pages are the vendor accounts' own.
 fn vendor_only(v: &Viewer) -> Result<Granted, Fail> {
-    Ok(v.actor().require(&[Role::Vendor])?)
+    Ok(v.actor().may(Function::VendorConsole)?)
 }
 
 /// The state's cell: the translated label, the raw state in `data-state`.

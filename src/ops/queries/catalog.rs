@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{DeviceId, Role, VendorId};
 use crate::ops::{Actor, Ops, OpsError, OpsResult};
+use crate::rights::Function;
 use crate::store::{Device, LockdownState, NodeRecord, Technician, User, Vendor};
 
 /// A node's state, as of the request.
@@ -82,12 +83,14 @@ fn sees_device(who: &Actor, d: &Device) -> bool {
 impl Ops {
     /// Vendors (any account; a vendor account sees its own).
     pub async fn vendors(&self, who: &Actor) -> OpsResult<Vec<Vendor>> {
+        who.may(Function::ListVendors)?;
         let all = self.store.list_vendors().await?;
         Ok(all.into_iter().filter(|v| who.sees_vendor(&v.id)).collect())
     }
 
     /// One vendor (404 if the actor may not see it: its existence is not revealed).
     pub async fn vendor(&self, who: &Actor, id: &VendorId) -> OpsResult<Vendor> {
+        who.may(Function::ReadVendor)?;
         if !who.sees_vendor(id) {
             return Err(OpsError::not_found("vendor"));
         }
@@ -96,18 +99,21 @@ impl Ops {
 
     /// A vendor's technicians (any account that sees the vendor).
     pub async fn technicians(&self, who: &Actor, vendor: &VendorId) -> OpsResult<Vec<Technician>> {
+        who.may(Function::ListTechnicians)?;
         let vendor = self.vendor(who, vendor).await?;
         Ok(self.store.list_technicians(&vendor.id).await?)
     }
 
     /// Devices (any account; a vendor account sees the devices assigned to it).
     pub async fn devices(&self, who: &Actor) -> OpsResult<Vec<Device>> {
+        who.may(Function::ListDevices)?;
         let all = self.store.list_devices().await?;
         Ok(all.into_iter().filter(|d| sees_device(who, d)).collect())
     }
 
     /// One device (404 if the actor may not see it).
     pub async fn device(&self, who: &Actor, id: &DeviceId) -> OpsResult<Device> {
+        who.may(Function::ReadDevice)?;
         let d = self.store.device(id).await?;
         if !sees_device(who, &d) {
             return Err(OpsError::not_found("device"));
@@ -117,14 +123,14 @@ impl Ops {
 
     /// Every account, with its role and whether it is disabled (admin).
     pub async fn users(&self, who: &Actor) -> OpsResult<Vec<User>> {
-        who.require(&[Role::Admin])?;
+        who.may(Function::ListAccounts)?;
         Ok(self.store.list_users().await?)
     }
 
     /// Account names by id (admin, security, auditor): the pages show who asked,
     /// approved or reviewed by name rather than by account id.
     pub async fn account_names(&self, who: &Actor) -> OpsResult<std::collections::HashMap<String, String>> {
-        who.require(&[Role::Admin, Role::Security, Role::Auditor])?;
+        who.may(Function::ReadAccountNames)?;
         Ok(self
             .store
             .list_users()
@@ -137,7 +143,7 @@ impl Ops {
     /// The gateway nodes sharing this database, alive, stopped or lost (admin,
     /// security, auditor).
     pub async fn nodes(&self, who: &Actor) -> OpsResult<Vec<NodeView>> {
-        who.require(&[Role::Admin, Role::Security, Role::Auditor])?;
+        who.may(Function::ListNodes)?;
         let stale_before = self.live_after();
         let nodes = self.store.list_nodes().await?;
         Ok(nodes.into_iter().map(|n| NodeView::new(n, stale_before)).collect())
@@ -146,7 +152,8 @@ impl Ops {
     /// The lockdown state as this node applies it (any account). A lockdown this
     /// node holds by itself (not stored yet, or from its lockdown file) is
     /// answered even while the database is down.
-    pub async fn lockdown_status(&self, _who: &Actor) -> OpsResult<LockdownStatus> {
+    pub async fn lockdown_status(&self, who: &Actor) -> OpsResult<LockdownStatus> {
+        who.may(Function::ReadLockdown)?;
         let stored = self.store.lockdown().await;
         match self.guard().local_lockdown() {
             None => Ok(LockdownStatus {

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use super::{SessionView, WindowView};
 use crate::audit::{verify_store, AuditRecord, Verification};
-use crate::domain::{DeviceId, Role, TechnicianId, VendorId, WindowId};
+use crate::domain::{DeviceId, TechnicianId, VendorId, WindowId};
 use crate::events::Event;
 use crate::flows::{self, Flow, NodeFlows};
 use crate::ops::{Actor, Ops, OpsError, OpsResult};
+use crate::rights::Function;
 use crate::store::{AuditFilter, SessionFilter, StoreError, WindowFilter};
 
 /// Most audit events one read returns.
@@ -126,7 +127,7 @@ impl Ops {
     /// A page of the audit trail, with each event's hash so an export is
     /// verifiable on its own (security, auditor).
     pub async fn audit(&self, who: &Actor, q: &AuditPage) -> OpsResult<Vec<AuditRecord>> {
-        who.require(&[Role::Security, Role::Auditor])?;
+        who.may(Function::ReadAudit)?;
         let limit = q.limit.unwrap_or(MAX_AUDIT_PAGE).min(MAX_AUDIT_PAGE);
         Ok(self
             .store
@@ -142,14 +143,14 @@ impl Ops {
 
     /// Recomputes the whole hash chain (security, auditor).
     pub async fn verify_audit(&self, who: &Actor) -> OpsResult<Verification> {
-        who.require(&[Role::Security, Role::Auditor])?;
+        who.may(Function::VerifyAudit)?;
         Ok(verify_store(self.store.as_ref(), |_| {}).await?)
     }
 
     /// The network flow matrix of the node described by `node`, from the live
     /// configuration (admin, security, auditor).
     pub async fn flow_matrix(&self, who: &Actor, node: &NodeFlows) -> OpsResult<Vec<Flow>> {
-        who.require(&[Role::Admin, Role::Security, Role::Auditor])?;
+        who.may(Function::ReadFlows)?;
         Ok(flows::matrix(
             node,
             &self.store.list_vendors().await?,
@@ -162,7 +163,7 @@ impl Ops {
     /// gateway left out of the trail over its budget are counted in
     /// `suppressed_since_last` of the next recorded one.
     pub async fn recent_denials(&self, who: &Actor, limit: u32) -> OpsResult<Vec<Denial>> {
-        who.require(&[Role::Security, Role::Admin, Role::Auditor])?;
+        who.may(Function::RecentDenials)?;
         let records = self
             .store
             .list_audit(&AuditFilter {
@@ -179,7 +180,7 @@ impl Ops {
     /// every state, by start, each with its sessions that overlap the range, by
     /// start (auditor, security, admin).
     pub async fn timeline(&self, who: &Actor, q: &TimelineQuery) -> OpsResult<Vec<TimelineWindow>> {
-        who.require(&[Role::Auditor, Role::Security, Role::Admin])?;
+        who.may(Function::ReadTimeline)?;
         if q.until <= q.since {
             return Err(OpsError::bad_request("until must be after since"));
         }

@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::WindowView;
-use crate::domain::{DeviceId, Role, SessionId, TechnicianId, VendorId, WindowId, WindowState};
+use crate::domain::{DeviceId, SessionId, TechnicianId, VendorId, WindowId, WindowState};
 use crate::metrics::StoreCounts;
 use crate::ops::{Actor, Ops, OpsResult};
+use crate::rights::Function;
 use crate::store::{SessionFilter, Window, WindowFilter};
 
 /// A live tunnel: an open session on a node that is alive.
@@ -61,7 +62,7 @@ fn named<K: std::hash::Hash + Eq + std::fmt::Display>(names: &HashMap<K, String>
 impl Ops {
     /// The tunnels live now on every node, oldest first (security, admin).
     pub async fn live_tunnels(&self, who: &Actor) -> OpsResult<Vec<LiveTunnel>> {
-        who.require(&[Role::Security, Role::Admin])?;
+        who.may(Function::LiveTunnels)?;
         let mut sessions = self
             .store
             .list_sessions(&SessionFilter {
@@ -145,7 +146,7 @@ impl Ops {
     /// Requested windows, and approved windows not ended with a pending
     /// extension (security, admin): what waits for a decision.
     pub async fn pending_decisions(&self, who: &Actor) -> OpsResult<PendingDecisions> {
-        who.require(&[Role::Security, Role::Admin])?;
+        who.may(Function::PendingDecisions)?;
         let now = self.now();
         let (mut requests, mut extensions) = self.pending_windows(now).await?;
         requests.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
@@ -181,7 +182,7 @@ impl Ops {
 
     /// Emergency grants not reviewed yet, oldest first (security, admin).
     pub async fn unreviewed_emergencies(&self, who: &Actor) -> OpsResult<Vec<WindowView>> {
-        who.require(&[Role::Security, Role::Admin])?;
+        who.may(Function::UnreviewedEmergencies)?;
         let mut list = self.unreviewed_emergency_windows().await?;
         list.sort_by(|a, b| (a.starts_at, &a.id).cmp(&(b.starts_at, &b.id)));
         let now = self.now();

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{DeviceId, Role, VendorId, WindowId};
 use crate::ops::{Actor, Ops, OpsResult};
+use crate::rights::Function;
 use crate::store::{Report, ReportFilter, Session, SessionFilter, StoreError, Window};
 
 /// Filters of the report list; `None` means any.
@@ -74,6 +75,7 @@ impl Ops {
     /// A window's report (if filed) with its sessions (any account; a vendor
     /// account: its own windows, 404 otherwise).
     pub async fn report(&self, who: &Actor, id: &WindowId) -> OpsResult<ReportView> {
+        who.may(Function::ReadReport)?;
         let w = self.visible_window(who, id).await?;
         let report = match self.store.report(&w.id).await {
             Ok(r) => Some(r),
@@ -97,6 +99,7 @@ impl Ops {
     /// Filed reports, or the windows whose report is overdue (any account; a
     /// vendor account sees its own).
     pub async fn reports(&self, who: &Actor, q: &ReportsQuery) -> OpsResult<Vec<ReportView>> {
+        who.may(Function::ListReports)?;
         let vendor_id = match who.role {
             Role::Vendor => who.vendor_id.clone(),
             _ => q.vendor_id.clone(),

@@ -6,6 +6,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{DeviceId, Role, SessionId, VendorId};
 use crate::ops::{Actor, Ops, OpsError, OpsResult};
+use crate::rights::Function;
 use crate::store::{Session, SessionFilter};
 
 /// Filters of the session list; `None` means any.
@@ -43,9 +44,6 @@ impl SessionView {
     }
 }
 
-/// Who may read session records.
-const SESSION_READERS: [Role; 3] = [Role::Security, Role::Auditor, Role::Vendor];
-
 impl Ops {
     /// Nodes that beat at or after this instant are alive.
     pub(super) fn live_after(&self) -> DateTime<Utc> {
@@ -59,7 +57,7 @@ impl Ops {
 
     /// Session records matching `q` (security, auditor; a vendor account sees its own).
     pub async fn sessions(&self, who: &Actor, q: &SessionsQuery) -> OpsResult<Vec<SessionView>> {
-        who.require(&SESSION_READERS)?;
+        who.may(Function::ListSessions)?;
         let vendor_id = match who.role {
             Role::Vendor => who.vendor_id.clone(),
             _ => q.vendor_id.clone(),
@@ -89,7 +87,7 @@ impl Ops {
 
     /// One session record (security, auditor; a vendor account: its own, 404 otherwise).
     pub async fn session(&self, who: &Actor, id: &SessionId) -> OpsResult<SessionView> {
-        who.require(&SESSION_READERS)?;
+        who.may(Function::ReadSession)?;
         let session = self.store.session(id).await?;
         if !who.sees_vendor(&session.vendor_id) {
             return Err(OpsError::not_found("session"));

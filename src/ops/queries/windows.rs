@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::domain::{DeviceId, Role, UnknownValue, VendorId, WindowId, WindowState};
 use crate::ops::{Actor, Ops, OpsResult};
+use crate::rights::Function;
 use crate::store::{Window, WindowFilter};
 
 /// A window's state as shown: the stored state, where `approved` becomes
@@ -179,6 +180,7 @@ impl Ops {
 
     /// Windows matching `q` (any account; a vendor account sees its own vendor's).
     pub async fn windows(&self, who: &Actor, q: &WindowsQuery) -> OpsResult<Vec<WindowView>> {
+        who.may(Function::ListWindows)?;
         let vendor_id = match who.role {
             Role::Vendor => who.vendor_id.clone(),
             _ => q.vendor_id.clone(),
@@ -209,6 +211,7 @@ impl Ops {
 
     /// One window (404 if the actor may not see it).
     pub async fn window(&self, who: &Actor, id: &WindowId) -> OpsResult<WindowView> {
+        who.may(Function::ReadWindow)?;
         let w = self.visible_window(who, id).await?;
         Ok(self.window_view(w))
     }
