@@ -31,6 +31,7 @@ pub mod ops;
 pub mod pki;
 pub mod policy;
 pub mod redact;
+pub mod sbom;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;
