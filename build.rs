@@ -56,7 +56,17 @@ fn collect(out_dir: &Path) -> Result<Vec<serde_json::Value>, String> {
     // Its own target directory and no rustc-info cache keep it off the outer build's files.
     let output = Command::new(&cargo)
         .current_dir(&manifest_dir)
-        .args(["tree", "-e", "normal", "--prefix", "none", "--locked", "--offline", "--color", "never"])
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+            "--offline",
+            "--color",
+            "never",
+        ])
         .args(["--target", &target, "--format", "{p}\t{l}"])
         .arg("--manifest-path")
         .arg(manifest_dir.join("Cargo.toml"))
@@ -67,7 +77,10 @@ fn collect(out_dir: &Path) -> Result<Vec<serde_json::Value>, String> {
         .output()
         .map_err(|e| format!("cannot run cargo tree: {e}"))?;
     if !output.status.success() {
-        return Err(format!("cargo tree failed: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
     }
     let stdout = String::from_utf8(output.stdout).map_err(|e| format!("cargo tree output: {e}"))?;
 
@@ -88,7 +101,11 @@ fn collect(out_dir: &Path) -> Result<Vec<serde_json::Value>, String> {
             continue;
         }
         let proc_macro = package.contains("(proc-macro)");
-        let matches: Vec<&LockEntry> = lock.get(&(name.clone(), version.clone())).into_iter().flatten().collect();
+        let matches: Vec<&LockEntry> = lock
+            .get(&(name.clone(), version.clone()))
+            .into_iter()
+            .flatten()
+            .collect();
         let entry = match matches.as_slice() {
             [one] => *one,
             [] => return Err(format!("{name} {version} is not in Cargo.lock")),

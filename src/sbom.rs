@@ -136,7 +136,11 @@ pub fn parse_dpkg_status(text: &str) -> Vec<OsPackage> {
             }
         }
         if let (Some(name), Some(version), true) = (name, version, installed) {
-            out.push(OsPackage { name, version, architecture: arch });
+            out.push(OsPackage {
+                name,
+                version,
+                architecture: arch,
+            });
         }
     }
     out.sort_by(|a, b| (&a.name, &a.architecture).cmp(&(&b.name, &b.architecture)));
@@ -149,7 +153,10 @@ pub fn os_packages(status: &Path) -> Result<Option<Vec<OsPackage>>, SbomError> {
     match std::fs::read_to_string(status) {
         Ok(text) => Ok(Some(parse_dpkg_status(&text))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(SbomError::Io { path: status.display().to_string(), source }),
+        Err(source) => Err(SbomError::Io {
+            path: status.display().to_string(),
+            source,
+        }),
     }
 }
 
@@ -160,25 +167,24 @@ pub fn cyclonedx(crates: &[Crate], os: Option<&[OsPackage]>, serial: uuid::Uuid,
     let mut components: Vec<Value> = crates
         .iter()
         .map(|c| {
-            let mut component = json!({
-                "type": "library",
-                "bom-ref": c.purl(),
-                "name": c.name,
-                "version": c.version,
-                "purl": c.purl(),
-            });
+            let mut component = serde_json::Map::new();
+            component.insert("type".into(), "library".into());
+            component.insert("bom-ref".into(), c.purl().into());
+            component.insert("name".into(), c.name.clone().into());
+            component.insert("version".into(), c.version.clone().into());
+            component.insert("purl".into(), c.purl().into());
             if let Some(expression) = c.spdx_license() {
-                component["licenses"] = json!([{ "expression": expression }]);
+                component.insert("licenses".into(), json!([{ "expression": expression }]));
             }
             if let Some(sum) = &c.checksum {
-                component["hashes"] = json!([{ "alg": "SHA-256", "content": sum }]);
+                component.insert("hashes".into(), json!([{ "alg": "SHA-256", "content": sum }]));
             }
             let mut properties = vec![json!({ "name": "cargo:source", "value": c.source })];
             if c.proc_macro {
                 properties.push(json!({ "name": "cargo:proc-macro", "value": "true" }));
             }
-            component["properties"] = Value::Array(properties);
-            component
+            component.insert("properties".into(), Value::Array(properties));
+            Value::Object(component)
         })
         .collect();
     for p in os.unwrap_or_default() {
@@ -401,9 +407,18 @@ mod tests {
 
     #[test]
     fn legacy_slash_licences_become_spdx_or() {
-        assert_eq!(krate("a", "MIT/Apache-2.0", None).spdx_license().as_deref(), Some("MIT OR Apache-2.0"));
-        assert_eq!(krate("a", "Apache-2.0 / MIT", None).spdx_license().as_deref(), Some("Apache-2.0 OR MIT"));
-        assert_eq!(krate("a", "MIT OR Apache-2.0", None).spdx_license().as_deref(), Some("MIT OR Apache-2.0"));
+        assert_eq!(
+            krate("a", "MIT/Apache-2.0", None).spdx_license().as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
+        assert_eq!(
+            krate("a", "Apache-2.0 / MIT", None).spdx_license().as_deref(),
+            Some("Apache-2.0 OR MIT")
+        );
+        assert_eq!(
+            krate("a", "MIT OR Apache-2.0", None).spdx_license().as_deref(),
+            Some("MIT OR Apache-2.0")
+        );
         assert_eq!(krate("a", "", None).spdx_license(), None);
     }
 
@@ -417,8 +432,13 @@ mod tests {
     #[test]
     fn this_build_is_recorded() {
         let list = crates().unwrap();
-        assert!(list.iter().any(|c| c.name == "rustls" && c.checksum.as_deref().map(str::len) == Some(64)));
-        assert!(list.iter().all(|c| c.name != "portier"), "the root is the metadata component");
+        assert!(list
+            .iter()
+            .any(|c| c.name == "rustls" && c.checksum.as_deref().map(str::len) == Some(64)));
+        assert!(
+            list.iter().all(|c| c.name != "portier"),
+            "the root is the metadata component"
+        );
     }
 
     #[test]
@@ -429,18 +449,28 @@ mod tests {
                     Package: tzdata\nStatus: install ok installed\nArchitecture: all\nVersion: 2024a-0+deb12u1\n";
         let pkgs = parse_dpkg_status(text);
         assert_eq!(
-            pkgs.iter().map(|p| (p.name.as_str(), p.version.as_str())).collect::<Vec<_>>(),
+            pkgs.iter()
+                .map(|p| (p.name.as_str(), p.version.as_str()))
+                .collect::<Vec<_>>(),
             [("libc6", "2.36-9+deb12u4"), ("tzdata", "2024a-0+deb12u1")]
         );
         assert_eq!(pkgs[0].purl(), "pkg:deb/debian/libc6@2.36-9+deb12u4?arch=amd64");
-        let epoch = OsPackage { name: "x".into(), version: "1:2.0".into(), architecture: String::new() };
+        let epoch = OsPackage {
+            name: "x".into(),
+            version: "1:2.0".into(),
+            architecture: String::new(),
+        };
         assert_eq!(epoch.purl(), "pkg:deb/debian/x@1%3A2.0");
     }
 
     #[test]
     fn tables_in_both_languages_escape_their_cells() {
         let crates = [krate("a|b", "MIT/Apache-2.0", None), krate("<script>", "", None)];
-        let os = [OsPackage { name: "libc6".into(), version: "2.36".into(), architecture: "amd64".into() }];
+        let os = [OsPackage {
+            name: "libc6".into(),
+            version: "2.36".into(),
+            architecture: "amd64".into(),
+        }];
         let t = third_party(&crates, Some(&os));
         let md = t.to_markdown(Lang::Fr);
         assert!(md.contains("## Logiciels tiers"));

@@ -33,7 +33,17 @@ fn sbom(args: &[&str]) -> String {
 /// portier, for the host (the root itself left out).
 fn cargo_tree_normal() -> BTreeSet<(String, String)> {
     let out = cargo()
-        .args(["tree", "-e", "normal", "--prefix", "none", "--locked", "--offline", "-p", "portier"])
+        .args([
+            "tree",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+            "--offline",
+            "-p",
+            "portier",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -55,8 +65,23 @@ fn cargo_tree_normal() -> BTreeSet<(String, String)> {
 /// Packages reachable from portier's dev-dependencies but never through normal
 /// edges (from `cargo metadata`'s resolve graph).
 fn dev_only(normal: &BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
+    // Filtered to the host, as the build is: other platforms' crates are not downloaded here.
+    let rustc = Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let host = String::from_utf8(rustc.stdout).unwrap();
+    let host = host.lines().find_map(|l| l.strip_prefix("host: ")).unwrap().to_owned();
     let out = cargo()
-        .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--locked",
+            "--offline",
+            "--filter-platform",
+            &host,
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -67,7 +92,13 @@ fn dev_only(normal: &BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
         .iter()
         .map(|p| {
             let id = p["id"].as_str().unwrap();
-            (id, (p["name"].as_str().unwrap().to_owned(), p["version"].as_str().unwrap().to_owned()))
+            (
+                id,
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    p["version"].as_str().unwrap().to_owned(),
+                ),
+            )
         })
         .collect();
     let nodes: BTreeMap<&str, &Value> = meta["resolve"]["nodes"]
@@ -96,12 +127,18 @@ fn dev_only(normal: &BTreeSet<(String, String)>) -> BTreeSet<(String, String)> {
             }
         }
     }
-    seen.iter().map(|id| packages[id].clone()).filter(|p| !normal.contains(p)).collect()
+    seen.iter()
+        .map(|id| packages[id].clone())
+        .filter(|p| !normal.contains(p))
+        .collect()
 }
 
 /// name@version -> checksum, from Cargo.lock.
 fn lock_checksums() -> BTreeMap<String, String> {
-    let lock: toml::Value = std::fs::read_to_string(manifest_dir().join("Cargo.lock")).unwrap().parse().unwrap();
+    let lock: toml::Value = std::fs::read_to_string(manifest_dir().join("Cargo.lock"))
+        .unwrap()
+        .parse()
+        .unwrap();
     lock["package"]
         .as_array()
         .unwrap()
@@ -115,11 +152,15 @@ fn lock_checksums() -> BTreeMap<String, String> {
 
 fn cyclonedx_validator() -> jsonschema::Validator {
     let fixtures = manifest_dir().join("tests/fixtures/cyclonedx");
-    let load = |f: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(fixtures.join(f)).unwrap()).unwrap() };
+    let load =
+        |f: &str| -> Value { serde_json::from_str(&std::fs::read_to_string(fixtures.join(f)).unwrap()).unwrap() };
     let registry = jsonschema::Registry::new()
         .add("http://cyclonedx.org/schema/spdx.schema.json", load("spdx.schema.json"))
         .unwrap()
-        .add("http://cyclonedx.org/schema/jsf-0.82.schema.json", load("jsf-0.82.schema.json"))
+        .add(
+            "http://cyclonedx.org/schema/jsf-0.82.schema.json",
+            load("jsf-0.82.schema.json"),
+        )
         .unwrap()
         .prepare()
         .unwrap();
@@ -132,7 +173,10 @@ fn cyclonedx_validator() -> jsonschema::Validator {
 }
 
 fn schema_errors(validator: &jsonschema::Validator, bom: &Value) -> Vec<String> {
-    validator.iter_errors(bom).map(|e| format!("{} at {}", e, e.instance_path())).collect()
+    validator
+        .iter_errors(bom)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 #[test]
@@ -141,7 +185,10 @@ fn sbom_lists_exactly_the_crates_in_the_binary_and_validates() {
     assert_eq!(bom["bomFormat"], "CycloneDX");
     assert_eq!(bom["specVersion"], "1.5");
     let serial = bom["serialNumber"].as_str().unwrap();
-    assert!(uuid::Uuid::parse_str(serial.strip_prefix("urn:uuid:").unwrap()).is_ok(), "{serial}");
+    assert!(
+        uuid::Uuid::parse_str(serial.strip_prefix("urn:uuid:").unwrap()).is_ok(),
+        "{serial}"
+    );
     assert_eq!(bom["metadata"]["component"]["name"], "portier");
     assert_eq!(bom["metadata"]["component"]["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(bom["metadata"]["component"]["licenses"][0]["expression"], "Apache-2.0");
@@ -150,7 +197,12 @@ fn sbom_lists_exactly_the_crates_in_the_binary_and_validates() {
     let components = bom["components"].as_array().unwrap();
     let listed: BTreeSet<(String, String)> = components
         .iter()
-        .map(|c| (c["name"].as_str().unwrap().to_owned(), c["version"].as_str().unwrap().to_owned()))
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["version"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     assert_eq!(listed.len(), components.len(), "a crate listed twice");
 
@@ -158,13 +210,19 @@ fn sbom_lists_exactly_the_crates_in_the_binary_and_validates() {
     let normal = cargo_tree_normal();
     let missing: Vec<_> = normal.difference(&listed).collect();
     let extra: Vec<_> = listed.difference(&normal).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}, extra {extra:?}");
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
 
     // Nothing that only the tests use.
     let dev = dev_only(&normal);
     let dev_names: BTreeSet<&str> = dev.iter().map(|(n, _)| n.as_str()).collect();
     for expected in ["fantoccini", "tempfile", "jsonschema"] {
-        assert!(dev_names.contains(expected), "{expected} should be dev-only: {dev_names:?}");
+        assert!(
+            dev_names.contains(expected),
+            "{expected} should be dev-only: {dev_names:?}"
+        );
     }
     let leaked: Vec<_> = dev.intersection(&listed).collect();
     assert!(leaked.is_empty(), "dev-only crates in the SBOM: {leaked:?}");
@@ -178,8 +236,13 @@ fn sbom_lists_exactly_the_crates_in_the_binary_and_validates() {
         let expected = &sums[&format!("{name}@{version}")];
         assert_eq!(c["hashes"][0]["alg"], "SHA-256", "{name}");
         assert_eq!(c["hashes"][0]["content"].as_str(), Some(expected.as_str()), "{name}");
-        let expression = c["licenses"][0]["expression"].as_str().unwrap_or_else(|| panic!("{name}: no licence"));
-        assert!(!expression.contains('/'), "{name}: {expression} is not an SPDX expression");
+        let expression = c["licenses"][0]["expression"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name}: no licence"));
+        assert!(
+            !expression.contains('/'),
+            "{name}: {expression} is not an SPDX expression"
+        );
     }
     let rustls = components.iter().find(|c| c["name"] == "rustls").unwrap();
     assert_eq!(rustls["licenses"][0]["expression"], "Apache-2.0 OR ISC OR MIT");
@@ -191,7 +254,12 @@ fn sbom_lists_exactly_the_crates_in_the_binary_and_validates() {
     let mut broken = bom.clone();
     broken["components"][0]["hashes"][0]["content"] = "not-hex".into();
     broken["components"][1]["type"] = "gadget".into();
-    assert_eq!(schema_errors(&validator, &broken).len(), 2, "{:#?}", schema_errors(&validator, &broken));
+    assert_eq!(
+        schema_errors(&validator, &broken).len(),
+        2,
+        "{:#?}",
+        schema_errors(&validator, &broken)
+    );
 }
 
 #[test]
@@ -216,14 +284,20 @@ fn os_packages_are_listed_from_a_dpkg_status_file_when_present() {
         .collect();
     assert_eq!(
         debs,
-        ["pkg:deb/debian/ca-certificates@20230311?arch=all", "pkg:deb/debian/libc6@2.36-9+deb12u9?arch=amd64"]
+        [
+            "pkg:deb/debian/ca-certificates@20230311?arch=all",
+            "pkg:deb/debian/libc6@2.36-9+deb12u9?arch=amd64"
+        ]
     );
     let errors = schema_errors(&cyclonedx_validator(), &bom);
     assert!(errors.is_empty(), "{errors:#?}");
 
     let md = sbom(&["--format", "md", "--lang", "fr", "--dpkg-status", status_arg]);
     assert!(md.contains("## Logiciels tiers"), "{md}");
-    assert!(md.contains("### Paquets du système d'exploitation (image conteneur) (2)"), "{md}");
+    assert!(
+        md.contains("### Paquets du système d'exploitation (image conteneur) (2)"),
+        "{md}"
+    );
     assert!(md.contains("| libc6 | 2.36-9+deb12u9 |"), "{md}");
     assert!(!md.contains("removed"));
 
@@ -235,5 +309,8 @@ fn os_packages_are_listed_from_a_dpkg_status_file_when_present() {
     let tree = cargo_tree_normal();
     assert_eq!(json["crates"].as_array().unwrap().len(), tree.len());
     let en = sbom(&["--format", "html", "--lang", "en"]);
-    assert!(en.contains("<h2>Third-party software</h2>") && !en.contains("Operating system"), "{en}");
+    assert!(
+        en.contains("<h2>Third-party software</h2>") && !en.contains("Operating system"),
+        "{en}"
+    );
 }
