@@ -51,56 +51,56 @@ fn collect(out_dir: &Path) -> Result<Vec<serde_json::Value>, String> {
     let lock = std::fs::read_to_string(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
     let lock = parse_lock(&lock);
 
-    // The running cargo holds the build directory's lock, not the package cache's,
-    // while build scripts run: a nested, offline `cargo tree` does not wait on it.
-    // Its own target directory and no rustc-info cache keep it off the outer build's files.
-    let output = Command::new(&cargo)
-        .current_dir(&manifest_dir)
-        .args([
-            "tree",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--locked",
-            "--offline",
-            "--color",
-            "never",
-        ])
-        .args(["--target", &target, "--format", "{p}\t{l}"])
-        .arg("--manifest-path")
-        .arg(manifest_dir.join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", out_dir.join("cargo-tree"))
-        .env("CARGO_CACHE_RUSTC_INFO", "0")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .output()
-        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "cargo tree failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+    let tree = |edges: &str| -> Result<String, String> {
+        // The running cargo holds the build directory's lock, not the package cache's,
+        // while build scripts run: a nested, offline `cargo tree` does not wait on it.
+        // Its own target directory and no rustc-info cache keep it off the outer build's files.
+        let output = Command::new(&cargo)
+            .current_dir(&manifest_dir)
+            .args([
+                "tree",
+                "-e",
+                edges,
+                "--prefix",
+                "none",
+                "--locked",
+                "--offline",
+                "--color",
+                "never",
+            ])
+            .args(["--target", &target, "--format", "{p}\t{l}"])
+            .arg("--manifest-path")
+            .arg(manifest_dir.join("Cargo.toml"))
+            .env("CARGO_TARGET_DIR", out_dir.join("cargo-tree"))
+            .env("CARGO_CACHE_RUSTC_INFO", "0")
+            .env_remove("RUSTC_WRAPPER")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER")
+            .output()
+            .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "cargo tree failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        String::from_utf8(output.stdout).map_err(|e| format!("cargo tree output: {e}"))
+    };
+    let stdout = tree("normal")?;
+    // Without the edges into procedural macros: what is linked into the binary.
+    // The rest (syn, quote, serde_derive…) only runs inside the compiler.
+    let mut linked = std::collections::BTreeSet::new();
+    for line in tree("normal,no-proc-macro")?.lines().filter(|l| !l.trim().is_empty()) {
+        let (name, version, ..) = parse_line(line)?;
+        linked.insert((name, version));
     }
-    let stdout = String::from_utf8(output.stdout).map_err(|e| format!("cargo tree output: {e}"))?;
 
     let root = env::var("CARGO_PKG_NAME").unwrap_or_default();
     let mut crates: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        // A package printed before is marked `(*)` at the end of the line.
-        let line = line.trim_end().strip_suffix("(*)").unwrap_or(line).trim_end();
-        let (package, licence) = line.split_once('\t').unwrap_or((line, ""));
-        let mut words = package.split(' ');
-        let name = words.next().unwrap_or_default().to_owned();
-        let version = words
-            .next()
-            .and_then(|v| v.strip_prefix('v'))
-            .ok_or_else(|| format!("unexpected cargo tree line: {line}"))?
-            .to_owned();
+        let (name, version, licence, proc_macro) = parse_line(line)?;
         if name == root {
             continue;
         }
-        let proc_macro = package.contains("(proc-macro)");
         let matches: Vec<&LockEntry> = lock
             .get(&(name.clone(), version.clone()))
             .into_iter()
@@ -123,11 +123,12 @@ fn collect(out_dir: &Path) -> Result<Vec<serde_json::Value>, String> {
             serde_json::json!({
                 "name": name,
                 "version": version,
-                "license": licence.trim(),
+                "license": licence,
                 "source": source,
                 "source_id": entry.source,
                 "checksum": entry.checksum,
                 "proc_macro": proc_macro,
+                "linked": linked.contains(&(name.clone(), version.clone())),
             }),
         );
     }
@@ -135,6 +136,26 @@ fn collect(out_dir: &Path) -> Result<Vec<serde_json::Value>, String> {
         return Err("cargo tree listed no dependency".to_owned());
     }
     Ok(crates.into_values().collect())
+}
+
+/// `name vX.Y.Z [(source)] [(proc-macro)] [(*)]<TAB>licence` -> (name, version, licence, proc-macro).
+fn parse_line(line: &str) -> Result<(String, String, String, bool), String> {
+    // A package printed before is marked `(*)` at the end of the line.
+    let line = line.trim_end().strip_suffix("(*)").unwrap_or(line).trim_end();
+    let (package, licence) = line.split_once('\t').unwrap_or((line, ""));
+    let mut words = package.split(' ');
+    let name = words.next().unwrap_or_default().to_owned();
+    let version = words
+        .next()
+        .and_then(|v| v.strip_prefix('v'))
+        .ok_or_else(|| format!("unexpected cargo tree line: {line}"))?
+        .to_owned();
+    Ok((
+        name,
+        version,
+        licence.trim().to_owned(),
+        package.contains("(proc-macro)"),
+    ))
 }
 
 /// Cargo.lock's `[[package]]` entries by (name, version); the format is flat

@@ -46,6 +46,9 @@ pub struct Crate {
     pub checksum: Option<String>,
     /// A procedural macro: it runs in the compiler and generates code, it is not linked.
     pub proc_macro: bool,
+    /// Linked into the binary; false for procedural macros and the crates only
+    /// they use (compile time only).
+    pub linked: bool,
 }
 
 impl Crate {
@@ -169,6 +172,9 @@ pub fn cyclonedx(crates: &[Crate], os: Option<&[OsPackage]>, serial: uuid::Uuid,
         .map(|c| {
             let mut component = serde_json::Map::new();
             component.insert("type".into(), "library".into());
+            // CycloneDX's "excluded": used to build, not present at run time.
+            let scope = if c.linked { "required" } else { "excluded" };
+            component.insert("scope".into(), scope.into());
             component.insert("bom-ref".into(), c.purl().into());
             component.insert("name".into(), c.name.clone().into());
             component.insert("version".into(), c.version.clone().into());
@@ -228,6 +234,8 @@ pub struct ThirdPartyRow {
     pub license: String,
     /// `crates.io`, `path`, `git`, or `debian` for the image's packages.
     pub source: String,
+    /// False for what only runs in the compiler (procedural macros and their crates).
+    pub linked: bool,
 }
 
 /// The dossier's third-party software section: crates, and the image's OS
@@ -248,6 +256,7 @@ pub fn third_party(crates: &[Crate], os: Option<&[OsPackage]>) -> ThirdParty {
                 version: c.version.clone(),
                 license: c.spdx_license().unwrap_or_default(),
                 source: c.source.clone(),
+                linked: c.linked,
             })
             .collect(),
         os_packages: os.map(|list| {
@@ -257,6 +266,7 @@ pub fn third_party(crates: &[Crate], os: Option<&[OsPackage]>) -> ThirdParty {
                     version: p.version.clone(),
                     license: String::new(),
                     source: "debian".to_owned(),
+                    linked: true,
                 })
                 .collect()
         }),
@@ -274,6 +284,8 @@ struct Words {
     license: &'static str,
     source: &'static str,
     none: &'static str,
+    compile_time: &'static str,
+    compile_note: &'static str,
 }
 
 fn words(lang: Lang) -> Words {
@@ -291,6 +303,9 @@ fn words(lang: Lang) -> Words {
             license: "Licence",
             source: "Source",
             none: "none declared",
+            compile_time: "compile time only",
+            compile_note: "\"compile time only\": procedural macros and the crates only they use run inside \
+                           the compiler to generate code; they are not in the binary.",
         },
         Lang::Fr => Words {
             title: "Logiciels tiers",
@@ -305,7 +320,19 @@ fn words(lang: Lang) -> Words {
             license: "Licence",
             source: "Origine",
             none: "non déclarée",
+            compile_time: "compilation seulement",
+            compile_note: "« compilation seulement » : les macros procédurales et les bibliothèques qu'elles \
+                           seules utilisent s'exécutent dans le compilateur pour produire du code ; elles ne \
+                           sont pas dans le binaire.",
         },
+    }
+}
+
+fn source_cell(r: &ThirdPartyRow, w: &Words) -> String {
+    if r.linked {
+        r.source.clone()
+    } else {
+        format!("{} ({})", r.source, w.compile_time)
     }
 }
 
@@ -318,7 +345,7 @@ impl ThirdParty {
     pub fn to_markdown(&self, lang: Lang) -> String {
         let w = words(lang);
         let mut out = format!("## {}\n\n{}\n\n", w.title, w.intro);
-        let mut table = |title: &str, rows: &[ThirdPartyRow]| {
+        let table = |out: &mut String, title: &str, rows: &[ThirdPartyRow]| {
             let _ = write!(
                 out,
                 "### {title} ({})\n\n| {} | {} | {} | {} |\n|---|---|---|---|\n",
@@ -336,14 +363,15 @@ impl ThirdParty {
                     md_cell(&r.name),
                     md_cell(&r.version),
                     md_cell(license),
-                    md_cell(&r.source)
+                    md_cell(&source_cell(r, &w))
                 );
             }
             out.push('\n');
         };
-        table(w.crates, &self.crates);
+        table(&mut out, w.crates, &self.crates);
+        let _ = writeln!(out, "{}\n", w.compile_note);
         if let Some(os) = &self.os_packages {
-            table(w.os, os);
+            table(&mut out, w.os, os);
             let _ = writeln!(out, "{}\n", w.os_note);
         }
         out
@@ -362,7 +390,7 @@ impl ThirdParty {
                             tr {
                                 td { (r.name) } td { (r.version) }
                                 td { @if r.license.is_empty() { (w.none) } @else { (r.license) } }
-                                td { (r.source) }
+                                td { (source_cell(r, &w)) }
                             }
                         }
                     }
@@ -374,6 +402,7 @@ impl ThirdParty {
                 h2 { (w.title) }
                 p { (w.intro) }
                 (table(w.crates, &self.crates))
+                p { (w.compile_note) }
                 @if let Some(os) = &self.os_packages {
                     (table(w.os, os))
                     p { (w.os_note) }
@@ -402,6 +431,7 @@ mod tests {
             source_id: Some("registry+https://github.com/rust-lang/crates.io-index".to_owned()),
             checksum: checksum.map(str::to_owned),
             proc_macro: false,
+            linked: true,
         }
     }
 
@@ -432,6 +462,10 @@ mod tests {
     #[test]
     fn this_build_is_recorded() {
         let list = crates().unwrap();
+        let linked = |name: &str| list.iter().find(|c| c.name == name).map(|c| (c.linked, c.proc_macro));
+        assert_eq!(linked("serde"), Some((true, false)));
+        assert_eq!(linked("serde_derive"), Some((false, true)));
+        assert_eq!(linked("syn"), Some((false, false)), "only procedural macros use syn");
         assert!(list
             .iter()
             .any(|c| c.name == "rustls" && c.checksum.as_deref().map(str::len) == Some(64)));
@@ -465,7 +499,9 @@ mod tests {
 
     #[test]
     fn tables_in_both_languages_escape_their_cells() {
-        let crates = [krate("a|b", "MIT/Apache-2.0", None), krate("<script>", "", None)];
+        let mut syn = krate("syn", "MIT OR Apache-2.0", None);
+        syn.linked = false;
+        let crates = [krate("a|b", "MIT/Apache-2.0", None), krate("<script>", "", None), syn];
         let os = [OsPackage {
             name: "libc6".into(),
             version: "2.36".into(),
@@ -477,6 +513,10 @@ mod tests {
         assert!(md.contains("| a\\|b | 1.2.3 | MIT OR Apache-2.0 | crates.io |"), "{md}");
         assert!(md.contains("| <script> | 1.2.3 | non déclarée | crates.io |"), "{md}");
         assert!(md.contains("| libc6 | 2.36 | non déclarée | debian |"), "{md}");
+        assert!(
+            md.contains("| syn | 1.2.3 | MIT OR Apache-2.0 | crates.io (compilation seulement) |"),
+            "{md}"
+        );
         let html = t.to_html(Lang::En);
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"), "{html}");
         assert!(html.contains("Operating system packages"));

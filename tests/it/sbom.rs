@@ -32,11 +32,15 @@ fn sbom(args: &[&str]) -> String {
 /// (name, version) of every package `cargo tree` shows through normal edges from
 /// portier, for the host (the root itself left out).
 fn cargo_tree_normal() -> BTreeSet<(String, String)> {
+    cargo_tree("normal")
+}
+
+fn cargo_tree(edges: &str) -> BTreeSet<(String, String)> {
     let out = cargo()
         .args([
             "tree",
             "-e",
-            "normal",
+            edges,
             "--prefix",
             "none",
             "--locked",
@@ -214,6 +218,24 @@ fn sbom_lists_exactly_the_crates_in_the_binary_and_validates() {
         missing.is_empty() && extra.is_empty(),
         "missing {missing:?}, extra {extra:?}"
     );
+
+    // Linked ("required") versus compile time only ("excluded"): what remains
+    // without the edges into procedural macros is what the binary links.
+    let linked: BTreeSet<(String, String)> = components
+        .iter()
+        .filter(|c| c["scope"] == "required")
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["version"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(linked, cargo_tree("normal,no-proc-macro"));
+    let scope_of = |name: &str| components.iter().find(|c| c["name"] == name).unwrap()["scope"].clone();
+    assert_eq!(scope_of("serde_derive"), "excluded");
+    assert_eq!(scope_of("syn"), "excluded");
+    assert_eq!(scope_of("rustls"), "required");
 
     // Nothing that only the tests use.
     let dev = dev_only(&normal);
