@@ -7,7 +7,9 @@
 //! feature resolver as a build does (features that only dev-dependencies enable are
 //! left out), which `cargo metadata`'s resolve graph does not — that graph is the
 //! lock-file resolution and over-reports (e.g. `sqlx-mysql` and `rsa`, present in
-//! Cargo.lock, are never compiled here). Source and checksum come from Cargo.lock.
+//! Cargo.lock, are never compiled here). A second run with `-e normal,no-proc-macro`
+//! tells which of them are linked; the rest (procedural macros and what only they
+//! use) runs in the compiler only. Source and checksum come from Cargo.lock.
 //!
 //! When the list cannot be obtained, the build still succeeds but records the
 //! error: `portier sbom` then refuses rather than print an incomplete bill.
