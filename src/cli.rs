@@ -92,6 +92,22 @@ pub enum Command {
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
+    /// Print the software bill of materials of this binary: every crate compiled
+    /// into it with its version, licence and checksum (recorded at build time), and
+    /// the container image's Debian packages when the dpkg status file is given.
+    Sbom {
+        /// `cyclonedx` (CycloneDX 1.5 JSON, default), or the third-party software
+        /// table as `md`, `html` or `json`.
+        #[arg(long, default_value = "cyclonedx", value_parser = ["cyclonedx", "md", "html", "json"])]
+        format: String,
+        /// Language of the table (`md`, `html`): `en` or `fr`.
+        #[arg(long, default_value = "en", value_parser = ["en", "fr"])]
+        lang: String,
+        /// A dpkg status file whose installed packages are listed too (the image
+        /// sets it to /var/lib/dpkg/status); ignored when the file does not exist.
+        #[arg(long, env = "PORTIER_DPKG_STATUS")]
+        dpkg_status: Option<PathBuf>,
+    },
     /// Lock down (cut every tunnel, refuse new ones) or lift it, from the server
     /// itself, for when the API cannot be reached. `on` writes the node's lockdown
     /// file (`gateway.lockdown_file`, default `lockdown` next to the configuration):
@@ -300,6 +316,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 "csv" => print!("{}", crate::flows::to_csv(&rows)?),
                 "json" => println!("{}", serde_json::to_string_pretty(&rows)?),
                 _ => print!("{}", crate::flows::to_markdown(&rows)),
+            }
+            Ok(())
+        }
+        Command::Sbom {
+            format,
+            lang,
+            dpkg_status,
+        } => {
+            let crates = crate::sbom::crates()?;
+            let os = match &dpkg_status {
+                Some(path) => crate::sbom::os_packages(path)?,
+                None => None,
+            };
+            let lang = crate::ops::Lang::parse(&lang).unwrap_or(crate::ops::Lang::En);
+            match format.as_str() {
+                "md" => print!("{}", crate::sbom::third_party(&crates, os.as_deref()).to_markdown(lang)),
+                "html" => println!("{}", crate::sbom::third_party(&crates, os.as_deref()).to_html(lang)),
+                "json" => println!("{}", crate::sbom::third_party(&crates, os.as_deref()).to_json()?),
+                _ => {
+                    let bom = crate::sbom::cyclonedx(&crates, os.as_deref(), uuid::Uuid::new_v4(), SystemClock.now());
+                    println!("{}", serde_json::to_string_pretty(&bom)?);
+                }
             }
             Ok(())
         }

@@ -32,6 +32,7 @@ pub mod pki;
 pub mod policy;
 pub mod redact;
 pub mod rights;
+pub mod sbom;
 pub mod scheduler;
 pub mod store;
 pub mod telemetry;

@@ -31,5 +31,7 @@ mod ldap;
 mod metrics;
 mod processes;
 mod queries;
+mod release;
+mod sbom;
 mod store;
 mod tokens;
