@@ -32,6 +32,7 @@ pub mod pki;
 pub mod policy;
 pub mod redact;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod token;
