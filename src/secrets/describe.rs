@@ -1,8 +1,6 @@
 //! What the security dossier says of secrets at rest, read from the setup as
 //! it is (the files and the database), not from what it should be.
 
-use std::path::PathBuf;
-
 use serde::Serialize;
 
 use crate::config::Settings;
@@ -85,22 +83,17 @@ pub async fn describe(
         (&settings.api.key, "API private key"),
         (&settings.gateway.vendor_ca_key, "vendor CA private key"),
     ];
-    let mut seen: Vec<&PathBuf> = Vec::new();
-    for (path, what) in labels {
-        if seen.contains(&path) {
-            if let Some(s) = secrets
-                .iter_mut()
-                .find(|s: &&mut SecretAtRest| s.location == path.display().to_string())
-            {
-                s.what = format!("{} and {what}", s.what);
-            }
-            continue;
-        }
-        seen.push(path);
+    for path in super::rotate::key_paths(settings) {
+        let named: Vec<&str> = labels.iter().filter(|(p, _)| **p == path).map(|(_, w)| *w).collect();
+        let what = if named.is_empty() {
+            "private key (not used by the node)".to_owned()
+        } else {
+            named.join(" and ")
+        };
         secrets.push(SecretAtRest {
-            what: what.to_owned(),
+            what,
             location: path.display().to_string(),
-            state: key_file::state(path)?.into(),
+            state: key_file::state(&path)?.into(),
             count: None,
         });
     }

@@ -35,7 +35,9 @@ pub struct RotateReport {
     pub totp: Option<TotpCounts>,
 }
 
-/// The private key files a configuration uses, each once.
+/// The private key files of a setup, each once: those the configuration
+/// names, then any other `*.key` file holding a PEM private key beside them
+/// (the development server CA's key `init` writes, which no node reads).
 pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for p in [
@@ -47,7 +49,29 @@ pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
             out.push(p.clone());
         }
     }
+    let dirs: Vec<PathBuf> = out.iter().filter_map(|p| p.parent().map(Path::to_path_buf)).collect();
+    let mut beside = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            let named_key = path.extension().is_some_and(|e| e == "key") && path.is_file();
+            if named_key && !out.contains(&path) && !beside.contains(&path) && holds_private_key(&path) {
+                beside.push(path);
+            }
+        }
+    }
+    beside.sort();
+    out.extend(beside);
     out
+}
+
+fn holds_private_key(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| {
+        t.contains(&format!("-----BEGIN {}-----", key_file::PEM_LABEL))
+            || key_file::CLEAR_LABELS
+                .iter()
+                .any(|l| t.contains(&format!("-----BEGIN {l}-----")))
+    })
 }
 
 /// Re-encrypts every secret of the setup whose configuration file is
