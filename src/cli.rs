@@ -454,7 +454,9 @@ async fn rotate_secrets(config: &Path, new_key_file: Option<&Path>, json: bool) 
     }
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
-    let report = crate::secrets::rotate::rotate(config, &settings, &current, &new, Some(store.as_ref())).await?;
+    let actor = format!("cli:{}", cli_user());
+    let report =
+        crate::secrets::rotate::rotate(config, &settings, &current, &new, Some(store.as_ref()), &actor).await?;
     if json {
         println!("{}", serde_json::to_string(&report)?);
     } else {
@@ -579,6 +581,7 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
 async fn cli_store_ops(config: &Path) -> anyhow::Result<Ops> {
     let settings = load(config)?;
     let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("the master key")?;
+    let settings = crate::secrets::unseal_settings(&settings, &at_rest)?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
     Ok(cli_ops(&settings, store, at_rest))

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+use crate::audit::AuditEvent;
 use crate::config::Settings;
+use crate::events::Event;
 use crate::store::Store;
 
 use super::envelope::{self, Purpose, VALUE_PREFIX};
@@ -75,13 +77,15 @@ fn holds_private_key(path: &Path) -> bool {
 }
 
 /// Re-encrypts every secret of the setup whose configuration file is
-/// `config_path` (read into `settings`, not unsealed) under `new`.
+/// `config_path` (read into `settings`, not unsealed) under `new`; recorded in
+/// the audit trail as `secrets.rotated` by `actor` when a store is given.
 pub async fn rotate(
     config_path: &Path,
     settings: &Settings,
     current: &AtRest,
     new: &MasterKey,
     store: Option<&dyn Store>,
+    actor: &str,
 ) -> Result<RotateReport, SecretsError> {
     let mut keys = current.keys();
     keys.push(new);
@@ -126,13 +130,32 @@ pub async fn rotate(
         Some(store) => Some(totp::reseal(store, &keys, Some(new)).await?),
         None => None,
     };
-    Ok(RotateReport {
+    let report = RotateReport {
         new_key: new.id(),
         key_files,
         config_values,
         clear_config_values,
         totp,
-    })
+    };
+    if let Some(store) = store {
+        let details = serde_json::json!({
+            "old_key": current.key().map(|k| k.id()),
+            "new_key": report.new_key,
+            "key_files": report.key_files.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>(),
+            "config_values": report.config_values,
+            "totp_secrets": report.totp.map(|t| t.encrypted),
+        });
+        let event = AuditEvent::new(
+            crate::clock::Clock::now(&crate::clock::SystemClock),
+            actor,
+            Event::SecretsRotated,
+            "secrets",
+            "success",
+            details,
+        );
+        store.append_audit(&event).await?;
+    }
+    Ok(report)
 }
 
 /// The configuration text with each `enc:v1:…` value re-encrypted under

@@ -517,6 +517,24 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
     assert_no_clear_key(&setup.site());
     let row_b = stored_totp(setup.db.store.as_ref(), "sec").await;
     assert_ne!(row_b, row);
+    let rotated = setup
+        .db
+        .store
+        .list_audit(&portier::store::AuditFilter {
+            action: Some("secrets.rotated".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rotated.len(), 1);
+    let new_id = setup.at_rest("b.key").key().unwrap().id().to_string();
+    let details: Value = serde_json::from_str(&rotated[0].details).unwrap();
+    assert_eq!(details["new_key"], new_id.as_str(), "{details}");
+    assert_eq!(details["totp_secrets"], 1, "{details}");
+    let chain = portier::audit::verify_store(setup.db.store.as_ref(), |_| {})
+        .await
+        .unwrap();
+    assert!(chain.valid, "{chain:?}");
 
     // The old key no longer starts the node; the new one does, and it serves.
     let (_, log) = setup.serve(&setup.config(), &[]).await.err().expect("the old key");
