@@ -62,13 +62,20 @@ impl App {
     pub async fn start_with_clock(settings: &Settings, clock: SharedClock) -> anyhow::Result<Self> {
         // Secrets at rest first: a wrong or missing master key stops the start
         // here, naming what does not decrypt, before anything is opened.
-        let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("the master key")?;
+        let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
         let settings = &crate::secrets::unseal_settings(settings, &at_rest)?;
         let g = &settings.gateway;
         let a = &settings.api;
         let gateway_key = tls::key_from_pem(&at_rest.read_key_file(&g.key)?, &g.key)?;
         let api_key = tls::key_from_pem(&at_rest.read_key_file(&a.key)?, &a.key)?;
         let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key, &at_rest)?;
+        if at_rest.key().is_some() {
+            for path in crate::secrets::rotate::key_paths(settings) {
+                if crate::secrets::key_file::state(&path)? == crate::secrets::key_file::KeyFileState::Clear {
+                    tracing::warn!(path = %path.display(), "private key stored in clear although a master key is configured: `portier secrets rotate` encrypts it");
+                }
+            }
+        }
         match at_rest.key() {
             Some(k) => {
                 tracing::info!(master_key = %k.id(), source = %k.source(), "secrets at rest encrypted under the master key")

@@ -435,7 +435,7 @@ async fn secrets_command(command: SecretsCommand) -> anyhow::Result<()> {
 async fn rotate_secrets(config: &Path, new_key_file: Option<&Path>, json: bool) -> anyhow::Result<()> {
     use crate::secrets::{master_key, AtRest};
     let settings = load(config)?;
-    let current = AtRest::locate(&settings.secrets).context("the current master key")?;
+    let current = AtRest::locate(&settings.secrets).context("finding the current master key")?;
     let new = match (new_key_file, std::env::var(master_key::NEW_ENV_VAR).ok()) {
         (Some(path), _) => master_key::read_key_file(path).context("the new master key")?,
         (None, Some(text)) => crate::secrets::MasterKey::parse(
@@ -580,8 +580,10 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
 /// The use cases on the configured database, migrated.
 async fn cli_store_ops(config: &Path) -> anyhow::Result<Ops> {
     let settings = load(config)?;
-    let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("the master key")?;
-    let settings = crate::secrets::unseal_settings(&settings, &at_rest)?;
+    // The key if this shell has it (TOTP secrets are sealed with it); its
+    // configuration values stay sealed: no command here uses them, and an
+    // operator's shell usually lacks the service's systemd credential.
+    let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
     Ok(cli_ops(&settings, store, at_rest))

@@ -22,23 +22,11 @@ pub const CLEAR_LABELS: [&str; 3] = ["PRIVATE KEY", "EC PRIVATE KEY", "RSA PRIVA
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     #[error("{path}: {err}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
+    Io { path: PathBuf, err: std::io::Error },
     #[error("the private key {path} could not be decrypted: {err}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        err: EnvelopeError,
-    },
+    Open { path: PathBuf, err: EnvelopeError },
     #[error("the private key {path} could not be encrypted: {err}")]
-    Seal {
-        path: PathBuf,
-        #[source]
-        err: EnvelopeError,
-    },
+    Seal { path: PathBuf, err: EnvelopeError },
     #[error(
         "{path} is a passphrase-protected PKCS#8 key (ENCRYPTED PRIVATE KEY), which Portier does not read: \
          decrypt it (openssl pkey -in {path} -out KEY) and encrypt it under the master key with `portier secrets rotate`"

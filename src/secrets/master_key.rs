@@ -26,11 +26,7 @@ pub enum MasterKeyError {
     #[error("the master key from {from} is not {KEY_LEN} bytes in base64 (make one with `portier secrets new-key`)")]
     Malformed { from: KeySource },
     #[error("cannot read the master key file {path}: {err}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        err: std::io::Error,
-    },
+    Read { path: PathBuf, err: std::io::Error },
     #[error(
         "the master key file {path} is readable by its group or others (mode {mode:o}): refused; `chmod 600` it and make the service its owner"
     )]

@@ -32,19 +32,11 @@ pub enum SecretsError {
     #[error(transparent)]
     MasterKey(#[from] MasterKeyError),
     #[error("the configuration value {name} could not be decrypted: {err}")]
-    ConfigValue {
-        name: String,
-        #[source]
-        err: EnvelopeError,
-    },
+    ConfigValue { name: String, err: EnvelopeError },
     #[error(transparent)]
     KeyFile(#[from] key_file::KeyFileError),
     #[error("the TOTP secrets of {} account(s) ({}) could not be decrypted: {err}", accounts.len(), accounts.join(", "))]
-    Totp {
-        accounts: Vec<String>,
-        #[source]
-        err: EnvelopeError,
-    },
+    Totp { accounts: Vec<String>, err: EnvelopeError },
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("database: {0}")]
@@ -52,7 +44,6 @@ pub enum SecretsError {
     #[error("{path}: {err}")]
     Io {
         path: std::path::PathBuf,
-        #[source]
         err: std::io::Error,
     },
 }
