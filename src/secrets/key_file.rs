@@ -124,9 +124,11 @@ pub fn read(path: &Path, keys: &[&MasterKey]) -> Result<Zeroizing<String>, KeyFi
     open_pem(keys, &text, path)
 }
 
-/// Replaces `path` with `contents`, owner-only (0600): written to a temporary
-/// file beside it, synced, then renamed over it, so a crash leaves the old file
-/// or the new one, never half of either.
+/// Replaces `path` with `contents`: written to a temporary file beside it,
+/// synced, then renamed over it, so a crash leaves the old file or the new one,
+/// never half of either. The new file keeps the old one's owner and mode (run
+/// as root, `rotate` must not leave the service unable to read its keys); a
+/// new file is owner-only (0600).
 pub fn write_atomic(path: &Path, contents: &str) -> Result<(), KeyFileError> {
     let io = |err| KeyFileError::Io {
         path: path.to_owned(),
@@ -148,8 +150,15 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), KeyFileError> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
+    let previous = std::fs::metadata(path).ok();
     let written = (|| {
         let mut f = opts.open(&tmp)?;
+        #[cfg(unix)]
+        if let Some(meta) = &previous {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))?;
+            f.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o777))?;
+        }
         f.write_all(contents.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
@@ -199,5 +208,12 @@ mod tests {
             assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+            write_atomic(&p, "three").unwrap();
+            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
+        }
     }
 }
