@@ -821,7 +821,7 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>, master_key_file: Option<
             let file = toml::Value::String(std::path::absolute(file)?.display().to_string());
             format!("{config_text}\n[secrets]\n# The master key private keys are encrypted under (docs/secrets.md).\nmaster_key_file = {file}\n")
         }
-        None => format!("{config_text}\n[secrets]\n# The master key comes from a systemd credential (portier-master-key) or\n# PORTIER_MASTER_KEY; or name a file readable by the service only:\n# master_key_file = \"/etc/portier/master.key\"\n"),
+        None => format!("{config_text}\n[secrets]\n# The master key comes from a systemd credential (portier-master-key) or\n# PORTIER_MASTER_KEY; or name a file readable by the service only, kept\n# apart from the keys (another disk), e.g.:\n# master_key_file = \"/media/portier-keys/master.key\"\n"),
     };
     pki::generate_dev_pki_under(&certs, master.as_ref())?;
     pki::write_private(&config, &config_text)?;
