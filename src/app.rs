@@ -60,10 +60,41 @@ impl App {
 
     /// [`App::start`] with a chosen clock (tests put time where they need it).
     pub async fn start_with_clock(settings: &Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        // Secrets at rest first: a wrong or missing master key stops the start
+        // here, naming what does not decrypt, before anything is opened.
+        let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
+        let settings = &crate::secrets::unseal_settings(settings, &at_rest)?;
+        let g = &settings.gateway;
+        let a = &settings.api;
+        let gateway_key = tls::key_from_pem(&at_rest.read_key_file(&g.key)?, &g.key)?;
+        let api_key = tls::key_from_pem(&at_rest.read_key_file(&a.key)?, &a.key)?;
+        let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key, &at_rest)?;
+        if at_rest.key().is_some() {
+            for path in crate::secrets::rotate::key_paths(settings) {
+                if crate::secrets::key_file::state(&path)? == crate::secrets::key_file::KeyFileState::Clear {
+                    tracing::warn!(path = %path.display(), "private key stored in clear although a master key is configured: `portier secrets rotate` encrypts it");
+                }
+            }
+        }
+        match at_rest.key() {
+            Some(k) => {
+                tracing::info!(master_key = %k.id(), source = %k.source(), "secrets at rest encrypted under the master key")
+            }
+            None => tracing::warn!(
+                "no master key configured: private keys and other secrets are stored in clear (docs/secrets.md)"
+            ),
+        }
         let store = store::connect(&settings.database.url)
             .await
             .context("opening the database")?;
         store.migrate().await.context("applying migrations")?;
+        let totp = crate::secrets::totp::reseal(store.as_ref(), &at_rest.keys(), at_rest.key()).await?;
+        if totp.rewritten > 0 {
+            tracing::warn!(
+                count = totp.rewritten,
+                "TOTP secrets stored in clear encrypted under the master key"
+            );
+        }
         let beat_settings = settings.heartbeat_settings();
         let identity = node::identity(&settings.gateway.node, &clock);
         let stale_before = identity.started_at
@@ -97,8 +128,6 @@ impl App {
             );
         }
 
-        let g = &settings.gateway;
-        let a = &settings.api;
         // Before anything holds connections: the gateway's descriptors must not
         // be at the mercy of the API's (see fd_budget).
         let budget = fd_budget::prepare(settings.fd_wanted()).context("file-descriptor budget")?;
@@ -117,18 +146,13 @@ impl App {
         });
         let gateway_tls = tls::gateway_server_config(
             gateway_chain,
-            tls::load_key(&g.key)?,
+            gateway_key,
             vendor_roots.clone(),
             &tls::versions(&g.tls_versions)?,
         )
         .context("gateway TLS configuration")?;
-        let api_tls = tls::plain_server_config(
-            tls::load_certs(&a.cert)?,
-            tls::load_key(&a.key)?,
-            &tls::versions(&a.tls_versions)?,
-        )
-        .context("API TLS configuration")?;
-        let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key)?;
+        let api_tls = tls::plain_server_config(tls::load_certs(&a.cert)?, api_key, &tls::versions(&a.tls_versions)?)
+            .context("API TLS configuration")?;
 
         let journal_settings = JournalSettings {
             metrics: metrics.clone(),
@@ -222,7 +246,10 @@ impl App {
             registry: registry.clone(),
             cache: cache.clone(),
             clock: clock.clone(),
-            rules: settings.api_limits(),
+            rules: crate::ops::Rules {
+                at_rest: at_rest.clone(),
+                ..settings.api_limits()
+            },
         };
         let api_state = ApiState {
             ops,
@@ -367,13 +394,17 @@ impl App {
 }
 
 /// The vendor CA as a signer, if its key is present (it may be kept offline).
-fn load_vendor_ca_signer(cert: &Path, key: &Path) -> anyhow::Result<Option<CertAuthority>> {
+fn load_vendor_ca_signer(
+    cert: &Path,
+    key: &Path,
+    at_rest: &crate::secrets::AtRest,
+) -> anyhow::Result<Option<CertAuthority>> {
     if !key.exists() {
         tracing::info!(key = %key.display(), "no vendor CA key: technicians can only be registered with pinned certificates");
         return Ok(None);
     }
     let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
-    let key_pem = std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    let key_pem = at_rest.read_key_file(key)?;
     Ok(Some(
         CertAuthority::load(&cert_pem, &key_pem).context("loading the vendor CA")?,
     ))

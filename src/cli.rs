@@ -39,6 +39,12 @@ pub enum Command {
         /// Print `{"admin_token": …, "config": …}` instead of text.
         #[arg(long)]
         json: bool,
+        /// Encrypt the private keys under the master key in this file (recorded
+        /// as `[secrets] master_key_file`; keep it outside DIR). Without it, the
+        /// key is taken from a systemd credential or PORTIER_MASTER_KEY; with
+        /// none, the keys are written in clear (0600) and `init` says so.
+        #[arg(long)]
+        master_key_file: Option<PathBuf>,
     },
     /// Run the gateway (and the admin API) until Ctrl-C / SIGTERM.
     Serve {
@@ -108,6 +114,13 @@ pub enum Command {
         #[arg(long, env = "PORTIER_DPKG_STATUS")]
         dpkg_status: Option<PathBuf>,
     },
+    /// Secrets at rest (docs/secrets.md): make a master key, encrypt a
+    /// configuration value, re-encrypt everything under a new key, show what is
+    /// encrypted.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Lock down (cut every tunnel, refuse new ones) or lift it, from the server
     /// itself, for when the API cannot be reached. `on` writes the node's lockdown
     /// file (`gateway.lockdown_file`, default `lockdown` next to the configuration):
@@ -136,6 +149,44 @@ pub enum Command {
         /// `md` (default), `html` (one self-contained page) or `json`.
         #[arg(long, default_value = "md", value_parser = ["md", "html", "json"])]
         format: String,
+    },
+}
+
+/// `portier secrets …`
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Make a master key (32 random bytes, base64): printed, or written to
+    /// --out owner-only (never overwriting a file).
+    NewKey {
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read a value on standard input and print it encrypted under the master
+    /// key (`enc:v1:…`), to paste into portier.toml as a webhook secret or the
+    /// directory's bind password.
+    Encrypt {
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+    /// Re-encrypt the private keys, the configuration's encrypted values and
+    /// the database's TOTP secrets under a new master key (--new-key-file, or
+    /// PORTIER_NEW_MASTER_KEY). Secrets in clear are encrypted too. Run it with
+    /// the nodes stopped, then start them with the new key.
+    Rotate {
+        /// The new master key's file (owner-only, as `[secrets] master_key_file`).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+    /// Show how each secret is stored (encrypted or in clear) and where the
+    /// master key comes from, as JSON.
+    Status {
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
     },
 }
 
@@ -220,8 +271,13 @@ pub const DEV_DIR: &str = "portier-dev";
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { dir, state_dir, json } => {
-            let created = init(&dir, state_dir.as_deref()).await?;
+        Command::Init {
+            dir,
+            state_dir,
+            json,
+            master_key_file,
+        } => {
+            let created = init(&dir, state_dir.as_deref(), master_key_file.as_deref()).await?;
             print_init(&created, json)?;
             Ok(())
         }
@@ -230,7 +286,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (_, true) => {
                     let dir = PathBuf::from(DEV_DIR);
                     if !dir.join("portier.toml").exists() {
-                        let created = init(&dir, None).await?;
+                        let created = init(&dir, None, None).await?;
                         print_init(&created, false)?;
                     }
                     dir.join("portier.toml")
@@ -367,7 +423,137 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", crate::rights::document(crate::rights::TABLE, lang, format));
             Ok(())
         }
+        Command::Secrets { command } => secrets_command(command).await,
     }
+}
+
+/// `portier secrets …`.
+async fn secrets_command(command: SecretsCommand) -> anyhow::Result<()> {
+    use crate::secrets::{master_key, AtRest};
+    match command {
+        SecretsCommand::NewKey { out } => {
+            let key = master_key::generate();
+            match out {
+                Some(path) => {
+                    pki::write_private(&path, &format!("{}\n", key.as_str()))?;
+                    let id =
+                        crate::secrets::MasterKey::parse(&key, crate::secrets::KeySource::File { path: path.clone() })?
+                            .id();
+                    println!("master key {id} written to {} (0600)", path.display());
+                }
+                None => println!("{}", key.as_str()),
+            }
+            Ok(())
+        }
+        SecretsCommand::Encrypt { config } => {
+            use std::io::Read;
+            let at_rest = if config.exists() {
+                AtRest::locate(&load(&config)?.secrets)?
+            } else {
+                AtRest::locate(&Default::default())?
+            };
+            let Some(key) = at_rest.key() else {
+                bail!(
+                    "no master key: give it as the systemd credential {}, in {}, or with [secrets] master_key_file in {}",
+                    master_key::CREDENTIAL_NAME,
+                    master_key::ENV_VAR,
+                    config.display()
+                );
+            };
+            let mut value = zeroize::Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_to_string(&mut value)
+                .context("reading the value on standard input")?;
+            let value = value.strip_suffix('\n').unwrap_or(&value);
+            let value = value.strip_suffix('\r').unwrap_or(value);
+            if value.is_empty() {
+                bail!("nothing to encrypt: give the value on standard input");
+            }
+            let sealed =
+                crate::secrets::envelope::seal_value(key, crate::secrets::envelope::Purpose::ConfigValue, value)?;
+            println!("{sealed}");
+            Ok(())
+        }
+        SecretsCommand::Rotate {
+            new_key_file,
+            json,
+            config,
+        } => rotate_secrets(&config, new_key_file.as_deref(), json).await,
+        SecretsCommand::Status { config } => {
+            let settings = load(&config)?;
+            let at_rest = AtRest::locate(&settings.secrets)?;
+            let store = store::connect(&settings.database.url).await?;
+            let report = crate::secrets::describe(&settings, &at_rest, Some(store.as_ref())).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
+    }
+}
+
+/// `portier secrets rotate`.
+async fn rotate_secrets(config: &Path, new_key_file: Option<&Path>, json: bool) -> anyhow::Result<()> {
+    use crate::secrets::{master_key, AtRest};
+    let settings = load(config)?;
+    let current = AtRest::locate(&settings.secrets).context("finding the current master key")?;
+    let new = match (new_key_file, std::env::var(master_key::NEW_ENV_VAR).ok()) {
+        (Some(path), _) => master_key::read_key_file(path).context("the new master key")?,
+        (None, Some(text)) => crate::secrets::MasterKey::parse(
+            &text,
+            crate::secrets::KeySource::Environment {
+                variable: master_key::NEW_ENV_VAR.to_owned(),
+            },
+        )?,
+        (None, None) => bail!(
+            "give the new master key with --new-key-file FILE or {} (make one with `portier secrets new-key`)",
+            master_key::NEW_ENV_VAR
+        ),
+    };
+    if current.key().is_some_and(|k| k.id() == new.id()) {
+        bail!("the new master key is the current one ({})", new.id());
+    }
+    let store = store::connect(&settings.database.url).await?;
+    store.migrate().await?;
+    let actor = format!("cli:{}", cli_user());
+    let report =
+        crate::secrets::rotate::rotate(config, &settings, &current, &new, Some(store.as_ref()), &actor).await?;
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!("Re-encrypted under master key {}:", report.new_key);
+        for (path, was) in &report.key_files {
+            println!(
+                "  {} (was {})",
+                path.display(),
+                serde_json::to_string(was)?.trim_matches('"')
+            );
+        }
+        println!("  {} encrypted value(s) of {}", report.config_values, config.display());
+        if let Some(t) = report.totp {
+            println!(
+                "  {} TOTP secret(s) in the database ({} rewritten)",
+                t.encrypted, t.rewritten
+            );
+        }
+    }
+    for name in &report.clear_config_values {
+        eprintln!(
+            "warning: {name} is still in clear in {}: encrypt it with `portier secrets encrypt` and paste the result",
+            config.display()
+        );
+    }
+    match current.key() {
+        Some(old) => eprintln!(
+            "Now replace the master key {} ({}) with the new one and restart the nodes: the old key no longer decrypts anything.",
+            old.id(),
+            old.source()
+        ),
+        None => eprintln!(
+            "Now give the nodes the new master key (systemd credential {}, {} or [secrets] master_key_file) and restart them.",
+            master_key::CREDENTIAL_NAME,
+            master_key::ENV_VAR
+        ),
+    }
+    Ok(())
 }
 
 /// `portier token …`.
@@ -453,9 +639,13 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
 /// The use cases on the configured database, migrated.
 async fn cli_store_ops(config: &Path) -> anyhow::Result<Ops> {
     let settings = load(config)?;
+    // The key if this shell has it (TOTP secrets are sealed with it); its
+    // configuration values stay sealed: no command here uses them, and an
+    // operator's shell usually lacks the service's systemd credential.
+    let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
-    Ok(cli_ops(&settings, store))
+    Ok(cli_ops(&settings, store, at_rest))
 }
 
 /// The id of the account named `name`.
@@ -556,7 +746,8 @@ const LOCKDOWN_DB_WAIT: std::time::Duration = std::time::Duration::from_secs(15)
 async fn store_lockdown(settings: &Settings, state: &crate::store::LockdownState) -> anyhow::Result<()> {
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
-    cli_ops(settings, store)
+    // No master key needed: a lockdown must work whatever state the secrets are in.
+    cli_ops(settings, store, crate::secrets::AtRest::none())
         .store_cli_lockdown(&Actor::cli(&cli_user()), state)
         .await?;
     Ok(())
@@ -569,7 +760,7 @@ fn cli_user() -> String {
 
 /// The use cases as the command line runs them: on the database, with no live
 /// tunnel of its own (running nodes follow the change feed).
-fn cli_ops(settings: &Settings, store: std::sync::Arc<dyn store::Store>) -> Ops {
+fn cli_ops(settings: &Settings, store: std::sync::Arc<dyn store::Store>, at_rest: crate::secrets::AtRest) -> Ops {
     let clock: crate::clock::SharedClock = std::sync::Arc::new(SystemClock);
     Ops {
         cache: std::sync::Arc::new(crate::admission::AdmissionCache::new(
@@ -580,7 +771,10 @@ fn cli_ops(settings: &Settings, store: std::sync::Arc<dyn store::Store>) -> Ops 
         store,
         registry: std::sync::Arc::new(crate::gateway::Registry::default()),
         clock,
-        rules: settings.api_limits(),
+        rules: crate::ops::Rules {
+            at_rest,
+            ..settings.api_limits()
+        },
     }
 }
 
@@ -596,13 +790,26 @@ pub struct InitResult {
     /// earlier if revoked.
     pub admin_token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
     pub config: PathBuf,
+    /// Whether the private keys were written encrypted under a master key.
+    pub keys_encrypted: bool,
+    /// The master key's id and source (`None`: keys in clear).
+    pub master_key: Option<String>,
 }
 
 fn print_init(r: &InitResult, json: bool) -> anyhow::Result<()> {
+    if !r.keys_encrypted {
+        eprintln!("{INIT_CLEAR_WARNING}");
+    }
     if json {
         println!("{}", serde_json::to_string(r)?);
     } else {
         println!("Created {}", r.config.display());
+        match &r.master_key {
+            Some(k) => println!("Private keys: encrypted (AES-256-GCM) under {k}."),
+            None => println!(
+                "Private keys: NOT encrypted (in clear, owner-only 0600): no master key was given (docs/secrets.md)."
+            ),
+        }
         println!("Bootstrap admin token (shown once, keep it safe):");
         println!("{}", r.admin_token);
         if let Some(at) = r.admin_token_expires_at {
@@ -615,8 +822,29 @@ fn print_init(r: &InitResult, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `init` says (on standard error) when it writes the keys in clear.
+const INIT_CLEAR_WARNING: &str =
+    "warning: no master key given (systemd credential portier-master-key, PORTIER_MASTER_KEY or --master-key-file): \
+the private keys are written in clear (0600). Encrypt them later with `portier secrets rotate --new-key-file FILE`.";
+
 /// Creates a development setup in `dir` (see `portier init --help`).
-pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitResult> {
+pub async fn init(dir: &Path, state_dir: Option<&Path>, master_key_file: Option<&Path>) -> anyhow::Result<InitResult> {
+    // A file named on the command line wins over the environment: it is the
+    // one the configuration will name.
+    let master = match master_key_file {
+        Some(file) => Some(crate::secrets::master_key::read_key_file(file)?),
+        None => crate::secrets::master_key::locate(None, |n| std::env::var(n).ok())?,
+    };
+    if let Some(file) = master_key_file {
+        let (file, dir) = (std::path::absolute(file)?, std::path::absolute(dir)?);
+        if file.starts_with(&dir) {
+            bail!(
+                "the master key file {} is inside {}: keep it apart from the keys it protects (another directory, disk or a systemd credential)",
+                file.display(),
+                dir.display()
+            );
+        }
+    }
     let config = dir.join("portier.toml");
     let certs = dir.join("certs");
     let db = state_dir.unwrap_or(dir).join("portier.db");
@@ -647,13 +875,24 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
                 .replace("[gateway]\n", &format!("[gateway]\nlockdown_file = {lockdown}\n"))
         }
     };
-    pki::generate_dev_pki(&certs)?;
+    let config_text = match master_key_file {
+        Some(file) => {
+            let file = toml::Value::String(std::path::absolute(file)?.display().to_string());
+            format!("{config_text}\n[secrets]\n# The master key private keys are encrypted under (docs/secrets.md).\nmaster_key_file = {file}\n")
+        }
+        None => format!("{config_text}\n[secrets]\n# The master key comes from a systemd credential (portier-master-key) or\n# PORTIER_MASTER_KEY; or name a file readable by the service only, kept\n# apart from the keys (another disk), e.g.:\n# master_key_file = \"/media/portier-keys/master.key\"\n"),
+    };
+    pki::generate_dev_pki_under(&certs, master.as_ref())?;
     pki::write_private(&config, &config_text)?;
     let settings = Settings::load(&config)?;
     precreate_sqlite_file(&settings.database.url)?;
     let store = store::connect(&settings.database.url).await?;
     store.migrate().await?;
-    let created = cli_ops(&settings, store)
+    let at_rest = master.map_or_else(crate::secrets::AtRest::none, crate::secrets::AtRest::with_key);
+    let master_key = at_rest
+        .key()
+        .map(|k| format!("master key {} from {}", k.id(), k.source()));
+    let created = cli_ops(&settings, store, at_rest)
         .create_bootstrap_admin(&Actor::cli("init"), "bootstrap-admin")
         .await
         .context("creating the bootstrap admin account")?;
@@ -661,6 +900,8 @@ pub async fn init(dir: &Path, state_dir: Option<&Path>) -> anyhow::Result<InitRe
         admin_token: created.token,
         admin_token_expires_at: created.expires_at,
         config,
+        keys_encrypted: master_key.is_some(),
+        master_key,
     })
 }
 

@@ -15,8 +15,8 @@ use crate::policy::{OverdueMode, PolicySettings};
 const MIN_FD_RESERVE: u64 = 64;
 
 /// Sections that environment overrides may address.
-const SECTIONS: [&str; 10] = [
-    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster", "console", "auth",
+const SECTIONS: [&str; 11] = [
+    "gateway", "api", "database", "policy", "notify", "audit", "log", "cluster", "console", "auth", "secrets",
 ];
 
 /// Configuration errors, with the file or key at fault.
@@ -531,6 +531,8 @@ pub struct Settings {
     pub cluster: ClusterConfig,
     pub console: ConsoleConfig,
     pub auth: AuthConfig,
+    /// Where the master key of secrets at rest is kept (docs/secrets.md).
+    pub secrets: crate::secrets::SecretsConfig,
 }
 
 impl Settings {
@@ -599,6 +601,9 @@ impl Settings {
         }
         abs(&mut self.api.cert);
         abs(&mut self.api.key);
+        if let Some(f) = self.secrets.master_key_file.as_mut() {
+            abs(f);
+        }
         if let Some(file) = self.database.url.strip_prefix("sqlite://") {
             let (file, query) = file.split_once('?').map_or((file, None), |(f, q)| (f, Some(q)));
             if !file.is_empty() && Path::new(file).is_relative() && file != ":memory:" {
@@ -611,7 +616,9 @@ impl Settings {
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the values together. Encrypted secrets (`enc:v1:…`) are checked
+    /// once decrypted ([`crate::secrets::unseal_settings`] calls this again).
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(ldap) = &self.auth.ldap {
             ldap.validate()?;
         }
@@ -723,6 +730,15 @@ impl Settings {
             ));
         }
         for hook in &self.notify.webhooks {
+            if crate::secrets::envelope::is_sealed_value(hook.secret.expose()) {
+                if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) {
+                    return Err(ConfigError::Invalid(format!(
+                        "notify.webhooks: {:?} needs an http(s) url",
+                        crate::redact::redact_url(&hook.url)
+                    )));
+                }
+                continue;
+            }
             if !(hook.url.starts_with("https://") || hook.url.starts_with("http://")) || hook.secret.expose().len() < 16
             {
                 return Err(ConfigError::Invalid(format!(
@@ -861,6 +877,8 @@ impl Settings {
             max_token_days: i64::from(self.auth.max_token_days),
             bootstrap_token: chrono::Duration::hours(i64::from(self.auth.bootstrap_token_hours)),
             directory: self.auth.ldap.clone().map(std::sync::Arc::new),
+            // Set by whoever found the master key (App::start, the CLI).
+            at_rest: crate::secrets::AtRest::none(),
         }
     }
 

@@ -70,11 +70,13 @@ pub enum Event {
     JournalEventsDropped,
     AuditAnchor,
     ApiRefused,
+    /// Secrets at rest re-encrypted under a new master key (`portier secrets rotate`).
+    SecretsRotated,
 }
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 53] = [
+    pub const ALL: [Event; 54] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -128,6 +130,7 @@ impl Event {
         Event::JournalEventsDropped,
         Event::AuditAnchor,
         Event::ApiRefused,
+        Event::SecretsRotated,
     ];
 
     /// The stable dotted name, as stored in the audit trail and sent to sinks.
@@ -186,6 +189,7 @@ impl Event {
             Event::JournalEventsDropped => "journal.events_dropped",
             Event::AuditAnchor => "audit.anchor",
             Event::ApiRefused => "api.refused",
+            Event::SecretsRotated => "secrets.rotated",
         }
     }
 

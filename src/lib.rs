@@ -34,6 +34,7 @@ pub mod redact;
 pub mod rights;
 pub mod sbom;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -24,6 +24,8 @@ pub enum PkiError {
     BadSubject(#[from] crate::domain::BadText),
     #[error("unparsable X.509 certificate: {0}")]
     BadCertificate(String),
+    #[error(transparent)]
+    KeyFile(#[from] crate::secrets::key_file::KeyFileError),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -260,6 +262,12 @@ impl DevPkiPaths {
 /// Generates the development PKI in `dir`: a server CA and the gateway/API server
 /// certificate for localhost, and the vendor CA that signs technician certificates.
 pub fn generate_dev_pki(dir: &Path) -> Result<DevPkiPaths, PkiError> {
+    generate_dev_pki_under(dir, None)
+}
+
+/// [`generate_dev_pki`] with the private keys encrypted under `master`
+/// (docs/secrets.md), or in clear (0600) without one.
+pub fn generate_dev_pki_under(dir: &Path, master: Option<&crate::secrets::MasterKey>) -> Result<DevPkiPaths, PkiError> {
     std::fs::create_dir_all(dir).map_err(|source| PkiError::Io {
         path: dir.to_owned(),
         source,
@@ -268,16 +276,20 @@ pub fn generate_dev_pki(dir: &Path) -> Result<DevPkiPaths, PkiError> {
     let server_ca = CertAuthority::generate("Portier development server CA", 3650)?;
     let server = server_ca.issue_server(&["localhost", "127.0.0.1", "::1"], 825)?;
     let vendor_ca = CertAuthority::generate("Portier vendor CA", 3650)?;
+    let write_key = |path: &Path, pem: &str| match master {
+        Some(k) => write_private(path, &crate::secrets::key_file::seal_pem(k, pem, path)?),
+        None => write_private(path, pem),
+    };
     write_public(&paths.server_ca, &server_ca.cert_pem())?;
-    write_private(&paths.server_ca_key, &server_ca.key_pem())?;
+    write_key(&paths.server_ca_key, &server_ca.key_pem())?;
     // The chain: leaf then CA, so clients that only know the CA can verify.
     write_public(
         &paths.server_cert,
         &format!("{}{}", server.cert_pem, server_ca.cert_pem()),
     )?;
-    write_private(&paths.server_key, &server.key_pem)?;
+    write_key(&paths.server_key, &server.key_pem)?;
     write_public(&paths.vendor_ca, &vendor_ca.cert_pem())?;
-    write_private(&paths.vendor_ca_key, &vendor_ca.key_pem())?;
+    write_key(&paths.vendor_ca_key, &vendor_ca.key_pem())?;
     Ok(paths)
 }
 

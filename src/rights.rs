@@ -974,6 +974,31 @@ pub const OPERATOR_COMMANDS: &[(&str, &str, &str)] = &[
         "Print this document (from the code: no configuration needed)",
         "Afficher ce document (issu du code : sans configuration)",
     ),
+    (
+        "sbom",
+        "Print the software bill of materials (CycloneDX) or the third-party software table",
+        "Afficher la nomenclature logicielle (CycloneDX) ou la liste des logiciels tiers",
+    ),
+    (
+        "secrets new-key",
+        "Make a master key for the secrets at rest",
+        "Créer une clé maîtresse pour les secrets stockés",
+    ),
+    (
+        "secrets encrypt",
+        "Encrypt a configuration value under the master key",
+        "Chiffrer une valeur de configuration sous la clé maîtresse",
+    ),
+    (
+        "secrets rotate",
+        "Re-encrypt every stored secret under a new master key",
+        "Rechiffrer tous les secrets stockés sous une nouvelle clé maîtresse",
+    ),
+    (
+        "secrets status",
+        "Show which secrets are encrypted at rest, and how",
+        "Montrer quels secrets sont chiffrés au repos, et comment",
+    ),
 ];
 
 /// A document's format.

@@ -144,6 +144,17 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
+/// The private key of a PEM text already read (and decrypted) from `path`.
+pub fn key_from_pem(pem: &str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => TlsError::NoKey(path.to_owned()),
+        other => TlsError::Read {
+            path: path.to_owned(),
+            reason: other.to_string(),
+        },
+    })
+}
+
 /// Parses configured TLS versions (`"1.2"`, `"1.3"`).
 pub fn versions(names: &[String]) -> Result<Vec<&'static SupportedProtocolVersion>, TlsError> {
     let mut out = Vec::new();

@@ -185,8 +185,12 @@ impl Ops {
                 serde_json::json!({"method": "totp", "recovery_codes": RECOVERY_CODES}),
             ))
         });
+        let stored = self.rules.at_rest.seal_totp(who.id.as_str(), secret).map_err(|e| {
+            tracing::error!(error = %e, "a TOTP secret could not be encrypted");
+            OpsError::Unavailable("the second factor could not be stored".into())
+        })?;
         self.store
-            .set_totp(&who.id, Some(secret), Some(now), Some(step), &hashed, &record)
+            .set_totp(&who.id, Some(&stored), Some(now), Some(step), &hashed, &record)
             .await?;
         Ok(codes)
     }

@@ -95,6 +95,8 @@ pub struct Rules {
     pub bootstrap_token: chrono::Duration,
     /// The hospital's directory (`[auth.ldap]`), if staff sign in with it.
     pub directory: Option<std::sync::Arc<crate::config::LdapConfig>>,
+    /// The master key TOTP secrets are encrypted under (none: stored in clear).
+    pub at_rest: crate::secrets::AtRest,
 }
 
 /// Everything the use cases need. Cheap to clone.

@@ -387,9 +387,18 @@ impl Ops {
             return Err(refused());
         }
         let creds = self.store.credentials(&user.id).await?;
+        let secret = match creds.totp_secret.as_deref() {
+            // Fail closed: a secret that does not decrypt under the master key
+            // (wrong key, moved row, clear while a key is configured) signs nobody in.
+            Some(stored) => Some(self.rules.at_rest.open_totp(user.id.as_str(), stored).map_err(|e| {
+                tracing::error!(account = %user.id, error = %e, "the account's TOTP secret cannot be decrypted");
+                OpsError::Unavailable("the second factor cannot be checked".into())
+            })?),
+            None => None,
+        };
         let now = self.now();
         let accepted = if let Some(totp) = as_totp(code) {
-            match creds.totp_secret.as_deref().and_then(|s| matching_step(s, &totp, now)) {
+            match secret.as_deref().and_then(|s| matching_step(s, &totp, now)) {
                 // Atomic: a code of a step already used (here or on another node) is refused.
                 Some(step) => self.store.use_totp_step(&user.id, step).await?,
                 None => false,

@@ -463,6 +463,11 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
         recovery_sha256: &[String],
         record: Record<'_, User>,
     ) -> StoreResult<User>;
+    /// Replaces the stored form of an account's TOTP secret (its encryption at
+    /// rest) if it is still `old`: false if it changed meanwhile. Nothing else
+    /// of the account changes, and no audit event is written (the secret is
+    /// the same).
+    async fn replace_totp_secret(&self, id: &UserId, old: &str, new: &str) -> StoreResult<bool>;
     /// Accepts a TOTP step once: true if `step` is later than the last one
     /// accepted (atomically, so two nodes cannot both accept a code).
     async fn use_totp_step(&self, id: &UserId, step: i64) -> StoreResult<bool>;

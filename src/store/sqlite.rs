@@ -1619,6 +1619,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn replace_totp_secret(&self, id: &UserId, old: &str, new: &str) -> StoreResult<bool> {
+        self.identity_replace_totp_secret(id, old, new).await
+    }
+
     async fn use_totp_step(&self, id: &UserId, step: i64) -> StoreResult<bool> {
         self.identity_use_step(id, step).await
     }

@@ -33,5 +33,6 @@ mod processes;
 mod queries;
 mod release;
 mod sbom;
+mod secrets;
 mod store;
 mod tokens;

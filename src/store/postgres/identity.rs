@@ -108,6 +108,16 @@ impl PgStore {
         self.finish(tx, user, record, false).await
     }
 
+    pub(super) async fn identity_replace_totp_secret(&self, id: &UserId, old: &str, new: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_users SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+            .bind(new)
+            .bind(id.as_str())
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub(super) async fn identity_use_step(&self, id: &UserId, step: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE api_users SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $3)",

@@ -107,6 +107,16 @@ impl SqliteStore {
         self.finish(tx, user, record, false).await
     }
 
+    pub(super) async fn identity_replace_totp_secret(&self, id: &UserId, old: &str, new: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_users SET totp_secret = ? WHERE id = ? AND totp_secret = ?")
+            .bind(new)
+            .bind(id.as_str())
+            .bind(old)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub(super) async fn identity_use_step(&self, id: &UserId, step: i64) -> StoreResult<bool> {
         let done = sqlx::query(
             "UPDATE api_users SET totp_last_step = ? WHERE id = ? AND (totp_last_step IS NULL OR totp_last_step < ?)",

@@ -560,6 +560,9 @@ impl Store for SlowStarts {
     async fn credentials(&self, id: &UserId) -> StoreResult<Credentials> {
         self.inner.credentials(id).await
     }
+    async fn replace_totp_secret(&self, id: &UserId, old: &str, new: &str) -> StoreResult<bool> {
+        self.inner.replace_totp_secret(id, old, new).await
+    }
     async fn all_credentials(&self) -> StoreResult<Vec<(UserId, Credentials)>> {
         self.inner.all_credentials().await
     }
