@@ -517,6 +517,21 @@ impl Default for LogConfig {
     }
 }
 
+/// `[retention]`: secure disposal (`portier purge`, docs/retention.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// A purge's cut-off must be at least this many days in the past: personal
+    /// data younger than this is never removed. Default 365; at least 1.
+    pub min_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { min_days: 365 }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -531,6 +546,7 @@ pub struct Settings {
     pub cluster: ClusterConfig,
     pub console: ConsoleConfig,
     pub auth: AuthConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Settings {
@@ -620,6 +636,11 @@ impl Settings {
                 "console.timezone {:?} is not an IANA time zone name (e.g. Europe/Paris)",
                 self.console.timezone
             )));
+        }
+        if self.retention.min_days == 0 {
+            return Err(ConfigError::Invalid(
+                "retention.min_days must be at least 1: a purge never removes today's data".into(),
+            ));
         }
         if self.console.idle_minutes == 0 || self.console.absolute_hours == 0 {
             return Err(ConfigError::Invalid(
@@ -861,6 +882,7 @@ impl Settings {
             max_token_days: i64::from(self.auth.max_token_days),
             bootstrap_token: chrono::Duration::hours(i64::from(self.auth.bootstrap_token_hours)),
             directory: self.auth.ldap.clone().map(std::sync::Arc::new),
+            min_retention_days: i64::from(self.retention.min_days),
         }
     }
 

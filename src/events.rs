@@ -70,11 +70,12 @@ pub enum Event {
     JournalEventsDropped,
     AuditAnchor,
     ApiRefused,
+    DataPurged,
 }
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 53] = [
+    pub const ALL: [Event; 54] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -128,6 +129,7 @@ impl Event {
         Event::JournalEventsDropped,
         Event::AuditAnchor,
         Event::ApiRefused,
+        Event::DataPurged,
     ];
 
     /// The stable dotted name, as stored in the audit trail and sent to sinks.
@@ -186,6 +188,7 @@ impl Event {
             Event::JournalEventsDropped => "journal.events_dropped",
             Event::AuditAnchor => "audit.anchor",
             Event::ApiRefused => "api.refused",
+            Event::DataPurged => "data.purged",
         }
     }
 
@@ -202,6 +205,7 @@ impl Event {
                 | Event::AdmissionDenied
                 | Event::AdmissionDeniedBurst
                 | Event::ReportOverdue
+                | Event::DataPurged
         )
     }
 
