@@ -31,5 +31,6 @@ mod ldap;
 mod metrics;
 mod processes;
 mod queries;
+mod retention;
 mod store;
 mod tokens;
