@@ -479,17 +479,27 @@ async fn timeline(
 ) -> anyhow::Result<()> {
     let who = Actor::cli(&cli_user());
     let vendor_id = match vendor {
-        Some(v) => Some(match ops.store.list_vendors().await?.into_iter().find(|x| x.name == v) {
-            Some(found) => found.id,
-            None => VendorId(v),
-        }),
+        Some(v) => Some(
+            match ops.store.list_vendors().await?.into_iter().find(|x| x.name == v) {
+                Some(found) => found.id,
+                None => VendorId(v),
+            },
+        ),
         None => None,
     };
     let device_id = match device {
-        Some(d) => Some(match ops.store.list_devices().await?.into_iter().find(|x| x.name.as_str() == d) {
-            Some(found) => found.id,
-            None => crate::domain::DeviceId(d),
-        }),
+        Some(d) => Some(
+            match ops
+                .store
+                .list_devices()
+                .await?
+                .into_iter()
+                .find(|x| x.name.as_str() == d)
+            {
+                Some(found) => found.id,
+                None => crate::domain::DeviceId(d),
+            },
+        ),
         None => None,
     };
     let q = crate::ops::IncidentQuery {

@@ -562,8 +562,11 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
     /// [`AuditAnchor`] to the last one deleted. The purge's own event (built
     /// by `record` from the counts) is chained before the deletion, so the
     /// trail is never empty. A dry run counts, rolls back and records nothing.
-    async fn purge_personal_data(&self, req: &PurgeRequest, record: Record<'_, PurgeCounts>)
-        -> StoreResult<PurgeCounts>;
+    async fn purge_personal_data(
+        &self,
+        req: &PurgeRequest,
+        record: Record<'_, PurgeCounts>,
+    ) -> StoreResult<PurgeCounts>;
     /// Where verification of the trail starts (`None`: at the genesis).
     async fn audit_anchor(&self) -> StoreResult<Option<AuditAnchor>>;
 }

@@ -1892,7 +1892,11 @@ impl Store for PgStore {
         self.outbox_count().await
     }
 
-    async fn purge_personal_data(&self, req: &PurgeRequest, record: Record<'_, PurgeCounts>) -> StoreResult<PurgeCounts> {
+    async fn purge_personal_data(
+        &self,
+        req: &PurgeRequest,
+        record: Record<'_, PurgeCounts>,
+    ) -> StoreResult<PurgeCounts> {
         self.purge(req, record).await
     }
 

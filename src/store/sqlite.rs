@@ -1882,7 +1882,11 @@ impl Store for SqliteStore {
         self.outbox_count().await
     }
 
-    async fn purge_personal_data(&self, req: &PurgeRequest, record: Record<'_, PurgeCounts>) -> StoreResult<PurgeCounts> {
+    async fn purge_personal_data(
+        &self,
+        req: &PurgeRequest,
+        record: Record<'_, PurgeCounts>,
+    ) -> StoreResult<PurgeCounts> {
         self.purge(req, record).await
     }
 

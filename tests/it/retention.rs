@@ -108,7 +108,12 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     let key = "source:192.0.2.9".to_owned();
     t.app
         .store
-        .add_sign_in_failure(std::slice::from_ref(&key), start, start - Duration::hours(1), start - Duration::days(1))
+        .add_sign_in_failure(
+            std::slice::from_ref(&key),
+            start,
+            start - Duration::hours(1),
+            start - Duration::days(1),
+        )
         .await
         .unwrap();
     let events_before = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
@@ -134,7 +139,12 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     let (st, dry) = purge(&t, cut, true).await;
     assert_eq!(st, 200, "{dry}");
     assert_eq!(
-        (&dry["sessions"], &dry["windows"], &dry["reports"], &dry["sign_in_records"]),
+        (
+            &dry["sessions"],
+            &dry["windows"],
+            &dry["reports"],
+            &dry["sign_in_records"]
+        ),
         (&json!(1), &json!(1), &json!(1), &json!(1)),
         "{dry}"
     );
@@ -156,15 +166,32 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     );
     // Read back: personal fields erased, bytes and ids kept.
     let s = t.app.store.session(&SessionId(session.clone())).await.unwrap();
-    assert_eq!((s.technician_subject.as_str(), s.source_ip, s.source_port), (ERASED, ERASED_IP, 0));
+    assert_eq!(
+        (s.technician_subject.as_str(), s.source_ip, s.source_port),
+        (ERASED, ERASED_IP, 0)
+    );
     assert_eq!((s.bytes_from_vendor, s.bytes_to_vendor), (4, 4));
     let w = t.app.store.window(&WindowId(window.clone())).await.unwrap();
     assert_eq!(w.reason, ERASED);
     let p = t.app.store.window(&WindowId(pending.clone())).await.unwrap();
-    assert_eq!((p.state, p.reason.as_str()), (WindowState::Requested, "pending firmware update"));
+    assert_eq!(
+        (p.state, p.reason.as_str()),
+        (WindowState::Requested, "pending firmware update")
+    );
     let r = t.app.store.report(&WindowId(window.clone())).await.unwrap();
-    assert_eq!((r.summary.as_str(), r.actions.as_str(), r.follow_up.as_deref()), (ERASED, ERASED, Some(ERASED)));
-    assert_eq!(t.app.store.sign_in_failures(&key, start - Duration::days(1)).await.unwrap().0, 0);
+    assert_eq!(
+        (r.summary.as_str(), r.actions.as_str(), r.follow_up.as_deref()),
+        (ERASED, ERASED, Some(ERASED))
+    );
+    assert_eq!(
+        t.app
+            .store
+            .sign_in_failures(&key, start - Duration::days(1))
+            .await
+            .unwrap()
+            .0,
+        0
+    );
     // The old events are gone, a whole prefix; the anchor is the last of them.
     let kept = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
     let anchor = t.app.store.audit_anchor().await.unwrap().unwrap();
@@ -172,7 +199,10 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     assert_eq!(anchor.hash, events_before.last().unwrap().hash);
     assert_eq!(kept[0].seq, anchor.seq + 1);
     assert_eq!(kept[0].prev_hash, anchor.hash);
-    assert!(kept.iter().all(|e| e.at >= cut), "an event older than the cut-off is left");
+    assert!(
+        kept.iter().all(|e| e.at >= cut),
+        "an event older than the cut-off is left"
+    );
     assert_eq!(done["audit_anchor"]["seq"].as_i64(), Some(anchor.seq));
     // …and the purge is on the trail, with its counts and cut-off.
     let purged: Vec<_> = kept.iter().filter(|e| e.action == "data.purged").collect();
@@ -181,10 +211,17 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     assert_eq!(d["sessions"], 1);
     assert_eq!(d["audit_events"].as_u64(), Some(old));
     assert_eq!(d["audit_anchor"]["hash"], anchor.hash.as_str());
-    assert_eq!(d["before"].as_str().map(|b| b.parse::<DateTime<Utc>>().unwrap()), Some(cut));
+    assert_eq!(
+        d["before"].as_str().map(|b| b.parse::<DateTime<Utc>>().unwrap()),
+        Some(cut)
+    );
     assert!(purged[0].actor != "gateway" && !purged[0].actor.is_empty());
     let v = verify(&t, &auditor).await;
-    assert_eq!((v["valid"].as_bool(), v["anchor_seq"].as_i64()), (Some(true), Some(anchor.seq)), "{v}");
+    assert_eq!(
+        (v["valid"].as_bool(), v["anchor_seq"].as_i64()),
+        (Some(true), Some(anchor.seq)),
+        "{v}"
+    );
 
     // The chain goes on: the gateway (its journal) and the API append after it.
     let mut denied = connect_from("127.0.0.3", t.app.gateway_addr, "mri-1", sc.tls.clone())
@@ -203,7 +240,10 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     // A second purge with the same cut-off finds nothing more, and still verifies.
     let (st, again) = purge(&t, cut, false).await;
     assert_eq!(st, 200, "{again}");
-    assert_eq!((again["sessions"].as_u64(), again["audit_events"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (again["sessions"].as_u64(), again["audit_events"].as_u64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(again["audit_anchor"]["seq"].as_i64(), Some(anchor.seq));
     assert_eq!(verify(&t, &auditor).await["valid"], true);
 
@@ -213,7 +253,10 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("min_days"), "{out:?}");
     t.stop().await;
 }
-on_both_backends!(purge_erases_and_keeps_the_chain, super::purge_erases_old_personal_data_and_keeps_the_chain);
+on_both_backends!(
+    purge_erases_and_keeps_the_chain,
+    super::purge_erases_old_personal_data_and_keeps_the_chain
+);
 
 /// Deleting a prefix of the trail by hand, with an anchor row no purge
 /// recorded, does not verify.
@@ -283,7 +326,12 @@ fn events(timeline: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["event"].as_str().unwrap().to_owned(), e["object"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_owned(),
+                e["object"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -308,15 +356,25 @@ async fn timeline_of_a_vendor_and_a_device(db: TestDb) {
     let other_desk = t.token("vendor", "other-desk", Some(&other.vendor_id)).await;
     let now = Utc::now();
     let other_window = t
-        .approved_window(&other_desk, &security, &other.device_id, now + Duration::hours(1), now + Duration::hours(2))
+        .approved_window(
+            &other_desk,
+            &security,
+            &other.device_id,
+            now + Duration::hours(1),
+            now + Duration::hours(2),
+        )
         .await;
     let auditor = t.token("auditor", "anssi", None).await;
     let until = Utc::now() + Duration::minutes(1);
     let q = |subject: &str| {
         format!(
             "/api/v1/timeline?{subject}&since={}&until={}",
-            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).replace('+', "%2B"),
-            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true).replace('+', "%2B")
+            since
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .replace('+', "%2B"),
+            until
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                .replace('+', "%2B")
         )
     };
     let denial = eventually(|| async {
@@ -340,7 +398,10 @@ async fn timeline_of_a_vendor_and_a_device(db: TestDb) {
         ("admission.denied", denial.as_str()),
         ("report.filed", window.as_str()),
     ];
-    for subject in [format!("vendor_id={}", sc.vendor_id), format!("device_id={}", sc.device_id)] {
+    for subject in [
+        format!("vendor_id={}", sc.vendor_id),
+        format!("device_id={}", sc.device_id),
+    ] {
         let (st, tl) = t.call("GET", &q(&subject), Some(&auditor), None).await;
         assert_eq!(st, 200, "{tl}");
         let got = events(&tl);
@@ -365,18 +426,36 @@ async fn timeline_of_a_vendor_and_a_device(db: TestDb) {
             .find(|e| e["event"] == "session.ended")
             .unwrap();
         assert_eq!(
-            (&ended["session"]["bytes_from_vendor"], &ended["session"]["bytes_to_vendor"], &ended["window_id"]),
+            (
+                &ended["session"]["bytes_from_vendor"],
+                &ended["session"]["bytes_to_vendor"],
+                &ended["window_id"]
+            ),
             (&json!(4), &json!(4), &json!(window)),
             "{ended}"
         );
     }
     // The other vendor's timeline has its window, and none of the first's.
     let (st, tl) = t
-        .call("GET", &q(&format!("vendor_id={}", other.vendor_id)), Some(&security), None)
+        .call(
+            "GET",
+            &q(&format!("vendor_id={}", other.vendor_id)),
+            Some(&security),
+            None,
+        )
         .await;
     assert_eq!(st, 200, "{tl}");
     let got = events(&tl);
-    assert!(in_order(&got, &[("window.requested", other_window.as_str()), ("window.approved", other_window.as_str())]), "{got:?}");
+    assert!(
+        in_order(
+            &got,
+            &[
+                ("window.requested", other_window.as_str()),
+                ("window.approved", other_window.as_str())
+            ]
+        ),
+        "{got:?}"
+    );
     assert!(!tl.to_string().contains(&window), "{got:?}");
 
     // Bad input, roles, the bound.
@@ -384,8 +463,14 @@ async fn timeline_of_a_vendor_and_a_device(db: TestDb) {
         ("/api/v1/timeline?vendor_id=nope".to_owned(), 404),
         ("/api/v1/timeline?device_id=nope".to_owned(), 404),
         ("/api/v1/timeline".to_owned(), 400),
-        (format!("/api/v1/timeline?vendor_id={}&device_id={}", sc.vendor_id, sc.device_id), 400),
-        (format!("/api/v1/timeline?vendor_id={}&since=yesterday", sc.vendor_id), 400),
+        (
+            format!("/api/v1/timeline?vendor_id={}&device_id={}", sc.vendor_id, sc.device_id),
+            400,
+        ),
+        (
+            format!("/api/v1/timeline?vendor_id={}&since=yesterday", sc.vendor_id),
+            400,
+        ),
         (
             format!(
                 "/api/v1/timeline?vendor_id={}&since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z",
@@ -399,7 +484,12 @@ async fn timeline_of_a_vendor_and_a_device(db: TestDb) {
         assert_eq!(st, status, "{path}: {b}");
     }
     let (st, b) = t
-        .call("GET", &q(&format!("limit=2&vendor_id={}", sc.vendor_id)), Some(&auditor), None)
+        .call(
+            "GET",
+            &q(&format!("limit=2&vendor_id={}", sc.vendor_id)),
+            Some(&auditor),
+            None,
+        )
         .await;
     assert!(b["message"].as_str().unwrap().contains("narrow the period"), "{st} {b}");
     let (st, _) = t
@@ -416,16 +506,25 @@ async fn timeline_of_a_vendor_and_a_device(db: TestDb) {
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     let pos = |needle: &str| text.find(needle).unwrap_or_else(|| panic!("{needle} missing: {text}"));
-    assert!(pos("window.approved") < pos("session.ended") && pos("session.ended") < pos("report.filed"), "{text}");
+    assert!(
+        pos("window.approved") < pos("session.ended") && pos("session.ended") < pos("report.filed"),
+        "{text}"
+    );
     assert!(text.contains("4 bytes from vendor"), "{text}");
     let out = cli(&t, &["timeline", "--vendor", "nope"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("vendor not found"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("vendor not found"),
+        "{out:?}"
+    );
     let out = cli(&t, &["timeline", "--device", "mri-1", "--since", "2026-13-01"]);
     assert!(!out.status.success());
     t.stop().await;
 }
-on_both_backends!(timeline_lists_an_incident_in_order, super::timeline_of_a_vendor_and_a_device);
+on_both_backends!(
+    timeline_lists_an_incident_in_order,
+    super::timeline_of_a_vendor_and_a_device
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents_purge_and_timeline() {

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::audit::AuditRecord;
 use crate::domain::{DeviceId, Role, SessionId, VendorId, WindowId};
+use crate::events::Event;
 use crate::ops::{Actor, Ops, OpsError, OpsResult};
 use crate::store::{AuditFilter, Session, StoreError, WindowFilter};
 
@@ -100,8 +101,16 @@ impl Subject {
             || field("vendor_id").is_some_and(|v| self.vendor.as_ref().is_some_and(|x| x.as_str() == v))
             || field("device_id").is_some_and(|d| self.device.as_ref().is_some_and(|x| x.as_str() == d))
             || field("window_id").is_some_and(|w| self.windows.contains(w))
-            || (r.action.starts_with("session.") && field("vendor_id").is_none() && field("window_id").is_none())
+            || (is_session_event(&r.action) && field("vendor_id").is_none() && field("window_id").is_none())
     }
+}
+
+/// Whether the event is about one session (its object is the session id).
+fn is_session_event(action: &str) -> bool {
+    matches!(
+        Event::parse(action),
+        Some(Event::SessionStarted | Event::SessionEnded | Event::SessionTerminated)
+    )
 }
 
 impl Ops {
@@ -178,7 +187,7 @@ impl Ops {
                 if !subject.may_concern(r, &details) {
                     continue;
                 }
-                let session = if r.action.starts_with("session.") {
+                let session = if is_session_event(&r.action) {
                     let stored = match sessions.get(&r.object) {
                         Some(s) => s.clone(),
                         None => {

@@ -27,8 +27,10 @@ impl PgStore {
         let mut c = PurgeCounts::default();
         let run = |sql: &'static str| sqlx::query(sql).bind(ERASED).bind(before);
 
-        c.sessions = run("UPDATE sessions SET technician_subject = $1, source_ip = $3, source_port = 0
-                WHERE ended_at IS NOT NULL AND ended_at < $2 AND technician_subject <> $1")
+        c.sessions = run(
+            "UPDATE sessions SET technician_subject = $1, source_ip = $3, source_port = 0
+                WHERE ended_at IS NOT NULL AND ended_at < $2 AND technician_subject <> $1",
+        )
         .bind(ERASED_IP)
         .execute(&mut *tx)
         .await?
@@ -57,12 +59,11 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        c.notifications = delete(
-            "DELETE FROM outbox WHERE created_at < $1 AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        c.notifications =
+            delete("DELETE FROM outbox WHERE created_at < $1 AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
 
         // No append may slip between the cut and the deletion.
         lock_chain(&mut tx).await?;

@@ -26,8 +26,10 @@ impl SqliteStore {
         let mut c = PurgeCounts::default();
         let run = |sql: &'static str| sqlx::query(sql).bind(ERASED).bind(before);
 
-        c.sessions = run("UPDATE sessions SET technician_subject = ?1, source_ip = ?3, source_port = 0
-                WHERE ended_at IS NOT NULL AND ended_at < ?2 AND technician_subject <> ?1")
+        c.sessions = run(
+            "UPDATE sessions SET technician_subject = ?1, source_ip = ?3, source_port = 0
+                WHERE ended_at IS NOT NULL AND ended_at < ?2 AND technician_subject <> ?1",
+        )
         .bind(ERASED_IP.to_string())
         .execute(&mut *tx)
         .await?
@@ -56,12 +58,11 @@ impl SqliteStore {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        c.notifications = delete(
-            "DELETE FROM outbox WHERE created_at < ? AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)",
-        )
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        c.notifications =
+            delete("DELETE FROM outbox WHERE created_at < ? AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)")
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
 
         // The chain loses a prefix only: up to the event before the first one
         // at or after the cut-off (clocks of several nodes may interleave).
