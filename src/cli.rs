@@ -536,7 +536,10 @@ async fn timeline(
 /// that matter for its kind.
 fn timeline_line(e: &crate::ops::IncidentEntry) -> String {
     let at = e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let mut line = format!("{at}  #{}  {}  {}  by {}", e.seq, e.event, e.object, e.actor);
+    let mut line = match e.seq {
+        Some(seq) => format!("{at}  #{seq}  {}  {}  by {}", e.event, e.object, e.actor),
+        None => format!("{at}  (record)  {}  {}", e.event, e.object),
+    };
     if e.outcome != "success" {
         line.push_str(&format!("  ({})", e.outcome));
     }

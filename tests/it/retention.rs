@@ -122,6 +122,29 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     clock.set(start + Duration::days(400));
     let auditor = t.token("auditor", "dpo", None).await;
     let cut = start + Duration::days(1);
+    // The incident timeline of that day: the window's scheduled end (no event
+    // marks it) comes from its record, after the report.
+    let day = format!(
+        "/api/v1/timeline?vendor_id={}&since={}&until={}",
+        sc.vendor_id,
+        (start - Duration::hours(1)).format("%Y-%m-%dT%H:%M:%SZ"),
+        (start + Duration::hours(3)).format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let (st, tl) = t.call("GET", &day, Some(&auditor), None).await;
+    assert_eq!(st, 200, "{tl}");
+    let got = events(&tl);
+    assert!(
+        in_order(
+            &got,
+            &[
+                ("window.approved", window.as_str()),
+                ("session.ended", session.as_str()),
+                ("report.filed", window.as_str()),
+                ("window.ended", window.as_str()),
+            ]
+        ),
+        "{got:?}"
+    );
 
     // Refused: in the future, or within the minimum retention (365 days).
     let (st, b) = purge(&t, start + Duration::days(500), false).await;
@@ -246,6 +269,10 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     );
     assert_eq!(again["audit_anchor"]["seq"].as_i64(), Some(anchor.seq));
     assert_eq!(verify(&t, &auditor).await["valid"], true);
+    // The purged day's timeline keeps only what the records still say.
+    let (st, tl) = t.call("GET", &day, Some(&auditor), None).await;
+    assert_eq!(st, 200, "{tl}");
+    assert_eq!(events(&tl), vec![("window.ended".to_owned(), window.clone())]);
 
     // The CLI refuses a too-recent cut-off with the rule (its clock is the real one).
     let out = cli(&t, &["purge", "--before", &Utc::now().format("%Y-%m-%d").to_string()]);

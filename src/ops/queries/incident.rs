@@ -4,7 +4,8 @@
 //! grants and reviews, sessions (with their stored bytes and end), admission
 //! denials, reports — for post-incident analysis and reporting to the
 //! authorities. Built from the trail, joined with the stored windows,
-//! technicians and sessions that tell which events concern the subject.
+//! technicians and sessions that tell which events concern the subject, plus
+//! the scheduled ends of approved windows, which no event marks.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,7 +14,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::audit::AuditRecord;
-use crate::domain::{DeviceId, Role, SessionId, VendorId, WindowId};
+use crate::domain::{DeviceId, Role, SessionId, VendorId, WindowId, WindowState};
 use crate::events::Event;
 use crate::ops::{Actor, Ops, OpsError, OpsResult};
 use crate::store::{AuditFilter, Session, StoreError, WindowFilter};
@@ -22,6 +23,9 @@ use crate::store::{AuditFilter, Session, StoreError, WindowFilter};
 pub const MAX_INCIDENT_ENTRIES: usize = 10_000;
 /// The period when `since` is not given: this many days before `until`.
 pub const DEFAULT_INCIDENT_DAYS: i64 = 30;
+/// The entry of an approved window's scheduled end: no audit event marks it
+/// (the window simply stops admitting), so it is taken from the window's record.
+pub const WINDOW_ENDED: &str = "window.ended";
 /// Audit events read per page while scanning the period.
 const PAGE: u32 = 5_000;
 
@@ -43,8 +47,9 @@ pub struct IncidentQuery {
 /// One event of the timeline: an audit event, with the session it concerns as stored.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IncidentEntry {
-    /// The audit event's sequence number (its hash is in the trail).
-    pub seq: i64,
+    /// The audit event's sequence number (its hash is in the trail); `None`
+    /// for a window's scheduled end ([`WINDOW_ENDED`]), read from its record.
+    pub seq: Option<i64>,
     pub at: DateTime<Utc>,
     /// The event's dotted name (`window.approved`, `session.ended`, `admission.denied`…).
     pub event: String,
@@ -113,6 +118,14 @@ fn is_session_event(action: &str) -> bool {
     )
 }
 
+fn too_many(limit: usize, since: DateTime<Utc>, until: DateTime<Utc>) -> OpsError {
+    OpsError::unprocessable(format!(
+        "more than {limit} events between {} and {}: narrow the period",
+        since.to_rfc3339(),
+        until.to_rfc3339()
+    ))
+}
+
 impl Ops {
     /// The incident timeline of a vendor or a device (security, auditor, admin).
     pub async fn incident_timeline(&self, who: &Actor, q: &IncidentQuery) -> OpsResult<IncidentTimeline> {
@@ -155,20 +168,38 @@ impl Ops {
         };
         // Every window of the subject, whenever scheduled: a window is requested
         // before it starts and reviewed or reported after it ends.
-        subject.windows = self
+        let windows = self
             .store
             .list_windows(&WindowFilter {
                 vendor_id: subject.vendor.clone(),
                 device_id: subject.device.clone(),
                 ..WindowFilter::default()
             })
-            .await?
+            .await?;
+        subject.windows = windows.iter().map(|w| w.id.0.clone()).collect();
+        // Approved windows that ran to their end within the period (a revoked
+        // or cancelled one has its own event).
+        let now = self.now();
+        let mut entries: Vec<IncidentEntry> = windows
             .into_iter()
-            .map(|w| w.id.0)
+            .filter(|w| w.state == WindowState::Approved && w.ends_at >= since && w.ends_at < until && w.ends_at <= now)
+            .map(|w| IncidentEntry {
+                seq: None,
+                at: w.ends_at,
+                event: WINDOW_ENDED.to_owned(),
+                actor: String::new(),
+                object: w.id.0.clone(),
+                outcome: "success".to_owned(),
+                details: serde_json::json!({"vendor_id": w.vendor_id, "device_ids": w.device_ids, "starts_at": w.starts_at, "emergency": w.emergency}),
+                window_id: Some(w.id),
+                session: None,
+            })
             .collect();
+        if entries.len() > limit {
+            return Err(too_many(limit, since, until));
+        }
 
         let mut sessions: HashMap<String, Option<Session>> = HashMap::new();
-        let mut entries = Vec::new();
         let mut after = None;
         loop {
             let page = self
@@ -207,12 +238,8 @@ impl Ops {
                 } else {
                     None
                 };
-                if entries.len() == limit {
-                    return Err(OpsError::unprocessable(format!(
-                        "more than {limit} events between {} and {}: narrow the period",
-                        since.to_rfc3339(),
-                        until.to_rfc3339()
-                    )));
+                if entries.len() >= limit {
+                    return Err(too_many(limit, since, until));
                 }
                 let window_id = session
                     .as_ref()
@@ -225,7 +252,7 @@ impl Ops {
                             .map(|w| WindowId(w.to_owned()))
                     });
                 entries.push(IncidentEntry {
-                    seq: r.seq,
+                    seq: Some(r.seq),
                     at: r.at,
                     event: r.action.clone(),
                     actor: r.actor.clone(),
@@ -242,7 +269,8 @@ impl Ops {
             }
         }
         // The trail is in commit order; nodes' clocks may interleave slightly.
-        entries.sort_by_key(|e| (e.at, e.seq));
+        // A window's end sorts after the events of the same instant.
+        entries.sort_by_key(|e| (e.at, e.seq.unwrap_or(i64::MAX)));
         Ok(IncidentTimeline {
             vendor_id: subject.vendor,
             device_id: subject.device,
