@@ -960,6 +960,22 @@ mod tests {
     }
 
     #[test]
+    fn retention_keeps_a_year_by_default_and_never_less_than_a_day() {
+        let load = |text: &str| Settings::from_toml(text, Path::new("."), env(&[]));
+        assert_eq!(load("").unwrap().api_limits().min_retention_days, 365);
+        assert_eq!(
+            load("[retention]\nmin_days = 730")
+                .unwrap()
+                .api_limits()
+                .min_retention_days,
+            730
+        );
+        let e = load("[retention]\nmin_days = 0").expect_err("0 days").to_string();
+        assert!(e.contains("retention.min_days"), "{e}");
+        assert!(load("[retention]\nmax_days = 3").is_err());
+    }
+
+    #[test]
     fn defaults_are_safe() {
         let s = Settings::from_toml("", Path::new("/etc/portier"), env(&[])).unwrap();
         assert!(s.gateway.listen.ip().is_loopback());
