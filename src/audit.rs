@@ -12,6 +12,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::events::Event;
+use crate::store::AuditAnchor;
 
 /// The hash before the first event.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -215,7 +216,8 @@ mod tests {
             Verification {
                 valid: true,
                 events: 6,
-                first_invalid_seq: None
+                first_invalid_seq: None,
+                anchor_seq: None,
             }
         );
         let mut modified = good.clone();
@@ -325,6 +327,57 @@ mod tests {
         assert!(verify(&all).valid);
     }
 
+    /// After a purge the chain is checked from the anchor, which the latest
+    /// `data.purged` event must name.
+    #[test]
+    fn a_purged_prefix_verifies_from_its_anchor_only_if_a_purge_named_it() {
+        let mut all = chain(5);
+        let anchor = AuditAnchor {
+            seq: 3,
+            hash: all[2].hash.clone(),
+        };
+        // The purge's event, chained as the 6th.
+        let details = serde_json::json!({"audit_anchor": anchor}).to_string();
+        let prev = all[4].hash.clone();
+        let at = all[4].at;
+        all.push(AuditRecord {
+            seq: 6,
+            at,
+            actor: "a".into(),
+            action: "data.purged".into(),
+            object: "o".into(),
+            outcome: "success".into(),
+            hash: chain_hash(&prev, 6, at, "a", "data.purged", "o", "success", &details),
+            details,
+            prev_hash: prev,
+        });
+        let kept = &all[3..];
+        let run = |a: AuditAnchor, rs: &[AuditRecord]| {
+            let mut v = ChainVerifier::from_anchor(a);
+            rs.iter().for_each(|r| v.feed(r));
+            v.finish()
+        };
+        let ok = run(anchor.clone(), kept);
+        assert!(ok.valid, "{ok:?}");
+        assert_eq!((ok.events, ok.anchor_seq), (3, Some(3)));
+        // Without the anchor, the cut prefix is a break at 1.
+        let mut plain = ChainVerifier::default();
+        kept.iter().for_each(|r| plain.feed(r));
+        assert_eq!(plain.finish().first_invalid_seq, Some(1));
+        // A wrong anchor hash breaks at the first kept event.
+        let wrong = AuditAnchor {
+            seq: 3,
+            hash: GENESIS_HASH.into(),
+        };
+        assert_eq!(run(wrong, kept).first_invalid_seq, Some(4));
+        // A prefix cut by hand with an anchor row no purge recorded.
+        let by_hand = AuditAnchor {
+            seq: 4,
+            hash: all[3].hash.clone(),
+        };
+        assert_eq!(run(by_hand, &all[4..]).first_invalid_seq, Some(5));
+    }
+
     #[test]
     fn canonical_time_has_six_digits() {
         let at = DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap();
@@ -342,6 +395,10 @@ pub struct Verification {
     /// The first sequence number where the chain breaks (modified, inserted,
     /// deleted or reordered event).
     pub first_invalid_seq: Option<i64>,
+    /// Set after a purge (`portier purge`): the events up to this sequence
+    /// number were deleted, and the chain was checked from their last hash on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anchor_seq: Option<i64>,
 }
 
 /// Checks a trail event by event, in sequence order, holding only the previous
@@ -352,6 +409,9 @@ pub struct ChainVerifier {
     prev_hash: String,
     events: u64,
     first_invalid: Option<i64>,
+    anchor: Option<AuditAnchor>,
+    /// The anchor the latest `data.purged` event read so far names.
+    purge_named: Option<Option<AuditAnchor>>,
 }
 
 impl Default for ChainVerifier {
@@ -361,11 +421,32 @@ impl Default for ChainVerifier {
             prev_hash: GENESIS_HASH.to_owned(),
             events: 0,
             first_invalid: None,
+            anchor: None,
+            purge_named: None,
         }
     }
 }
 
+/// The part of a `data.purged` event's details the verifier checks.
+#[derive(serde::Deserialize)]
+struct PurgedDetails {
+    audit_anchor: Option<AuditAnchor>,
+}
+
 impl ChainVerifier {
+    /// A verifier for a trail whose events up to `anchor.seq` were purged: the
+    /// first event must be `anchor.seq + 1` and chain to `anchor.hash`, and the
+    /// latest `data.purged` event must name this very anchor (so deleting a
+    /// prefix and writing an anchor row by hand does not pass).
+    pub fn from_anchor(anchor: AuditAnchor) -> Self {
+        Self {
+            expected_seq: anchor.seq + 1,
+            prev_hash: anchor.hash.clone(),
+            anchor: Some(anchor),
+            ..Self::default()
+        }
+    }
+
     /// Feeds the next record (records must come in ascending `seq`).
     pub fn feed(&mut self, r: &AuditRecord) {
         self.events += 1;
@@ -377,16 +458,32 @@ impl ChainVerifier {
                 self.first_invalid = Some(r.seq);
             }
         }
+        if r.action == Event::DataPurged.as_str() {
+            // Unreadable details name no anchor: the check below then fails.
+            self.purge_named = Some(
+                serde_json::from_str::<PurgedDetails>(&r.details)
+                    .ok()
+                    .and_then(|d| d.audit_anchor),
+            );
+        }
         self.expected_seq = r.seq + 1;
         self.prev_hash = r.hash.clone();
     }
 
     /// The result so far.
     pub fn finish(&self) -> Verification {
+        let mut first_invalid = self.first_invalid;
+        if let Some(anchor) = &self.anchor {
+            if first_invalid.is_none() && self.purge_named.as_ref() != Some(&Some(anchor.clone())) {
+                // An anchor no recorded purge set: the prefix was cut by hand.
+                first_invalid = Some(anchor.seq + 1);
+            }
+        }
         Verification {
-            valid: self.first_invalid.is_none(),
+            valid: first_invalid.is_none(),
             events: self.events,
-            first_invalid_seq: self.first_invalid,
+            first_invalid_seq: first_invalid,
+            anchor_seq: self.anchor.as_ref().map(|a| a.seq),
         }
     }
 }
@@ -398,8 +495,10 @@ pub async fn verify_store(
     mut progress: impl FnMut(u64),
 ) -> Result<Verification, crate::store::StoreError> {
     const PAGE: u32 = 5_000;
-    let mut v = ChainVerifier::default();
-    let mut after = 0i64;
+    let (mut v, mut after) = match store.audit_anchor().await? {
+        Some(anchor) => (ChainVerifier::from_anchor(anchor.clone()), anchor.seq),
+        None => (ChainVerifier::default(), 0),
+    };
     loop {
         let page = store
             .list_audit(&crate::store::AuditFilter {

@@ -121,6 +121,44 @@ pub enum Command {
         #[command(subcommand)]
         command: SecretsCommand,
     },
+    /// Secure disposal: erase or delete the personal data older than a cut-off
+    /// (session addresses and certificate subjects, window reasons, report
+    /// texts, sign-in records, console sessions, settled notifications, audit
+    /// events), keeping the audit chain verifiable, and record it
+    /// (`data.purged`). See docs/retention.md.
+    Purge {
+        /// The cut-off (RFC 3339 or YYYY-MM-DD, UTC): at least `[retention]
+        /// min_days` (default 365) in the past.
+        #[arg(long, value_parser = cli_instant)]
+        before: chrono::DateTime<chrono::Utc>,
+        /// Print what would go; change and record nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
+    /// The incident timeline of a vendor or a device: every recorded event, in
+    /// time order (windows and decisions, grants, sessions with bytes, denials,
+    /// reports).
+    Timeline {
+        /// The vendor (id or name).
+        #[arg(long, conflicts_with = "device", required_unless_present = "device")]
+        vendor: Option<String>,
+        /// The device (id or name).
+        #[arg(long)]
+        device: Option<String>,
+        /// From (RFC 3339 or YYYY-MM-DD); default 30 days before --until.
+        #[arg(long, value_parser = cli_instant)]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// To, exclusive (RFC 3339 or YYYY-MM-DD); default now.
+        #[arg(long, value_parser = cli_instant)]
+        until: Option<chrono::DateTime<chrono::Utc>>,
+        /// Print the timeline as JSON (as `GET /api/v1/timeline` does).
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
     /// Lock down (cut every tunnel, refuse new ones) or lift it, from the server
     /// itself, for when the API cannot be reached. `on` writes the node's lockdown
     /// file (`gateway.lockdown_file`, default `lockdown` next to the configuration):
@@ -188,6 +226,19 @@ pub enum SecretsCommand {
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
+}
+
+/// A date as the command line takes it: RFC 3339, or a day (`2025-01-31`,
+/// midnight UTC).
+fn cli_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("{s:?} is neither RFC 3339 (2025-01-31T00:00:00Z) nor a day (2025-01-31)"))
 }
 
 /// `portier audit …`
@@ -396,6 +447,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Command::Purge {
+            before,
+            dry_run,
+            config,
+        } => {
+            let ops = cli_store_ops(&config).await?;
+            let input = crate::ops::PurgeInput { before, dry_run };
+            let c = ops.purge(&Actor::cli(&cli_user()), &input).await?;
+            println!("{}", serde_json::to_string_pretty(&c)?);
+            if dry_run {
+                eprintln!("dry run: nothing was changed");
+            }
+            Ok(())
+        }
+        Command::Timeline {
+            vendor,
+            device,
+            since,
+            until,
+            json,
+            config,
+        } => {
+            let ops = cli_store_ops(&config).await?;
+            timeline(&ops, vendor, device, since, until, json).await
         }
         Command::Migrate { config } => {
             let settings = load(&config)?;
@@ -634,6 +710,111 @@ async fn token_command(command: TokenCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `portier timeline`: resolves names to ids, then prints one line per event
+/// (or the JSON the API answers).
+async fn timeline(
+    ops: &Ops,
+    vendor: Option<String>,
+    device: Option<String>,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let who = Actor::cli(&cli_user());
+    let vendor_id = match vendor {
+        Some(v) => Some(
+            match ops.store.list_vendors().await?.into_iter().find(|x| x.name == v) {
+                Some(found) => found.id,
+                None => VendorId(v),
+            },
+        ),
+        None => None,
+    };
+    let device_id = match device {
+        Some(d) => Some(
+            match ops
+                .store
+                .list_devices()
+                .await?
+                .into_iter()
+                .find(|x| x.name.as_str() == d)
+            {
+                Some(found) => found.id,
+                None => crate::domain::DeviceId(d),
+            },
+        ),
+        None => None,
+    };
+    let q = crate::ops::IncidentQuery {
+        vendor_id,
+        device_id,
+        since,
+        until,
+        limit: None,
+    };
+    let t = ops.incident_timeline(&who, &q).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&t)?);
+        return Ok(());
+    }
+    println!(
+        "# {} {} from {} to {}: {} events",
+        if t.vendor_id.is_some() { "vendor" } else { "device" },
+        t.vendor_id
+            .as_ref()
+            .map(|v| v.to_string())
+            .or_else(|| t.device_id.as_ref().map(|d| d.to_string()))
+            .unwrap_or_default(),
+        t.since.to_rfc3339(),
+        t.until.to_rfc3339(),
+        t.entries.len()
+    );
+    for e in &t.entries {
+        println!("{}", timeline_line(e));
+    }
+    Ok(())
+}
+
+/// One timeline entry on one line: when, what, on what, by whom, and the facts
+/// that matter for its kind.
+fn timeline_line(e: &crate::ops::IncidentEntry) -> String {
+    let at = e.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut line = match e.seq {
+        Some(seq) => format!("{at}  #{seq}  {}  {}  by {}", e.event, e.object, e.actor),
+        None => format!("{at}  (record)  {}  {}", e.event, e.object),
+    };
+    if e.outcome != "success" {
+        line.push_str(&format!("  ({})", e.outcome));
+    }
+    if let Some(s) = &e.session {
+        line.push_str(&format!(
+            "  device {} technician {} from {}  {} bytes from vendor, {} to vendor",
+            s.device_id, s.technician_id, s.source_ip, s.bytes_from_vendor, s.bytes_to_vendor
+        ));
+        match (&s.ended_at, &s.end_reason) {
+            (Some(end), Some(reason)) => line.push_str(&format!(
+                "  ended {} ({})",
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                reason.as_str()
+            )),
+            _ => line.push_str("  open"),
+        }
+    } else if let Some(w) = &e.window_id {
+        if w.as_str() != e.object {
+            line.push_str(&format!("  window {w}"));
+        }
+    }
+    let d = &e.details;
+    for key in ["reason", "verdict", "outcome", "source_ip", "ends_at"] {
+        if let Some(v) = d.get(key).filter(|v| !v.is_null()) {
+            let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+            // Escaped: recorded text (a denial's SNI) must not drive the terminal.
+            line.push_str(&format!("  {key}={}", v.escape_debug()));
+        }
+    }
+    line
 }
 
 /// The use cases on the configured database, migrated.

@@ -517,6 +517,21 @@ impl Default for LogConfig {
     }
 }
 
+/// `[retention]`: secure disposal (`portier purge`, docs/retention.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// A purge's cut-off must be at least this many days in the past: personal
+    /// data younger than this is never removed. Default 365; at least 1.
+    pub min_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self { min_days: 365 }
+    }
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -533,6 +548,7 @@ pub struct Settings {
     pub auth: AuthConfig,
     /// Where the master key of secrets at rest is kept (docs/secrets.md).
     pub secrets: crate::secrets::SecretsConfig,
+    pub retention: RetentionConfig,
 }
 
 impl Settings {
@@ -627,6 +643,11 @@ impl Settings {
                 "console.timezone {:?} is not an IANA time zone name (e.g. Europe/Paris)",
                 self.console.timezone
             )));
+        }
+        if self.retention.min_days == 0 {
+            return Err(ConfigError::Invalid(
+                "retention.min_days must be at least 1: a purge never removes today's data".into(),
+            ));
         }
         if self.console.idle_minutes == 0 || self.console.absolute_hours == 0 {
             return Err(ConfigError::Invalid(
@@ -879,6 +900,7 @@ impl Settings {
             directory: self.auth.ldap.clone().map(std::sync::Arc::new),
             // Set by whoever found the master key (App::start, the CLI).
             at_rest: crate::secrets::AtRest::none(),
+            min_retention_days: i64::from(self.retention.min_days),
         }
     }
 
@@ -953,6 +975,22 @@ mod tests {
             let e = load(bad).expect_err(bad).to_string();
             assert!(e.contains("auth."), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn retention_keeps_a_year_by_default_and_never_less_than_a_day() {
+        let load = |text: &str| Settings::from_toml(text, Path::new("."), env(&[]));
+        assert_eq!(load("").unwrap().api_limits().min_retention_days, 365);
+        assert_eq!(
+            load("[retention]\nmin_days = 730")
+                .unwrap()
+                .api_limits()
+                .min_retention_days,
+            730
+        );
+        let e = load("[retention]\nmin_days = 0").expect_err("0 days").to_string();
+        assert!(e.contains("retention.min_days"), "{e}");
+        assert!(load("[retention]\nmax_days = 3").is_err());
     }
 
     #[test]

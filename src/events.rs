@@ -72,11 +72,12 @@ pub enum Event {
     ApiRefused,
     /// Secrets at rest re-encrypted under a new master key (`portier secrets rotate`).
     SecretsRotated,
+    DataPurged,
 }
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 54] = [
+    pub const ALL: [Event; 55] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -131,6 +132,7 @@ impl Event {
         Event::AuditAnchor,
         Event::ApiRefused,
         Event::SecretsRotated,
+        Event::DataPurged,
     ];
 
     /// The stable dotted name, as stored in the audit trail and sent to sinks.
@@ -190,6 +192,7 @@ impl Event {
             Event::AuditAnchor => "audit.anchor",
             Event::ApiRefused => "api.refused",
             Event::SecretsRotated => "secrets.rotated",
+            Event::DataPurged => "data.purged",
         }
     }
 
@@ -206,6 +209,7 @@ impl Event {
                 | Event::AdmissionDenied
                 | Event::AdmissionDeniedBurst
                 | Event::ReportOverdue
+                | Event::DataPurged
         )
     }
 

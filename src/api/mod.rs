@@ -14,6 +14,7 @@ mod lockdown;
 mod nodes;
 mod openapi;
 mod reports;
+mod retention;
 mod sessions;
 mod system;
 mod tokens;
@@ -129,6 +130,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(lockdown::routes())
         .merge(reports::routes())
         .merge(evidence::routes())
+        .merge(retention::routes())
         .split_for_parts();
     let doc = Arc::new(document(&openapi));
     let api = router

@@ -17,6 +17,7 @@ mod error;
 mod identity;
 pub mod queries;
 mod reports;
+mod retention;
 mod sessions;
 mod sign_in;
 mod tokens;
@@ -48,7 +49,9 @@ pub use queries::{
     ReportsQuery, SessionView, SessionsQuery, TimelineQuery, TimelineWindow, WindowView, WindowsQuery, MAX_AUDIT_PAGE,
     MAX_DENIALS,
 };
+pub use queries::{IncidentEntry, IncidentQuery, IncidentTimeline, MAX_INCIDENT_ENTRIES};
 pub use reports::ReportInput;
+pub use retention::PurgeInput;
 pub use sessions::Terminated;
 pub use sign_in::{PasswordSignIn, REFUSED};
 pub use tokens::{AccountView, CreatedToken};
@@ -97,6 +100,8 @@ pub struct Rules {
     pub directory: Option<std::sync::Arc<crate::config::LdapConfig>>,
     /// The master key TOTP secrets are encrypted under (none: stored in clear).
     pub at_rest: crate::secrets::AtRest,
+    /// A purge's cut-off is at least this many days old (`[retention] min_days`).
+    pub min_retention_days: i64,
 }
 
 /// Everything the use cases need. Cheap to clone.

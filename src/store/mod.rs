@@ -10,6 +10,7 @@ mod journal;
 mod outbox;
 mod postgres;
 mod records;
+mod retention;
 mod sqlite;
 
 use crate::events::Event;
@@ -33,6 +34,7 @@ pub use journal::{Durability, Journal, JournalError, JournalSettings};
 pub use outbox::{OutboxBacklog, OutboxItem, OutboxPurge};
 pub use postgres::PgStore;
 pub use records::*;
+pub use retention::{AuditAnchor, PurgeCounts, PurgeRequest, ERASED, ERASED_IP};
 pub use sqlite::SqliteStore;
 
 /// What can go wrong in the store.
@@ -556,6 +558,22 @@ pub trait Store: AdmissionReads + Send + Sync + 'static {
     ) -> StoreResult<OutboxPurge>;
     /// How many notices wait, and since when.
     async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog>;
+
+    // --- secure disposal (see [`PurgeRequest`]) ---
+    /// Erases or deletes, in one transaction, the personal data older than
+    /// `req.before` (never an open session, a pending window, an unreviewed
+    /// emergency grant or a window whose report is due), deletes the audit
+    /// events older than it as a whole prefix of the chain, and moves the
+    /// [`AuditAnchor`] to the last one deleted. The purge's own event (built
+    /// by `record` from the counts) is chained before the deletion, so the
+    /// trail is never empty. A dry run counts, rolls back and records nothing.
+    async fn purge_personal_data(
+        &self,
+        req: &PurgeRequest,
+        record: Record<'_, PurgeCounts>,
+    ) -> StoreResult<PurgeCounts>;
+    /// Where verification of the trail starts (`None`: at the genesis).
+    async fn audit_anchor(&self) -> StoreResult<Option<AuditAnchor>>;
 }
 
 /// Opens the store a URL designates (`sqlite://PATH[?mode=ro]` or `postgres://…`).

@@ -35,6 +35,8 @@ mod identity;
 mod tokens;
 // Accounts of the hospital's directory (issue 11).
 mod directory;
+// Secure disposal (`portier purge`).
+mod retention;
 // The journal's group commit, in a fixed handful of round trips.
 mod journal;
 
@@ -1892,5 +1894,17 @@ impl Store for PgStore {
     }
     async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
         self.outbox_count().await
+    }
+
+    async fn purge_personal_data(
+        &self,
+        req: &PurgeRequest,
+        record: Record<'_, PurgeCounts>,
+    ) -> StoreResult<PurgeCounts> {
+        self.purge(req, record).await
+    }
+
+    async fn audit_anchor(&self) -> StoreResult<Option<AuditAnchor>> {
+        self.anchor().await
     }
 }

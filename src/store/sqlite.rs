@@ -42,6 +42,8 @@ mod identity;
 mod tokens;
 // Accounts of the hospital's directory (issue 11).
 mod directory;
+// Secure disposal (`portier purge`).
+mod retention;
 // The journal's group commit, in as few round trips as possible.
 mod journal;
 
@@ -1885,5 +1887,17 @@ impl Store for SqliteStore {
     }
     async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
         self.outbox_count().await
+    }
+
+    async fn purge_personal_data(
+        &self,
+        req: &PurgeRequest,
+        record: Record<'_, PurgeCounts>,
+    ) -> StoreResult<PurgeCounts> {
+        self.purge(req, record).await
+    }
+
+    async fn audit_anchor(&self) -> StoreResult<Option<AuditAnchor>> {
+        self.anchor().await
     }
 }

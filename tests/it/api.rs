@@ -291,6 +291,18 @@ async fn authorization_matrix(db: TestDb) {
         row("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", None),
         row("GET", "/api/v1/flows", "/api/v1/flows", None),
         row(
+            "GET",
+            "/api/v1/timeline",
+            format!("/api/v1/timeline?vendor_id={va}"),
+            None,
+        ),
+        row(
+            "POST",
+            "/api/v1/purge",
+            "/api/v1/purge",
+            Some(json!({"before": "2000-01-01T00:00:00Z", "dry_run": true})),
+        ),
+        row(
             "POST",
             "/api/v1/users",
             "/api/v1/users",

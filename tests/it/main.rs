@@ -32,6 +32,7 @@ mod metrics;
 mod processes;
 mod queries;
 mod release;
+mod retention;
 mod sbom;
 mod secrets;
 mod store;

@@ -8,6 +8,7 @@
 
 mod catalog;
 mod evidence;
+mod incident;
 mod oversight;
 mod reports;
 mod sessions;
@@ -15,6 +16,7 @@ mod windows;
 
 pub use catalog::{LockdownStatus, NodeState, NodeView};
 pub use evidence::{AuditPage, Denial, TimelineQuery, TimelineWindow, MAX_AUDIT_PAGE, MAX_DENIALS};
+pub use incident::{IncidentEntry, IncidentQuery, IncidentTimeline, MAX_INCIDENT_ENTRIES};
 pub use oversight::{LiveTunnel, PendingDecisions};
 pub use reports::{ReportView, ReportsQuery};
 pub use sessions::{SessionView, SessionsQuery};

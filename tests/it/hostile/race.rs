@@ -695,4 +695,14 @@ impl Store for SlowStarts {
     async fn outbox_backlog(&self) -> StoreResult<OutboxBacklog> {
         self.inner.outbox_backlog().await
     }
+    async fn purge_personal_data(
+        &self,
+        req: &portier::store::PurgeRequest,
+        record: Record<'_, portier::store::PurgeCounts>,
+    ) -> StoreResult<portier::store::PurgeCounts> {
+        self.inner.purge_personal_data(req, record).await
+    }
+    async fn audit_anchor(&self) -> StoreResult<Option<portier::store::AuditAnchor>> {
+        self.inner.audit_anchor().await
+    }
 }
