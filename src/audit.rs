@@ -410,9 +410,15 @@ pub struct ChainVerifier {
     events: u64,
     first_invalid: Option<i64>,
     anchor: Option<AuditAnchor>,
-    /// The anchor the latest `data.purged` event read so far names.
-    purge_named: Option<Option<AuditAnchor>>,
+    /// The latest `data.purged` event read so far: its time and what it names.
+    purge_named: Option<(DateTime<Utc>, Option<PurgedDetails>)>,
+    /// When the first event after the anchor happened.
+    first_at: Option<DateTime<Utc>>,
 }
+
+/// The youngest cut-off a purge may have had when it ran (`[retention]
+/// min_days` is at least 1): a forged purge cannot hide the last day's events.
+const PURGE_MIN_AGE: chrono::Duration = chrono::Duration::days(1);
 
 impl Default for ChainVerifier {
     fn default() -> Self {
@@ -423,14 +429,16 @@ impl Default for ChainVerifier {
             first_invalid: None,
             anchor: None,
             purge_named: None,
+            first_at: None,
         }
     }
 }
 
 /// The part of a `data.purged` event's details the verifier checks.
-#[derive(serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 struct PurgedDetails {
     audit_anchor: Option<AuditAnchor>,
+    before: DateTime<Utc>,
 }
 
 impl ChainVerifier {
@@ -450,6 +458,7 @@ impl ChainVerifier {
     /// Feeds the next record (records must come in ascending `seq`).
     pub fn feed(&mut self, r: &AuditRecord) {
         self.events += 1;
+        self.first_at.get_or_insert(r.at);
         if self.first_invalid.is_none() {
             if r.seq != self.expected_seq {
                 // A gap (deleted event) or a jump: the chain breaks at the missing number.
@@ -460,11 +469,7 @@ impl ChainVerifier {
         }
         if r.action == Event::DataPurged.as_str() {
             // Unreadable details name no anchor: the check below then fails.
-            self.purge_named = Some(
-                serde_json::from_str::<PurgedDetails>(&r.details)
-                    .ok()
-                    .and_then(|d| d.audit_anchor),
-            );
+            self.purge_named = Some((r.at, serde_json::from_str::<PurgedDetails>(&r.details).ok()));
         }
         self.expected_seq = r.seq + 1;
         self.prev_hash = r.hash.clone();
@@ -474,8 +479,19 @@ impl ChainVerifier {
     pub fn finish(&self) -> Verification {
         let mut first_invalid = self.first_invalid;
         if let Some(anchor) = &self.anchor {
-            if first_invalid.is_none() && self.purge_named.as_ref() != Some(&Some(anchor.clone())) {
-                // An anchor no recorded purge set: the prefix was cut by hand.
+            // The anchor must be the one the latest purge recorded, that purge's
+            // cut-off at least a day older than the purge itself, and no event
+            // kept may predate it: otherwise the prefix was cut by hand (or a
+            // purge was forged to hide recent events).
+            let recorded = match &self.purge_named {
+                Some((at, Some(d))) => {
+                    d.audit_anchor.as_ref() == Some(anchor)
+                        && d.before <= *at - PURGE_MIN_AGE
+                        && self.first_at.is_none_or(|first| first >= d.before)
+                }
+                _ => false,
+            };
+            if first_invalid.is_none() && !recorded {
                 first_invalid = Some(anchor.seq + 1);
             }
         }

@@ -142,6 +142,13 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), KeyFileError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // A symlink would be replaced by a regular file, leaving its target (the
+    // clear key, another tool's file) where it was: refused.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(io(std::io::Error::other(
+            "is a symbolic link: point the configuration at the file itself",
+        )));
+    }
     let tmp = dir.join(format!(".{name}.{}.tmp", crate::credentials::random_text(8)));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

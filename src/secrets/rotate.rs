@@ -38,8 +38,9 @@ pub struct RotateReport {
 }
 
 /// The private key files of a setup, each once: those the configuration
-/// names, then any other `*.key` file holding a PEM private key beside them
-/// (the development server CA's key `init` writes, which no node reads).
+/// names, then, beside them, the development server CA's key `init` writes
+/// (which no node reads) and any `*.key` file already sealed by Portier —
+/// never another service's key that happens to share the directory.
 pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for p in [
@@ -57,7 +58,8 @@ pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
             let named_key = path.extension().is_some_and(|e| e == "key") && path.is_file();
-            if named_key && !out.contains(&path) && !beside.contains(&path) && holds_private_key(&path) {
+            let ours = path.file_name().is_some_and(|n| n == INIT_SERVER_CA_KEY) || sealed_by_portier(&path);
+            if named_key && ours && !out.contains(&path) && !beside.contains(&path) && holds_private_key(&path) {
                 beside.push(path);
             }
         }
@@ -65,6 +67,13 @@ pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
     beside.sort();
     out.extend(beside);
     out
+}
+
+/// The file name of the development server CA's key (`pki::DevPkiPaths`).
+const INIT_SERVER_CA_KEY: &str = "server-ca.key";
+
+fn sealed_by_portier(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| t.contains(&format!("-----BEGIN {}-----", key_file::PEM_LABEL)))
 }
 
 fn holds_private_key(path: &Path) -> bool {

@@ -23,7 +23,9 @@ const ERASE_WINDOWS: &str = "UPDATE windows SET reason = $1,
 impl PgStore {
     pub(super) async fn purge(&self, req: &PurgeRequest, record: Record<'_, PurgeCounts>) -> StoreResult<PurgeCounts> {
         let before = us(req.before);
-        let mut tx = self.pool.begin().await?;
+        // The chain lock first, as every chained write takes it: taking it after
+        // the row locks below could deadlock with a window change under way.
+        let mut tx = self.begin_chained().await?;
         let mut c = PurgeCounts::default();
         let run = |sql: &'static str| sqlx::query(sql).bind(ERASED).bind(before);
 
@@ -65,8 +67,8 @@ impl PgStore {
                 .await?
                 .rows_affected();
 
-        // No append may slip between the cut and the deletion.
-        lock_chain(&mut tx).await?;
+        // No append may slip between the cut and the deletion: the chain lock is
+        // held since the transaction began.
         // The chain loses a prefix only: up to the event before the first one
         // at or after the cut-off (clocks of several nodes may interleave).
         let cut: i64 = sqlx::query_scalar(

@@ -134,32 +134,34 @@ async fn api_connections_without_a_request_are_closed_within_the_deadlines() {
     let limit = Duration::from_secs(8);
 
     // Each deadline runs from the server's side of the connection, which
-    // starts after the client's.
+    // starts after the client begins to connect: the instant is taken before,
+    // so a client descheduled between its connect and its clock read (a
+    // loaded machine) cannot make the server look early.
     let mut opened = Vec::new();
+    opened.push(Instant::now());
     let mut no_tls = tcp_from("127.0.0.1", t.app.api_addr).await;
     opened.push(Instant::now());
     let mut silent = tls_to_api(&t, "127.0.0.1", &[]).await.unwrap();
     opened.push(Instant::now());
     let mut preface_only = tls_to_api(&t, "127.0.0.1", &[b"h2"]).await.unwrap();
-    opened.push(Instant::now());
     preface_only.write_all(H2_PREFACE).await.unwrap();
     preface_only.flush().await.unwrap();
-    let mut h2_idle = tls_to_api(&t, "127.0.0.1", &[b"h2"]).await.unwrap();
     opened.push(Instant::now());
+    let mut h2_idle = tls_to_api(&t, "127.0.0.1", &[b"h2"]).await.unwrap();
     h2_idle
         .write_all(&[H2_PREFACE, H2_EMPTY_SETTINGS].concat())
         .await
         .unwrap();
     h2_idle.flush().await.unwrap();
-    let mut half_request = tls_to_api(&t, "127.0.0.1", &[b"http/1.1"]).await.unwrap();
     opened.push(Instant::now());
+    let mut half_request = tls_to_api(&t, "127.0.0.1", &[b"http/1.1"]).await.unwrap();
     half_request
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
         .await
         .unwrap();
     half_request.flush().await.unwrap();
-    let mut kept_alive = tls_to_api(&t, "127.0.0.1", &[b"http/1.1"]).await.unwrap();
     opened.push(Instant::now());
+    let mut kept_alive = tls_to_api(&t, "127.0.0.1", &[b"http/1.1"]).await.unwrap();
     kept_alive
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .await
