@@ -14,6 +14,7 @@ mod console;
 mod api;
 mod browser;
 mod cli;
+mod check;
 mod cli_api;
 mod cluster;
 mod console_audit_admin;
