@@ -241,7 +241,10 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 /// Every check, in the order of the commissioning guide.
 pub fn assess(f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
-    out.extend(bootstrap_token(f.now, f.store.as_ref().map(|s| &s.bootstrap_tokens[..])));
+    out.extend(bootstrap_token(
+        f.now,
+        f.store.as_ref().map(|s| &s.bootstrap_tokens[..]),
+    ));
     out.extend(tls_versions(&f.settings));
     out.extend(secrets_at_rest(f.secrets.as_ref().map(|s| &s[..])));
     out.extend(master_key(&f.master_key, f.master_key_file.as_ref()));
@@ -278,15 +281,20 @@ pub fn bootstrap_token(now: DateTime<Utc>, tokens: Result<&[ApiToken], &String>)
     }
     live.iter()
         .map(|t| {
-            let until = t
-                .expires_at
-                .map_or_else(|| "never expires".to_owned(), |e| format!("valid until {}", e.to_rfc3339()));
-            let used = t
-                .last_used_at
-                .map_or_else(|| "never used".to_owned(), |u| format!("last used {}", u.to_rfc3339()));
+            let until = t.expires_at.map_or_else(
+                || "never expires".to_owned(),
+                |e| format!("valid until {}", e.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+            let used = t.last_used_at.map_or_else(
+                || "never used".to_owned(),
+                |u| format!("last used {}", u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
             Finding::fail(
                 C,
-                format!("the bootstrap admin token {} ({}…) is still valid ({until}, {used})", t.id, t.prefix),
+                format!(
+                    "the bootstrap admin token {} ({}…) is still valid ({until}, {used})",
+                    t.id, t.prefix
+                ),
                 format!("create your own admin account, then `portier token revoke {}`", t.id),
             )
         })
@@ -342,21 +350,17 @@ pub fn secrets_at_rest(secrets: Result<&[SecretFact], &String>) -> Vec<Finding> 
             "encrypt under a master key: `portier secrets rotate --new-key-file FILE` (docs/secrets.md)".to_owned()
         };
         match s.state {
-            SecretState::Clear => out.push(Finding::fail(
-                C,
-                format!("{} is stored in clear ({})", s.what, s.location),
-                fix,
-            )),
-            SecretState::Encrypted => out.push(Finding::ok(
-                C,
-                format!("{} is encrypted ({})", s.what, s.location),
-            )),
+            SecretState::Clear => out.push(Finding::fail(C, format!("{}: in clear ({})", s.what, s.location), fix)),
+            SecretState::Encrypted => out.push(Finding::ok(C, format!("{}: encrypted ({})", s.what, s.location))),
             SecretState::Absent => {}
         }
         if let Some(m) = mode.filter(|m| m & 0o077 != 0) {
             out.push(Finding::fail(
                 C,
-                format!("{} ({}) is readable by others than its owner (mode {m:04o})", s.what, s.location),
+                format!(
+                    "{} ({}): readable by others than its owner (mode {m:04o})",
+                    s.what, s.location
+                ),
                 format!("chmod 0600 {}", s.location),
             ));
         }
@@ -372,7 +376,10 @@ pub fn master_key(found: &Result<Option<String>, String>, file: Option<&(PathBuf
         if m & 0o077 != 0 {
             out.push(Finding::fail(
                 C,
-                format!("the master key file {} is readable by others than its owner (mode {m:04o})", path.display()),
+                format!(
+                    "the master key file {} is readable by others than its owner (mode {m:04o})",
+                    path.display()
+                ),
                 format!("chmod 0600 {}", path.display()),
             ));
         }
@@ -405,7 +412,10 @@ pub fn database_file(file: Option<&(PathBuf, Option<u32>)>) -> Vec<Finding> {
     match file {
         Some((path, Some(m))) if m & 0o077 != 0 => vec![Finding::fail(
             C,
-            format!("the database {} is readable by others than its owner (mode {m:04o})", path.display()),
+            format!(
+                "the database {} is readable by others than its owner (mode {m:04o})",
+                path.display()
+            ),
             format!("chmod 0600 {}", path.display()),
         )],
         Some((path, Some(_))) => vec![Finding::ok(C, format!("the database {} is owner-only", path.display()))],
@@ -422,7 +432,10 @@ pub fn mfa(require: &[Role]) -> Vec<Finding> {
         .map(Role::as_str)
         .collect();
     if missing.is_empty() {
-        return vec![Finding::ok(C, "a second factor is required of admin and security accounts")];
+        return vec![Finding::ok(
+            C,
+            "a second factor is required of admin and security accounts",
+        )];
     }
     vec![Finding::fail(
         C,
@@ -438,7 +451,11 @@ pub fn notifications(n: &crate::config::NotifyConfig) -> Vec<Finding> {
     if n.syslog.is_some() {
         return vec![Finding::ok(C, "events are sent to syslog")];
     }
-    let hooks = n.webhooks.iter().filter(|w| crate::notify::wanted(&w.events, EVENT)).count();
+    let hooks = n
+        .webhooks
+        .iter()
+        .filter(|w| crate::notify::wanted(&w.events, EVENT))
+        .count();
     if hooks > 0 {
         return vec![Finding::ok(C, format!("{hooks} webhook(s) receive {EVENT}"))];
     }
@@ -462,7 +479,12 @@ pub fn certificate(now: DateTime<Utc>, c: &CertFact) -> Finding {
         Err(e) => Finding::fail(C, format!("{} ({}) cannot be read: {e}", c.key, c.path.display()), fix),
         Ok(end) if *end <= now => Finding::fail(
             C,
-            format!("{} ({}) expired on {}", c.key, c.path.display(), end.to_rfc3339()),
+            format!(
+                "{} ({}) expired on {}",
+                c.key,
+                c.path.display(),
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             fix,
         ),
         Ok(end) if *end - now < Duration::days(EXPIRY_WARN_DAYS) => Finding::warn(
@@ -472,11 +494,18 @@ pub fn certificate(now: DateTime<Utc>, c: &CertFact) -> Finding {
                 c.key,
                 c.path.display(),
                 (*end - now).num_days(),
-                end.to_rfc3339()
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             ),
             fix,
         ),
-        Ok(end) => Finding::ok(C, format!("{} is valid until {}", c.key, end.to_rfc3339())),
+        Ok(end) => Finding::ok(
+            C,
+            format!(
+                "{} is valid until {}",
+                c.key,
+                end.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ),
     }
 }
 
@@ -493,7 +522,13 @@ pub fn lockdown(facts: Result<(Option<DateTime<Utc>>, bool), &String>) -> Vec<Fi
             "lockdown was never exercised (no lockdown.on in the audit trail)",
             "exercise it off-hours: `portier lockdown on --reason drill`, then `portier lockdown off --reason drill`",
         ),
-        Some(at) => Finding::ok(C, format!("lockdown last exercised on {}", at.to_rfc3339())),
+        Some(at) => Finding::ok(
+            C,
+            format!(
+                "lockdown last exercised on {}",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
+        ),
     }];
     if active {
         out.push(Finding::warn(
@@ -516,7 +551,12 @@ pub fn anchoring(s: &Settings) -> Vec<Finding> {
              periodically and keep its output (the head) outside",
         )];
     }
-    if s.notify.syslog.is_none() && s.notify.webhooks.iter().all(|w| !crate::notify::wanted(&w.events, "audit.anchor")) {
+    if s.notify.syslog.is_none()
+        && s.notify
+            .webhooks
+            .iter()
+            .all(|w| !crate::notify::wanted(&w.events, "audit.anchor"))
+    {
         return vec![Finding::warn(
             C,
             format!(
@@ -558,7 +598,10 @@ pub fn audit_chain(v: Result<&crate::audit::Verification, &String>) -> Vec<Findi
     const C: &str = "audit_chain";
     match v {
         Err(e) => vec![store_unreadable(C, e)],
-        Ok(v) if v.valid => vec![Finding::ok(C, format!("the audit chain verifies ({} events)", v.events))],
+        Ok(v) if v.valid => vec![Finding::ok(
+            C,
+            format!("the audit chain verifies ({} events)", v.events),
+        )],
         Ok(v) => vec![Finding::fail(
             C,
             format!(
@@ -672,7 +715,9 @@ mod tests {
         s.api.tls_versions = vec!["1.2".into(), "1.3".into()];
         let f = tls_versions(&s);
         assert_eq!(worst(&f), Status::Fail);
-        assert!(f.iter().any(|f| f.fix.as_deref() == Some("set api.tls_versions = [\"1.3\"]")));
+        assert!(f
+            .iter()
+            .any(|f| f.fix.as_deref() == Some("set api.tls_versions = [\"1.3\"]")));
     }
 
     #[test]
@@ -734,11 +779,17 @@ mod tests {
         assert_eq!(worst(&master_key(&Ok(None), Some(&file))), Status::Fail);
         let file = (PathBuf::from("/keys/master.key"), Some(0o600));
         assert_eq!(
-            worst(&master_key(&Ok(Some("the key file /keys/master.key".into())), Some(&file))),
+            worst(&master_key(
+                &Ok(Some("the key file /keys/master.key".into())),
+                Some(&file)
+            )),
             Status::Ok
         );
         assert_eq!(
-            worst(&master_key(&Ok(Some("the environment variable PORTIER_MASTER_KEY".into())), None)),
+            worst(&master_key(
+                &Ok(Some("the environment variable PORTIER_MASTER_KEY".into())),
+                None
+            )),
             Status::Warn
         );
         assert_eq!(worst(&master_key(&Err("exposed".into()), None)), Status::Fail);
@@ -767,10 +818,7 @@ mod tests {
         };
         assert_eq!(worst(&audit_chain(Ok(&broken))), Status::Fail);
         assert_eq!(
-            worst(&audit_chain(Ok(&crate::audit::Verification {
-                valid: true,
-                ..broken
-            }))),
+            worst(&audit_chain(Ok(&crate::audit::Verification { valid: true, ..broken }))),
             Status::Ok
         );
     }

@@ -77,15 +77,26 @@ fn a_weak_setup_fails_each_point() {
     for (check, words) in [
         ("bootstrap_token", &["still valid", "portier token revoke"][..]),
         ("tls_versions", &["admin API", "api.tls_versions"][..]),
-        ("secrets_at_rest", &["gateway private key", "in clear", "portier secrets rotate"][..]),
+        (
+            "secrets_at_rest",
+            &["gateway private key", ": in clear", "portier secrets rotate"][..],
+        ),
         ("secrets_at_rest", &["vendor CA private key", "in clear"][..]),
         ("mfa", &["admin and security", "auth.require_mfa"][..]),
     ] {
-        assert!(has_line(&text, "FAIL", check, words), "no FAIL {check} {words:?} in:\n{text}");
+        assert!(
+            has_line(&text, "FAIL", check, words),
+            "no FAIL {check} {words:?} in:\n{text}"
+        );
     }
     #[cfg(unix)]
     assert!(
-        has_line(&text, "FAIL", "secrets_at_rest", &["readable by others", "0640", "chmod 0600"]),
+        has_line(
+            &text,
+            "FAIL",
+            "secrets_at_rest",
+            &["readable by others", "0640", "chmod 0600"]
+        ),
         "{text}"
     );
     for (check, words) in [
@@ -94,7 +105,10 @@ fn a_weak_setup_fails_each_point() {
         ("audit_anchoring", &["audit.anchor_minutes"][..]),
         ("backups", &["sqlite3", ".backup"][..]),
     ] {
-        assert!(has_line(&text, "WARN", check, words), "no WARN {check} {words:?} in:\n{text}");
+        assert!(
+            has_line(&text, "WARN", check, words),
+            "no WARN {check} {words:?} in:\n{text}"
+        );
     }
     assert!(has_line(&text, "OK", "audit_chain", &["verifies"]), "{text}");
     assert!(has_line(&text, "OK", "certificates", &["gateway.cert"]), "{text}");
@@ -142,7 +156,11 @@ fn a_commissioned_setup_passes() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    enc.stdin.take().unwrap().write_all(b"whsec_c2VjcmV0c2VjcmV0c2VjcmV0\n").unwrap();
+    enc.stdin
+        .take()
+        .unwrap()
+        .write_all(b"whsec_c2VjcmV0c2VjcmV0c2VjcmV0\n")
+        .unwrap();
     let enc = enc.wait_with_output().unwrap();
     assert!(enc.status.success());
     let sealed = String::from_utf8(enc.stdout).unwrap().trim().to_owned();
@@ -176,8 +194,8 @@ fn a_commissioned_setup_passes() {
     for (check, words) in [
         ("bootstrap_token", &["revoked or expired"][..]),
         ("tls_versions", &["TLS 1.3 only"][..]),
-        ("secrets_at_rest", &["gateway private key", "encrypted"][..]),
-        ("secrets_at_rest", &["notify.webhooks[0].secret", "encrypted"][..]),
+        ("secrets_at_rest", &["gateway private key", ": encrypted"][..]),
+        ("secrets_at_rest", &["notify.webhooks[0].secret", ": encrypted"][..]),
         ("master_key", &["master.key"][..]),
         ("mfa", &["admin and security"][..]),
         ("notifications", &["1 webhook(s) receive lockdown.on"][..]),
@@ -185,7 +203,10 @@ fn a_commissioned_setup_passes() {
         ("audit_anchoring", &["every 60 minutes"][..]),
         ("audit_chain", &["verifies"][..]),
     ] {
-        assert!(has_line(&text, "OK", check, words), "no OK {check} {words:?} in:\n{text}");
+        assert!(
+            has_line(&text, "OK", check, words),
+            "no OK {check} {words:?} in:\n{text}"
+        );
     }
     // Backups cannot be verified from here: a warning, not a failure.
     assert!(has_line(&text, "WARN", "backups", &["cannot be verified"]), "{text}");

@@ -13,8 +13,8 @@ mod console;
 
 mod api;
 mod browser;
-mod cli;
 mod check;
+mod cli;
 mod cli_api;
 mod cluster;
 mod console_audit_admin;
