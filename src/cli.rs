@@ -90,6 +90,15 @@ pub enum Command {
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
+    /// Assess this deployment against the commissioning guide (docs/check.md):
+    /// one line per point, OK / WARN / FAIL with the fix; exit status 1 on any FAIL.
+    Check {
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
     /// Print the network flow matrix generated from the configuration and database.
     Flows {
         /// `md` (default), `csv` or `json`.
@@ -399,6 +408,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let store = store::connect(&settings.database.url).await?;
             let files = crate::export::export(store.as_ref(), since, until, &out).await?;
             println!("wrote {} ({})", out.display(), files.join(", "));
+            Ok(())
+        }
+        Command::Check { json, config } => {
+            let facts = crate::check::gather(load(&config)?, SystemClock.now()).await;
+            let findings = crate::check::assess(&facts);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else {
+                print!("{}", crate::check::to_text(&findings));
+            }
+            if crate::check::worst(&findings) == crate::check::Status::Fail {
+                bail!("the deployment fails the commissioning checks (docs/check.md)");
+            }
             Ok(())
         }
         Command::Flows { format, config } => {

@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod budget;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod cluster;

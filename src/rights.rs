@@ -985,6 +985,11 @@ pub const OPERATOR_COMMANDS: &[(&str, &str, &str)] = &[
         "Écrire un dossier de preuves pour une période",
     ),
     (
+        "check",
+        "Assess the deployment against the commissioning guide (OK / WARN / FAIL)",
+        "Évaluer l'installation selon le guide de mise en service (OK / WARN / FAIL)",
+    ),
+    (
         "flows",
         "Print the network flow matrix",
         "Afficher la matrice des flux réseau",

@@ -245,7 +245,7 @@ impl Notifier {
     }
 }
 
-fn wanted(filters: &[String], event: &str) -> bool {
+pub(crate) fn wanted(filters: &[String], event: &str) -> bool {
     filters.iter().any(|f| {
         f == "*"
             || f == event

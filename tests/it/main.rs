@@ -13,6 +13,7 @@ mod console;
 
 mod api;
 mod browser;
+mod check;
 mod cli;
 mod cli_api;
 mod cluster;
