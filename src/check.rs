@@ -815,6 +815,7 @@ mod tests {
             valid: false,
             events: 3,
             first_invalid_seq: Some(2),
+            anchor_seq: None,
         };
         assert_eq!(worst(&audit_chain(Ok(&broken))), Status::Fail);
         assert_eq!(
