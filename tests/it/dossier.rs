@@ -23,7 +23,11 @@ fn portier() -> Command {
 }
 
 fn run(args: &[&str]) -> String {
-    let out = portier().args(args).output().unwrap();
+    run_in(Path::new("."), args)
+}
+
+fn run_in(cwd: &Path, args: &[&str]) -> String {
+    let out = portier().current_dir(cwd).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{args:?}: {}",
@@ -35,7 +39,7 @@ fn run(args: &[&str]) -> String {
 /// `portier init`, then a vendor with a declared network and a device.
 async fn deployment(dir: &Path) -> PathBuf {
     let setup = dir.join("site");
-    run(&["init", "--dir", setup.to_str().unwrap()]);
+    run_in(dir, &["init", "--dir", "site"]);
     let config = setup.join("portier.toml");
     let settings = Settings::load(&config).unwrap();
     let store = portier::store::connect(&settings.database.url).await.unwrap();
@@ -264,4 +268,29 @@ async fn crypto_section_lists_exactly_the_suites_the_gateway_accepts() {
     // The default setup is TLS 1.3 only: the TLS 1.2 suites are the unlisted ones.
     assert!(unlisted > 0, "no unlisted suite was tried");
     assert!(listed.iter().all(|s| s.starts_with("TLS13_")), "{listed:?}");
+}
+
+/// Regenerates docs/dossier-example/{en,fr} from the scripted deployment when
+/// PORTIER_DOSSIER_EXAMPLE is set (`.ci/dossier-example`); paths in it are
+/// relative to the deployment's directory, so the example carries no temp path.
+#[tokio::test]
+async fn example_in_the_docs() {
+    if std::env::var_os("PORTIER_DOSSIER_EXAMPLE").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    deployment(dir.path()).await;
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dossier-example");
+    for lang in ["en", "fr"] {
+        run_in(dir.path(), &["dossier", "--out", lang, "--lang", lang, "--config", "site/portier.toml"]);
+        let dest = target.join(lang);
+        if dest.exists() {
+            std::fs::remove_dir_all(&dest).unwrap();
+        }
+        std::fs::create_dir_all(&dest).unwrap();
+        for entry in std::fs::read_dir(dir.path().join(lang)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+        }
+    }
 }
