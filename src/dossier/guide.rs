@@ -179,7 +179,7 @@ pub fn installation(f: &Facts, lang: Lang) -> String {
     for k in &f.key_files {
         let _ = writeln!(o, "chmod 0600 {k}");
     }
-    let _ = writeln!(o, "chmod 0640 {}\n```\n", f.config);
+    let _ = writeln!(o, "chmod 0600 {}\n```\n", f.config);
 
     let _ = writeln!(o, "## 5. {}\n", t("Service", "Service"));
     let _ = writeln!(
@@ -323,8 +323,8 @@ pub fn procedures(f: &Facts, lang: Lang) -> String {
         o,
         "{}\n",
         t(
-            "Who is notified, per vendor (security contact recorded in Portier):",
-            "Qui est prévenu, par fournisseur (contact sécurité enregistré dans Portier) :"
+            "Who is notified: the hospital's receivers of the audit events (webhooks, syslog), then, for each vendor involved, its security contact as recorded in Portier. Portier records the contact but does not write to it itself: the security team informs it.",
+            "Qui est prévenu : les destinataires des événements d'audit de l'hôpital (webhooks, syslog), puis, pour chaque fournisseur concerné, son contact sécurité enregistré dans Portier. Portier enregistre ce contact mais ne lui écrit pas lui-même : l'équipe sécurité l'informe."
         )
     );
     if f.contacts.is_empty() {
