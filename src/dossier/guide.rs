@@ -26,7 +26,7 @@ pub struct Facts {
     pub notify_configured: bool,
     /// (vendor, security contact).
     pub contacts: Vec<(String, Option<String>)>,
-    pub require_mfa: Vec<String>,
+    pub require_mfa: Vec<crate::domain::Role>,
 }
 
 fn sel(lang: Lang, en: &'static str, fr: &'static str) -> &'static str {
@@ -104,11 +104,11 @@ pub fn installation(f: &Facts, lang: Lang) -> String {
     if f.bootstrap_active {
         let _ = writeln!(
             o,
-            "- **{}** `bootstrap-admin` {} {} h). {}: `portier token list --config {}`, `portier token revoke ID --config {}`.",
+            "- **{}** `bootstrap-admin` {} {} h). {} `portier token list --config {}`, `portier token revoke ID --config {}`.",
             t("Still active:", "Encore actif :"),
             t("— the bootstrap token printed by `init` (valid", "— le jeton initial affiché par `init` (valable"),
             f.bootstrap_hours,
-            t("Create your own named accounts, then revoke it", "Créez vos comptes nominatifs, puis révoquez-le"),
+            t("Create your own named accounts, then revoke it:", "Créez vos comptes nominatifs, puis révoquez-le :"),
             f.config,
             f.config
         );
@@ -163,9 +163,13 @@ pub fn installation(f: &Facts, lang: Lang) -> String {
     if !f.require_mfa.is_empty() {
         let _ = writeln!(
             o,
-            "{}: {}\n",
-            t("Second factor required for", "Second facteur exigé pour"),
-            f.require_mfa.join(", ")
+            "{} {}\n",
+            t("Second factor required for:", "Second facteur exigé pour :"),
+            f.require_mfa
+                .iter()
+                .map(|r| crate::rights::role_label(*r, lang))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
 

@@ -273,12 +273,7 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
             .iter()
             .map(|v| (v.name.clone(), v.security_contact.clone()))
             .collect(),
-        require_mfa: settings
-            .auth
-            .require_mfa
-            .iter()
-            .map(|r| format!("{r:?}").to_lowercase())
-            .collect(),
+        require_mfa: settings.auth.require_mfa.clone(),
     };
     for (name, title, md) in [
         (

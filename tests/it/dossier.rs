@@ -282,7 +282,18 @@ async fn example_in_the_docs() {
     deployment(dir.path()).await;
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/dossier-example");
     for lang in ["en", "fr"] {
-        run_in(dir.path(), &["dossier", "--out", lang, "--lang", lang, "--config", "site/portier.toml"]);
+        run_in(
+            dir.path(),
+            &[
+                "dossier",
+                "--out",
+                lang,
+                "--lang",
+                lang,
+                "--config",
+                "site/portier.toml",
+            ],
+        );
         let dest = target.join(lang);
         if dest.exists() {
             std::fs::remove_dir_all(&dest).unwrap();
