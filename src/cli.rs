@@ -185,6 +185,19 @@ pub enum Command {
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
+    /// Write the security dossier (docs/dossier.md) into DIR: rights per profile,
+    /// authentication and cryptography, flow matrix, architecture schema,
+    /// third-party software, installation guide and procedures, with an index.
+    Dossier {
+        /// Directory to create (must be absent or empty).
+        #[arg(long)]
+        out: PathBuf,
+        /// `en` or `fr`.
+        #[arg(long, default_value = "en", value_parser = ["en", "fr"])]
+        lang: String,
+        #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
+        config: PathBuf,
+    },
     /// Print the rights per profile: every function (API route, command,
     /// console page) × role, generated from the authorization table the code
     /// enforces; the administrator's advanced functions marked. Needs no
@@ -426,20 +439,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flows { format, config } => {
             let settings = load(&config)?;
             let store = store::connect(&settings.database.url).await?;
-            let node = crate::flows::NodeFlows {
-                gateway: settings.gateway.listen,
-                gateway_tls_versions: settings.gateway.tls_versions.clone(),
-                api: settings.api.listen,
-                database: crate::app::redact_url(&settings.database.url),
-                webhooks: settings
-                    .notify
-                    .webhooks
-                    .iter()
-                    .map(|w| crate::redact::redact_url(&w.url))
-                    .collect(),
-                syslog: settings.notify.syslog.clone(),
-                proxy_protocol_from: settings.gateway.proxy_protocol_from.clone(),
-            };
+            let node = crate::dossier::node_flows(&settings);
             let rows = crate::flows::matrix(&node, &store.list_vendors().await?, &store.list_devices().await?);
             match format.as_str() {
                 "csv" => print!("{}", crate::flows::to_csv(&rows)?),
@@ -522,6 +522,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Secrets { command } => secrets_command(command).await,
+        Command::Dossier { out, lang, config } => {
+            let lang =
+                crate::ops::Lang::parse(&lang).with_context(|| format!("unknown language {lang:?} (en or fr)"))?;
+            let written = crate::dossier::write(&config, &out, lang).await?;
+            if let Some(note) = &written.svg_note {
+                eprintln!("note: architecture.svg not rendered: {note}");
+            }
+            println!("wrote {} ({} files, index.md)", out.display(), written.files.len());
+            Ok(())
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod console;
 pub mod credentials;
 pub mod directory;
 pub mod domain;
+pub mod dossier;
 pub mod events;
 pub mod export;
 pub mod fd_budget;

@@ -995,6 +995,11 @@ pub const OPERATOR_COMMANDS: &[(&str, &str, &str)] = &[
         "Afficher la matrice des flux réseau",
     ),
     (
+        "dossier",
+        "Write the security dossier (rights, cryptography, flows, architecture, third parties, guide, procedures)",
+        "Écrire le dossier de sécurité (droits, cryptographie, flux, architecture, logiciels tiers, guide, procédures)",
+    ),
+    (
         "rights",
         "Print this document (from the code: no configuration needed)",
         "Afficher ce document (issu du code : sans configuration)",

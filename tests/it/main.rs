@@ -22,6 +22,7 @@ mod console_security;
 mod console_support;
 mod console_vendor;
 mod controls;
+mod dossier;
 mod evidence;
 mod gateway;
 mod gateway_buffers;
