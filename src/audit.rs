@@ -336,21 +336,28 @@ mod tests {
             seq: 3,
             hash: all[2].hash.clone(),
         };
-        // The purge's event, chained as the 6th.
-        let details = serde_json::json!({"audit_anchor": anchor}).to_string();
-        let prev = all[4].hash.clone();
-        let at = all[4].at;
-        all.push(AuditRecord {
-            seq: 6,
-            at,
-            actor: "a".into(),
-            action: "data.purged".into(),
-            object: "o".into(),
-            outcome: "success".into(),
-            hash: chain_hash(&prev, 6, at, "a", "data.purged", "o", "success", &details),
-            details,
-            prev_hash: prev,
-        });
+        // The purge's event, chained as the 6th, two days later; its cut-off is
+        // the first kept event's time.
+        let purge = |all: &[AuditRecord], before: DateTime<Utc>, at: DateTime<Utc>| {
+            let details = serde_json::json!({"audit_anchor": anchor, "before": before}).to_string();
+            let prev = all[4].hash.clone();
+            AuditRecord {
+                seq: 6,
+                at,
+                actor: "a".into(),
+                action: "data.purged".into(),
+                object: "o".into(),
+                outcome: "success".into(),
+                hash: chain_hash(&prev, 6, at, "a", "data.purged", "o", "success", &details),
+                details,
+                prev_hash: prev,
+            }
+        };
+        let two_days_later = all[4].at + chrono::Duration::days(2);
+        let honest = purge(&all, all[3].at, two_days_later);
+        // A forged purge hiding the last day: its cut-off is younger than a day.
+        let forged = purge(&all, two_days_later - chrono::Duration::hours(1), two_days_later);
+        all.push(honest);
         let kept = &all[3..];
         let run = |a: AuditAnchor, rs: &[AuditRecord]| {
             let mut v = ChainVerifier::from_anchor(a);
@@ -376,6 +383,11 @@ mod tests {
             hash: all[3].hash.clone(),
         };
         assert_eq!(run(by_hand, &all[4..]).first_invalid_seq, Some(5));
+        // A purge event naming the anchor, but whose cut-off is under a day old
+        // (or after the first kept event): refused.
+        let mut with_forged = all[3..5].to_vec();
+        with_forged.push(forged);
+        assert_eq!(run(anchor.clone(), &with_forged).first_invalid_seq, Some(4));
     }
 
     #[test]
