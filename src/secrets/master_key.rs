@@ -31,8 +31,10 @@ pub enum MasterKeyError {
         "the master key file {path} is readable by its group or others (mode {mode:o}): refused; `chmod 600` it and make the service its owner"
     )]
     Exposed { path: PathBuf, mode: u32 },
-    #[error("the master key file {0} is not a regular file")]
+    #[error("the master key file {0} is not a regular file (a symbolic link is refused: name the file itself)")]
     NotAFile(PathBuf),
+    #[error("the master key file {path} belongs to uid {owner}, not to this process's user (uid {euid}): refused; make the service its owner")]
+    NotOwned { path: PathBuf, owner: u32, euid: u32 },
 }
 
 /// Where a master key came from (what the dossier and errors name).
@@ -169,18 +171,37 @@ pub fn locate(
     key_file.map(read_key_file).transpose()
 }
 
-/// Reads a key file, refusing one that its group or others may read.
+/// Reads a key file, refusing one that its group or others may read, one that
+/// another user owns (unless we are root), and a symbolic link. The checks and
+/// the read use one open file, so the file cannot be swapped between them.
 pub fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
-    let meta = std::fs::metadata(path).map_err(|err| MasterKeyError::Read {
+    use std::io::Read;
+    let read_err = |err| MasterKeyError::Read {
         path: path.to_owned(),
         err,
-    })?;
+    };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    let mut file = match opts.open(path) {
+        Ok(f) => f,
+        // O_NOFOLLOW on a symbolic link: ELOOP.
+        Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+            return Err(MasterKeyError::NotAFile(path.to_owned()))
+        }
+        Err(err) => return Err(read_err(err)),
+    };
+    let meta = file.metadata().map_err(read_err)?;
     if !meta.is_file() {
         return Err(MasterKeyError::NotAFile(path.to_owned()));
     }
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(MasterKeyError::Exposed {
@@ -188,8 +209,17 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
                 mode,
             });
         }
+        let euid = rustix::process::geteuid().as_raw();
+        if meta.uid() != euid && euid != 0 {
+            return Err(MasterKeyError::NotOwned {
+                path: path.to_owned(),
+                owner: meta.uid(),
+                euid,
+            });
+        }
     }
-    let text = read(path)?;
+    let mut text = Zeroizing::new(String::new());
+    file.read_to_string(&mut text).map_err(read_err)?;
     MasterKey::parse(&text, KeySource::File { path: path.to_owned() })
 }
 
@@ -251,6 +281,11 @@ mod tests {
                 Err(MasterKeyError::Exposed { .. })
             ));
             std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            // A link to a good key file is still refused: whoever can change the
+            // link chooses the key.
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&file, &link).unwrap();
+            assert!(matches!(locate(Some(&link), no_env), Err(MasterKeyError::NotAFile(_))));
         }
         let from_file = locate(Some(&file), no_env).unwrap().unwrap();
         assert!(matches!(from_file.source(), KeySource::File { .. }));
