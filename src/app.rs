@@ -63,6 +63,8 @@ impl App {
         // Secrets at rest first: a wrong or missing master key stops the start
         // here, naming what does not decrypt, before anything is opened.
         let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
+        // The dossier reports how secrets are kept: it reads them sealed.
+        let dossier = Arc::new(crate::dossier::Served::new(settings.clone(), at_rest.clone()));
         let settings = &crate::secrets::unseal_settings(settings, &at_rest)?;
         let g = &settings.gateway;
         let a = &settings.api;
@@ -277,6 +279,7 @@ impl App {
                 tz: settings.console.tz(),
             }),
             metrics: metrics.clone(),
+            dossier,
         };
 
         let event = AuditEvent::new(

@@ -549,6 +549,10 @@ pub struct Settings {
     /// Where the master key of secrets at rest is kept (docs/secrets.md).
     pub secrets: crate::secrets::SecretsConfig,
     pub retention: RetentionConfig,
+    /// The file these settings were loaded from, when they were (the dossier
+    /// names it in its commands).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl Settings {
@@ -560,7 +564,9 @@ impl Settings {
             source,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, base, std::env::vars())
+        let mut settings = Self::from_toml(&text, base, std::env::vars())?;
+        settings.source = Some(path.to_owned());
+        Ok(settings)
     }
 
     /// Parses a configuration text with the given environment.

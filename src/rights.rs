@@ -156,7 +156,7 @@ functions! {
     GrantEmergency, ReviewEmergency, FileReport, AddReportAddendum,
     ListSessions, ReadSession, TerminateSession,
     ListNodes, ReadAccountNames, PendingDecisions, LiveTunnels, UnreviewedEmergencies, RecentDenials,
-    ReadAudit, VerifyAudit, ReadFlows, ExportEvidence, ReadTimeline, IncidentTimeline, PurgeData,
+    ReadAudit, VerifyAudit, ReadFlows, ReadDossier, ExportEvidence, ReadTimeline, IncidentTimeline, PurgeData,
     AdminConsole, SecurityConsole, VendorConsole, AuditSessionsPage, AuditReportsPage,
     CreateAccount, ListAccounts, DisableAccount, EnableAccount, ResetPassword, ResetSecondFactor,
     ListTokensOfOthers, CreateTokenForOthers, RevokeTokenOfOthers,
@@ -680,6 +680,19 @@ pub static TABLE: &[Right] = &[
         api: &[api("GET", "/api/v1/flows")],
         cli: &[],
         console: &["GET /console/audit/flows"],
+    },
+    Right {
+        function: Function::ReadDossier,
+        access: only(&[Admin, Security, Auditor]),
+        advanced: false,
+        en: "Read the security dossier: rights, cryptography, flows, architecture, third parties, guide, procedures",
+        fr: "Lire le dossier de sécurité : droits, cryptographie, flux, architecture, logiciels tiers, guide, procédures",
+        api: &[
+            api("GET", "/api/v1/dossier/{lang}"),
+            api("GET", "/api/v1/dossier/{lang}/{document}"),
+        ],
+        cli: &[],
+        console: &["GET /console/audit/dossier", "GET /console/audit/dossier/{lang}/{document}"],
     },
     Right {
         function: Function::ExportEvidence,

@@ -6,12 +6,14 @@ aud-tab-reports = Reports
 aud-tab-trail = Audit trail
 aud-tab-flows = Flow matrix
 aud-tab-evidence = Evidence bundle
+aud-tab-dossier = Security dossier
 aud-title-timeline = Timeline of interventions
 aud-title-sessions = Sessions
 aud-title-reports = Intervention reports
 aud-title-trail = Audit trail
 aud-title-flows = Network flow matrix
 aud-title-evidence = Evidence bundle
+aud-title-dossier = Security dossier
 # Filters
 aud-vendor = Vendor
 aud-device = Device
@@ -145,3 +147,8 @@ aud-evidence-limit = { $n ->
 aud-evidence-submit = Download the evidence bundle
 aud-verify-word-ok = ok
 aud-verify-word-broken = broken
+
+aud-dossier-intro = The documents a hospital's security team asks of a remote-maintenance supplier, generated now from this installation's configuration and database: rights per profile, authentication and cryptography, network flows, architecture, third-party software, installation guide and procedures. The same documents as the portier dossier command writes.
+aud-dossier-document = Document
+aud-dossier-formats = Formats
+aud-dossier-no-svg = The architecture schema has no SVG rendering (Graphviz is missing on this node); its DOT and Mermaid sources are here:

@@ -6,12 +6,14 @@ aud-tab-reports = Comptes-rendus
 aud-tab-trail = Journal d’audit
 aud-tab-flows = Matrice des flux
 aud-tab-evidence = Dossier de preuves
+aud-tab-dossier = Dossier de sécurité
 aud-title-timeline = Chronologie des interventions
 aud-title-sessions = Sessions
 aud-title-reports = Comptes-rendus d’intervention
 aud-title-trail = Journal d’audit
 aud-title-flows = Matrice des flux réseau
 aud-title-evidence = Dossier de preuves
+aud-title-dossier = Dossier de sécurité
 # Filters
 aud-vendor = Prestataire
 aud-device = Équipement
@@ -145,3 +147,8 @@ aud-evidence-limit = { $n ->
 aud-evidence-submit = Télécharger le dossier de preuves
 aud-verify-word-ok = intègre
 aud-verify-word-broken = rompue
+
+aud-dossier-intro = Les documents que l’équipe sécurité d’un établissement demande à un prestataire de télémaintenance, produits à l’instant à partir de la configuration et de la base de cette installation : droits par profil, authentification et cryptographie, flux réseau, architecture, logiciels tiers, guide d’installation et procédures. Les mêmes documents que ceux de la commande portier dossier.
+aud-dossier-document = Document
+aud-dossier-formats = Formats
+aud-dossier-no-svg = Le schéma d’architecture n’a pas de rendu SVG (Graphviz absent de ce nœud) ; ses sources DOT et Mermaid sont ici :

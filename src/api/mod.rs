@@ -6,6 +6,7 @@ mod access;
 mod auth;
 mod conn;
 mod devices;
+mod dossier;
 mod emergency;
 mod error;
 mod evidence;
@@ -54,6 +55,7 @@ pub use access::TARGET as ACCESS_LOG_TARGET;
 pub use auth::{note_caller, Caller, Granted, RestrictiveCaller};
 pub use conn::ConnSettings;
 pub(crate) use devices::parse_address;
+pub(crate) use dossier::document_response;
 pub use error::{ApiError, ApiResult, ErrorBody};
 pub use sessions::sessions_csv;
 pub(crate) use vendors::parse_networks;
@@ -93,6 +95,8 @@ pub struct ApiState {
     pub console: Arc<crate::console::ConsoleSettings>,
     /// This node's metrics (`/metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// The security dossier of this deployment.
+    pub dossier: Arc<crate::dossier::Served>,
 }
 
 #[derive(OpenApi)]
@@ -130,6 +134,7 @@ pub fn router(state: ApiState) -> Router {
         .merge(lockdown::routes())
         .merge(reports::routes())
         .merge(evidence::routes())
+        .merge(dossier::routes())
         .merge(retention::routes())
         .split_for_parts();
     let doc = Arc::new(document(&openapi));

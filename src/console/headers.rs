@@ -17,7 +17,11 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    // A page that sets its own, stricter policy keeps it (the dossier's
+    // documents: sandboxed, their own style only).
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        set(h, header::CONTENT_SECURITY_POLICY, CSP);
+    }
     set(h, header::X_FRAME_OPTIONS, "DENY");
     set(h, header::REFERRER_POLICY, "no-referrer");
     set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");

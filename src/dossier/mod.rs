@@ -7,6 +7,9 @@ pub mod architecture;
 pub mod crypto;
 pub mod guide;
 pub mod html;
+mod served;
+
+pub use served::Served;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,18 +19,66 @@ use anyhow::Context;
 use crate::config::Settings;
 use crate::ops::Lang;
 
+/// One file of the dossier.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub name: String,
+    pub bytes: Vec<u8>,
+}
+
+impl Document {
+    /// The media type its extension names.
+    pub fn content_type(&self) -> &'static str {
+        let ext = self.name.rsplit('.').next().unwrap_or_default();
+        match ext {
+            "md" => "text/markdown; charset=utf-8",
+            "html" => "text/html; charset=utf-8",
+            "json" => "application/json",
+            "csv" => "text/csv; charset=utf-8",
+            "svg" => "image/svg+xml",
+            // DOT and Mermaid sources are text to read or feed to a renderer.
+            _ => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// One document of the index, in its formats (`<stem>.<format>` each).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Entry {
+    pub stem: String,
+    pub title: String,
+    pub formats: Vec<String>,
+}
+
+/// The whole dossier of a deployment, in one language.
+#[derive(Debug, Clone)]
+pub struct Dossier {
+    pub documents: Vec<Document>,
+    pub index: Vec<Entry>,
+    /// Why the SVG was not rendered, if it was not.
+    pub svg_note: Option<String>,
+}
+
+impl Dossier {
+    /// The document named `name` (e.g. `crypto.html`), if there is one.
+    pub fn get(&self, name: &str) -> Option<&Document> {
+        self.documents.iter().find(|d| d.name == name)
+    }
+
+    fn put(&mut self, name: &str, bytes: impl AsRef<[u8]>) {
+        self.documents.push(Document {
+            name: name.to_owned(),
+            bytes: bytes.as_ref().to_vec(),
+        });
+    }
+}
+
 /// What `write` produced.
 #[derive(Debug, Clone)]
 pub struct Written {
     pub files: Vec<String>,
     /// Why the SVG was not rendered, if it was not.
     pub svg_note: Option<String>,
-}
-
-fn put(dir: &Path, name: &str, text: &str, files: &mut Vec<String>) -> anyhow::Result<()> {
-    std::fs::write(dir.join(name), text).with_context(|| format!("writing {}", dir.join(name).display()))?;
-    files.push(name.to_owned());
-    Ok(())
 }
 
 /// The flow matrix's inputs for this node, as `portier flows` gathers them.
@@ -48,25 +99,35 @@ pub fn node_flows(settings: &Settings) -> crate::flows::NodeFlows {
     }
 }
 
-/// Renders `dot` to SVG with Graphviz, if installed.
-fn render_svg(dot: &str) -> Result<Vec<u8>, String> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("dot")
+/// Renders `dot` to SVG with Graphviz, if installed; a renderer that does not
+/// answer within [`RENDER_TIMEOUT`] is killed.
+async fn render_svg(dot: &str) -> Result<Vec<u8>, String> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = tokio::process::Command::new("dot")
         .arg("-Tsvg")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("Graphviz `dot` not available ({e})"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(dot.as_bytes()).map_err(|e| e.to_string())?;
-    }
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    let run = async {
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(dot.as_bytes()).await.map_err(|e| e.to_string())?;
+        }
+        child.wait_with_output().await.map_err(|e| e.to_string())
+    };
+    let out = tokio::time::timeout(RENDER_TIMEOUT, run)
+        .await
+        .map_err(|_| format!("dot did not answer within {} s", RENDER_TIMEOUT.as_secs()))??;
     if !out.status.success() {
         return Err(format!("dot failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
     }
     Ok(out.stdout)
 }
+
+/// How long Graphviz may take to draw the schema.
+const RENDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Writes the dossier of the deployment configured by `config` into `out`
 /// (created; it must be absent or empty) in `lang`.
@@ -77,31 +138,57 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let store = crate::store::connect(&settings.database.url).await?;
+    let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
+    let dossier = assemble(&settings, &at_rest, store.as_ref(), lang).await?;
+    let mut files = Vec::new();
+    for d in &dossier.documents {
+        let path = out.join(&d.name);
+        std::fs::write(&path, &d.bytes).with_context(|| format!("writing {}", path.display()))?;
+        files.push(d.name.clone());
+    }
+    Ok(Written {
+        files,
+        svg_note: dossier.svg_note,
+    })
+}
+
+/// The dossier of the deployment `settings` describe (as read from the file,
+/// secrets still sealed), from its database `store`, in `lang`.
+pub async fn assemble(
+    settings: &Settings,
+    at_rest: &crate::secrets::AtRest,
+    store: &dyn crate::store::Store,
+    lang: Lang,
+) -> anyhow::Result<Dossier> {
+    let config = settings
+        .source
+        .as_ref()
+        .map_or_else(|| "portier.toml".to_owned(), |p| p.display().to_string());
     let vendors = store.list_vendors().await?;
     let devices = store.list_devices().await?;
     let users = store.list_users().await?;
     let credentials = store.all_credentials().await?;
     let nodes = store.list_nodes().await?;
-    let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
-    let at_rest_report = crate::secrets::describe(&settings, &at_rest, Some(store.as_ref())).await?;
+    let at_rest_report = crate::secrets::describe(settings, at_rest, Some(store)).await?;
     let fr = lang == Lang::Fr;
     let t = |en: &'static str, f: &'static str| if fr { f } else { en };
     let code = lang.code();
-    let mut files = Vec::new();
+    let mut d = Dossier {
+        documents: Vec::new(),
+        index: Vec::new(),
+        svg_note: None,
+    };
     let mut index: Vec<(String, &'static str, Vec<String>)> = Vec::new();
-
     // Rights per profile: the enforced table.
     for (ext, format) in [
         ("md", crate::rights::Format::Markdown),
         ("html", crate::rights::Format::Html),
         ("json", crate::rights::Format::Json),
     ] {
-        put(
-            out,
+        d.put(
             &format!("rights.{ext}"),
-            &crate::rights::document(crate::rights::TABLE, lang, format),
-            &mut files,
-        )?;
+            crate::rights::document(crate::rights::TABLE, lang, format),
+        );
     }
     index.push((
         "rights".into(),
@@ -114,20 +201,18 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
         .iter()
         .filter_map(|(_, c)| c.password_hash.clone())
         .collect();
-    let crypto = crypto::report(&settings, &hashes, at_rest_report.clone())?;
+    let crypto = crypto::report(settings, &hashes, at_rest_report.clone())?;
     let md = crypto.to_markdown(lang);
-    put(out, "crypto.md", &md, &mut files)?;
-    put(
-        out,
+    d.put("crypto.md", &md);
+    d.put(
         "crypto.html",
-        &html::page(
+        html::page(
             t("Authentication and cryptography", "Authentification et cryptographie"),
             &md,
             code,
         ),
-        &mut files,
-    )?;
-    put(out, "crypto.json", &serde_json::to_string_pretty(&crypto)?, &mut files)?;
+    );
+    d.put("crypto.json", serde_json::to_string_pretty(&crypto)?);
     index.push((
         "crypto".into(),
         t("Authentication and cryptography", "Authentification et cryptographie"),
@@ -135,21 +220,19 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
     ));
 
     // Network flow matrix.
-    let rows = crate::flows::matrix(&node_flows(&settings), &vendors, &devices);
+    let rows = crate::flows::matrix(&node_flows(settings), &vendors, &devices);
     let md = format!(
         "# {}\n\n{}",
         t("Network flow matrix", "Matrice des flux réseau"),
         crate::flows::to_markdown(&rows)
     );
-    put(out, "flows.md", &md, &mut files)?;
-    put(
-        out,
+    d.put("flows.md", &md);
+    d.put(
         "flows.html",
-        &html::page(t("Network flow matrix", "Matrice des flux réseau"), &md, code),
-        &mut files,
-    )?;
-    put(out, "flows.csv", &crate::flows::to_csv(&rows)?, &mut files)?;
-    put(out, "flows.json", &serde_json::to_string_pretty(&rows)?, &mut files)?;
+        html::page(t("Network flow matrix", "Matrice des flux réseau"), &md, code),
+    );
+    d.put("flows.csv", crate::flows::to_csv(&rows)?);
+    d.put("flows.json", serde_json::to_string_pretty(&rows)?);
     index.push((
         "flows".into(),
         t("Network flow matrix", "Matrice des flux réseau"),
@@ -184,13 +267,12 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
     };
     let dot = deployment.to_dot();
     let mermaid = deployment.to_mermaid();
-    put(out, "architecture.dot", &dot, &mut files)?;
-    put(out, "architecture.mmd", &mermaid, &mut files)?;
+    d.put("architecture.dot", &dot);
+    d.put("architecture.mmd", &mermaid);
     let mut arch_formats = vec!["md".into(), "html".into(), "dot".into(), "mmd".into()];
-    let svg_note = match render_svg(&dot) {
+    let svg_note = match render_svg(&dot).await {
         Ok(svg) => {
-            std::fs::write(out.join("architecture.svg"), svg)?;
-            files.push("architecture.svg".into());
+            d.put("architecture.svg", svg);
             arch_formats.push("svg".into());
             None
         }
@@ -218,7 +300,7 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
         md,
         "## Mermaid\n\n```mermaid\n{mermaid}```\n\n## Graphviz DOT\n\n```dot\n{dot}```"
     );
-    put(out, "architecture.md", &md, &mut files)?;
+    d.put("architecture.md", &md);
     let mut page = html::page(t("Architecture", "Architecture"), &md, code);
     if svg_note.is_none() {
         page = page.replace(
@@ -226,7 +308,7 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
             "<p><img src=\"architecture.svg\" alt=\"architecture\"></p>",
         );
     }
-    put(out, "architecture.html", &page, &mut files)?;
+    d.put("architecture.html", &page);
     index.push((
         "architecture".into(),
         t("Architecture schema", "Schéma d'architecture"),
@@ -236,11 +318,11 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
     // Third-party software.
     let crates = crate::sbom::crates()?;
     let table = crate::sbom::third_party(&crates, None);
-    put(out, "third-party.md", &table.to_markdown(lang), &mut files)?;
-    put(out, "third-party.html", &table.to_html(lang), &mut files)?;
-    put(out, "third-party.json", &table.to_json()?, &mut files)?;
+    d.put("third-party.md", table.to_markdown(lang));
+    d.put("third-party.html", table.to_html(lang));
+    d.put("third-party.json", table.to_json()?);
     let bom = crate::sbom::cyclonedx(&crates, None, uuid::Uuid::new_v4(), chrono::Utc::now());
-    put(out, "sbom.cdx.json", &serde_json::to_string_pretty(&bom)?, &mut files)?;
+    d.put("sbom.cdx.json", serde_json::to_string_pretty(&bom)?);
     index.push((
         "third-party".into(),
         t("Third-party software", "Logiciels tiers"),
@@ -254,7 +336,7 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
         .iter()
         .any(|u| u.name == "bootstrap-admin" && u.disabled_at.is_none());
     let facts = guide::Facts {
-        config: config.display().to_string(),
+        config: config.clone(),
         gateway: settings.gateway.listen,
         api: settings.api.listen,
         database: crate::app::redact_url(&settings.database.url),
@@ -263,7 +345,7 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
         flows: rows,
         bootstrap_active,
         bootstrap_hours: settings.auth.bootstrap_token_hours,
-        key_files: crate::secrets::rotate::key_paths(&settings)
+        key_files: crate::secrets::rotate::key_paths(settings)
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
@@ -290,8 +372,8 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
             guide::procedures(&facts, lang),
         ),
     ] {
-        put(out, &format!("{name}.md"), &md, &mut files)?;
-        put(out, &format!("{name}.html"), &html::page(title, &md, code), &mut files)?;
+        d.put(&format!("{name}.md"), &md);
+        d.put(&format!("{name}.html"), html::page(title, &md, code));
         index.push((name.into(), title, vec!["md".into(), "html".into()]));
     }
     index.push((
@@ -310,7 +392,7 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
             "Generated by `portier dossier` from",
             "Produit par `portier dossier` à partir de"
         ),
-        config.display(),
+        config,
         env!("CARGO_PKG_VERSION")
     );
     let mut html_items = String::new();
@@ -328,9 +410,18 @@ pub async fn write(config: &Path, out: &Path, lang: Lang) -> anyhow::Result<Writ
             links.join(" · ")
         );
     }
-    put(out, "index.md", &md, &mut files)?;
+    d.put("index.md", &md);
     let html = html::page(title, &format!("# {title}\n"), code)
         .replace("</h1>\n", &format!("</h1>\n<ul>\n{html_items}</ul>\n"));
-    put(out, "index.html", &html, &mut files)?;
-    Ok(Written { files, svg_note })
+    d.put("index.html", &html);
+    d.index = index
+        .into_iter()
+        .map(|(stem, title, formats)| Entry {
+            stem,
+            title: title.to_owned(),
+            formats,
+        })
+        .collect();
+    d.svg_note = svg_note;
+    Ok(d)
 }

@@ -290,6 +290,13 @@ async fn authorization_matrix(db: TestDb) {
         row("GET", "/api/v1/audit", "/api/v1/audit?limit=5", None),
         row("GET", "/api/v1/audit/verify", "/api/v1/audit/verify", None),
         row("GET", "/api/v1/flows", "/api/v1/flows", None),
+        row("GET", "/api/v1/dossier/{lang}", "/api/v1/dossier/en", None),
+        row(
+            "GET",
+            "/api/v1/dossier/{lang}/{document}",
+            "/api/v1/dossier/fr/rights.json",
+            None,
+        ),
         row(
             "GET",
             "/api/v1/timeline",

@@ -384,6 +384,7 @@ async fn pages_by_role(db: TestDb) {
         ("/console/audit/trail", &["auditor", "security"]),
         ("/console/audit/flows", &["auditor", "security", "admin"]),
         ("/console/audit/evidence", &["auditor", "security"]),
+        ("/console/audit/dossier", &["auditor", "security", "admin"]),
         ("/console/admin", &["admin"]),
         ("/console/admin/devices", &["admin"]),
         ("/console/admin/accounts", &["admin"]),

@@ -201,6 +201,38 @@ async fn auditor_sees_sessions_verifies_and_downloads(db: TestDb) {
     assert_eq!(st, 200);
     assert!(flows.contains("data-flow="), "{flows}");
 
+    // The security dossier: its documents in both languages, each one opening
+    // from the console session as the API serves it (sandboxed, own media type).
+    let (st, dossier) = c.get("/console/audit/dossier").await;
+    assert_eq!(st, 200, "{dossier}");
+    for stem in [
+        "rights",
+        "crypto",
+        "flows",
+        "architecture",
+        "third-party",
+        "installation",
+        "procedures",
+    ] {
+        assert!(
+            dossier.contains(&format!("data-document=\"{stem}\"")),
+            "{stem}: {dossier}"
+        );
+    }
+    for link in [
+        "/console/audit/dossier/en/crypto.html",
+        "/console/audit/dossier/fr/procedures.md",
+    ] {
+        assert!(dossier.contains(link), "{link}: {dossier}");
+        let resp = c.raw_get(link).await;
+        assert_eq!(resp.status(), 200, "{link}");
+        let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.starts_with("sandbox;"), "{link}: {csp}");
+        assert!(!resp.text().await.unwrap().is_empty());
+    }
+    assert_eq!(c.get("/console/audit/dossier/en/nothing.html").await.0, 404);
+    assert_eq!(c.get("/console/audit/dossier/xx/rights.html").await.0, 404);
+
     // The trail verifies from the console (and not without the form's token).
     let (st, trail) = c.get("/console/audit/trail").await;
     assert_eq!(st, 200);

@@ -305,3 +305,108 @@ async fn example_in_the_docs() {
         }
     }
 }
+
+/// The same dossier served by a running node (`GET /api/v1/dossier/{lang}` and
+/// its documents): every file of the index answers with its media type, the
+/// rights are the enforced table's, the flows and the architecture name what
+/// the database holds, HTML runs nothing (sandboxed), and what is not a
+/// document or a language is a 404.
+async fn served(db: crate::common::TestDb) {
+    use portier::rights::{document, Format, TABLE};
+    let t = crate::common::TestApp::spawn(db).await;
+    let (st, vendor) = t
+        .call(
+            "POST",
+            "/api/v1/vendors",
+            Some(&t.admin),
+            Some(serde_json::json!({"name": "Acme <b>Imaging</b>", "networks": ["198.51.100.0/24"]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{vendor}");
+    let (st, device) = t
+        .call(
+            "POST",
+            "/api/v1/devices",
+            Some(&t.admin),
+            Some(serde_json::json!({"name": "mri-1", "address": "10.20.30.40:104", "protocol": "dicom", "vendor_ids": [vendor["id"]]})),
+        )
+        .await;
+    assert_eq!(st, 201, "{device}");
+    let auditor = t.token("auditor", "dossier-reader", None).await;
+    let get = |path: String, token: String| {
+        let req = t.http.get(t.url(&path)).bearer_auth(token);
+        async move { req.send().await.unwrap() }
+    };
+    for (code, lang) in [("en", portier::ops::Lang::En), ("fr", portier::ops::Lang::Fr)] {
+        let (st, index) = t
+            .call("GET", &format!("/api/v1/dossier/{code}"), Some(&auditor), None)
+            .await;
+        assert_eq!(st, 200, "{index}");
+        let files: Vec<String> = serde_json::from_value(index["files"].clone()).unwrap();
+        for f in FILES {
+            assert!(files.iter().any(|x| x == f), "{code}: {f} not served: {files:?}");
+        }
+        assert_eq!(index["documents"][0]["stem"], "rights");
+        for f in &files {
+            let resp = get(format!("/api/v1/dossier/{code}/{f}"), auditor.clone()).await;
+            assert_eq!(resp.status(), 200, "{code}/{f}");
+            let h = resp.headers().clone();
+            let ctype = h["content-type"].to_str().unwrap().to_owned();
+            let expected = match f.rsplit('.').next().unwrap() {
+                "md" => "text/markdown",
+                "html" => "text/html",
+                "json" => "application/json",
+                "csv" => "text/csv",
+                "svg" => "image/svg+xml",
+                _ => "text/plain",
+            };
+            assert!(ctype.starts_with(expected), "{code}/{f}: {ctype}");
+            let csp = h["content-security-policy"].to_str().unwrap();
+            assert!(
+                csp.starts_with("sandbox;") && csp.contains("default-src 'none'"),
+                "{csp}"
+            );
+            let body = resp.text().await.unwrap();
+            assert!(!body.trim().is_empty(), "{code}/{f} is empty");
+            match f.as_str() {
+                "rights.json" => assert_eq!(body, document(TABLE, lang, Format::Json)),
+                "rights.html" => assert_eq!(body, document(TABLE, lang, Format::Html)),
+                "flows.json" => assert!(body.contains("198.51.100.0/24"), "{body}"),
+                "architecture.dot" => {
+                    assert!(body.contains("10.20.30.0/24") && body.contains("mri-1"), "{body}")
+                }
+                // A vendor's name is text in the page, never markup.
+                "architecture.html" | "flows.html" => {
+                    assert!(!body.contains("<b>Imaging"), "{f}: {body}");
+                }
+                _ => {}
+            }
+        }
+        let (st, _) = t
+            .call(
+                "GET",
+                &format!("/api/v1/dossier/{code}/secrets.toml"),
+                Some(&auditor),
+                None,
+            )
+            .await;
+        assert_eq!(st, 404);
+        let (st, _) = t
+            .call(
+                "GET",
+                &format!("/api/v1/dossier/{code}/..%2Fportier.toml"),
+                Some(&auditor),
+                None,
+            )
+            .await;
+        assert_eq!(st, 404);
+    }
+    let (st, body) = t.call("GET", "/api/v1/dossier/de", Some(&auditor), None).await;
+    assert_eq!(st, 404, "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or_default().contains("en or fr"),
+        "{body}"
+    );
+    t.stop().await;
+}
+crate::on_both_backends!(the_dossier_is_served_to_auditors, super::served);

@@ -1,9 +1,11 @@
 //! The auditor pages: a timeline of windows and sessions, the sessions with
 //! their CSV export, the reports with their sessions, the audit trail with its
-//! verification, the flow matrix and the evidence bundle. Each page opens to
+//! verification, the flow matrix, the evidence bundle and the security
+//! dossier. Each page opens to
 //! the roles the API lets read the same (auditor; security, and admin where
 //! the API allows it), and only its tabs are offered.
 
+mod dossier;
 mod evidence;
 mod reports;
 mod sessions;
@@ -42,6 +44,8 @@ pub fn routes() -> Router<ApiState> {
         .route("/console/audit/flows", get(evidence::flows))
         .route("/console/audit/evidence", get(evidence::show))
         .route("/console/audit/evidence/download", get(evidence::download))
+        .route("/console/audit/dossier", get(dossier::show))
+        .route("/console/audit/dossier/{lang}/{document}", get(dossier::document))
 }
 
 /// The area's tabs.
@@ -53,16 +57,18 @@ enum Tab {
     Trail,
     Flows,
     Evidence,
+    Dossier,
 }
 
 impl Tab {
-    const ALL: [Tab; 6] = [
+    const ALL: [Tab; 7] = [
         Tab::Timeline,
         Tab::Sessions,
         Tab::Reports,
         Tab::Trail,
         Tab::Flows,
         Tab::Evidence,
+        Tab::Dossier,
     ];
 
     const fn path(self) -> &'static str {
@@ -73,6 +79,7 @@ impl Tab {
             Tab::Trail => "/console/audit/trail",
             Tab::Flows => "/console/audit/flows",
             Tab::Evidence => "/console/audit/evidence",
+            Tab::Dossier => "/console/audit/dossier",
         }
     }
 
@@ -84,6 +91,7 @@ impl Tab {
             Tab::Trail => "aud-tab-trail",
             Tab::Flows => "aud-tab-flows",
             Tab::Evidence => "aud-tab-evidence",
+            Tab::Dossier => "aud-tab-dossier",
         }
     }
 
@@ -97,6 +105,7 @@ impl Tab {
             Tab::Trail => Function::ReadAudit,
             Tab::Flows => Function::ReadFlows,
             Tab::Evidence => Function::ExportEvidence,
+            Tab::Dossier => Function::ReadDossier,
         }
     }
 }

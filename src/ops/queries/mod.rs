@@ -7,6 +7,7 @@
 //! session is live, whether a report is overdue), computed once, here.
 
 mod catalog;
+mod dossier;
 mod evidence;
 mod incident;
 mod oversight;

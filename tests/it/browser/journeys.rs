@@ -307,6 +307,7 @@ async fn screenshots_of_the_main_pages() {
                 "/console/audit/reports".into(),
                 "/console/audit/trail".into(),
                 "/console/audit/flows".into(),
+                "/console/audit/dossier".into(),
             ],
         ),
         (
