@@ -658,12 +658,13 @@ impl TrailReader for StoreTrail<'_> {
         self.0.audit_anchor().await
     }
     async fn trail_page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, crate::store::StoreError> {
-        self.0.list_audit(&crate::store::AuditFilter {
-            after_seq: Some(after_seq),
-            limit: Some(limit),
-            ..Default::default()
-        })
-        .await
+        self.0
+            .list_audit(&crate::store::AuditFilter {
+                after_seq: Some(after_seq),
+                limit: Some(limit),
+                ..Default::default()
+            })
+            .await
     }
 }
 

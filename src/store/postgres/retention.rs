@@ -129,7 +129,11 @@ impl PgStore {
     /// Verifies the audit events from the anchor `prior` (or the genesis)
     /// through `cut`, and that the trail's latest `data.purged` event names
     /// `prior`; `Conflict` naming the first invalid seq otherwise.
-    async fn verify_prefix(tx: &mut sqlx::Transaction<'_, sqlx::Postgres>, prior: Option<AuditAnchor>, cut: i64) -> StoreResult<()> {
+    async fn verify_prefix(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        prior: Option<AuditAnchor>,
+        cut: i64,
+    ) -> StoreResult<()> {
         let mut after = prior.as_ref().map_or(0, |a| a.seq);
         let mut v = match prior {
             Some(a) => crate::audit::ChainVerifier::from_anchor(a),
@@ -152,20 +156,22 @@ impl PgStore {
             }
         }
         // The latest purge after the prefix, which the verifier would read last.
-        let latest = sqlx::query(
-            "SELECT * FROM audit_events WHERE seq > $1 AND action = $2 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(cut)
-        .bind(crate::events::Event::DataPurged.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
+        let latest = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 AND action = $2 ORDER BY seq DESC LIMIT 1")
+            .bind(cut)
+            .bind(crate::events::Event::DataPurged.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
         if let Some(row) = &latest {
             v.note_latest_purge(&Self::audit_row(row)?);
         }
         match v.finish().first_invalid_seq {
             None => Ok(()),
             Some(seq) => {
-                tracing::warn!(first_invalid_seq = seq, cut, "purge refused: the audit prefix does not verify");
+                tracing::warn!(
+                    first_invalid_seq = seq,
+                    cut,
+                    "purge refused: the audit prefix does not verify"
+                );
                 Err(prefix_does_not_verify(seq))
             }
         }

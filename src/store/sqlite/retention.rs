@@ -148,20 +148,22 @@ impl SqliteStore {
             }
         }
         // The latest purge after the prefix, which the verifier would read last.
-        let latest = sqlx::query(
-            "SELECT * FROM audit_events WHERE seq > ?1 AND action = ?2 ORDER BY seq DESC LIMIT 1",
-        )
-        .bind(cut)
-        .bind(crate::events::Event::DataPurged.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
+        let latest = sqlx::query("SELECT * FROM audit_events WHERE seq > ?1 AND action = ?2 ORDER BY seq DESC LIMIT 1")
+            .bind(cut)
+            .bind(crate::events::Event::DataPurged.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
         if let Some(row) = &latest {
             v.note_latest_purge(&Self::audit_row(row)?);
         }
         match v.finish().first_invalid_seq {
             None => Ok(()),
             Some(seq) => {
-                tracing::warn!(first_invalid_seq = seq, cut, "purge refused: the audit prefix does not verify");
+                tracing::warn!(
+                    first_invalid_seq = seq,
+                    cut,
+                    "purge refused: the audit prefix does not verify"
+                );
                 Err(prefix_does_not_verify(seq))
             }
         }
