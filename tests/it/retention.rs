@@ -791,5 +791,6 @@ async fn openapi_documents_purge_and_timeline() {
         );
     }
     assert!(doc["paths"]["/api/v1/timeline"]["get"]["responses"]["422"].is_object());
+    assert!(doc["paths"]["/api/v1/purge"]["post"]["responses"]["409"].is_object());
     t.stop().await;
 }
