@@ -390,6 +390,120 @@ mod tests {
         assert_eq!(run(anchor.clone(), &with_forged).first_invalid_seq, Some(4));
     }
 
+    /// A trail in memory that a purge rewrites once, right after the first
+    /// page is read: what a purge committing during a verification does.
+    struct PurgedMidway {
+        state: std::sync::Mutex<(Vec<AuditRecord>, Option<AuditAnchor>)>,
+        after_first_page: std::sync::Mutex<Option<(Vec<AuditRecord>, Option<AuditAnchor>)>>,
+        anchor_reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl TrailReader for PurgedMidway {
+        async fn trail_anchor(&self) -> Result<Option<AuditAnchor>, crate::store::StoreError> {
+            self.anchor_reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.state.lock().unwrap().1.clone())
+        }
+        async fn trail_page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, crate::store::StoreError> {
+            let page: Vec<AuditRecord> = {
+                let state = self.state.lock().unwrap();
+                state
+                    .0
+                    .iter()
+                    .filter(|r| r.seq > after_seq)
+                    .take(limit as usize)
+                    .cloned()
+                    .collect()
+            };
+            if let Some(purged) = self.after_first_page.lock().unwrap().take() {
+                *self.state.lock().unwrap() = purged;
+            }
+            Ok(page)
+        }
+    }
+
+    /// Ten events, and the same trail after a purge of 1..=6 (its
+    /// `data.purged` event chained as the 11th, two days later).
+    fn before_and_after_a_purge() -> (Vec<AuditRecord>, (Vec<AuditRecord>, Option<AuditAnchor>)) {
+        let all = chain(10);
+        let anchor = AuditAnchor {
+            seq: 6,
+            hash: all[5].hash.clone(),
+        };
+        let at = all[9].at + chrono::Duration::days(2);
+        let details = serde_json::json!({"audit_anchor": anchor, "before": all[6].at}).to_string();
+        let prev = all[9].hash.clone();
+        let purge = AuditRecord {
+            seq: 11,
+            at,
+            actor: "a".into(),
+            action: "data.purged".into(),
+            object: "retention".into(),
+            outcome: "success".into(),
+            hash: chain_hash(&prev, 11, at, "a", "data.purged", "retention", "success", &details),
+            details,
+            prev_hash: prev,
+        };
+        let mut kept = all[6..].to_vec();
+        kept.push(purge);
+        (all, (kept, Some(anchor)))
+    }
+
+    fn reader(before: Vec<AuditRecord>, after: Option<(Vec<AuditRecord>, Option<AuditAnchor>)>) -> PurgedMidway {
+        PurgedMidway {
+            state: std::sync::Mutex::new((before, None)),
+            after_first_page: std::sync::Mutex::new(after),
+            anchor_reads: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// A purge committing between two pages is no break: the verification
+    /// starts over from the new anchor. A real break is still reported, with
+    /// or without a purge in between.
+    #[tokio::test]
+    async fn a_purge_during_verification_is_not_a_break() {
+        let (all, purged) = before_and_after_a_purge();
+        // Without the restart, the second page (after 3) starts at 7.
+        let r = reader(all.clone(), Some(purged.clone()));
+        let v = verify_trail(&r, 3, |_| {}).await.unwrap();
+        assert_eq!(
+            v,
+            Verification {
+                valid: true,
+                events: 5,
+                first_invalid_seq: None,
+                anchor_seq: Some(6),
+            }
+        );
+        assert_eq!(r.anchor_reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A page as long as the trail: the purge commits after it, no restart needed.
+        let r = reader(all.clone(), Some(purged.clone()));
+        assert!(verify_trail(&r, 100, |_| {}).await.unwrap().valid);
+
+        // Tampering with a kept event (seq 9), before and after the purge.
+        let tamper = |rs: &mut Vec<AuditRecord>| {
+            if let Some(r) = rs.iter_mut().find(|r| r.seq == 9) {
+                r.object = "forged".into();
+            }
+        };
+        let (mut all_t, (mut kept_t, anchor)) = (all.clone(), purged.clone());
+        tamper(&mut all_t);
+        tamper(&mut kept_t);
+        let r = reader(all_t.clone(), Some((kept_t, anchor)));
+        let v = verify_trail(&r, 3, |_| {}).await.unwrap();
+        assert_eq!((v.valid, v.first_invalid_seq, v.anchor_seq), (false, Some(9), Some(6)));
+        // No purge: the break is reported as found, the anchor read twice.
+        let r = reader(all_t, None);
+        let v = verify_trail(&r, 3, |_| {}).await.unwrap();
+        assert_eq!((v.valid, v.first_invalid_seq, v.events), (false, Some(9), 10));
+        assert_eq!(r.anchor_reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // A gap with the anchor unmoved stays a break.
+        let mut gap = all;
+        gap.remove(4);
+        let r = reader(gap, None);
+        assert_eq!(verify_trail(&r, 3, |_| {}).await.unwrap().first_invalid_seq, Some(5));
+    }
+
     #[test]
     fn canonical_time_has_six_digits() {
         let at = DateTime::from_timestamp_micros(1_700_000_000_000_000).unwrap();
@@ -487,6 +601,15 @@ impl ChainVerifier {
         self.prev_hash = r.hash.clone();
     }
 
+    /// Takes note of the trail's latest `data.purged` event, read out of
+    /// sequence (after a prefix, by a purge checking what it deletes): the
+    /// anchor must be the one it names. Its own chain link is not checked here.
+    pub fn note_latest_purge(&mut self, r: &AuditRecord) {
+        if r.action == Event::DataPurged.as_str() {
+            self.purge_named = Some((r.at, serde_json::from_str::<PurgedDetails>(&r.details).ok()));
+        }
+    }
+
     /// The result so far.
     pub fn finish(&self) -> Verification {
         let mut first_invalid = self.first_invalid;
@@ -516,31 +639,99 @@ impl ChainVerifier {
     }
 }
 
+/// What verification reads: the anchor and the trail, a page at a time. The
+/// store is one; tests put a reader in between to purge during a verification.
+#[async_trait::async_trait]
+pub trait TrailReader: Send + Sync {
+    /// Where the kept trail starts (`None`: at the genesis).
+    async fn trail_anchor(&self) -> Result<Option<AuditAnchor>, crate::store::StoreError>;
+    /// Up to `limit` events after `after_seq`, in sequence order.
+    async fn trail_page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, crate::store::StoreError>;
+}
+
+/// A store's trail, as [`verify_store`] reads it.
+pub struct StoreTrail<'a>(pub &'a dyn crate::store::Store);
+
+#[async_trait::async_trait]
+impl TrailReader for StoreTrail<'_> {
+    async fn trail_anchor(&self) -> Result<Option<AuditAnchor>, crate::store::StoreError> {
+        self.0.audit_anchor().await
+    }
+    async fn trail_page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, crate::store::StoreError> {
+        self.0
+            .list_audit(&crate::store::AuditFilter {
+                after_seq: Some(after_seq),
+                limit: Some(limit),
+                ..Default::default()
+            })
+            .await
+    }
+}
+
+/// Events read per page by [`verify_store`].
+pub const VERIFY_PAGE: u32 = 5_000;
+
 /// Verifies the whole trail of a store, page by page; `progress` is called after
 /// each page with the number of events read so far.
 pub async fn verify_store(
     store: &dyn crate::store::Store,
+    progress: impl FnMut(u64),
+) -> Result<Verification, crate::store::StoreError> {
+    verify_trail(&StoreTrail(store), VERIFY_PAGE, progress).await
+}
+
+/// [`verify_store`] with pages of `page` events (tests use small ones).
+///
+/// A purge that commits while the pages are read deletes the events the next
+/// page was to start with and moves the anchor: the trail then looks broken
+/// where it is not. So a break found is checked against the anchor read again:
+/// if it moved, the verification starts over once, from the new anchor, and
+/// its answer is final (a real break is reported by it as well).
+pub async fn verify_trail(
+    reader: &dyn TrailReader,
+    page: u32,
     mut progress: impl FnMut(u64),
 ) -> Result<Verification, crate::store::StoreError> {
-    const PAGE: u32 = 5_000;
-    let (mut v, mut after) = match store.audit_anchor().await? {
-        Some(anchor) => (ChainVerifier::from_anchor(anchor.clone()), anchor.seq),
+    let page = page.max(1);
+    let anchor = reader.trail_anchor().await?;
+    let v = verify_from(reader, anchor.clone(), page, &mut progress).await?;
+    if v.valid {
+        return Ok(v);
+    }
+    let now = reader.trail_anchor().await?;
+    if now == anchor {
+        return Ok(v);
+    }
+    tracing::info!(
+        first_invalid_seq = ?v.first_invalid_seq,
+        anchor_seq = ?now.as_ref().map(|a| a.seq),
+        "a purge moved the audit anchor during verification: verifying again from the new anchor"
+    );
+    verify_from(reader, now, page, &mut progress).await
+}
+
+/// One pass over the trail from `anchor` (or the genesis) to the head.
+async fn verify_from(
+    reader: &dyn TrailReader,
+    anchor: Option<AuditAnchor>,
+    page: u32,
+    progress: &mut impl FnMut(u64),
+) -> Result<Verification, crate::store::StoreError> {
+    let (mut v, mut after) = match anchor {
+        Some(anchor) => {
+            let seq = anchor.seq;
+            (ChainVerifier::from_anchor(anchor), seq)
+        }
         None => (ChainVerifier::default(), 0),
     };
     loop {
-        let page = store
-            .list_audit(&crate::store::AuditFilter {
-                after_seq: Some(after),
-                limit: Some(PAGE),
-                ..Default::default()
-            })
-            .await?;
-        for r in &page {
+        let records = reader.trail_page(after, page).await?;
+        for r in &records {
             v.feed(r);
         }
         progress(v.events);
-        match page.last() {
-            Some(last) if page.len() == PAGE as usize => after = last.seq,
+        match records.last() {
+            Some(last) if records.len() == page as usize => after = last.seq,
             _ => return Ok(v.finish()),
         }
     }

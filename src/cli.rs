@@ -156,7 +156,8 @@ pub enum Command {
         /// The device (id or name).
         #[arg(long)]
         device: Option<String>,
-        /// From (RFC 3339 or YYYY-MM-DD); default 30 days before --until.
+        /// From (RFC 3339 or YYYY-MM-DD); default 30 days before --until. The
+        /// period is 366 days at most.
         #[arg(long, value_parser = cli_instant)]
         since: Option<chrono::DateTime<chrono::Utc>>,
         /// To, exclusive (RFC 3339 or YYYY-MM-DD); default now.
@@ -755,6 +756,17 @@ async fn timeline(
     json: bool,
 ) -> anyhow::Result<()> {
     let who = Actor::cli(&cli_user());
+    if let Some(since) = since {
+        let until = until.unwrap_or_else(|| SystemClock.now());
+        if until - since > chrono::Duration::days(crate::ops::MAX_INCIDENT_DAYS) {
+            bail!(
+                "--since {} and --until {} are more than {} days apart: ask for one year at most at a time",
+                since.to_rfc3339(),
+                until.to_rfc3339(),
+                crate::ops::MAX_INCIDENT_DAYS
+            );
+        }
+    }
     let vendor_id = match vendor {
         Some(v) => Some(
             match ops.store.list_vendors().await?.into_iter().find(|x| x.name == v) {

@@ -38,6 +38,7 @@ pub struct PurgeRequestBody {
     responses((status = 200, body = PurgeCounts, description = "What was (or, with dry_run, would be) erased or deleted"),
         (status = 400, body = ErrorBody, description = "Cut-off in the future"),
         (status = 403, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The audit events the purge would delete do not verify (the message names the first invalid sequence number): nothing was purged"),
         (status = 422, body = ErrorBody, description = "Cut-off within the minimum retention ([retention] min_days)")))]
 async fn purge(
     State(s): State<ApiState>,
@@ -59,7 +60,8 @@ pub struct TimelineParams {
     pub vendor_id: Option<VendorId>,
     /// One device.
     pub device_id: Option<DeviceId>,
-    /// From (RFC 3339, inclusive); default 30 days before `until`.
+    /// From (RFC 3339, inclusive); default 30 days before `until`. The period
+    /// is 366 days at most (longer: 400).
     #[serde(default, deserialize_with = "rfc3339::optional")]
     pub since: Option<DateTime<Utc>>,
     /// To (RFC 3339, exclusive); default now.
@@ -75,7 +77,7 @@ pub struct TimelineParams {
 /// auditor, admin).
 #[utoipa::path(get, path = "/api/v1/timeline", params(TimelineParams),
     responses((status = 200, body = IncidentTimeline),
-        (status = 400, body = ErrorBody, description = "Neither or both of vendor_id and device_id, bad dates, or until not after since"),
+        (status = 400, body = ErrorBody, description = "Neither or both of vendor_id and device_id, bad dates, until not after since, or a period longer than 366 days"),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "No such vendor or device"),
         (status = 422, body = ErrorBody, description = "More events than the limit: narrow the period")))]

@@ -49,7 +49,7 @@ pub use queries::{
     ReportsQuery, SessionView, SessionsQuery, TimelineQuery, TimelineWindow, WindowView, WindowsQuery, MAX_AUDIT_PAGE,
     MAX_DENIALS,
 };
-pub use queries::{IncidentEntry, IncidentQuery, IncidentTimeline, MAX_INCIDENT_ENTRIES};
+pub use queries::{IncidentEntry, IncidentQuery, IncidentTimeline, MAX_INCIDENT_DAYS, MAX_INCIDENT_ENTRIES};
 pub use reports::ReportInput;
 pub use retention::PurgeInput;
 pub use sessions::Terminated;

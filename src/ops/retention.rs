@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::{Actor, Ops, OpsError, OpsResult};
 use crate::events::Event;
-use crate::store::{Effects, PurgeCounts, PurgeRequest};
+use crate::store::{Effects, PurgeCounts, PurgeRequest, StoreError};
 
 /// A purge as asked.
 #[derive(Debug, Clone)]
@@ -22,7 +22,9 @@ impl Ops {
     /// Erases or deletes the personal data older than `before` (admin), keeping
     /// the audit chain verifiable, and records a `data.purged` event with the
     /// counts, the cut-off and the new anchor. Refused for a cut-off in the
-    /// future or younger than `[retention] min_days`.
+    /// future or younger than `[retention] min_days`, and (409) when the audit
+    /// events it would delete do not verify: deleting them would erase the
+    /// evidence of tampering.
     #[tracing::instrument(skip(self, who), fields(actor = %who.name))]
     pub async fn purge(&self, who: &Actor, input: &PurgeInput) -> OpsResult<PurgeCounts> {
         who.may(crate::rights::Function::PurgeData)?;
@@ -64,6 +66,7 @@ impl Ops {
                     "notifications": c.notifications,
                     "audit_events": c.audit_events,
                     "audit_anchor": c.audit_anchor,
+                    "prefix_verified": c.prefix_verified,
                 }),
             ))
             .notice(
@@ -71,7 +74,13 @@ impl Ops {
                 json!({"before": input.before, "audit_events": c.audit_events, "by": who.name}),
             )
         };
-        let counts = self.store.purge_personal_data(&req, &record).await?;
+        let counts = match self.store.purge_personal_data(&req, &record).await {
+            Ok(c) => c,
+            // The prefix to delete does not verify: the store's message names
+            // the first invalid event (409, printed as is by the CLI).
+            Err(StoreError::Conflict(m)) => return Err(OpsError::conflict(m)),
+            Err(e) => return Err(e.into()),
+        };
         tracing::info!(dry_run = input.dry_run, before = %input.before, ?counts, "purge");
         Ok(counts)
     }

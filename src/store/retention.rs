@@ -54,4 +54,19 @@ pub struct PurgeCounts {
     pub audit_events: u64,
     /// Where verification starts after the purge (`None`: the trail is whole).
     pub audit_anchor: Option<AuditAnchor>,
+    /// The audit events to delete were verified first, from the previous
+    /// anchor (or the genesis) on: a purge whose prefix does not verify is
+    /// refused, so it never erases the evidence of tampering.
+    pub prefix_verified: bool,
+}
+
+/// Audit events read per page while a purge verifies the prefix it deletes.
+pub(crate) const PREFIX_PAGE: i64 = 5_000;
+
+/// The refusal of a purge whose prefix does not verify (409).
+pub(crate) fn prefix_does_not_verify(seq: i64) -> super::StoreError {
+    super::StoreError::Conflict(format!(
+        "the audit trail does not verify at sequence number {seq}, among the events this purge would delete: \
+         purging would erase the evidence of tampering, so nothing was purged (see `portier audit verify`)"
+    ))
 }

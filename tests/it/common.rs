@@ -807,3 +807,87 @@ impl TestApp {
         id
     }
 }
+
+// --- A worked maintenance period, and raw SQL (retention.rs, evidence.rs) ---
+
+/// A node whose clock the test moves, standing at `start`.
+pub async fn clocked_app(db: TestDb, start: DateTime<Utc>) -> (TestApp, Arc<portier::clock::ManualClock>) {
+    let clock = Arc::new(portier::clock::ManualClock::new(start));
+    let t = TestApp::spawn_with(db, "", clock.clone()).await;
+    (t, clock)
+}
+
+/// One maintenance period that happened: vendor `vendor_name` (127.0.0.2)
+/// with a technician, device "mri-1" (an echo device), a vendor desk and a
+/// security account, a window approved from a minute before `start` for an
+/// hour, and one session through it that carried "ping" (4 bytes each way)
+/// and ended.
+pub struct WorkedPeriod {
+    pub scene: ApiScene,
+    /// The vendor desk's token.
+    pub vendor: String,
+    /// The security account's token.
+    pub security: String,
+    pub window: String,
+    pub session: String,
+}
+
+pub async fn worked_period(t: &TestApp, vendor_name: &str, start: DateTime<Utc>) -> WorkedPeriod {
+    let device = echo_device().await;
+    let scene = api_scene(t, vendor_name, "127.0.0.2", "mri-1", device).await;
+    let vendor = t.token("vendor", "desk", Some(&scene.vendor_id)).await;
+    let security = t.token("security", "soc", None).await;
+    let window = t
+        .approved_window(
+            &vendor,
+            &security,
+            &scene.device_id,
+            start - chrono::Duration::minutes(1),
+            start + chrono::Duration::hours(1),
+        )
+        .await;
+    {
+        let mut s = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", scene.tls.clone())
+            .await
+            .unwrap();
+        assert_eq!(echo_roundtrip(&mut s, b"ping").await, b"ping");
+    }
+    let session = eventually(|| async {
+        let list = t
+            .app
+            .store
+            .list_sessions(&portier::store::SessionFilter::default())
+            .await
+            .ok()?;
+        list.into_iter()
+            .find(|s| s.ended_at.is_some() && s.window_id.as_str() == window)
+    })
+    .await;
+    WorkedPeriod {
+        scene,
+        vendor,
+        security,
+        window,
+        session: session.id.to_string(),
+    }
+}
+
+/// Raw access to the database, as an attacker with the file or a DB account would have.
+pub async fn raw_sql<S: AsRef<str>>(t: &TestApp, statements: &[S]) {
+    match t.db.kind {
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&t.db.url).await.unwrap();
+            for s in statements {
+                sqlx::query(s.as_ref()).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(&t.db.url).await.unwrap();
+            for s in statements {
+                sqlx::query(s.as_ref()).execute(&pool).await.unwrap();
+            }
+            pool.close().await;
+        }
+    }
+}

@@ -7,26 +7,6 @@ use sha2::{Digest, Sha256};
 use crate::common::*;
 use crate::on_both_backends;
 
-/// Raw access to the database, as an attacker with the file or a DB account would have.
-async fn raw(t: &TestApp, statements: &[&str]) {
-    match t.db.kind {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&t.db.url).await.unwrap();
-            for s in statements {
-                sqlx::query(s).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&t.db.url).await.unwrap();
-            for s in statements {
-                sqlx::query(s).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
-        }
-    }
-}
-
 /// A node with a trail of a dozen events and an auditor token.
 async fn trail(db: TestDb) -> (TestApp, String) {
     let t = TestApp::spawn(db).await;
@@ -82,19 +62,19 @@ async fn tampering(make: fn() -> std::pin::Pin<Box<dyn std::future::Future<Outpu
     let (st, _) = t.call("GET", "/api/v1/audit/verify", Some(&t.admin), None).await;
     assert_eq!(st, 403);
     // Modify one field.
-    raw(&t, &["UPDATE audit_events SET object = 'forged' WHERE seq = 3"]).await;
+    raw_sql(&t, &["UPDATE audit_events SET object = 'forged' WHERE seq = 3"]).await;
     assert_broken_at(&t, &auditor, 3).await;
     t.stop().await;
 
     // Delete one.
     let (t, auditor) = trail(make().await).await;
-    raw(&t, &["DELETE FROM audit_events WHERE seq = 4"]).await;
+    raw_sql(&t, &["DELETE FROM audit_events WHERE seq = 4"]).await;
     assert_broken_at(&t, &auditor, 4).await;
     t.stop().await;
 
     // Insert one in the middle (renumbering what follows).
     let (t, auditor) = trail(make().await).await;
-    raw(
+    raw_sql(
         &t,
         &[
             "UPDATE audit_events SET seq = -seq - 1 WHERE seq >= 5",
@@ -109,7 +89,7 @@ async fn tampering(make: fn() -> std::pin::Pin<Box<dyn std::future::Future<Outpu
 
     // Reorder two.
     let (t, auditor) = trail(make().await).await;
-    raw(
+    raw_sql(
         &t,
         &[
             "UPDATE audit_events SET seq = -2 WHERE seq = 2",
@@ -352,33 +332,14 @@ portier-syslog,Events to the SIEM (RFC 5424),no: hospital internal network,porti
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn evidence_bundle_and_report_csv() {
     let start = Utc::now();
-    let clock = std::sync::Arc::new(portier::clock::ManualClock::new(start));
-    let t = TestApp::spawn_with(TestDb::sqlite().await, "", clock.clone()).await;
-    let device = echo_device().await;
-    let sc = api_scene(&t, "Acme, \"Imaging\"", "127.0.0.2", "mri-1", device).await;
-    let vendor = t.token("vendor", "desk", Some(&sc.vendor_id)).await;
-    let security = t.token("security", "soc", None).await;
-    let w = t
-        .approved_window(
-            &vendor,
-            &security,
-            &sc.device_id,
-            start - chrono::Duration::minutes(1),
-            start + chrono::Duration::hours(1),
-        )
-        .await;
-    let mut tls = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
-        .await
-        .unwrap();
-    assert_eq!(echo_roundtrip(&mut tls, b"x").await, b"x");
-    drop(tls);
-    eventually(|| async {
-        let (_, l) = t
-            .call("GET", "/api/v1/sessions?active=false", Some(&security), None)
-            .await;
-        l.as_array().filter(|a| a.len() == 1).cloned()
-    })
-    .await;
+    let (t, clock) = clocked_app(TestDb::sqlite().await, start).await;
+    let WorkedPeriod {
+        scene: sc,
+        vendor,
+        security,
+        window: w,
+        ..
+    } = worked_period(&t, "Acme, \"Imaging\"", start).await;
     clock.set(start + chrono::Duration::hours(2));
     let summary = "Flashed firmware, then \"QA\" scan,\nall green";
     let (st, r) = t

@@ -1,53 +1,43 @@
 //! Secure disposal (`portier purge`, `POST /api/v1/purge`) and the incident
 //! timeline (`portier timeline`, `GET /api/v1/timeline`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use portier::clock::ManualClock;
+use portier::audit::{AuditRecord, TrailReader};
 use portier::domain::{SessionId, WindowId, WindowState};
-use portier::store::{AuditFilter, SessionFilter, ERASED, ERASED_IP};
+use portier::store::{AuditAnchor, Store, StoreError};
+use portier::store::{AuditFilter, ERASED, ERASED_IP};
 use serde_json::{json, Value};
 
 use crate::common::*;
 use crate::on_both_backends;
 
-/// The usual scene, then one session carrying "ping" (4 bytes each way), one
-/// denial (an undeclared source), and the window's report. Returns (scene,
-/// vendor token, security token, window id, session id).
-async fn worked_window(t: &TestApp) -> (ApiScene, String, String, String, String) {
-    let device = echo_device().await;
-    let (sc, vendor, security) = t.open_window_scene(device).await;
-    {
-        let mut s = connect_from("127.0.0.2", t.app.gateway_addr, "mri-1", sc.tls.clone())
-            .await
-            .unwrap();
-        assert_eq!(echo_roundtrip(&mut s, b"ping").await, b"ping");
-    }
-    let session = eventually(|| async {
-        let list = t.app.store.list_sessions(&SessionFilter::default()).await.ok()?;
-        let s = list.into_iter().find(|s| s.ended_at.is_some())?;
-        Some(s)
-    })
-    .await;
-    let mut denied = connect_from("127.0.0.3", t.app.gateway_addr, "mri-1", sc.tls.clone())
+/// A worked period at `start` (see `worked_period`), then one denial (an
+/// undeclared source) and the window's report. Returns (scene, vendor token,
+/// security token, window id, session id).
+async fn worked_window(t: &TestApp, start: DateTime<Utc>) -> (ApiScene, String, String, String, String) {
+    let p = worked_period(t, "Acme", start).await;
+    let mut denied = connect_from("127.0.0.3", t.app.gateway_addr, "mri-1", p.scene.tls.clone())
         .await
         .unwrap();
     assert!(read_all(&mut denied)
         .await
         .unwrap()
         .starts_with("PORTIER DENIED source_ip_not_declared "));
-    let window = session.window_id.to_string();
     let (st, r) = t
         .call(
             "POST",
-            &format!("/api/v1/windows/{window}/report"),
-            Some(&vendor),
+            &format!("/api/v1/windows/{}/report", p.window),
+            Some(&p.vendor),
             Some(json!({"summary": "replaced the coil of Mr Martin's scanner", "actions": "coil", "outcome": "success", "follow_up": "call Dr Durand"})),
         )
         .await;
     assert_eq!(st, 201, "{r}");
-    (sc, vendor, security, window, session.id.to_string())
+    (p.scene, p.vendor, p.security, p.window, p.session)
 }
 
 async fn purge(t: &TestApp, before: DateTime<Utc>, dry_run: bool) -> (u16, Value) {
@@ -90,9 +80,8 @@ async fn verify(t: &TestApp, auditor: &str) -> Value {
 /// later appends; a dry run changes nothing; a too-recent cut-off is refused.
 async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     let start = Utc::now();
-    let clock = Arc::new(ManualClock::new(start));
-    let t = TestApp::spawn_with(db, "", clock.clone()).await;
-    let (sc, vendor, _security, window, session) = worked_window(&t).await;
+    let (t, clock) = clocked_app(db, start).await;
+    let (sc, vendor, _security, window, session) = worked_window(&t, start).await;
     // A request nobody decided: pending, it stays whatever its age.
     let later = Utc::now() + Duration::hours(3);
     let (st, pending) = t
@@ -234,6 +223,11 @@ async fn purge_erases_old_personal_data_and_keeps_the_chain(db: TestDb) {
     assert_eq!(d["sessions"], 1);
     assert_eq!(d["audit_events"].as_u64(), Some(old));
     assert_eq!(d["audit_anchor"]["hash"], anchor.hash.as_str());
+    // The prefix was verified before it went.
+    assert_eq!(
+        (&d["prefix_verified"], &done["prefix_verified"]),
+        (&json!(true), &json!(true))
+    );
     assert_eq!(
         d["before"].as_str().map(|b| b.parse::<DateTime<Utc>>().unwrap()),
         Some(cut)
@@ -311,7 +305,7 @@ async fn a_hand_made_anchor_does_not_verify(db: TestDb) {
             sql_time(&t, at)
         ),
     ];
-    raw(&t, &statements).await;
+    raw_sql(&t, &statements).await;
     let v = verify(&t, &auditor).await;
     assert_eq!(
         (v["valid"].as_bool(), v["first_invalid_seq"].as_i64()),
@@ -322,29 +316,261 @@ async fn a_hand_made_anchor_does_not_verify(db: TestDb) {
 }
 on_both_backends!(hand_made_anchor_is_refused, super::a_hand_made_anchor_does_not_verify);
 
+async fn vendors(t: &TestApp, names: &[&str]) {
+    for name in names {
+        let (st, b) = t
+            .call(
+                "POST",
+                "/api/v1/vendors",
+                Some(&t.admin),
+                Some(json!({"name": name, "networks": ["192.0.2.1"]})),
+            )
+            .await;
+        assert_eq!(st, 201, "{b}");
+    }
+}
+
+/// A purge over a prefix that does not verify (an event modified in the
+/// database) is refused, through the API (409, dry run too) and the CLI, with
+/// the first invalid seq, and leaves everything in place: deleting that prefix
+/// would erase the evidence of tampering.
+async fn a_tampered_prefix_is_not_purged(db: TestDb) {
+    let start = Utc::now();
+    let (t, clock) = clocked_app(db, start).await;
+    vendors(&t, &["V0", "V1", "V2", "V3"]).await;
+    clock.set(start + Duration::days(400));
+    vendors(&t, &["Recent"]).await;
+    let cut = start + Duration::days(1);
+    raw_sql(&t, &["UPDATE audit_events SET object = 'forged' WHERE seq = 4"]).await;
+    let trail = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
+    for dry_run in [true, false] {
+        let (st, b) = purge(&t, cut, dry_run).await;
+        assert_eq!(st, 409, "dry run {dry_run}: {b}");
+        let message = b["message"].as_str().unwrap();
+        assert!(
+            message.contains("sequence number 4") && message.contains("nothing was purged"),
+            "{b}"
+        );
+    }
+    // Nothing went, nothing was recorded: the break is still there to see.
+    assert_eq!(t.app.store.list_audit(&AuditFilter::default()).await.unwrap(), trail);
+    assert!(t.app.store.audit_anchor().await.unwrap().is_none());
+    let auditor = t.token("auditor", "dpo", None).await;
+    let v = verify(&t, &auditor).await;
+    assert_eq!(v["first_invalid_seq"].as_i64(), Some(4), "{v}");
+    let db = match t.db.kind {
+        Backend::Sqlite => TestDb::sqlite().await,
+        Backend::Postgres => TestDb::postgres().await.expect("PORTIER_TEST_PG_URL is set"),
+    };
+    t.stop().await;
+
+    // The CLI (its clock is the real one: events 400 days old by it) says the
+    // same and changes nothing. The test's own first records are dated now, so
+    // the prefix here is the node's start alone: that is the one modified.
+    let start = Utc::now() - Duration::days(400);
+    let (t, clock) = clocked_app(db, start).await;
+    clock.set(Utc::now());
+    raw_sql(&t, &["UPDATE audit_events SET object = 'forged' WHERE seq = 1"]).await;
+    let trail = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
+    let out = cli(&t, &["purge", "--before", &(start + Duration::days(1)).to_rfc3339()]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sequence number 1"),
+        "{out:?}"
+    );
+    assert_eq!(t.app.store.list_audit(&AuditFilter::default()).await.unwrap(), trail);
+    assert!(t.app.store.audit_anchor().await.unwrap().is_none());
+    t.stop().await;
+}
+on_both_backends!(tampered_prefix_is_not_purged, super::a_tampered_prefix_is_not_purged);
+
+/// The store's trail, with a purge that commits right after the first page
+/// is read (between the anchor read and the next page).
+struct PurgeAfterFirstPage {
+    store: Arc<dyn Store>,
+    purge: tokio::sync::Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    anchor_reads: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl TrailReader for PurgeAfterFirstPage {
+    async fn trail_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        self.anchor_reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.audit_anchor().await
+    }
+    async fn trail_page(&self, after_seq: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        let page = self
+            .store
+            .list_audit(&AuditFilter {
+                after_seq: Some(after_seq),
+                limit: Some(limit),
+                ..AuditFilter::default()
+            })
+            .await?;
+        if let Some(purge) = self.purge.lock().await.take() {
+            purge.await;
+        }
+        Ok(page)
+    }
+}
+
+/// A purge committing while the trail is verified (pages of 3 events) is no
+/// break: the verification starts over from the new anchor and the trail
+/// verifies.
+async fn a_purge_during_verification(db: TestDb) {
+    let start = Utc::now();
+    let (t, clock) = clocked_app(db, start).await;
+    vendors(&t, &["V0", "V1", "V2", "V3", "V4", "V5"]).await;
+    clock.set(start + Duration::days(400));
+    vendors(&t, &["Kept0", "Kept1"]).await;
+    let (http, url, admin) = (t.http.clone(), t.url("/api/v1/purge"), t.admin.clone());
+    let cut = start + Duration::days(1);
+    let purge: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(async move {
+        let r = http
+            .post(url)
+            .bearer_auth(admin)
+            .json(&json!({"before": cut}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    let reader = PurgeAfterFirstPage {
+        store: t.app.store.clone(),
+        purge: tokio::sync::Mutex::new(Some(purge)),
+        anchor_reads: std::sync::atomic::AtomicUsize::new(0),
+    };
+    let v = portier::audit::verify_trail(&reader, 3, |_| {}).await.unwrap();
+    let anchor = t.app.store.audit_anchor().await.unwrap().expect("the purge ran");
+    // The page after the first (after seq 3) was among the deleted events.
+    assert!(anchor.seq > 4, "{anchor:?}");
+    assert!(v.valid, "{v:?}");
+    assert_eq!(v.anchor_seq, Some(anchor.seq));
+    // The first pass saw the gap, read the anchor again, and started over.
+    assert_eq!(reader.anchor_reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let kept = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
+    assert_eq!(v.events, kept.len() as u64);
+    t.stop().await;
+}
+on_both_backends!(
+    purge_during_verification_is_no_break,
+    super::a_purge_during_verification
+);
+
+/// The timeline covers a year at most (400 through the API, an error from
+/// the CLI), and lists the events of the period: those of a window outside
+/// it (reported after its end, requested ahead) included, the window's
+/// approval and end (outside) not.
+async fn timeline_period(db: TestDb) {
+    let start = Utc::now();
+    let (t, clock) = clocked_app(db, start).await;
+    let p = worked_period(&t, "Acme", start).await;
+    clock.set(start + Duration::hours(2));
+    let (st, r) = t
+        .call(
+            "POST",
+            &format!("/api/v1/windows/{}/report", p.window),
+            Some(&p.vendor),
+            Some(json!({"summary": "done", "actions": "coil", "outcome": "success"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{r}");
+    let next = start + Duration::days(7);
+    let (st, w) = t
+        .call(
+            "POST",
+            "/api/v1/windows",
+            Some(&p.vendor),
+            Some(json!({"device_ids": [p.scene.device_id], "starts_at": next, "ends_at": next + Duration::hours(1), "reason": "next week"})),
+        )
+        .await;
+    assert_eq!(st, 201, "{w}");
+    let next_window = w["id"].as_str().unwrap().to_owned();
+    let auditor = t.token("auditor", "anssi", None).await;
+    let at = |d: DateTime<Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let q = |subject: &str, since: DateTime<Utc>, until: DateTime<Utc>| {
+        format!("/api/v1/timeline?{subject}&since={}&until={}", at(since), at(until))
+    };
+    for subject in [
+        format!("vendor_id={}", p.scene.vendor_id),
+        format!("device_id={}", p.scene.device_id),
+    ] {
+        let (st, tl) = t
+            .call(
+                "GET",
+                &q(&subject, start + Duration::minutes(90), start + Duration::hours(3)),
+                Some(&auditor),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{tl}");
+        assert_eq!(
+            events(&tl),
+            vec![
+                ("report.filed".to_owned(), p.window.clone()),
+                ("window.requested".to_owned(), next_window.clone())
+            ],
+            "{subject}"
+        );
+        // The window's own period: its end, no event of next week's window.
+        let (st, tl) = t
+            .call(
+                "GET",
+                &q(&subject, start + Duration::minutes(30), start + Duration::minutes(90)),
+                Some(&auditor),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{tl}");
+        assert_eq!(
+            events(&tl),
+            vec![("window.ended".to_owned(), p.window.clone())],
+            "{subject}"
+        );
+        // A year (366 days) is the most.
+        let (st, tl) = t
+            .call(
+                "GET",
+                &q(&subject, start - Duration::days(366), start),
+                Some(&auditor),
+                None,
+            )
+            .await;
+        assert_eq!(st, 200, "{tl}");
+        let (st, b) = t
+            .call(
+                "GET",
+                &q(&subject, start - Duration::days(366) - Duration::seconds(1), start),
+                Some(&auditor),
+                None,
+            )
+            .await;
+        assert_eq!(st, 400, "{b}");
+        assert!(b["message"].as_str().unwrap().contains("longer than 366 days"), "{b}");
+    }
+    let out = cli(
+        &t,
+        &[
+            "timeline",
+            "--vendor",
+            "Acme",
+            "--since",
+            &(Utc::now() - Duration::days(400)).to_rfc3339(),
+        ],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("more than 366 days apart"),
+        "{out:?}"
+    );
+    t.stop().await;
+}
+on_both_backends!(timeline_period_is_bounded, super::timeline_period);
+
 fn sql_time(t: &TestApp, at: DateTime<Utc>) -> String {
     match t.db.kind {
         Backend::Sqlite => at.timestamp_micros().to_string(),
         Backend::Postgres => format!("'{}'", at.to_rfc3339()),
-    }
-}
-
-async fn raw(t: &TestApp, statements: &[String]) {
-    match t.db.kind {
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&t.db.url).await.unwrap();
-            for s in statements {
-                sqlx::query(s).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
-        }
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(&t.db.url).await.unwrap();
-            for s in statements {
-                sqlx::query(s).execute(&pool).await.unwrap();
-            }
-            pool.close().await;
-        }
     }
 }
 
@@ -376,7 +602,7 @@ fn in_order(got: &[(String, String)], wanted: &[(&str, &str)]) -> bool {
 async fn timeline_of_a_vendor_and_a_device(db: TestDb) {
     let t = TestApp::spawn(db).await;
     let since = Utc::now() - Duration::minutes(5);
-    let (sc, vendor, security, window, session) = worked_window(&t).await;
+    let (sc, vendor, security, window, session) = worked_window(&t, Utc::now()).await;
     // Another vendor, its device and window.
     let other_device = echo_device().await;
     let other = api_scene(&t, "Other", "127.0.0.4", "ct-2", other_device).await;
@@ -565,5 +791,6 @@ async fn openapi_documents_purge_and_timeline() {
         );
     }
     assert!(doc["paths"]["/api/v1/timeline"]["get"]["responses"]["422"].is_object());
+    assert!(doc["paths"]["/api/v1/purge"]["post"]["responses"]["409"].is_object());
     t.stop().await;
 }

@@ -23,6 +23,9 @@ use crate::store::{AuditFilter, Session, StoreError, WindowFilter};
 pub const MAX_INCIDENT_ENTRIES: usize = 10_000;
 /// The period when `since` is not given: this many days before `until`.
 pub const DEFAULT_INCIDENT_DAYS: i64 = 30;
+/// The longest period one timeline covers (a year, leap day included); a
+/// longer one is refused (400): split it.
+pub const MAX_INCIDENT_DAYS: i64 = 366;
 /// The entry of an approved window's scheduled end: no audit event marks it
 /// (the window simply stops admitting), so it is taken from the window's record.
 pub const WINDOW_ENDED: &str = "window.ended";
@@ -96,6 +99,12 @@ impl Subject {
         self.vendor.as_ref().is_none_or(|v| *v == s.vendor_id) && self.device.as_ref().is_none_or(|d| *d == s.device_id)
     }
 
+    /// Whether a stored window belongs to the subject.
+    fn owns_window(&self, w: &crate::store::Window) -> bool {
+        self.vendor.as_ref().is_none_or(|v| *v == w.vendor_id)
+            && self.device.as_ref().is_none_or(|d| w.device_ids.contains(d))
+    }
+
     /// Whether the event may concern the subject, from its object and details
     /// alone (session events are then settled by their stored session).
     fn may_concern(&self, r: &AuditRecord, details: &Value) -> bool {
@@ -108,6 +117,30 @@ impl Subject {
             || field("window_id").is_some_and(|w| self.windows.contains(w))
             || (is_session_event(&r.action) && field("vendor_id").is_none() && field("window_id").is_none())
     }
+}
+
+/// Whether the event is about one window (its object is the window id).
+fn is_window_event(action: &str) -> bool {
+    matches!(
+        Event::parse(action),
+        Some(
+            Event::WindowRequested
+                | Event::WindowApproved
+                | Event::WindowRejected
+                | Event::WindowCancelled
+                | Event::WindowRevoked
+                | Event::WindowExtensionRequested
+                | Event::WindowExtensionRejected
+                | Event::WindowExtended
+                | Event::WindowEndingSoon
+                | Event::EmergencyGranted
+                | Event::EmergencyReviewed
+                | Event::EmergencyReviewPending
+                | Event::ReportFiled
+                | Event::ReportAddendum
+                | Event::ReportOverdue
+        )
+    )
 }
 
 /// Whether the event is about one session (its object is the session id).
@@ -136,6 +169,13 @@ impl Ops {
             .unwrap_or_else(|| until - chrono::Duration::days(DEFAULT_INCIDENT_DAYS));
         if until <= since {
             return Err(OpsError::bad_request("until must be after since"));
+        }
+        if until - since > chrono::Duration::days(MAX_INCIDENT_DAYS) {
+            return Err(OpsError::bad_request(format!(
+                "the period from {} to {} is longer than {MAX_INCIDENT_DAYS} days: ask for one year at most at a time",
+                since.to_rfc3339(),
+                until.to_rfc3339()
+            )));
         }
         let limit = q.limit.unwrap_or(MAX_INCIDENT_ENTRIES).clamp(1, MAX_INCIDENT_ENTRIES);
         let mut subject = match (&q.vendor_id, &q.device_id) {
@@ -166,13 +206,17 @@ impl Ops {
             }
             _ => return Err(OpsError::bad_request("name exactly one vendor or one device")),
         };
-        // Every window of the subject, whenever scheduled: a window is requested
-        // before it starts and reviewed or reported after it ends.
+        // The subject's windows that overlap the period (ending at or after
+        // `since`: the store's bound is exclusive). Windows outside it whose
+        // events fall in the period (requested ahead, reported or reviewed
+        // later) are looked up one by one as their events are met, below.
         let windows = self
             .store
             .list_windows(&WindowFilter {
                 vendor_id: subject.vendor.clone(),
                 device_id: subject.device.clone(),
+                since: Some(since - chrono::Duration::microseconds(1)),
+                until: Some(until),
                 ..WindowFilter::default()
             })
             .await?;
@@ -200,6 +244,8 @@ impl Ops {
         }
 
         let mut sessions: HashMap<String, Option<Session>> = HashMap::new();
+        // Windows met in events and found not to be the subject's.
+        let mut foreign: HashSet<String> = HashSet::new();
         let mut after = None;
         loop {
             let page = self
@@ -215,6 +261,18 @@ impl Ops {
             for r in &page {
                 let details: Value = serde_json::from_str(&r.details)
                     .map_err(|e| StoreError::Corrupt(format!("details of audit event {}: {e}", r.seq)))?;
+                let window = if is_window_event(&r.action) {
+                    Some(r.object.as_str())
+                } else {
+                    details.get("window_id").and_then(Value::as_str)
+                };
+                if let Some(w) = window.filter(|w| !subject.windows.contains(*w) && !foreign.contains(*w)) {
+                    match self.store.window(&WindowId(w.to_owned())).await {
+                        Ok(found) if subject.owns_window(&found) => subject.windows.insert(w.to_owned()),
+                        Ok(_) | Err(StoreError::NotFound(_)) => foreign.insert(w.to_owned()),
+                        Err(e) => return Err(e.into()),
+                    };
+                }
                 if !subject.may_concern(r, &details) {
                     continue;
                 }

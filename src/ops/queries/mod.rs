@@ -17,7 +17,7 @@ mod windows;
 
 pub use catalog::{LockdownStatus, NodeState, NodeView};
 pub use evidence::{AuditPage, Denial, TimelineQuery, TimelineWindow, MAX_AUDIT_PAGE, MAX_DENIALS};
-pub use incident::{IncidentEntry, IncidentQuery, IncidentTimeline, MAX_INCIDENT_ENTRIES};
+pub use incident::{IncidentEntry, IncidentQuery, IncidentTimeline, MAX_INCIDENT_DAYS, MAX_INCIDENT_ENTRIES};
 pub use oversight::{LiveTunnel, PendingDecisions};
 pub use reports::{ReportView, ReportsQuery};
 pub use sessions::{SessionView, SessionsQuery};

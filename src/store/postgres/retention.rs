@@ -4,6 +4,7 @@
 //! and moves the anchor (see `Store::purge_personal_data`).
 
 use super::*;
+use crate::store::retention::{prefix_does_not_verify, PREFIX_PAGE};
 
 /// Windows whose reasons go: closed (ended, or closed early) before the
 /// cut-off, and none the rules still need: not pending, not an emergency grant
@@ -89,9 +90,14 @@ impl PgStore {
             .await?;
         let moved = last.filter(|_| count > 0).map(|hash| AuditAnchor { seq: cut, hash });
         c.audit_events = u64::try_from(count).unwrap_or_default();
-        c.audit_anchor = moved
-            .clone()
-            .or_else(|| prior.map(|(seq, hash)| AuditAnchor { seq, hash }));
+        let prior = prior.map(|(seq, hash)| AuditAnchor { seq, hash });
+        if moved.is_some() {
+            // Before anything goes, the events to delete must verify: a purge
+            // must not erase the evidence of tampering (dry runs say so too).
+            Self::verify_prefix(&mut tx, prior.clone(), cut).await?;
+        }
+        c.prefix_verified = true;
+        c.audit_anchor = moved.clone().or(prior);
 
         if req.dry_run {
             tx.rollback().await?;
@@ -118,6 +124,57 @@ impl PgStore {
         }
         tx.commit().await?;
         Ok(c)
+    }
+
+    /// Verifies the audit events from the anchor `prior` (or the genesis)
+    /// through `cut`, and that the trail's latest `data.purged` event names
+    /// `prior`; `Conflict` naming the first invalid seq otherwise.
+    async fn verify_prefix(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        prior: Option<AuditAnchor>,
+        cut: i64,
+    ) -> StoreResult<()> {
+        let mut after = prior.as_ref().map_or(0, |a| a.seq);
+        let mut v = match prior {
+            Some(a) => crate::audit::ChainVerifier::from_anchor(a),
+            None => crate::audit::ChainVerifier::default(),
+        };
+        loop {
+            let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3")
+                .bind(after)
+                .bind(cut)
+                .bind(PREFIX_PAGE)
+                .fetch_all(&mut **tx)
+                .await?;
+            for row in &rows {
+                let r = Self::audit_row(row)?;
+                after = r.seq;
+                v.feed(&r);
+            }
+            if rows.len() < PREFIX_PAGE as usize {
+                break;
+            }
+        }
+        // The latest purge after the prefix, which the verifier would read last.
+        let latest = sqlx::query("SELECT * FROM audit_events WHERE seq > $1 AND action = $2 ORDER BY seq DESC LIMIT 1")
+            .bind(cut)
+            .bind(crate::events::Event::DataPurged.as_str())
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(row) = &latest {
+            v.note_latest_purge(&Self::audit_row(row)?);
+        }
+        match v.finish().first_invalid_seq {
+            None => Ok(()),
+            Some(seq) => {
+                tracing::warn!(
+                    first_invalid_seq = seq,
+                    cut,
+                    "purge refused: the audit prefix does not verify"
+                );
+                Err(prefix_does_not_verify(seq))
+            }
+        }
     }
 
     pub(super) async fn anchor(&self) -> StoreResult<Option<AuditAnchor>> {
