@@ -102,6 +102,10 @@ pub struct OsPackage {
     pub name: String,
     pub version: String,
     pub architecture: String,
+    /// The licences its machine-readable copyright file declares (Debian's
+    /// short names, e.g. `GPL-2+`, `BSD-3-clause`); empty when the file is
+    /// absent or free-form.
+    pub licenses: Vec<String>,
 }
 
 impl OsPackage {
@@ -143,6 +147,7 @@ pub fn parse_dpkg_status(text: &str) -> Vec<OsPackage> {
                 name,
                 version,
                 architecture: arch,
+                licenses: Vec::new(),
             });
         }
     }
@@ -150,11 +155,62 @@ pub fn parse_dpkg_status(text: &str) -> Vec<OsPackage> {
     out
 }
 
-/// The OS packages listed in `status` (a dpkg status file); `None` when the file
-/// does not exist (not running from the image).
+/// The licences a Debian machine-readable copyright file (DEP-5) declares:
+/// each `License:` field's short name, once, in order of appearance. A
+/// free-form file declares none that can be read reliably.
+pub fn parse_copyright_licenses(text: &str) -> Vec<String> {
+    if !text.starts_with("Format:") {
+        return Vec::new();
+    }
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let Some(value) = line.strip_prefix("License:") else {
+            continue;
+        };
+        let name = value.trim();
+        if !name.is_empty() && name.len() <= 100 && !out.iter().any(|l| l == name) {
+            out.push(name.to_owned());
+        }
+    }
+    out
+}
+
+/// Most of a copyright file read for its licences (some are megabytes of
+/// notices; the `License:` fields of the header paragraphs come first).
+const MAX_COPYRIGHT: u64 = 512 * 1024;
+
+/// The licences of `package` from `doc/PACKAGE/copyright`, if readable.
+fn package_licenses(doc: &Path, package: &str) -> Vec<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    let read = std::fs::File::open(doc.join(package).join("copyright"))
+        .and_then(|f| f.take(MAX_COPYRIGHT).read_to_string(&mut text));
+    match read {
+        Ok(_) => parse_copyright_licenses(&text),
+        // Absent, cut inside a UTF-8 sequence, or unreadable: the table says
+        // "not declared" and points at the file.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The OS packages listed in `status` (a dpkg status file), with the licences
+/// their copyright files declare (under `usr/share/doc` of the same root as
+/// `var/lib/dpkg/status`); `None` when the file does not exist (not running
+/// from the image).
 pub fn os_packages(status: &Path) -> Result<Option<Vec<OsPackage>>, SbomError> {
+    let root = status
+        .to_str()
+        .and_then(|s| s.strip_suffix("var/lib/dpkg/status"))
+        .map_or_else(|| Path::new("/").to_owned(), std::path::PathBuf::from);
+    let doc = root.join("usr/share/doc");
     match std::fs::read_to_string(status) {
-        Ok(text) => Ok(Some(parse_dpkg_status(&text))),
+        Ok(text) => {
+            let mut packages = parse_dpkg_status(&text);
+            for p in &mut packages {
+                p.licenses = package_licenses(&doc, &p.name);
+            }
+            Ok(Some(packages))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(SbomError::Io {
             path: status.display().to_string(),
@@ -194,14 +250,20 @@ pub fn cyclonedx(crates: &[Crate], os: Option<&[OsPackage]>, serial: uuid::Uuid,
         })
         .collect();
     for p in os.unwrap_or_default() {
-        components.push(json!({
+        let mut component = json!({
             "type": "library",
             "bom-ref": p.purl(),
             "name": p.name,
             "version": p.version,
             "purl": p.purl(),
             "properties": [{ "name": "portier:layer", "value": "os" }],
-        }));
+        });
+        if !p.licenses.is_empty() {
+            // Debian's short names are not all SPDX identifiers: named, not `id`.
+            let licenses: Vec<Value> = p.licenses.iter().map(|l| json!({ "license": { "name": l } })).collect();
+            component["licenses"] = Value::Array(licenses);
+        }
+        components.push(component);
     }
     json!({
         "bomFormat": "CycloneDX",
@@ -264,7 +326,7 @@ pub fn third_party(crates: &[Crate], os: Option<&[OsPackage]>) -> ThirdParty {
                 .map(|p| ThirdPartyRow {
                     name: p.name.clone(),
                     version: p.version.clone(),
-                    license: String::new(),
+                    license: p.licenses.join(", "),
                     source: "debian".to_owned(),
                     linked: true,
                 })
@@ -297,7 +359,7 @@ fn words(lang: Lang) -> Words {
                     CycloneDX SBOM by `portier sbom`.",
             crates: "Rust crates",
             os: "Operating system packages (container image)",
-            os_note: "Licences of Debian packages: /usr/share/doc/PACKAGE/copyright in the image.",
+            os_note: "Licences of Debian packages as their machine-readable copyright files declare them (Debian short names); where none is shown the file is free-form: see /usr/share/doc/PACKAGE/copyright in the image.",
             name: "Name",
             version: "Version",
             license: "Licence",
@@ -314,7 +376,7 @@ fn words(lang: Lang) -> Words {
                     avec les empreintes, est fournie en nomenclature CycloneDX par `portier sbom`.",
             crates: "Bibliothèques Rust",
             os: "Paquets du système d'exploitation (image conteneur)",
-            os_note: "Licences des paquets Debian : /usr/share/doc/PAQUET/copyright dans l'image.",
+            os_note: "Licences des paquets Debian telles que leurs fichiers copyright lisibles par machine les déclarent (noms courts de Debian) ; quand aucune n'est indiquée, le fichier est en texte libre : voir /usr/share/doc/PAQUET/copyright dans l'image.",
             name: "Nom",
             version: "Version",
             license: "Licence",
@@ -493,8 +555,56 @@ mod tests {
             name: "x".into(),
             version: "1:2.0".into(),
             architecture: String::new(),
+            licenses: Vec::new(),
         };
         assert_eq!(epoch.purl(), "pkg:deb/debian/x@1%3A2.0");
+    }
+
+    /// An image's root: the dpkg status and the copyright files beside it.
+    #[test]
+    fn os_packages_carry_their_copyright_files_licences() {
+        let root = tempfile::tempdir().unwrap();
+        let status = root.path().join("var/lib/dpkg/status");
+        std::fs::create_dir_all(status.parent().unwrap()).unwrap();
+        std::fs::write(
+            &status,
+            "Package: libc6\nStatus: install ok installed\nVersion: 2.36\n\n\
+             Package: tzdata\nStatus: install ok installed\nVersion: 2024a\n\n\
+             Package: nodoc\nStatus: install ok installed\nVersion: 1\n",
+        )
+        .unwrap();
+        let doc = root.path().join("usr/share/doc");
+        for (pkg, text) in [
+            (
+                "libc6",
+                "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n\
+                 Files: *\nCopyright: 1991 FSF\nLicense: LGPL-2.1+\n\n\
+                 Files: debian/*\nLicense: GPL-2+\n\nLicense: LGPL-2.1+\n The text.\n",
+            ),
+            (
+                "tzdata",
+                "This is free-form: public domain, see below.\nLicense: nothing parsed\n",
+            ),
+        ] {
+            std::fs::create_dir_all(doc.join(pkg)).unwrap();
+            std::fs::write(doc.join(pkg).join("copyright"), text).unwrap();
+        }
+        let pkgs = os_packages(&status).unwrap().unwrap();
+        let licences: Vec<(&str, Vec<String>)> = pkgs.iter().map(|p| (p.name.as_str(), p.licenses.clone())).collect();
+        assert_eq!(
+            licences,
+            [
+                ("libc6", vec!["LGPL-2.1+".to_owned(), "GPL-2+".to_owned()]),
+                ("nodoc", vec![]),
+                ("tzdata", vec![]),
+            ]
+        );
+        let table = third_party(&[], Some(&pkgs));
+        assert_eq!(table.os_packages.as_ref().unwrap()[0].license, "LGPL-2.1+, GPL-2+");
+        let bom = cyclonedx(&[], Some(&pkgs), uuid::Uuid::nil(), Utc::now());
+        assert_eq!(bom["components"][0]["licenses"][1]["license"]["name"], "GPL-2+");
+        assert!(bom["components"][1].get("licenses").is_none());
+        assert_eq!(os_packages(&root.path().join("absent")).unwrap(), None);
     }
 
     #[test]
@@ -506,6 +616,7 @@ mod tests {
             name: "libc6".into(),
             version: "2.36".into(),
             architecture: "amd64".into(),
+            licenses: Vec::new(),
         }];
         let t = third_party(&crates, Some(&os));
         let md = t.to_markdown(Lang::Fr);

@@ -284,6 +284,29 @@ fn sbom_lists_exactly_the_crates_in_the_binary_and_validates() {
     );
 }
 
+/// This machine's own packages (a Debian system, as the image is): the
+/// licences of machine-readable copyright files are listed, and the SBOM with
+/// them validates.
+#[test]
+fn os_packages_of_this_system_carry_their_licences() {
+    let status = std::path::Path::new("/var/lib/dpkg/status");
+    if !status.exists() {
+        eprintln!("skipped: no dpkg status on this system");
+        return;
+    }
+    let bom: Value = serde_json::from_str(&sbom(&["--dpkg-status", "/var/lib/dpkg/status"])).unwrap();
+    let errors = schema_errors(&cyclonedx_validator(), &bom);
+    assert!(errors.is_empty(), "{errors:#?}");
+    let table: Value =
+        serde_json::from_str(&sbom(&["--format", "json", "--dpkg-status", "/var/lib/dpkg/status"])).unwrap();
+    let os = table["os_packages"].as_array().unwrap();
+    // ca-certificates' copyright file is machine-readable (GPL-2+, MPL-2.0).
+    let ca = os.iter().find(|p| p["name"] == "ca-certificates").unwrap();
+    assert!(ca["license"].as_str().unwrap().contains("MPL-2.0"), "{ca}");
+    let with = os.iter().filter(|p| p["license"] != "").count();
+    assert!(with * 2 > os.len(), "{with} of {} packages with a licence", os.len());
+}
+
 #[test]
 fn os_packages_are_listed_from_a_dpkg_status_file_when_present() {
     let dir = tempfile::tempdir().unwrap();
