@@ -250,20 +250,19 @@ pub fn cyclonedx(crates: &[Crate], os: Option<&[OsPackage]>, serial: uuid::Uuid,
         })
         .collect();
     for p in os.unwrap_or_default() {
-        let mut component = json!({
-            "type": "library",
-            "bom-ref": p.purl(),
-            "name": p.name,
-            "version": p.version,
-            "purl": p.purl(),
-            "properties": [{ "name": "portier:layer", "value": "os" }],
-        });
+        let mut component = serde_json::Map::new();
+        component.insert("type".into(), "library".into());
+        component.insert("bom-ref".into(), p.purl().into());
+        component.insert("name".into(), p.name.clone().into());
+        component.insert("version".into(), p.version.clone().into());
+        component.insert("purl".into(), p.purl().into());
         if !p.licenses.is_empty() {
             // Debian's short names are not all SPDX identifiers: named, not `id`.
             let licenses: Vec<Value> = p.licenses.iter().map(|l| json!({ "license": { "name": l } })).collect();
-            component["licenses"] = Value::Array(licenses);
+            component.insert("licenses".into(), Value::Array(licenses));
         }
-        components.push(component);
+        component.insert("properties".into(), json!([{ "name": "portier:layer", "value": "os" }]));
+        components.push(Value::Object(component));
     }
     json!({
         "bomFormat": "CycloneDX",
