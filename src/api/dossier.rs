@@ -37,7 +37,8 @@ pub struct DossierIndex {
     responses((status = 200, body = DossierIndex),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "Not a dossier language"),
-        (status = 503, body = ErrorBody, description = "The dossier could not be assembled (database unreachable)")))]
+        (status = 500, body = ErrorBody, description = "The dossier could not be assembled (logged)"),
+        (status = 503, body = ErrorBody, description = "The database cannot be read now, or did not answer in time")))]
 async fn index(State(s): State<ApiState>, caller: Caller, Path(code): Path<String>) -> ApiResult<Json<DossierIndex>> {
     let d = s.ops.dossier(&caller, &s.dossier, &code).await?;
     Ok(Json(DossierIndex {
@@ -57,7 +58,8 @@ async fn index(State(s): State<ApiState>, caller: Caller, Path(code): Path<Strin
     responses((status = 200, description = "The document (Markdown, HTML, JSON, CSV, SVG, DOT or Mermaid)"),
         (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody, description = "No such document or language"),
-        (status = 503, body = ErrorBody, description = "The dossier could not be assembled (database unreachable)")))]
+        (status = 500, body = ErrorBody, description = "The dossier could not be assembled (logged)"),
+        (status = 503, body = ErrorBody, description = "The database cannot be read now, or did not answer in time")))]
 async fn document(
     State(s): State<ApiState>,
     caller: Caller,
@@ -71,6 +73,9 @@ async fn document(
 /// A document as an answer: its media type, a download name, and a policy
 /// that lets an HTML page show its own style and the schema beside it but run
 /// nothing (a vendor's or a device's name is text on the page, never code).
+/// The sandbox keeps the page's origin (`allow-same-origin`) so the schema
+/// loads with the console's session and resource policy; without
+/// `allow-scripts` nothing runs either way.
 pub(crate) fn document_response(doc: &Document) -> Response {
     let mut response = doc.bytes.clone().into_response();
     let h = response.headers_mut();
@@ -78,7 +83,7 @@ pub(crate) fn document_response(doc: &Document) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
-            "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+            "sandbox allow-same-origin; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         ),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));

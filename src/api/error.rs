@@ -116,6 +116,7 @@ impl From<crate::ops::OpsError> for ApiError {
             OpsError::Unprocessable(m) => Self::unprocessable(m),
             OpsError::Unavailable(m) => Self::unavailable(m),
             OpsError::Store(e) => e.into(),
+            OpsError::Internal(m) => Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }
     }
 }

@@ -46,6 +46,7 @@ impl From<OpsError> for Fail {
             OpsError::Conflict(m) => Fail::Refused(StatusCode::CONFLICT, m),
             OpsError::Unprocessable(m) => Fail::Refused(StatusCode::UNPROCESSABLE_ENTITY, m),
             OpsError::Unavailable(_) => Fail::Unavailable,
+            OpsError::Internal(_) => Fail::Internal,
             OpsError::Store(e) if e.is_unavailable() => Fail::Unavailable,
             OpsError::Store(crate::store::StoreError::NotFound(_)) => Fail::NotFound,
             OpsError::Store(crate::store::StoreError::Conflict(m)) => Fail::Refused(StatusCode::CONFLICT, m),

@@ -17,9 +17,13 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     let set = |h: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    // A page that sets its own, stricter policy keeps it (the dossier's
-    // documents: sandboxed, their own style only).
-    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+    // A sandboxed document keeps its own policy (the dossier's: no script,
+    // its own style only); every other answer gets the console's.
+    let sandboxed = h
+        .get(header::CONTENT_SECURITY_POLICY)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("sandbox"));
+    if !sandboxed {
         set(h, header::CONTENT_SECURITY_POLICY, CSP);
     }
     set(h, header::X_FRAME_OPTIONS, "DENY");

@@ -9,7 +9,7 @@ pub mod guide;
 pub mod html;
 mod served;
 
-pub use served::Served;
+pub use served::{Served, ServedError};
 
 use std::fmt::Write as _;
 use std::path::Path;

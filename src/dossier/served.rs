@@ -1,8 +1,8 @@
 //! The dossier as the API and the console serve it: assembled on demand from
-//! the running node's configuration and database, one assembly at a time (it
-//! reads every vendor, device and account and may start Graphviz), and kept
-//! for a few seconds so that a page and the schema it shows come from the same
-//! assembly.
+//! the running node's configuration and database, one assembly at a time per
+//! language (it reads every vendor, device and account and may start
+//! Graphviz), bounded in time, and kept for a few seconds so that a page and
+//! the schema it shows come from the same assembly.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,10 +11,27 @@ use super::{assemble, Dossier};
 use crate::config::Settings;
 use crate::ops::Lang;
 use crate::secrets::AtRest;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How long an assembled dossier is served before it is assembled again.
 const FRESH_FOR: Duration = Duration::from_secs(10);
+/// An assembly taking longer than this is given up (a database that hangs):
+/// within the API's request deadline, so the answer says why.
+const ASSEMBLY_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Why the dossier could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ServedError {
+    #[error("the security dossier took more than {} s to assemble", ASSEMBLY_DEADLINE.as_secs())]
+    TimedOut,
+    #[error(transparent)]
+    Store(StoreError),
+    /// Anything else (a certificate unreadable, Graphviz's output…).
+    #[error("{0:#}")]
+    Other(anyhow::Error),
+}
+
+type Latest = tokio::sync::Mutex<Option<(Instant, Arc<Dossier>)>>;
 
 /// The running node's dossier source.
 pub struct Served {
@@ -22,7 +39,9 @@ pub struct Served {
     /// dossier reports how they are kept.
     settings: Settings,
     at_rest: AtRest,
-    latest: tokio::sync::Mutex<Vec<(Lang, Instant, Arc<Dossier>)>>,
+    /// Per language: an English reader does not wait for a French assembly.
+    en: Latest,
+    fr: Latest,
 }
 
 impl Served {
@@ -30,23 +49,33 @@ impl Served {
         Self {
             settings,
             at_rest,
-            latest: tokio::sync::Mutex::new(Vec::new()),
+            en: Latest::default(),
+            fr: Latest::default(),
         }
     }
 
     /// The dossier in `lang`, assembled now unless one was within [`FRESH_FOR`].
-    pub async fn current(&self, store: &dyn Store, lang: Lang) -> anyhow::Result<Arc<Dossier>> {
+    pub async fn current(&self, store: &dyn Store, lang: Lang) -> Result<Arc<Dossier>, ServedError> {
         // Held through the assembly: concurrent requests wait for one assembly
-        // rather than starting their own.
-        let mut latest = self.latest.lock().await;
-        if let Some((_, at, d)) = latest.iter().find(|(l, _, _)| *l == lang) {
+        // rather than start their own.
+        let mut latest = match lang {
+            Lang::En => self.en.lock().await,
+            Lang::Fr => self.fr.lock().await,
+        };
+        if let Some((at, d)) = latest.as_ref() {
             if at.elapsed() < FRESH_FOR {
                 return Ok(d.clone());
             }
         }
-        let d = Arc::new(assemble(&self.settings, &self.at_rest, store, lang).await?);
-        latest.retain(|(l, _, _)| *l != lang);
-        latest.push((lang, Instant::now(), d.clone()));
+        let assembled = tokio::time::timeout(ASSEMBLY_DEADLINE, assemble(&self.settings, &self.at_rest, store, lang))
+            .await
+            .map_err(|_| ServedError::TimedOut)?
+            .map_err(|e| match e.downcast::<StoreError>() {
+                Ok(store) => ServedError::Store(store),
+                Err(other) => ServedError::Other(other),
+            })?;
+        let d = Arc::new(assembled);
+        *latest = Some((Instant::now(), d.clone()));
         Ok(d)
     }
 }

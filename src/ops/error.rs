@@ -31,6 +31,10 @@ pub enum OpsError {
     /// The store failed or refused.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A failure of our own, logged where it happened; the message says what
+    /// could not be done, without the details (500).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Result of a use case.

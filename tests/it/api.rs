@@ -1394,6 +1394,9 @@ async fn store_unreachable_gives_503_not_500() {
     let (st, e) = t.call("GET", "/api/v1/me", Some(&t.admin), None).await;
     assert_eq!(st, 503, "{e}");
     assert_eq!(e["error"], "store_unavailable");
+    // The security dossier, read from the database, neither.
+    let (st, e) = t.call("GET", "/api/v1/dossier/en", Some(&t.admin), None).await;
+    assert_eq!(st, 503, "{e}");
     t.stop().await;
 }
 

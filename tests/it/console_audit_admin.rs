@@ -227,7 +227,7 @@ async fn auditor_sees_sessions_verifies_and_downloads(db: TestDb) {
         let resp = c.raw_get(link).await;
         assert_eq!(resp.status(), 200, "{link}");
         let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
-        assert!(csp.starts_with("sandbox;"), "{link}: {csp}");
+        assert!(csp.starts_with("sandbox allow-same-origin;"), "{link}: {csp}");
         assert!(!resp.text().await.unwrap().is_empty());
     }
     assert_eq!(c.get("/console/audit/dossier/en/nothing.html").await.0, 404);

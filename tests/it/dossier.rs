@@ -363,7 +363,7 @@ async fn served(db: crate::common::TestDb) {
             assert!(ctype.starts_with(expected), "{code}/{f}: {ctype}");
             let csp = h["content-security-policy"].to_str().unwrap();
             assert!(
-                csp.starts_with("sandbox;") && csp.contains("default-src 'none'"),
+                csp.starts_with("sandbox allow-same-origin;") && csp.contains("default-src 'none'"),
                 "{csp}"
             );
             let body = resp.text().await.unwrap();

@@ -384,6 +384,57 @@ async fn a_tampered_prefix_is_not_purged(db: TestDb) {
 }
 on_both_backends!(tampered_prefix_is_not_purged, super::a_tampered_prefix_is_not_purged);
 
+/// The last event of the prefix rewritten with a hash recomputed over its new
+/// content: the prefix alone verifies, but the first kept event no longer
+/// chains to it. The purge is refused, naming the first kept event, rather
+/// than erase the forgery and anchor the trail on its hash.
+async fn a_forged_last_event_is_not_purged(db: TestDb) {
+    let start = Utc::now();
+    let (t, clock) = clocked_app(db, start).await;
+    vendors(&t, &["V0", "V1"]).await;
+    clock.set(start + Duration::days(400));
+    vendors(&t, &["Recent"]).await;
+    let cut = start + Duration::days(1);
+    let trail = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
+    let last = trail.iter().filter(|r| r.at < cut).next_back().unwrap().clone();
+    let forged_hash = portier::audit::chain_hash(
+        &last.prev_hash,
+        last.seq,
+        last.at,
+        &last.actor,
+        &last.action,
+        "forged",
+        &last.outcome,
+        &last.details,
+    );
+    raw_sql(
+        &t,
+        &[&format!(
+            "UPDATE audit_events SET object = 'forged', hash = '{forged_hash}' WHERE seq = {}",
+            last.seq
+        )],
+    )
+    .await;
+    let trail = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
+    let (st, b) = purge(&t, cut, false).await;
+    assert_eq!(st, 409, "{b}");
+    let kept = last.seq + 1;
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("sequence number {kept}")),
+        "{b}"
+    );
+    assert_eq!(t.app.store.list_audit(&AuditFilter::default()).await.unwrap(), trail);
+    assert!(t.app.store.audit_anchor().await.unwrap().is_none());
+    t.stop().await;
+}
+on_both_backends!(
+    forged_last_event_is_not_purged,
+    super::a_forged_last_event_is_not_purged
+);
+
 /// The store's trail, with a purge that commits right after the first page
 /// is read (between the anchor read and the next page).
 struct PurgeAfterFirstPage {

@@ -2,15 +2,15 @@
 
 use std::sync::Arc;
 
-use crate::dossier::{Dossier, Served};
+use crate::dossier::{Dossier, Served, ServedError};
 use crate::ops::{Actor, Lang, Ops, OpsError, OpsResult};
 use crate::rights::Function;
 
 impl Ops {
     /// The security dossier in `lang` (`en` or `fr`, exactly: a path names a
     /// language, not a preference), from `served` (admin, security, auditor).
-    /// A dossier that cannot be assembled (database unreachable, a certificate
-    /// unreadable) is an outage, answered with why.
+    /// A database that cannot be read (or does not answer in time) is an
+    /// outage; anything else that stops the assembly is our failure, logged.
     pub async fn dossier(&self, who: &Actor, served: &Served, lang: &str) -> OpsResult<Arc<Dossier>> {
         who.may(Function::ReadDossier)?;
         let lang = match lang {
@@ -18,9 +18,14 @@ impl Ops {
             "fr" => Lang::Fr,
             _ => return Err(OpsError::not_found("dossier language (en or fr)")),
         };
-        served.current(self.store.as_ref(), lang).await.map_err(|e| {
-            tracing::error!(error = format!("{e:#}"), "security dossier not assembled");
-            OpsError::unavailable(format!("the security dossier could not be assembled: {e:#}"))
+        served.current(self.store.as_ref(), lang).await.map_err(|e| match e {
+            ServedError::Store(e) => e.into(),
+            ServedError::TimedOut => OpsError::unavailable(format!("{e}; try again later")),
+            ServedError::Other(e) => {
+                // Logged in full here; the caller is told it is not their mistake.
+                tracing::error!(error = format!("{e:#}"), "security dossier not assembled");
+                OpsError::Internal("the security dossier could not be assembled".into())
+            }
         })
     }
 }

@@ -91,7 +91,7 @@ impl SqliteStore {
             // must not erase the evidence of tampering (dry runs say so too).
             Self::verify_prefix(&mut tx, prior.clone(), cut).await?;
         }
-        c.prefix_verified = true;
+        c.prefix_verified = moved.is_some();
         c.audit_anchor = moved.clone().or(prior);
 
         if req.dry_run {
@@ -131,10 +131,13 @@ impl SqliteStore {
             Some(a) => crate::audit::ChainVerifier::from_anchor(a),
             None => crate::audit::ChainVerifier::default(),
         };
+        // Through the first kept event: its `prev_hash` must name the last
+        // deleted one, or a forged last event (content and hash rewritten)
+        // would verify alone and become the anchor.
         loop {
             let rows = sqlx::query("SELECT * FROM audit_events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3")
                 .bind(after)
-                .bind(cut)
+                .bind(cut + 1)
                 .bind(PREFIX_PAGE)
                 .fetch_all(&mut **tx)
                 .await?;
