@@ -54,6 +54,25 @@ pub fn identity(name: &str, clock: &SharedClock) -> NodeIdentity {
     }
 }
 
+/// The nodes of `nodes` that may be running at `now`, as a node claiming a
+/// name decides it: not stopped cleanly and beaten within `stale_after`; one
+/// on this host whose process is gone is known dead without waiting.
+pub fn running(
+    nodes: Vec<crate::store::NodeRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+    stale_after: chrono::Duration,
+) -> Vec<crate::store::NodeRecord> {
+    let host = hostname();
+    nodes
+        .into_iter()
+        .filter(|n| {
+            n.stopped_at.is_none()
+                && n.last_seen >= now - stale_after
+                && !(n.host == host && !crate::store::process_exists(n.pid))
+        })
+        .collect()
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
