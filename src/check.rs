@@ -796,7 +796,11 @@ mod tests {
         let found = secrets_at_rest(Ok(&[legacy]));
         assert_eq!(worst(&found), Status::Warn);
         assert!(found[0].message.contains("legacy format enc:v1, not bound to its role"));
-        assert!(found[0].fix.as_deref().unwrap_or_default().contains("portier secrets rotate"));
+        assert!(found[0]
+            .fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("portier secrets rotate"));
     }
 
     #[test]

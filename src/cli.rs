@@ -593,7 +593,8 @@ async fn secrets_command(command: SecretsCommand) -> anyhow::Result<()> {
             if value.is_empty() {
                 bail!("nothing to encrypt: give the value on standard input");
             }
-            let sealed = crate::secrets::envelope::seal_value(key, crate::secrets::envelope::Purpose::Config(field), value)?;
+            let sealed =
+                crate::secrets::envelope::seal_value(key, crate::secrets::envelope::Purpose::Config(field), value)?;
             println!("{sealed}");
             Ok(())
         }

@@ -312,7 +312,11 @@ pub fn open_value_for(
 
 /// A configuration value decrypted for `field`; one encrypted for another
 /// field is [`EnvelopeError::Misplaced`].
-pub fn open_config_value(keys: &[&MasterKey], field: ConfigField, text: &str) -> Result<Zeroizing<String>, EnvelopeError> {
+pub fn open_config_value(
+    keys: &[&MasterKey],
+    field: ConfigField,
+    text: &str,
+) -> Result<Zeroizing<String>, EnvelopeError> {
     let elsewhere = ConfigField::ALL.map(Purpose::Config);
     open_value_for(keys, Purpose::Config(field), &elsewhere, text)
 }
@@ -406,7 +410,8 @@ mod tests {
         let roles = KeyRole::ALL.map(Purpose::KeyFile);
         let err = open_for(&[&k], Purpose::KeyFile(KeyRole::TlsServer), &roles, &vendor_ca).unwrap_err();
         assert!(
-            err.to_string().contains("encrypted for key-file:vendor-ca, not for key-file:tls-server"),
+            err.to_string()
+                .contains("encrypted for key-file:vendor-ca, not for key-file:tls-server"),
             "{err}"
         );
         // Damage is not taken for a move.
@@ -415,7 +420,12 @@ mod tests {
             *last ^= 1;
         }
         assert!(matches!(
-            open_for(&[&k], Purpose::Config(ConfigField::WebhookSecret), &ConfigField::ALL.map(Purpose::Config), &bad),
+            open_for(
+                &[&k],
+                Purpose::Config(ConfigField::WebhookSecret),
+                &ConfigField::ALL.map(Purpose::Config),
+                &bad
+            ),
             Err(EnvelopeError::Damaged(_))
         ));
     }

@@ -89,10 +89,11 @@ fn envelope_of(text: &str) -> Option<Vec<u8>> {
 
 /// The key file's text armoured, encrypted for `role`.
 pub fn seal_pem(key: &MasterKey, role: KeyRole, clear_pem: &str, path: &Path) -> Result<String, KeyFileError> {
-    let sealed = envelope::seal(key, Purpose::KeyFile(role), clear_pem.as_bytes()).map_err(|err| KeyFileError::Seal {
-        path: path.to_owned(),
-        err,
-    })?;
+    let sealed =
+        envelope::seal(key, Purpose::KeyFile(role), clear_pem.as_bytes()).map_err(|err| KeyFileError::Seal {
+            path: path.to_owned(),
+            err,
+        })?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(sealed);
     let mut out = format!("{BEGIN}\n");
     for line in b64.as_bytes().chunks(64) {
@@ -107,7 +108,12 @@ pub fn seal_pem(key: &MasterKey, role: KeyRole, clear_pem: &str, path: &Path) ->
 /// The clear PEM of the key file's text: decrypted with one of `keys` if it
 /// is encrypted (none given: an error; encrypted for another role than
 /// `role`: an error naming both), as is if it is in clear.
-pub fn open_pem(keys: &[&MasterKey], role: KeyRole, text: &str, path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+pub fn open_pem(
+    keys: &[&MasterKey],
+    role: KeyRole,
+    text: &str,
+    path: &Path,
+) -> Result<Zeroizing<String>, KeyFileError> {
     let (plain, _) = open_pem_as(keys, &[role], text, path)?;
     Ok(plain)
 }
@@ -148,9 +154,11 @@ pub fn open_pem_as(
     let sealed = envelope_of(text).ok_or_else(|| open_err(EnvelopeError::Malformed))?;
     let legacy = envelope::is_legacy(&sealed);
     // A legacy envelope names no role: it opens as any (the first asked).
-    let opened = roles
-        .iter()
-        .find_map(|r| envelope::open(keys, Purpose::KeyFile(*r), &sealed).ok().map(|p| (*r, p)));
+    let opened = roles.iter().find_map(|r| {
+        envelope::open(keys, Purpose::KeyFile(*r), &sealed)
+            .ok()
+            .map(|p| (*r, p))
+    });
     let (role, plain) = match opened {
         Some(found) => found,
         // Why not: a wrong key, damage, or another role (named).

@@ -254,10 +254,12 @@ pub async fn rotate(
 /// under `new` (an interrupted rotation run again) is left alone.
 fn reseal_config_text(text: &str, keys: &[&MasterKey], new: &MasterKey) -> Result<(String, usize), SecretsError> {
     use toml_edit::{DocumentMut, Item, Value};
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| SecretsError::ConfigSyntax {
-        path: PathBuf::new(),
-        err: e.to_string(),
-    })?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| SecretsError::ConfigSyntax {
+            path: PathBuf::new(),
+            err: e.to_string(),
+        })?;
     let mut count = 0;
     let mut reseal = |name: String, field: ConfigField, value: &mut Value| -> Result<(), SecretsError> {
         let Some(stored) = value.as_str().filter(|s| envelope::is_sealed_value(s)) else {
@@ -267,7 +269,10 @@ fn reseal_config_text(text: &str, keys: &[&MasterKey], new: &MasterKey) -> Resul
             && envelope::value_envelope(stored)
                 .and_then(|e| envelope::key_id_of(&e))
                 .is_ok_and(|id| id == new.id());
-        let config_err = |err| SecretsError::ConfigValue { name: name.clone(), err };
+        let config_err = |err| SecretsError::ConfigValue {
+            name: name.clone(),
+            err,
+        };
         let clear = envelope::open_config_value(keys, field, stored).map_err(config_err)?;
         if current {
             return Ok(());
