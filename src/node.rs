@@ -68,7 +68,8 @@ pub fn running(
         .filter(|n| {
             n.stopped_at.is_none()
                 && n.last_seen >= now - stale_after
-                && !(n.host == host && !crate::store::process_exists(n.pid))
+                // On another host, or its process still there.
+                && (n.host != host || crate::store::process_exists(n.pid))
         })
         .collect()
 }
