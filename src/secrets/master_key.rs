@@ -158,8 +158,9 @@ pub fn locate(
         let path = Path::new(&dir).join(CREDENTIAL_NAME);
         if path.exists() {
             // systemd owns this file and its mode (it is the service's only).
-            let text = read(&path)?;
-            return MasterKey::parse(text_of(&text, &path)?, KeySource::SystemdCredential { path }).map(Some);
+            let source = KeySource::SystemdCredential { path: path.clone() };
+            let text = read(&path, &source)?;
+            return MasterKey::parse(text_of(&text, &source)?, source).map(Some);
         }
     }
     // The variable's copy is wiped once parsed (the process environment
@@ -219,8 +220,9 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
             });
         }
     }
-    let text = read_bounded(&mut file, path)?;
-    MasterKey::parse(text_of(&text, path)?, KeySource::File { path: path.to_owned() })
+    let source = KeySource::File { path: path.to_owned() };
+    let text = read_bounded(&mut file, path, &source)?;
+    MasterKey::parse(text_of(&text, &source)?, source)
 }
 
 /// The most a master key's text may take (44 characters of base64, a line
@@ -229,15 +231,17 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
 const MAX_KEY_TEXT: usize = 1024;
 
 /// Reads at most [`MAX_KEY_TEXT`] bytes into a buffer wiped when dropped.
-fn read_bounded(file: &mut impl std::io::Read, path: &Path) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
+fn read_bounded(
+    file: &mut impl std::io::Read,
+    path: &Path,
+    source: &KeySource,
+) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
     let mut buf = Zeroizing::new(vec![0u8; MAX_KEY_TEXT + 1]);
     let mut len = 0;
     loop {
         let free = buf.get_mut(len..).unwrap_or_default();
         if free.is_empty() {
-            return Err(MasterKeyError::Malformed {
-                from: KeySource::File { path: path.to_owned() },
-            });
+            return Err(MasterKeyError::Malformed { from: source.clone() });
         }
         match file.read(free) {
             Ok(0) => break,
@@ -256,18 +260,16 @@ fn read_bounded(file: &mut impl std::io::Read, path: &Path) -> Result<Zeroizing<
 }
 
 /// The key's text in a buffer (not copied).
-fn text_of<'a>(buf: &'a [u8], path: &Path) -> Result<&'a str, MasterKeyError> {
-    std::str::from_utf8(buf).map_err(|_| MasterKeyError::Malformed {
-        from: KeySource::File { path: path.to_owned() },
-    })
+fn text_of<'a>(buf: &'a [u8], source: &KeySource) -> Result<&'a str, MasterKeyError> {
+    std::str::from_utf8(buf).map_err(|_| MasterKeyError::Malformed { from: source.clone() })
 }
 
-fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
+fn read(path: &Path, source: &KeySource) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
     let mut file = std::fs::File::open(path).map_err(|err| MasterKeyError::Read {
         path: path.to_owned(),
         err,
     })?;
-    read_bounded(&mut file, path)
+    read_bounded(&mut file, path, source)
 }
 
 #[cfg(test)]
@@ -342,6 +344,18 @@ mod tests {
         let from_cred = locate(Some(&file), env).unwrap().unwrap();
         assert!(matches!(from_cred.source(), KeySource::SystemdCredential { .. }));
         assert!(locate(None, no_env).unwrap().is_none());
+        // A file far larger than a key is not read whole.
+        let big = dir.path().join("big");
+        std::fs::write(&big, format!("{}\n{}", generate().as_str(), " ".repeat(2000))).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(matches!(
+            locate(Some(&big), no_env),
+            Err(MasterKeyError::Malformed { .. })
+        ));
         assert!(matches!(
             locate(Some(&dir.path().join("missing")), no_env),
             Err(MasterKeyError::Read { .. })
