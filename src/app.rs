@@ -65,17 +65,26 @@ impl App {
         let at_rest = crate::secrets::AtRest::locate(&settings.secrets).context("finding the master key")?;
         // The dossier reports how secrets are kept: it reads them sealed.
         let dossier = Arc::new(crate::dossier::Served::new(settings.clone(), at_rest.clone()));
+        let outer_settings = settings;
         let settings = &crate::secrets::unseal_settings(settings, &at_rest)?;
         let g = &settings.gateway;
         let a = &settings.api;
-        let gateway_key = tls::key_from_pem(&at_rest.read_key_file(&g.key)?, &g.key)?;
-        let api_key = tls::key_from_pem(&at_rest.read_key_file(&a.key)?, &a.key)?;
+        let server = crate::secrets::envelope::KeyRole::TlsServer;
+        let gateway_key = tls::key_from_pem(&at_rest.read_key_file(&g.key, server)?, &g.key)?;
+        let api_key = tls::key_from_pem(&at_rest.read_key_file(&a.key, server)?, &a.key)?;
         let signer = load_vendor_ca_signer(&g.vendor_ca, &g.vendor_ca_key, &at_rest)?;
         if at_rest.key().is_some() {
             for path in crate::secrets::rotate::key_paths(settings) {
                 if crate::secrets::key_file::state(&path)? == crate::secrets::key_file::KeyFileState::Clear {
                     tracing::warn!(path = %path.display(), "private key stored in clear although a master key is configured: `portier secrets rotate` encrypts it");
                 }
+            }
+            // Named from the settings as written (not unsealed): what is in clear there.
+            for field in crate::secrets::clear_config_secrets(outer_settings) {
+                tracing::warn!(
+                    field = %field,
+                    "configuration secret stored in clear although a master key is configured: encrypt it with `portier secrets encrypt --field {field}` and paste the result"
+                );
             }
         }
         match at_rest.key() {
@@ -90,7 +99,7 @@ impl App {
             .await
             .context("opening the database")?;
         store.migrate().await.context("applying migrations")?;
-        let totp = crate::secrets::totp::reseal(store.as_ref(), &at_rest.keys(), at_rest.key()).await?;
+        let totp = crate::secrets::totp::reseal(store.as_ref(), &at_rest.keys(), at_rest.key(), false).await?;
         if totp.rewritten > 0 {
             tracing::warn!(
                 count = totp.rewritten,
@@ -407,7 +416,7 @@ fn load_vendor_ca_signer(
         return Ok(None);
     }
     let cert_pem = std::fs::read_to_string(cert).with_context(|| format!("reading {}", cert.display()))?;
-    let key_pem = at_rest.read_key_file(key)?;
+    let key_pem = at_rest.read_key_file(key, crate::secrets::envelope::KeyRole::VendorCa)?;
     Ok(Some(
         CertAuthority::load(&cert_pem, &key_pem).context("loading the vendor CA")?,
     ))

@@ -328,8 +328,9 @@ pub fn tls_versions(s: &Settings) -> Vec<Finding> {
     out
 }
 
-/// Secrets in clear (key files, configuration values, TOTP secrets), and key
-/// files that their group or others may read.
+/// Secrets in clear (key files, configuration values, TOTP secrets), secrets
+/// in the legacy envelope (not bound to their field or role), and key files
+/// that their group or others may read.
 pub fn secrets_at_rest(secrets: Result<&[SecretFact], &String>) -> Vec<Finding> {
     const C: &str = "secrets_at_rest";
     let secrets = match secrets {
@@ -345,12 +346,29 @@ pub fn secrets_at_rest(secrets: Result<&[SecretFact], &String>) -> Vec<Finding> 
     let mut out = Vec::new();
     for SecretFact { secret: s, mode } in secrets {
         let fix = if s.location == "configuration file" {
-            format!("encrypt {} with `portier secrets encrypt` and paste the result", s.what)
+            format!(
+                "encrypt {} with `portier secrets encrypt --field {}` and paste the result",
+                s.what, s.what
+            )
         } else {
             "encrypt under a master key: `portier secrets rotate --new-key-file FILE` (docs/secrets.md)".to_owned()
         };
         match s.state {
             SecretState::Clear => out.push(Finding::fail(C, format!("{}: in clear ({})", s.what, s.location), fix)),
+            SecretState::Encrypted if s.legacy => out.push(Finding::warn(
+                C,
+                format!(
+                    "{}: encrypted in the legacy format enc:v1, not bound to its {} ({})",
+                    s.what,
+                    if s.location == "configuration file" {
+                        "field"
+                    } else {
+                        "role"
+                    },
+                    s.location
+                ),
+                "`portier secrets rotate` re-encrypts it in the current format (docs/secrets.md)",
+            )),
             SecretState::Encrypted => out.push(Finding::ok(C, format!("{}: encrypted ({})", s.what, s.location))),
             SecretState::Absent => {}
         }
@@ -755,6 +773,7 @@ mod tests {
                 location: "/etc/portier/certs/server.key".into(),
                 state,
                 count: None,
+                legacy: false,
             },
             mode,
         };
@@ -771,6 +790,17 @@ mod tests {
         assert!(exposed
             .iter()
             .any(|f| f.fix.as_deref() == Some("chmod 0600 /etc/portier/certs/server.key")));
+        // A legacy envelope (not bound to its role): a warning, fixed by a rotation.
+        let mut legacy = fact(SecretState::Encrypted, Some(0o600));
+        legacy.secret.legacy = true;
+        let found = secrets_at_rest(Ok(&[legacy]));
+        assert_eq!(worst(&found), Status::Warn);
+        assert!(found[0].message.contains("legacy format enc:v1, not bound to its role"));
+        assert!(found[0]
+            .fix
+            .as_deref()
+            .unwrap_or_default()
+            .contains("portier secrets rotate"));
     }
 
     #[test]

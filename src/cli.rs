@@ -223,16 +223,22 @@ pub enum SecretsCommand {
         out: Option<PathBuf>,
     },
     /// Read a value on standard input and print it encrypted under the master
-    /// key (`enc:v1:…`), to paste into portier.toml as a webhook secret or the
-    /// directory's bind password.
+    /// key for the field it goes in (`enc:v2:…`), to paste into portier.toml as
+    /// a webhook secret or the directory's bind password. The value decrypts in
+    /// that field only.
     Encrypt {
+        /// The field: notify.webhooks.secret (any webhook; `notify.webhooks[N].secret`
+        /// is taken too) or auth.ldap.bind_password.
+        #[arg(long, value_parser = parse_config_field)]
+        field: crate::secrets::envelope::ConfigField,
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
     /// Re-encrypt the private keys, the configuration's encrypted values and
     /// the database's TOTP secrets under a new master key (--new-key-file, or
-    /// PORTIER_NEW_MASTER_KEY). Secrets in clear are encrypted too. Run it with
-    /// the nodes stopped, then start them with the new key.
+    /// PORTIER_NEW_MASTER_KEY). Secrets in clear are encrypted too, legacy
+    /// (`enc:v1:`) envelopes upgraded. Refused while a node runs on the
+    /// database: stop them all, rotate, then start them with the new key.
     Rotate {
         /// The new master key's file (owner-only, as `[secrets] master_key_file`).
         #[arg(long)]
@@ -249,6 +255,15 @@ pub enum SecretsCommand {
         #[arg(long, env = "PORTIER_CONFIG", default_value = "portier.toml")]
         config: PathBuf,
     },
+}
+
+/// A configuration field that holds a secret, as `secrets encrypt --field` takes it.
+fn parse_config_field(s: &str) -> Result<crate::secrets::envelope::ConfigField, String> {
+    use crate::secrets::envelope::ConfigField;
+    ConfigField::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = ConfigField::ALL.iter().map(|f| f.name()).collect();
+        format!("not a secret field of portier.toml; one of: {}", names.join(", "))
+    })
 }
 
 /// A date as the command line takes it: RFC 3339, or a day (`2025-01-31`,
@@ -544,7 +559,7 @@ async fn secrets_command(command: SecretsCommand) -> anyhow::Result<()> {
             let key = master_key::generate();
             match out {
                 Some(path) => {
-                    pki::write_private(&path, &format!("{}\n", key.as_str()))?;
+                    pki::write_private(&path, &zeroize::Zeroizing::new(format!("{}\n", key.as_str())))?;
                     let id =
                         crate::secrets::MasterKey::parse(&key, crate::secrets::KeySource::File { path: path.clone() })?
                             .id();
@@ -554,7 +569,7 @@ async fn secrets_command(command: SecretsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        SecretsCommand::Encrypt { config } => {
+        SecretsCommand::Encrypt { field, config } => {
             use std::io::Read;
             let at_rest = if config.exists() {
                 AtRest::locate(&load(&config)?.secrets)?
@@ -579,7 +594,7 @@ async fn secrets_command(command: SecretsCommand) -> anyhow::Result<()> {
                 bail!("nothing to encrypt: give the value on standard input");
             }
             let sealed =
-                crate::secrets::envelope::seal_value(key, crate::secrets::envelope::Purpose::ConfigValue, value)?;
+                crate::secrets::envelope::seal_value(key, crate::secrets::envelope::Purpose::Config(field), value)?;
             println!("{sealed}");
             Ok(())
         }
@@ -604,7 +619,10 @@ async fn rotate_secrets(config: &Path, new_key_file: Option<&Path>, json: bool) 
     use crate::secrets::{master_key, AtRest};
     let settings = load(config)?;
     let current = AtRest::locate(&settings.secrets).context("finding the current master key")?;
-    let new = match (new_key_file, std::env::var(master_key::NEW_ENV_VAR).ok()) {
+    let new = match (
+        new_key_file,
+        std::env::var(master_key::NEW_ENV_VAR).ok().map(zeroize::Zeroizing::new),
+    ) {
         (Some(path), _) => master_key::read_key_file(path).context("the new master key")?,
         (None, Some(text)) => crate::secrets::MasterKey::parse(
             &text,

@@ -638,7 +638,7 @@ impl Settings {
         }
     }
 
-    /// Checks the values together. Encrypted secrets (`enc:v1:…`) are checked
+    /// Checks the values together. Encrypted secrets (`enc:v2:…`, `enc:v1:…`) are checked
     /// once decrypted ([`crate::secrets::unseal_settings`] calls this again).
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         if let Some(ldap) = &self.auth.ldap {

@@ -54,6 +54,26 @@ pub fn identity(name: &str, clock: &SharedClock) -> NodeIdentity {
     }
 }
 
+/// The nodes of `nodes` that may be running at `now`, as a node claiming a
+/// name decides it: not stopped cleanly and beaten within `stale_after`; one
+/// on this host whose process is gone is known dead without waiting.
+pub fn running(
+    nodes: Vec<crate::store::NodeRecord>,
+    now: chrono::DateTime<chrono::Utc>,
+    stale_after: chrono::Duration,
+) -> Vec<crate::store::NodeRecord> {
+    let host = hostname();
+    nodes
+        .into_iter()
+        .filter(|n| {
+            n.stopped_at.is_none()
+                && n.last_seen >= now - stale_after
+                // On another host, or its process still there.
+                && (n.host != host || crate::store::process_exists(n.pid))
+        })
+        .collect()
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
@@ -164,5 +184,39 @@ impl NodeBeat {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_nodes_are_those_that_beat_recently_and_did_not_stop() {
+        let now = chrono::Utc::now();
+        let node = |name: &str, host: String, pid: u32, seen_secs_ago: i64, stopped: bool| crate::store::NodeRecord {
+            name: name.into(),
+            instance_id: name.into(),
+            pid,
+            host,
+            started_at: now - chrono::Duration::hours(1),
+            last_seen: now - chrono::Duration::seconds(seen_secs_ago),
+            stopped_at: stopped.then_some(now),
+            open_sessions: 0,
+        };
+        let here = hostname();
+        let nodes = vec![
+            node("alive-here", here.clone(), std::process::id(), 1, false),
+            node("alive-elsewhere", "another-host".into(), 1, 1, false),
+            node("stopped", "another-host".into(), 1, 1, true),
+            node("silent", "another-host".into(), 1, 60, false),
+            // A pid no process has on this host (above pid_max).
+            node("crashed-here", here, u32::MAX, 1, false),
+        ];
+        let names: Vec<String> = running(nodes, now, chrono::Duration::seconds(10))
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        assert_eq!(names, ["alive-here", "alive-elsewhere"]);
     }
 }

@@ -276,20 +276,21 @@ pub fn generate_dev_pki_under(dir: &Path, master: Option<&crate::secrets::Master
     let server_ca = CertAuthority::generate("Portier development server CA", 3650)?;
     let server = server_ca.issue_server(&["localhost", "127.0.0.1", "::1"], 825)?;
     let vendor_ca = CertAuthority::generate("Portier vendor CA", 3650)?;
-    let write_key = |path: &Path, pem: &str| match master {
-        Some(k) => write_private(path, &crate::secrets::key_file::seal_pem(k, pem, path)?),
+    use crate::secrets::envelope::KeyRole;
+    let write_key = |path: &Path, role: KeyRole, pem: &str| match master {
+        Some(k) => write_private(path, &crate::secrets::key_file::seal_pem(k, role, pem, path)?),
         None => write_private(path, pem),
     };
     write_public(&paths.server_ca, &server_ca.cert_pem())?;
-    write_key(&paths.server_ca_key, &server_ca.key_pem())?;
+    write_key(&paths.server_ca_key, KeyRole::ServerCa, &server_ca.key_pem())?;
     // The chain: leaf then CA, so clients that only know the CA can verify.
     write_public(
         &paths.server_cert,
         &format!("{}{}", server.cert_pem, server_ca.cert_pem()),
     )?;
-    write_key(&paths.server_key, &server.key_pem)?;
+    write_key(&paths.server_key, KeyRole::TlsServer, &server.key_pem)?;
     write_public(&paths.vendor_ca, &vendor_ca.cert_pem())?;
-    write_key(&paths.vendor_ca_key, &vendor_ca.key_pem())?;
+    write_key(&paths.vendor_ca_key, KeyRole::VendorCa, &vendor_ca.key_pem())?;
     Ok(paths)
 }
 

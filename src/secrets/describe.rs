@@ -13,8 +13,8 @@ use super::{config_secrets, AtRest, SecretsError};
 
 /// How the master key is used: no derivation function, since it is random.
 pub const KEY_DERIVATION: &str = "none: the master key is 32 random bytes (256 bits) used as the AES-256 key; \
-     each secret has its own random nonce, and associated data naming what it is (key file, configuration value, \
-     the account of a TOTP secret)";
+     each secret has its own random nonce, and associated data naming what it is for (the key file's role, the \
+     configuration field, the account of a TOTP secret)";
 
 /// At-rest encryption as configured.
 #[derive(Debug, Clone, Serialize)]
@@ -48,6 +48,10 @@ pub struct SecretAtRest {
     pub state: SecretState,
     /// For a family (TOTP secrets): how many are in this state.
     pub count: Option<usize>,
+    /// Encrypted in the legacy format (`enc:v1:`, bound to the kind of secret
+    /// only, not to its field or role): `portier secrets rotate` upgrades it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub legacy: bool,
 }
 
 /// How a secret is stored.
@@ -90,14 +94,16 @@ pub async fn describe(
         } else {
             named.join(" and ")
         };
+        let state = key_file::state(&path)?;
         secrets.push(SecretAtRest {
             what,
             location: path.display().to_string(),
-            state: key_file::state(&path)?.into(),
+            legacy: state == KeyFileState::Encrypted && key_file::is_legacy(&path),
+            state: state.into(),
             count: None,
         });
     }
-    for (name, value) in config_secrets(&mut settings.clone()) {
+    for (name, _, value) in config_secrets(&mut settings.clone()) {
         let state = if envelope::is_sealed_value(value.expose()) {
             SecretState::Encrypted
         } else {
@@ -108,24 +114,31 @@ pub async fn describe(
             location: "configuration file".into(),
             state,
             count: None,
+            legacy: envelope::is_legacy_value(value.expose()),
         });
     }
     if let Some(store) = store {
-        let (mut enc, mut clear) = (0, 0);
+        let (mut enc, mut legacy, mut clear) = (0, 0, 0);
         for (_, c) in store.all_credentials().await? {
             match c.totp_secret {
+                Some(s) if envelope::is_legacy_value(&s) => legacy += 1,
                 Some(s) if envelope::is_sealed_value(&s) => enc += 1,
                 Some(_) => clear += 1,
                 None => {}
             }
         }
-        for (state, n) in [(SecretState::Encrypted, enc), (SecretState::Clear, clear)] {
+        for (state, is_legacy, n) in [
+            (SecretState::Encrypted, false, enc),
+            (SecretState::Encrypted, true, legacy),
+            (SecretState::Clear, false, clear),
+        ] {
             if n > 0 {
                 secrets.push(SecretAtRest {
                     what: "TOTP secrets of accounts".into(),
                     location: "database (api_users.totp_secret)".into(),
                     state,
                     count: Some(n),
+                    legacy: is_legacy,
                 });
             }
         }

@@ -1,6 +1,8 @@
 //! Private key files: the PEM key (as generated or given) inside an AES-256-GCM
-//! envelope, armoured as `-----BEGIN PORTIER ENCRYPTED PRIVATE KEY-----`, and
-//! written atomically (a temporary file, then a rename).
+//! envelope bound to the key's role (`key-file:tls-server`, …), armoured as
+//! `-----BEGIN PORTIER ENCRYPTED PRIVATE KEY-----`, and written atomically (a
+//! temporary file, then a rename). The envelope's first byte is its version:
+//! 2 since the role is bound, 1 for legacy files (still read).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +10,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use super::envelope::{self, EnvelopeError, Purpose};
+use super::envelope::{self, EnvelopeError, KeyRole, Purpose};
 use super::master_key::MasterKey;
 
 /// The PEM label of an encrypted key file.
@@ -62,12 +64,36 @@ fn is_sealed(text: &str) -> bool {
     text.contains(BEGIN)
 }
 
-/// The key file's text armoured.
-pub fn seal_pem(key: &MasterKey, clear_pem: &str, path: &Path) -> Result<String, KeyFileError> {
-    let sealed = envelope::seal(key, Purpose::PrivateKey, clear_pem.as_bytes()).map_err(|err| KeyFileError::Seal {
-        path: path.to_owned(),
-        err,
-    })?;
+/// Whether the file at `path` is encrypted in the legacy format (its envelope
+/// bound to no role); `false` if it cannot be read or is not encrypted.
+pub fn is_legacy(path: &Path) -> bool {
+    read_text(path).is_ok_and(|text| envelope_of(&text).is_some_and(|e| envelope::is_legacy(&e)))
+}
+
+/// The envelope inside an armoured key file's text.
+fn envelope_of(text: &str) -> Option<Vec<u8>> {
+    if !is_sealed(text) {
+        return None;
+    }
+    let body: Zeroizing<String> = text
+        .split(BEGIN)
+        .nth(1)
+        .and_then(|rest| rest.split(END).next())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .into();
+    base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).ok()
+}
+
+/// The key file's text armoured, encrypted for `role`.
+pub fn seal_pem(key: &MasterKey, role: KeyRole, clear_pem: &str, path: &Path) -> Result<String, KeyFileError> {
+    let sealed =
+        envelope::seal(key, Purpose::KeyFile(role), clear_pem.as_bytes()).map_err(|err| KeyFileError::Seal {
+            path: path.to_owned(),
+            err,
+        })?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(sealed);
     let mut out = format!("{BEGIN}\n");
     for line in b64.as_bytes().chunks(64) {
@@ -80,8 +106,29 @@ pub fn seal_pem(key: &MasterKey, clear_pem: &str, path: &Path) -> Result<String,
 }
 
 /// The clear PEM of the key file's text: decrypted with one of `keys` if it
-/// is encrypted (none given: an error), as is if it is in clear.
-pub fn open_pem(keys: &[&MasterKey], text: &str, path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+/// is encrypted (none given: an error; encrypted for another role than
+/// `role`: an error naming both), as is if it is in clear.
+pub fn open_pem(
+    keys: &[&MasterKey],
+    role: KeyRole,
+    text: &str,
+    path: &Path,
+) -> Result<Zeroizing<String>, KeyFileError> {
+    let (plain, _) = open_pem_as(keys, &[role], text, path)?;
+    Ok(plain)
+}
+
+/// [`open_pem`] for whichever of `roles` the file was encrypted for (the
+/// first one if it is in clear, or in the legacy format, which names none);
+/// returns the clear PEM, that role and whether the file was in the legacy
+/// format.
+pub fn open_pem_as(
+    keys: &[&MasterKey],
+    roles: &[KeyRole],
+    text: &str,
+    path: &Path,
+) -> Result<(Zeroizing<String>, KeyFileOpened), KeyFileError> {
+    let first = roles.first().copied().unwrap_or(KeyRole::Other);
     if !is_sealed(text) {
         if text.contains("BEGIN ENCRYPTED PRIVATE KEY") {
             return Err(KeyFileError::Passphrase { path: path.to_owned() });
@@ -92,36 +139,63 @@ pub fn open_pem(keys: &[&MasterKey], text: &str, path: &Path) -> Result<Zeroizin
         {
             return Err(KeyFileError::NoKey { path: path.to_owned() });
         }
-        return Ok(Zeroizing::new(text.to_owned()));
+        return Ok((
+            Zeroizing::new(text.to_owned()),
+            KeyFileOpened {
+                role: first,
+                legacy: false,
+            },
+        ));
     }
-    let body: String = text
-        .split(BEGIN)
-        .nth(1)
-        .and_then(|rest| rest.split(END).next())
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
     let open_err = |err| KeyFileError::Open {
         path: path.to_owned(),
         err,
     };
-    let sealed = base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .map_err(|_| open_err(EnvelopeError::Malformed))?;
-    let plain = envelope::open(keys, Purpose::PrivateKey, &sealed).map_err(open_err)?;
-    String::from_utf8(plain.to_vec())
+    let sealed = envelope_of(text).ok_or_else(|| open_err(EnvelopeError::Malformed))?;
+    let legacy = envelope::is_legacy(&sealed);
+    // A legacy envelope names no role: it opens as any (the first asked).
+    let opened = roles.iter().find_map(|r| {
+        envelope::open(keys, Purpose::KeyFile(*r), &sealed)
+            .ok()
+            .map(|p| (*r, p))
+    });
+    let (role, plain) = match opened {
+        Some(found) => found,
+        // Why not: a wrong key, damage, or another role (named).
+        None => {
+            let elsewhere = KeyRole::ALL.map(Purpose::KeyFile);
+            let plain = envelope::open_for(keys, Purpose::KeyFile(first), &elsewhere, &sealed).map_err(open_err)?;
+            (first, plain)
+        }
+    };
+    let plain = String::from_utf8(plain.to_vec())
         .map(Zeroizing::new)
-        .map_err(|_| open_err(EnvelopeError::Malformed))
+        .map_err(|_| open_err(EnvelopeError::Malformed))?;
+    Ok((plain, KeyFileOpened { role, legacy }))
 }
 
-/// Reads a private key file and returns its clear PEM.
-pub fn read(path: &Path, keys: &[&MasterKey]) -> Result<Zeroizing<String>, KeyFileError> {
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|err| KeyFileError::Io {
-        path: path.to_owned(),
-        err,
-    })?);
-    open_pem(keys, &text, path)
+/// What [`open_pem_as`] found a key file encrypted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFileOpened {
+    pub role: KeyRole,
+    /// In the legacy (version 1) format, bound to no role.
+    pub legacy: bool,
+}
+
+/// Reads a private key file encrypted for `role` (or in clear) and returns its clear PEM.
+pub fn read(path: &Path, role: KeyRole, keys: &[&MasterKey]) -> Result<Zeroizing<String>, KeyFileError> {
+    let text = read_text(path)?;
+    open_pem(keys, role, &text, path)
+}
+
+/// A key file's text, wiped when dropped.
+pub fn read_text(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|err| KeyFileError::Io {
+            path: path.to_owned(),
+            err,
+        })
 }
 
 /// Replaces `path` with `contents`: written to a temporary file beside it,
@@ -192,14 +266,25 @@ mod tests {
         let k = key();
         let clear = rcgen::KeyPair::generate().unwrap().serialize_pem();
         let path = Path::new("server.key");
-        let sealed = seal_pem(&k, &clear, path).unwrap();
+        let role = KeyRole::TlsServer;
+        let sealed = seal_pem(&k, role, &clear, path).unwrap();
         assert!(!sealed.contains("BEGIN PRIVATE KEY"));
-        assert_eq!(open_pem(&[&k], &sealed, path).unwrap().as_str(), clear);
-        let err = open_pem(&[&key()], &sealed, path).unwrap_err().to_string();
+        assert_eq!(open_pem(&[&k], role, &sealed, path).unwrap().as_str(), clear);
+        let err = open_pem(&[&key()], role, &sealed, path).unwrap_err().to_string();
         assert!(err.contains("server.key") && err.contains("wrong master key"), "{err}");
-        let err = open_pem(&[], &sealed, path).unwrap_err().to_string();
+        let err = open_pem(&[], role, &sealed, path).unwrap_err().to_string();
         assert!(err.contains("no master key is configured"), "{err}");
-        assert_eq!(open_pem(&[], &clear, path).unwrap().as_str(), clear);
+        assert_eq!(open_pem(&[], role, &clear, path).unwrap().as_str(), clear);
+        // The vendor CA's key put where the server key belongs: refused, naming both.
+        let err = open_pem(&[&k], KeyRole::VendorCa, &sealed, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("server.key") && err.contains("encrypted for key-file:tls-server, not for key-file:vendor-ca"),
+            "{err}"
+        );
+        let (_, opened) = open_pem_as(&[&k], &KeyRole::ALL, &sealed, path).unwrap();
+        assert_eq!(opened, KeyFileOpened { role, legacy: false });
     }
 
     #[test]

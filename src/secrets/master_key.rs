@@ -158,11 +158,14 @@ pub fn locate(
         let path = Path::new(&dir).join(CREDENTIAL_NAME);
         if path.exists() {
             // systemd owns this file and its mode (it is the service's only).
-            let text = read(&path)?;
-            return MasterKey::parse(&text, KeySource::SystemdCredential { path }).map(Some);
+            let source = KeySource::SystemdCredential { path: path.clone() };
+            let text = read(&path, &source)?;
+            return MasterKey::parse(text_of(&text, &source)?, source).map(Some);
         }
     }
-    if let Some(text) = env(ENV_VAR).filter(|t| !t.trim().is_empty()) {
+    // The variable's copy is wiped once parsed (the process environment
+    // itself keeps it: that is why the systemd credential is preferred).
+    if let Some(text) = env(ENV_VAR).map(Zeroizing::new).filter(|t| !t.trim().is_empty()) {
         let source = KeySource::Environment {
             variable: ENV_VAR.to_owned(),
         };
@@ -175,7 +178,6 @@ pub fn locate(
 /// another user owns (unless we are root), and a symbolic link. The checks and
 /// the read use one open file, so the file cannot be swapped between them.
 pub fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
-    use std::io::Read;
     let read_err = |err| MasterKeyError::Read {
         path: path.to_owned(),
         err,
@@ -218,18 +220,56 @@ pub fn read_key_file(path: &Path) -> Result<MasterKey, MasterKeyError> {
             });
         }
     }
-    let mut text = Zeroizing::new(String::new());
-    file.read_to_string(&mut text).map_err(read_err)?;
-    MasterKey::parse(&text, KeySource::File { path: path.to_owned() })
+    let source = KeySource::File { path: path.to_owned() };
+    let text = read_bounded(&mut file, path, &source)?;
+    MasterKey::parse(text_of(&text, &source)?, source)
 }
 
-fn read(path: &Path) -> Result<Zeroizing<String>, MasterKeyError> {
-    std::fs::read_to_string(path)
-        .map(Zeroizing::new)
-        .map_err(|err| MasterKeyError::Read {
-            path: path.to_owned(),
-            err,
-        })
+/// The most a master key's text may take (44 characters of base64, a line
+/// end, some white space): a larger file is not a key, and reading into a
+/// buffer of fixed size leaves no copy behind a reallocation.
+const MAX_KEY_TEXT: usize = 1024;
+
+/// Reads at most [`MAX_KEY_TEXT`] bytes into a buffer wiped when dropped.
+fn read_bounded(
+    file: &mut impl std::io::Read,
+    path: &Path,
+    source: &KeySource,
+) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
+    let mut buf = Zeroizing::new(vec![0u8; MAX_KEY_TEXT + 1]);
+    let mut len = 0;
+    loop {
+        let free = buf.get_mut(len..).unwrap_or_default();
+        if free.is_empty() {
+            return Err(MasterKeyError::Malformed { from: source.clone() });
+        }
+        match file.read(free) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => {
+                return Err(MasterKeyError::Read {
+                    path: path.to_owned(),
+                    err,
+                })
+            }
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// The key's text in a buffer (not copied).
+fn text_of<'a>(buf: &'a [u8], source: &KeySource) -> Result<&'a str, MasterKeyError> {
+    std::str::from_utf8(buf).map_err(|_| MasterKeyError::Malformed { from: source.clone() })
+}
+
+fn read(path: &Path, source: &KeySource) -> Result<Zeroizing<Vec<u8>>, MasterKeyError> {
+    let mut file = std::fs::File::open(path).map_err(|err| MasterKeyError::Read {
+        path: path.to_owned(),
+        err,
+    })?;
+    read_bounded(&mut file, path, source)
 }
 
 #[cfg(test)]
@@ -304,6 +344,18 @@ mod tests {
         let from_cred = locate(Some(&file), env).unwrap().unwrap();
         assert!(matches!(from_cred.source(), KeySource::SystemdCredential { .. }));
         assert!(locate(None, no_env).unwrap().is_none());
+        // A file far larger than a key is not read whole.
+        let big = dir.path().join("big");
+        std::fs::write(&big, format!("{}\n{}", generate().as_str(), " ".repeat(2000))).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        assert!(matches!(
+            locate(Some(&big), no_env),
+            Err(MasterKeyError::Malformed { .. })
+        ));
         assert!(matches!(
             locate(Some(&dir.path().join("missing")), no_env),
             Err(MasterKeyError::Read { .. })

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 use crate::config::{ConfigError, Settings};
 use crate::redact::Secret;
 pub use describe::{describe, AtRestReport};
-use envelope::{EnvelopeError, Purpose};
+use envelope::{ConfigField, EnvelopeError, KeyRole, Purpose};
 pub use master_key::{KeyId, KeySource, MasterKey, MasterKeyError};
 
 /// What stops the node (or a command) because of secrets at rest.
@@ -46,6 +46,18 @@ pub enum SecretsError {
         path: std::path::PathBuf,
         err: std::io::Error,
     },
+    #[error("{}: not TOML: {err}", path.display())]
+    ConfigSyntax { path: std::path::PathBuf, err: String },
+    #[error(
+        "refused: {} node(s) may be running on this database: {}. A running node keeps the old master key: \
+         it would write TOTP secrets under it during the rotation and could not read what the rotation \
+         re-encrypts. Stop every node first (systemctl stop portier), then run rotate again; a node that \
+         died without a clean stop counts as running until database.node_stale_secs ({stale_secs} s) \
+         have passed since its last heartbeat",
+        nodes.len(),
+        nodes.join(", ")
+    )]
+    NodesRunning { nodes: Vec<String>, stale_secs: u64 },
 }
 
 /// `[secrets]`: where the master key is kept when it is neither a systemd
@@ -117,33 +129,53 @@ impl AtRest {
         }
     }
 
-    /// A private key file's clear PEM.
-    pub fn read_key_file(&self, path: &std::path::Path) -> Result<Zeroizing<String>, key_file::KeyFileError> {
-        key_file::read(path, &self.keys())
+    /// A private key file's clear PEM; an encrypted one must have been
+    /// encrypted for `role`.
+    pub fn read_key_file(
+        &self,
+        path: &std::path::Path,
+        role: KeyRole,
+    ) -> Result<Zeroizing<String>, key_file::KeyFileError> {
+        key_file::read(path, role, &self.keys())
     }
 }
 
-/// The configuration's secret values, by name, for reading or rewriting.
-pub fn config_secrets(settings: &mut Settings) -> Vec<(String, &mut Secret<String>)> {
+/// The configuration's secret values: their name (with a webhook's index),
+/// field, and value, for reading or rewriting.
+pub fn config_secrets(settings: &mut Settings) -> Vec<(String, ConfigField, &mut Secret<String>)> {
     let mut out = Vec::new();
     for (i, hook) in settings.notify.webhooks.iter_mut().enumerate() {
-        out.push((format!("notify.webhooks[{i}].secret"), &mut hook.secret));
+        out.push((
+            format!("notify.webhooks[{i}].secret"),
+            ConfigField::WebhookSecret,
+            &mut hook.secret,
+        ));
     }
     if let Some(pw) = settings.auth.ldap.as_mut().and_then(|l| l.bind_password.as_mut()) {
-        out.push(("auth.ldap.bind_password".to_owned(), pw));
+        out.push(("auth.ldap.bind_password".to_owned(), ConfigField::BindPassword, pw));
     }
     out
 }
 
-/// The settings with their encrypted values (`enc:v1:…`) decrypted, then
-/// validated again as the values in clear. A value that does not decrypt is
-/// an error naming it.
+/// The names of the configuration's secrets that are in clear.
+pub fn clear_config_secrets(settings: &Settings) -> Vec<String> {
+    config_secrets(&mut settings.clone())
+        .into_iter()
+        .filter(|(_, _, v)| !envelope::is_sealed_value(v.expose()))
+        .map(|(name, _, _)| name)
+        .collect()
+}
+
+/// The settings with their encrypted values (`enc:v2:…`, legacy `enc:v1:…`)
+/// decrypted, then validated again as the values in clear. A value that does
+/// not decrypt is an error naming it; one encrypted for another field (moved
+/// there) says so.
 pub fn unseal_settings(settings: &Settings, at_rest: &AtRest) -> Result<Settings, SecretsError> {
     let mut out = settings.clone();
     let keys = at_rest.keys();
-    for (name, value) in config_secrets(&mut out) {
+    for (name, field, value) in config_secrets(&mut out) {
         if envelope::is_sealed_value(value.expose()) {
-            let clear = envelope::open_value(&keys, Purpose::ConfigValue, value.expose())
+            let clear = envelope::open_config_value(&keys, field, value.expose())
                 .map_err(|err| SecretsError::ConfigValue { name, err })?;
             *value = Secret::new(clear.as_str().to_owned());
         }
@@ -176,7 +208,12 @@ mod tests {
     #[test]
     fn encrypted_config_values_decrypt_or_name_themselves() {
         let k = key();
-        let sealed = envelope::seal_value(&k, Purpose::ConfigValue, "a webhook secret of some length").unwrap();
+        let sealed = envelope::seal_value(
+            &k,
+            Purpose::Config(ConfigField::WebhookSecret),
+            "a webhook secret of some length",
+        )
+        .unwrap();
         let settings = settings_with_hook(&sealed);
         let open = unseal_settings(&settings, &AtRest::with_key(k)).unwrap();
         assert_eq!(
@@ -192,6 +229,26 @@ mod tests {
         );
         let err = unseal_settings(&settings, &AtRest::none()).unwrap_err().to_string();
         assert!(err.contains("no master key is configured"), "{err}");
+    }
+
+    #[test]
+    fn a_sealed_bind_password_pasted_as_a_webhook_secret_is_refused_naming_the_field() {
+        let k = key();
+        let password = envelope::seal_value(
+            &k,
+            Purpose::Config(ConfigField::BindPassword),
+            "a bind password of some length",
+        )
+        .unwrap();
+        let settings = settings_with_hook(&password);
+        let err = unseal_settings(&settings, &AtRest::with_key(k))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("notify.webhooks[0].secret could not be decrypted")
+                && err.contains("encrypted for config:auth.ldap.bind_password"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,18 +9,16 @@
 
 use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
 use crate::audit::AuditEvent;
 use crate::config::Settings;
 use crate::events::Event;
 use crate::store::Store;
 
-use super::envelope::{self, Purpose, VALUE_PREFIX};
+use super::envelope::{self, ConfigField, KeyRole, Purpose};
 use super::key_file::{self, KeyFileState};
 use super::master_key::{KeyId, MasterKey};
 use super::totp::{self, TotpCounts};
-use super::{config_secrets, AtRest, SecretsError};
+use super::{AtRest, SecretsError};
 
 /// What a rotation did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -37,34 +35,76 @@ pub struct RotateReport {
     pub totp: Option<TotpCounts>,
 }
 
+/// A private key file of the setup and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPath {
+    pub path: PathBuf,
+    pub role: KeyRole,
+    /// Named by the configuration (the node reads it as `role`); otherwise a
+    /// key found beside them, which no node reads.
+    pub named: bool,
+}
+
+impl KeyPath {
+    /// The roles an encrypted file here may have been encrypted for: its own
+    /// for a file the configuration names (any other is a key moved there);
+    /// for one beside them, its own first and then any (it is only re-encrypted).
+    fn roles(&self) -> Vec<KeyRole> {
+        let mut out = vec![self.role];
+        if !self.named {
+            out.extend(KeyRole::ALL.into_iter().filter(|r| *r != self.role));
+        }
+        out
+    }
+}
+
+/// The paths of [`key_files`].
+pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
+    key_files(settings).into_iter().map(|k| k.path).collect()
+}
+
 /// The private key files of a setup, each once: those the configuration
 /// names, then, beside them, the development server CA's key `init` writes
 /// (which no node reads) and any `*.key` file already sealed by Portier —
 /// never another service's key that happens to share the directory.
-pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = Vec::new();
-    for p in [
-        &settings.gateway.key,
-        &settings.api.key,
-        &settings.gateway.vendor_ca_key,
+pub fn key_files(settings: &Settings) -> Vec<KeyPath> {
+    let mut out: Vec<KeyPath> = Vec::new();
+    for (p, role) in [
+        (&settings.gateway.key, KeyRole::TlsServer),
+        (&settings.api.key, KeyRole::TlsServer),
+        (&settings.gateway.vendor_ca_key, KeyRole::VendorCa),
     ] {
-        if !out.contains(p) {
-            out.push(p.clone());
+        if !out.iter().any(|k| k.path == *p) {
+            out.push(KeyPath {
+                path: p.clone(),
+                role,
+                named: true,
+            });
         }
     }
-    let dirs: Vec<PathBuf> = out.iter().filter_map(|p| p.parent().map(Path::to_path_buf)).collect();
-    let mut beside = Vec::new();
+    let dirs: Vec<PathBuf> = out
+        .iter()
+        .filter_map(|k| k.path.parent().map(Path::to_path_buf))
+        .collect();
+    let mut beside: Vec<KeyPath> = Vec::new();
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
             let named_key = path.extension().is_some_and(|e| e == "key") && path.is_file();
-            let ours = path.file_name().is_some_and(|n| n == INIT_SERVER_CA_KEY) || sealed_by_portier(&path);
-            if named_key && ours && !out.contains(&path) && !beside.contains(&path) && holds_private_key(&path) {
-                beside.push(path);
+            let server_ca = path.file_name().is_some_and(|n| n == INIT_SERVER_CA_KEY);
+            let ours = server_ca || sealed_by_portier(&path);
+            let known = out.iter().chain(&beside).any(|k| k.path == path);
+            if named_key && ours && !known && holds_private_key(&path) {
+                let role = if server_ca { KeyRole::ServerCa } else { KeyRole::Other };
+                beside.push(KeyPath {
+                    path,
+                    role,
+                    named: false,
+                });
             }
         }
     }
-    beside.sort();
+    beside.sort_by(|a, b| a.path.cmp(&b.path));
     out.extend(beside);
     out
 }
@@ -85,9 +125,39 @@ fn holds_private_key(path: &Path) -> bool {
     })
 }
 
+/// Refuses while a node may be running on this database: it holds the old
+/// key, so it would seal a TOTP enrolment with it during the rotation, and
+/// fail to read what the rotation re-encrypted.
+async fn refuse_running_nodes(store: &dyn Store, settings: &Settings) -> Result<(), SecretsError> {
+    let stale = chrono::Duration::from_std(settings.heartbeat_settings().stale_after).unwrap_or(chrono::Duration::MAX);
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
+    let running = crate::node::running(store.list_nodes().await?, now, stale);
+    if running.is_empty() {
+        return Ok(());
+    }
+    let nodes = running
+        .iter()
+        .map(|n| {
+            format!(
+                "{} (pid {} on {}, last seen {})",
+                n.name,
+                n.pid,
+                n.host,
+                n.last_seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        })
+        .collect();
+    Err(SecretsError::NodesRunning {
+        nodes,
+        stale_secs: settings.database.node_stale_secs,
+    })
+}
+
 /// Re-encrypts every secret of the setup whose configuration file is
-/// `config_path` (read into `settings`, not unsealed) under `new`; recorded in
-/// the audit trail as `secrets.rotated` by `actor` when a store is given.
+/// `config_path` (read into `settings`, not unsealed) under `new`, in the
+/// current format (legacy envelopes are upgraded); recorded in the audit trail
+/// as `secrets.rotated` by `actor` when a store is given. Refused while a node
+/// runs on the store's database.
 pub async fn rotate(
     config_path: &Path,
     settings: &Settings,
@@ -96,39 +166,48 @@ pub async fn rotate(
     store: Option<&dyn Store>,
     actor: &str,
 ) -> Result<RotateReport, SecretsError> {
+    if let Some(store) = store {
+        refuse_running_nodes(store, settings).await?;
+    }
     let mut keys = current.keys();
     keys.push(new);
 
     // 1. Read everything; nothing is written unless all of it decrypts.
     let mut files = Vec::new();
-    for path in key_paths(settings) {
-        let was = key_file::state(&path)?;
+    for key_path in key_files(settings) {
+        let path = &key_path.path;
+        let was = key_file::state(path)?;
         if was == KeyFileState::Absent {
             // The vendor CA key may be kept offline.
             tracing::info!(path = %path.display(), "no key file here; nothing to re-encrypt");
             continue;
         }
-        let clear = key_file::read(&path, &keys)?;
-        files.push((path, was, clear));
+        let text = key_file::read_text(path)?;
+        let (clear, opened) = key_file::open_pem_as(&keys, &key_path.roles(), &text, path)?;
+        files.push((key_path.path, was, opened.role, clear));
     }
     let config_text = std::fs::read_to_string(config_path).map_err(|err| SecretsError::Io {
         path: config_path.to_owned(),
         err,
     })?;
-    let (new_config, config_values) = reseal_config_text(&config_text, &keys, new)?;
-    let clear_config_values: Vec<String> = config_secrets(&mut settings.clone())
-        .into_iter()
-        .filter(|(_, v)| !envelope::is_sealed_value(v.expose()))
-        .map(|(name, _)| name)
-        .collect();
+    let (new_config, config_values) = reseal_config_text(&config_text, &keys, new).map_err(|e| match e {
+        SecretsError::ConfigSyntax { err, .. } => SecretsError::ConfigSyntax {
+            path: config_path.to_owned(),
+            err,
+        },
+        other => other,
+    })?;
+    let clear_config_values = super::clear_config_secrets(settings);
     if let Some(store) = store {
-        totp::reseal(store, &keys, None).await?;
+        totp::reseal(store, &keys, None, false).await?;
+        // A node started while this one read: still refused before any write.
+        refuse_running_nodes(store, settings).await?;
     }
 
     // 2. Write, each file atomically.
     let mut key_files = Vec::new();
-    for (path, was, clear) in files {
-        let sealed = key_file::seal_pem(new, &clear, &path)?;
+    for (path, was, role, clear) in files {
+        let sealed = key_file::seal_pem(new, role, &clear, &path)?;
         key_file::write_atomic(&path, &sealed)?;
         key_files.push((path, was));
     }
@@ -136,7 +215,7 @@ pub async fn rotate(
         key_file::write_atomic(config_path, &new_config)?;
     }
     let totp = match store {
-        Some(store) => Some(totp::reseal(store, &keys, Some(new)).await?),
+        Some(store) => Some(totp::reseal(store, &keys, Some(new), true).await?),
         None => None,
     };
     let report = RotateReport {
@@ -167,35 +246,80 @@ pub async fn rotate(
     Ok(report)
 }
 
-/// The configuration text with each `enc:v1:…` value re-encrypted under
-/// `new` (the rest of the text, comments included, as it was), and how many
-/// were rewritten. Rewritten textually since an encrypted value is a unique
-/// run of base64 after its prefix.
+/// The configuration text with each encrypted secret value re-encrypted under
+/// `new` for its field, and how many were rewritten. Edited as a TOML document
+/// (`toml_edit`), so that only the values of the secret fields change: the
+/// comments (even one quoting an `enc:v1:` value), the layout, the quoting and
+/// every other value stay byte for byte. A value already in the current format
+/// under `new` (an interrupted rotation run again) is left alone.
 fn reseal_config_text(text: &str, keys: &[&MasterKey], new: &MasterKey) -> Result<(String, usize), SecretsError> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    use toml_edit::{DocumentMut, Item, Value};
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| SecretsError::ConfigSyntax {
+            path: PathBuf::new(),
+            err: e.to_string(),
+        })?;
     let mut count = 0;
-    while let Some(at) = rest.find(VALUE_PREFIX) {
-        let (before, from) = rest.split_at(at);
-        out.push_str(before);
-        let len = VALUE_PREFIX.len()
-            + from
-                .get(VALUE_PREFIX.len()..)
-                .unwrap_or_default()
-                .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=')))
-                .unwrap_or(from.len() - VALUE_PREFIX.len());
-        let (token, after) = from.split_at(len);
-        let name = || format!("configuration value {}…", token.get(..20).unwrap_or(token));
-        let clear: Zeroizing<String> = envelope::open_value(keys, Purpose::ConfigValue, token)
-            .map_err(|err| SecretsError::ConfigValue { name: name(), err })?;
-        let resealed = envelope::seal_value(new, Purpose::ConfigValue, &clear)
-            .map_err(|err| SecretsError::ConfigValue { name: name(), err })?;
-        out.push_str(&resealed);
+    let mut reseal = |name: String, field: ConfigField, value: &mut Value| -> Result<(), SecretsError> {
+        let Some(stored) = value.as_str().filter(|s| envelope::is_sealed_value(s)) else {
+            return Ok(());
+        };
+        let current = !envelope::is_legacy_value(stored)
+            && envelope::value_envelope(stored)
+                .and_then(|e| envelope::key_id_of(&e))
+                .is_ok_and(|id| id == new.id());
+        let config_err = |err| SecretsError::ConfigValue {
+            name: name.clone(),
+            err,
+        };
+        let clear = envelope::open_config_value(keys, field, stored).map_err(config_err)?;
+        if current {
+            return Ok(());
+        }
+        let sealed = envelope::seal_value(new, Purpose::Config(field), &clear).map_err(config_err)?;
+        // The same quoting as before (base64 needs no escape in either).
+        let literal = matches!(value, Value::String(f) if f.as_repr().and_then(|r| r.as_raw().as_str()).is_some_and(|r| r.starts_with('\'')));
+        let quoted = if literal {
+            format!("'{sealed}'")
+        } else {
+            format!("\"{sealed}\"")
+        };
+        let mut replacement: Value = quoted.parse().map_err(|_| config_err(envelope::EnvelopeError::Seal))?;
+        *replacement.decor_mut() = value.decor().clone();
+        *value = replacement;
         count += 1;
-        rest = after;
+        Ok(())
+    };
+    if let Some(hooks) = doc.get_mut("notify").and_then(|n| n.get_mut("webhooks")) {
+        let name = |i: usize| format!("notify.webhooks[{i}].secret");
+        match hooks {
+            Item::ArrayOfTables(tables) => {
+                for (i, t) in tables.iter_mut().enumerate() {
+                    if let Some(v) = t.get_mut("secret").and_then(Item::as_value_mut) {
+                        reseal(name(i), ConfigField::WebhookSecret, v)?;
+                    }
+                }
+            }
+            Item::Value(Value::Array(list)) => {
+                for (i, hook) in list.iter_mut().enumerate() {
+                    if let Some(v) = hook.as_inline_table_mut().and_then(|t| t.get_mut("secret")) {
+                        reseal(name(i), ConfigField::WebhookSecret, v)?;
+                    }
+                }
+            }
+            _ => {}
+        }
     }
-    out.push_str(rest);
-    Ok((out, count))
+    if let Some(v) = doc
+        .get_mut("auth")
+        .and_then(|a| a.get_mut("ldap"))
+        .and_then(|l| l.get_mut("bind_password"))
+        .and_then(Item::as_value_mut)
+    {
+        reseal("auth.ldap.bind_password".to_owned(), ConfigField::BindPassword, v)?;
+    }
+    Ok((doc.to_string(), count))
 }
 
 #[cfg(test)]
@@ -207,24 +331,71 @@ mod tests {
         MasterKey::parse(&generate(), KeySource::File { path: "k".into() }).unwrap()
     }
 
+    const HOOK: Purpose<'static> = Purpose::Config(ConfigField::WebhookSecret);
+    const BIND: Purpose<'static> = Purpose::Config(ConfigField::BindPassword);
+
     #[test]
-    fn config_values_are_rewritten_in_place() {
+    fn only_the_secret_values_change_comments_and_layout_stay() {
         let (old, new) = (key(), key());
-        let a = envelope::seal_value(&old, Purpose::ConfigValue, "first secret value").unwrap();
-        let b = envelope::seal_value(&old, Purpose::ConfigValue, "second secret value").unwrap();
-        let text = format!("# keep me\n[x]\nsecret = \"{a}\" # and me\nother = '{b}'\n");
+        // Legacy values (`enc:v1:`) are upgraded as they are re-encrypted.
+        let a = envelope::seal_legacy_value(&old, HOOK, "first secret value");
+        let b = envelope::seal_value(&old, BIND, "second secret value").unwrap();
+        let in_comment = envelope::seal_legacy_value(&old, HOOK, "an old value kept in a comment");
+        let head = format!("# keep me, even the old value {in_comment} here\n[[notify.webhooks]]\nurl = \"https://h.example/\"\nsecret = \"");
+        let middle = format!("\" # and me {in_comment}\n\n[auth.ldap]\n  bind_password   =   '");
+        let tail = "'   # spaced\nurl = \"ldaps://dir.example\"\n";
+        let text = format!("{head}{a}{middle}{b}{tail}");
         let (out, n) = reseal_config_text(&text, &[&old, &new], &new).unwrap();
         assert_eq!(n, 2);
-        assert!(out.starts_with("# keep me\n[x]\nsecret = \"enc:v1:") && out.contains("\" # and me\nother = 'enc:v1:"));
+        // Everything but the two values, byte for byte.
+        let rest = out.strip_prefix(&head).unwrap();
+        let (hook, rest) = rest.split_once('"').unwrap();
+        let rest = rest.strip_prefix(&middle[1..]).unwrap();
+        let (bind, rest) = rest.split_once('\'').unwrap();
+        assert_eq!(format!("'{rest}"), tail);
+        assert!(out.contains(&in_comment), "the comment's value is not a value: {out}");
         assert!(!out.contains(&a) && !out.contains(&b));
-        let values: Vec<&str> = out.split(['"', '\'']).filter(|s| s.starts_with(VALUE_PREFIX)).collect();
-        assert_eq!(values.len(), 2);
+        // The values, re-encrypted under the new key for their field.
+        assert!(hook.starts_with(envelope::VALUE_PREFIX) && bind.starts_with(envelope::VALUE_PREFIX));
         assert_eq!(
-            envelope::open_value(&[&new], Purpose::ConfigValue, values[1])
+            envelope::open_config_value(&[&new], ConfigField::WebhookSecret, hook)
+                .unwrap()
+                .as_str(),
+            "first secret value"
+        );
+        assert_eq!(
+            envelope::open_config_value(&[&new], ConfigField::BindPassword, bind)
                 .unwrap()
                 .as_str(),
             "second secret value"
         );
+        // Run again: nothing left to do.
+        let (again, n) = reseal_config_text(&out, &[&old, &new], &new).unwrap();
+        assert_eq!((again.as_str(), n), (out.as_str(), 0));
+        // A wrong key changes nothing.
         assert!(reseal_config_text(&text, &[&key()], &new).is_err());
+    }
+
+    #[test]
+    fn a_value_moved_to_another_field_stops_the_rotation() {
+        let (old, new) = (key(), key());
+        let bind = envelope::seal_value(&old, BIND, "the bind password").unwrap();
+        let text = format!("[[notify.webhooks]]\nurl = \"https://h.example/\"\nsecret = \"{bind}\"\n");
+        let err = reseal_config_text(&text, &[&old, &new], &new).unwrap_err().to_string();
+        assert!(
+            err.contains("notify.webhooks[0].secret") && err.contains("encrypted for config:auth.ldap.bind_password"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn inline_webhook_lists_are_rewritten_too() {
+        let (old, new) = (key(), key());
+        let a = envelope::seal_value(&old, HOOK, "inline secret value").unwrap();
+        let text = format!("notify.webhooks = [ {{ url = \"https://h.example/\", secret = \"{a}\" }} ]\n");
+        let (out, n) = reseal_config_text(&text, &[&old, &new], &new).unwrap();
+        assert_eq!(n, 1);
+        assert!(out.starts_with("notify.webhooks = [ { url = \"https://h.example/\", secret = \"enc:v2:"));
+        assert!(out.ends_with("\" } ]\n"), "{out}");
     }
 }

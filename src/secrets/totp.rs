@@ -27,11 +27,15 @@ pub struct TotpCounts {
 
 /// Checks that every stored TOTP secret decrypts with one of `open_with` (or
 /// is in clear), then, if `seal_with` is given, rewrites under it those in
-/// clear or under another key. Nothing is written unless every secret reads.
+/// clear or under another key, and with `upgrade_legacy` those in the legacy
+/// format (`enc:v1:`; `rotate` does, a node's start does not, so that a node
+/// of the previous version sharing the database still reads them). Nothing is
+/// written unless every secret reads.
 pub async fn reseal(
     store: &dyn Store,
     open_with: &[&MasterKey],
     seal_with: Option<&MasterKey>,
+    upgrade_legacy: bool,
 ) -> Result<TotpCounts, SecretsError> {
     let mut failed = Vec::new();
     let mut first_err = None;
@@ -45,7 +49,8 @@ pub async fn reseal(
                     let current = envelope::value_envelope(&stored)
                         .and_then(|e| envelope::key_id_of(&e))
                         .ok();
-                    if seal_with.is_none_or(|k| Some(k.id()) == current) {
+                    let legacy = upgrade_legacy && envelope::is_legacy_value(&stored);
+                    if seal_with.is_none_or(|k| Some(k.id()) == current && !legacy) {
                         counts.encrypted += 1;
                         continue;
                     }

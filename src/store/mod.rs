@@ -705,7 +705,7 @@ impl NodeHolder {
 }
 
 /// Whether a process with this id runs on this host (assumed so where `/proc` is absent).
-fn process_exists(pid: u32) -> bool {
+pub(crate) fn process_exists(pid: u32) -> bool {
     let proc = std::path::Path::new("/proc");
     !proc.is_dir() || proc.join(pid.to_string()).exists()
 }

@@ -150,7 +150,7 @@ fn a_commissioned_setup_passes() {
 
     // A webhook secret encrypted under the master key, anchoring on, MFA explicit.
     let mut enc = portier()
-        .args(["secrets", "encrypt", "--config"])
+        .args(["secrets", "encrypt", "--field", "notify.webhooks.secret", "--config"])
         .arg(&config)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -210,4 +210,34 @@ fn a_commissioned_setup_passes() {
     }
     // Backups cannot be verified from here: a warning, not a failure.
     assert!(has_line(&text, "WARN", "backups", &["cannot be verified"]), "{text}");
+
+    // A webhook secret left in clear beside the master key: named, with the
+    // command that encrypts it for its field.
+    append(
+        &config,
+        "\n[[notify.webhooks]]\nurl = \"https://siem.hospital.test/other\"\nsecret = \"a clear secret, long enough\"\n",
+    );
+    let (out, text) = check(&config);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        has_line(
+            &text,
+            "FAIL",
+            "secrets_at_rest",
+            &[
+                "notify.webhooks[1].secret: in clear",
+                "portier secrets encrypt --field notify.webhooks[1].secret"
+            ]
+        ),
+        "{text}"
+    );
+    assert!(
+        has_line(
+            &text,
+            "OK",
+            "secrets_at_rest",
+            &["notify.webhooks[0].secret", ": encrypted"]
+        ),
+        "{text}"
+    );
 }

@@ -891,3 +891,114 @@ pub async fn raw_sql<S: AsRef<str>>(t: &TestApp, statements: &[S]) {
         }
     }
 }
+
+/// A `portier serve` process a test started (the real binary, logging JSON),
+/// killed by its pid if still running when dropped.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    /// Its bound addresses, from its `portier serving` line.
+    pub gateway: SocketAddr,
+    pub api: SocketAddr,
+    /// Its standard error so far, line by line.
+    pub log: Arc<std::sync::Mutex<String>>,
+}
+
+impl ServeProcess {
+    /// Spawns `cmd` (a `portier serve` with `log.format = "json"` and
+    /// listeners on port 0) and waits until it serves; `Err` with its exit
+    /// status and output if it exits first. Panics if it neither serves nor
+    /// exits within `within`.
+    pub async fn start(
+        mut cmd: std::process::Command,
+        within: Duration,
+    ) -> Result<Self, (std::process::ExitStatus, String)> {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        let reader = {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                        let f = &v["fields"];
+                        if f["message"] == "portier serving" {
+                            let addr = |k: &str| f[k].as_str().and_then(|s| s.parse::<SocketAddr>().ok());
+                            if let (Some(g), Some(a)) = (addr("gateway"), addr("api")) {
+                                let _ = tx.send((g, a));
+                            }
+                        }
+                    }
+                    let mut log = log.lock().unwrap();
+                    log.push_str(&line);
+                    log.push('\n');
+                }
+            })
+        };
+        let start = std::time::Instant::now();
+        loop {
+            if let Ok((gateway, api)) = rx.try_recv() {
+                return Ok(Self {
+                    child,
+                    gateway,
+                    api,
+                    log,
+                });
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                let _ = reader.join();
+                let out = log.lock().unwrap().clone();
+                return Err((status, out));
+            }
+            if start.elapsed() > within {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{cmd:?} not serving within {within:?}:\n{}", log.lock().unwrap());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM (the clean stop), then its exit status; panics if it still
+    /// runs 20 s later.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_child(&self.child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("still running 20 s after SIGTERM:\n{}", self.log.lock().unwrap());
+    }
+
+    /// `kill -9`: nothing is cut, recorded or released.
+    pub fn kill9(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// Its log so far.
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

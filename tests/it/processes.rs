@@ -7,11 +7,9 @@
 //!
 //! Skipped (with a message) when `PORTIER_TEST_PG_URL` is not set.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, ExitStatus};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portier::domain::{EndReason, SessionId};
@@ -95,63 +93,12 @@ impl Site {
     /// Starts `portier serve` as `node`; `Err` with its exit status and output if
     /// it exits before serving.
     async fn serve(&self, node: &str) -> Result<Node, (ExitStatus, String)> {
-        let mut child = self
-            .command(node, &["serve"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let reader = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        let f = &v["fields"];
-                        if f["message"] == "portier serving" {
-                            let addr = |k: &str| f[k].as_str().and_then(|s| s.parse::<SocketAddr>().ok());
-                            if let (Some(g), Some(a)) = (addr("gateway"), addr("api")) {
-                                let _ = tx.send((g, a));
-                            }
-                        }
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            })
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok((gateway, api)) = rx.try_recv() {
-                return Ok(Node {
-                    child,
-                    name: node.to_owned(),
-                    gateway,
-                    http: https_client(&self.server_ca(), api),
-                    api,
-                    log,
-                });
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let _ = reader.join();
-                let out = log.lock().unwrap().clone();
-                return Err((status, out));
-            }
-            if start.elapsed() > START_WITHIN {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "node {node} not serving within {START_WITHIN:?}:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let serve = ServeProcess::start(self.command(node, &["serve"]), START_WITHIN).await?;
+        Ok(Node {
+            name: node.to_owned(),
+            http: https_client(&self.server_ca(), serve.api),
+            serve,
+        })
     }
 
     /// Verifies the whole audit chain in the database.
@@ -163,14 +110,25 @@ impl Site {
     }
 }
 
-/// A running `portier serve` process, killed (by its pid) if still running when dropped.
+/// A running `portier serve` process as `name` (killed by its pid if still
+/// running when dropped).
 struct Node {
-    child: Child,
+    serve: ServeProcess,
     name: String,
-    gateway: SocketAddr,
-    api: SocketAddr,
     http: reqwest::Client,
-    log: Arc<Mutex<String>>,
+}
+
+impl std::ops::Deref for Node {
+    type Target = ServeProcess;
+    fn deref(&self) -> &ServeProcess {
+        &self.serve
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut ServeProcess {
+        &mut self.serve
+    }
 }
 
 impl Node {
@@ -186,39 +144,15 @@ impl Node {
         (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// `kill -9`: nothing is cut, recorded or released.
-    fn kill9(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    /// SIGTERM (the clean stop), then waits for the exit; SIGKILL after 20 s.
+    /// SIGTERM (the clean stop), then waits for a successful exit.
     async fn stop(mut self) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(
-                    status.success(),
-                    "node {} stopped with {status}:\n{}",
-                    self.name,
-                    self.log.lock().unwrap()
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("node {} still running 20 s after SIGTERM", self.name);
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        let status = self.serve.terminate().await;
+        assert!(
+            status.success(),
+            "node {} stopped with {status}:\n{}",
+            self.name,
+            self.serve.log_text()
+        );
     }
 }
 

@@ -6,12 +6,11 @@
 //! a new key, the node serves with it and the old key no longer works; TOTP
 //! secrets are stored encrypted for their account and sign-in still works.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use portier::clock::{Clock, ManualClock, SharedClock};
@@ -98,57 +97,11 @@ impl Setup {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let reader = {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                        let f = &v["fields"];
-                        if f["message"] == "portier serving" {
-                            let addr = |k: &str| f[k].as_str().and_then(|s| s.parse::<SocketAddr>().ok());
-                            if let (Some(g), Some(a)) = (addr("gateway"), addr("api")) {
-                                let _ = tx.send((g, a));
-                            }
-                        }
-                    }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
-                }
-            })
-        };
-        let start = Instant::now();
-        loop {
-            if let Ok((gateway, api)) = rx.try_recv() {
-                return Ok(Node {
-                    child,
-                    gateway,
-                    http: https_client(&self.site().join("certs/server-ca.pem"), api),
-                    api,
-                });
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                let _ = reader.join();
-                let out = log.lock().unwrap().clone();
-                return Err((status, out));
-            }
-            if start.elapsed() > START_WITHIN {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("not serving within {START_WITHIN:?}:\n{}", log.lock().unwrap());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let serve = ServeProcess::start(cmd, START_WITHIN).await?;
+        Ok(Node {
+            http: https_client(&self.site().join("certs/server-ca.pem"), serve.api),
+            serve,
+        })
     }
 
     /// The use cases on this setup's database, with `at_rest` and a clock of our own.
@@ -221,15 +174,13 @@ fn assert_no_clear_key(dir: &Path) {
 
 /// A running `portier serve`, killed if still running when dropped.
 struct Node {
-    child: Child,
-    gateway: SocketAddr,
-    api: SocketAddr,
+    serve: ServeProcess,
     http: reqwest::Client,
 }
 
 impl Node {
     async fn call(&self, method: &str, path: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("https://localhost:{}{path}", self.api.port());
+        let url = format!("https://localhost:{}{path}", self.serve.api.port());
         let mut req = self.http.request(method.parse().unwrap(), url).bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
@@ -248,25 +199,7 @@ impl Node {
 
     /// SIGTERM, then the exit.
     async fn stop(mut self) {
-        let pid = rustix::process::Pid::from_child(&self.child);
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
-            if self.child.try_wait().unwrap().is_some() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("still running 20 s after SIGTERM");
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.serve.terminate().await;
     }
 }
 
@@ -364,10 +297,30 @@ async fn tunnel_scene(node: &Node, admin: &str, server_ca: &Path) -> Arc<rustls:
 }
 
 async fn assert_tunnel_works(node: &Node, tls: &Arc<rustls::ClientConfig>) {
-    let mut s = connect_from("127.0.0.2", node.gateway, "mri-1", tls.clone())
+    let mut s = connect_from("127.0.0.2", node.serve.gateway, "mri-1", tls.clone())
         .await
         .unwrap();
     assert_eq!(echo_roundtrip(&mut s, b"ping").await, b"ping");
+}
+
+/// A configuration value in the legacy format (`enc:v1:`, bound to the kind
+/// "config-value" only), as Portier wrote them before the field was bound.
+fn legacy_config_value(key_text: &str, key_id: [u8; 8], value: &str) -> String {
+    use base64::Engine;
+    use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &b64.decode(key_text).unwrap()).unwrap());
+    let nonce = [7u8; 12];
+    let mut aad = b"portier-at-rest\0v1\0config-value\0".to_vec();
+    aad.extend_from_slice(&key_id);
+    let mut body = value.as_bytes().to_vec();
+    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut body)
+        .unwrap();
+    let mut envelope = vec![1u8];
+    envelope.extend_from_slice(&key_id);
+    envelope.extend_from_slice(&nonce);
+    envelope.extend_from_slice(&body);
+    format!("enc:v1:{}", b64.encode(envelope))
 }
 
 /// The stored TOTP secret of `name`, as the database holds it.
@@ -399,9 +352,12 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
         let text = std::fs::read_to_string(certs.join(k)).unwrap();
         assert!(text.starts_with("-----BEGIN PORTIER ENCRYPTED PRIVATE KEY-----"), "{k}");
     }
-    // A webhook secret, encrypted with `portier secrets encrypt`.
+    // A webhook secret, encrypted with `portier secrets encrypt` for its field.
     let mut enc = setup
-        .command(&["secrets", "encrypt"], &setup.config())
+        .command(
+            &["secrets", "encrypt", "--field", "notify.webhooks[0].secret"],
+            &setup.config(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -414,18 +370,42 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
     let out = enc.wait_with_output().unwrap();
     assert!(out.status.success());
     let sealed_hook = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    assert!(sealed_hook.starts_with("enc:v1:") && !sealed_hook.contains("webhook"));
+    assert!(sealed_hook.starts_with("enc:v2:") && !sealed_hook.contains("webhook"));
+    // A second one in clear, and a third in the legacy format (as Portier
+    // wrote them before the field was bound), quoted in a comment too.
+    let key_a = setup.at_rest("a.key");
+    let legacy_hook = legacy_config_value(
+        &setup.key_text("a.key"),
+        key_a.key().unwrap().id().0,
+        "a legacy webhook secret",
+    );
+    let comment = format!("# the secret before: \"{legacy_hook}\" (kept for the record)");
     let mut config = std::fs::OpenOptions::new().append(true).open(setup.config()).unwrap();
     writeln!(
         config,
-        "\n[[notify.webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"{sealed_hook}\""
+        "\n[[notify.webhooks]]\nurl = \"http://127.0.0.1:9/hook\"\nsecret = \"{sealed_hook}\"\n\n\
+         [[notify.webhooks]]\nurl = \"http://127.0.0.1:9/clear\"\nsecret = \"a clear webhook secret, long\"\n\n\
+         {comment}\n[[notify.webhooks]]\nurl = \"http://127.0.0.1:9/legacy\"\nsecret = '{legacy_hook}'   # legacy"
     )
     .unwrap();
     drop(config);
 
-    // The node serves with the key named in the configuration.
+    // The node serves with the key named in the configuration (the legacy
+    // value read), warning of the secret in clear by its field.
     let node = setup.serve(&setup.config(), &[]).await.unwrap();
     node.ok("GET", "/api/v1/vendors", &admin, None, 200).await;
+    let log = node.serve.log_text();
+    assert!(
+        log.lines().any(|l| l.contains("configuration secret stored in clear")
+            && l.contains("notify.webhooks[1].secret")
+            && l.contains("portier secrets encrypt")
+            && l.contains("WARN")),
+        "{log}"
+    );
+    assert!(
+        !log.contains("notify.webhooks[0].secret") && !log.contains("notify.webhooks[2].secret"),
+        "{log}"
+    );
     let tls = tunnel_scene(&node, &admin, &certs.join("server-ca.pem")).await;
     assert_tunnel_works(&node, &tls).await;
 
@@ -449,8 +429,7 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
     let code = totp_code(&enrolment.secret, clock.now()).unwrap();
     ops_a.confirm_totp(&sec, &enrolment.secret, &code).await.unwrap();
     let row = stored_totp(setup.db.store.as_ref(), "sec").await;
-    assert!(row.starts_with("enc:v1:") && !row.contains(&enrolment.secret), "{row}");
-    let key_a = setup.at_rest("a.key");
+    assert!(row.starts_with("enc:v2:") && !row.contains(&enrolment.secret), "{row}");
     assert_eq!(
         envelope::key_id_of(&envelope::value_envelope(&row).unwrap()).unwrap(),
         key_a.key().unwrap().id()
@@ -458,6 +437,40 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
     sign_in_with_code(&ops_a, &clock, "sec", &enrolment.secret)
         .await
         .unwrap();
+
+    // No rotation while the node runs (it holds key A): refused, naming it,
+    // and nothing changed.
+    let snapshot =
+        |paths: &[PathBuf]| -> Vec<String> { paths.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect() };
+    let watched = [
+        setup.config(),
+        certs.join("server.key"),
+        certs.join("vendor-ca.key"),
+        certs.join("server-ca.key"),
+    ];
+    let before_refusal = snapshot(&watched);
+    let b_file = setup.key_file("b.key");
+    let rotate_to_b = || {
+        setup.command(
+            &[
+                "secrets",
+                "rotate",
+                "--json",
+                "--new-key-file",
+                b_file.to_str().unwrap(),
+            ],
+            &setup.config(),
+        )
+    };
+    let out = rotate_to_b().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("refused") && err.contains("secrets-node (pid ") && err.contains("Stop every node first"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&watched), before_refusal);
+    assert_eq!(stored_totp(setup.db.store.as_ref(), "sec").await, row);
     node.stop().await;
 
     // A wrong key (the environment wins over the file): refused, naming the key file.
@@ -491,19 +504,15 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
         .iter()
         .map(|k| std::fs::read_to_string(certs.join(k)).unwrap())
         .collect();
-    let b_file = setup.key_file("b.key");
-    let out = run(&mut setup.command(
-        &[
-            "secrets",
-            "rotate",
-            "--json",
-            "--new-key-file",
-            b_file.to_str().unwrap(),
-        ],
-        &setup.config(),
-    ));
+    let config_before = std::fs::read_to_string(setup.config()).unwrap();
+    let out = run(&mut rotate_to_b());
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["config_values"], 1, "{report}");
+    assert_eq!(report["config_values"], 2, "{report}");
+    assert_eq!(
+        report["clear_config_values"],
+        json!(["notify.webhooks[1].secret"]),
+        "{report}"
+    );
     assert_eq!(report["totp"]["rewritten"], 1, "{report}");
     assert_eq!(report["key_files"].as_array().unwrap().len(), 3, "{report}");
     for (k, old) in keys.iter().zip(&before) {
@@ -513,7 +522,29 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
             "{k}"
         );
     }
-    assert!(!std::fs::read_to_string(setup.config()).unwrap().contains(&sealed_hook));
+    // Only the two encrypted values changed, upgraded to the current format;
+    // the comment quoting the legacy value (and every other byte) stayed.
+    let config_after = std::fs::read_to_string(setup.config()).unwrap();
+    assert!(!config_after.contains(&sealed_hook));
+    assert!(config_after.contains(&format!("\n{comment}\n")), "{config_after}");
+    assert_eq!(config_after.lines().count(), config_before.lines().count());
+    let changed: Vec<(&str, &str)> = config_before
+        .lines()
+        .zip(config_after.lines())
+        .filter(|(a, b)| a != b)
+        .collect();
+    assert_eq!(changed.len(), 2, "{changed:?}");
+    assert!(
+        changed[0].1.starts_with("secret = \"enc:v2:") && changed[0].1.ends_with('"'),
+        "{changed:?}"
+    );
+    assert!(
+        changed[1].1.starts_with("secret = 'enc:v2:") && changed[1].1.ends_with("'   # legacy"),
+        "{changed:?}"
+    );
+    let settings = portier::config::Settings::load(&setup.config()).unwrap();
+    let open = portier::secrets::unseal_settings(&settings, &setup.at_rest("b.key")).unwrap();
+    assert_eq!(open.notify.webhooks[2].secret.expose(), "a legacy webhook secret");
     assert_no_clear_key(&setup.site());
     let row_b = stored_totp(setup.db.store.as_ref(), "sec").await;
     assert_ne!(row_b, row);
@@ -647,7 +678,7 @@ async fn clear_init_says_so_and_rotate_encrypts(db: TestDb) {
     ));
     assert_no_clear_key(&setup.site());
     let row = stored_totp(setup.db.store.as_ref(), "sec").await;
-    assert!(row.starts_with("enc:v1:"), "{row}");
+    assert!(row.starts_with("enc:v2:"), "{row}");
     let text = std::fs::read_to_string(&key).unwrap();
     let out = run(setup
         .command(&["secrets", "status"], &setup.config())
