@@ -396,7 +396,7 @@ async fn a_forged_last_event_is_not_purged(db: TestDb) {
     vendors(&t, &["Recent"]).await;
     let cut = start + Duration::days(1);
     let trail = t.app.store.list_audit(&AuditFilter::default()).await.unwrap();
-    let last = trail.iter().filter(|r| r.at < cut).next_back().unwrap().clone();
+    let last = trail.iter().rfind(|r| r.at < cut).unwrap().clone();
     let forged_hash = portier::audit::chain_hash(
         &last.prev_hash,
         last.seq,
