@@ -349,3 +349,46 @@ async fn screenshots_of_the_main_pages() {
     }
     t.stop().await;
 }
+
+/// The security dossier from the console: the tab lists the documents, a
+/// document opens, and the architecture page shows its schema — the image
+/// loads from inside the sandboxed page with the console session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dossier_opens_with_its_schema() {
+    let t = TestApp::spawn(TestDb::sqlite().await).await;
+    let auditor = t.token("auditor", "dossier-carol", None).await;
+    let Some(b) = Browser::desktop("fr").await else { return };
+    sign_in(&b, &t, &auditor, "/console/audit").await;
+    b.goto(&t.url("/console/audit/dossier")).await;
+    b.wait_for("tr[data-document=architecture]").await;
+    b.click("tr[data-document=rights] span[lang=fr] a[href$='rights.html']")
+        .await;
+    b.wait_text("h1", "Droits").await;
+    let dot = std::process::Command::new("dot")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if dot {
+        b.goto(&t.url("/console/audit/dossier/fr/architecture.html")).await;
+        let img = b.wait_for("img").await;
+        let mut width = 0;
+        for _ in 0..50 {
+            // Chromium answers the property as a number, which fantoccini
+            // reports as "not W3C" with the value.
+            width = match img.prop("naturalWidth").await {
+                Ok(w) => w.and_then(|w| w.parse().ok()).unwrap_or(0),
+                Err(fantoccini::error::CmdError::NotW3C(v)) => v.as_u64().unwrap_or(0),
+                Err(e) => panic!("naturalWidth: {e}"),
+            };
+            if width > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(width > 0, "the schema did not load in the dossier page");
+    } else {
+        eprintln!("Graphviz missing: the schema's image is not checked");
+    }
+    b.close().await;
+    t.stop().await;
+}
