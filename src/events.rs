@@ -73,11 +73,14 @@ pub enum Event {
     /// Secrets at rest re-encrypted under a new master key (`portier secrets rotate`).
     SecretsRotated,
     DataPurged,
+    /// A purge refused because the audit events it would delete do not
+    /// verify: evidence of tampering, kept and announced.
+    DataPurgeRefused,
 }
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 55] = [
+    pub const ALL: [Event; 56] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -133,6 +136,7 @@ impl Event {
         Event::ApiRefused,
         Event::SecretsRotated,
         Event::DataPurged,
+        Event::DataPurgeRefused,
     ];
 
     /// The stable dotted name, as stored in the audit trail and sent to sinks.
@@ -193,6 +197,7 @@ impl Event {
             Event::ApiRefused => "api.refused",
             Event::SecretsRotated => "secrets.rotated",
             Event::DataPurged => "data.purged",
+            Event::DataPurgeRefused => "data.purge_refused",
         }
     }
 
@@ -210,6 +215,7 @@ impl Event {
                 | Event::AdmissionDeniedBurst
                 | Event::ReportOverdue
                 | Event::DataPurged
+                | Event::DataPurgeRefused
         )
     }
 

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{Actor, Ops, OpsError, OpsResult};
+use crate::audit::AuditEvent;
 use crate::events::Event;
 use crate::store::{Effects, PurgeCounts, PurgeRequest, StoreError};
 
@@ -77,8 +78,26 @@ impl Ops {
         let counts = match self.store.purge_personal_data(&req, &record).await {
             Ok(c) => c,
             // The prefix to delete does not verify: the store's message names
-            // the first invalid event (409, printed as is by the CLI).
-            Err(StoreError::Conflict(m)) => return Err(OpsError::conflict(m)),
+            // the first invalid event (409, printed as is by the CLI). The
+            // refusal is itself evidence of tampering: recorded and announced.
+            Err(StoreError::Conflict(m)) => {
+                let refused = Effects::audit(AuditEvent::new(
+                    now,
+                    who.actor(),
+                    Event::DataPurgeRefused,
+                    "retention",
+                    "denied",
+                    json!({"before": input.before, "dry_run": input.dry_run, "reason": m}),
+                ))
+                .notice(
+                    Event::DataPurgeRefused,
+                    json!({"before": input.before, "by": who.name, "reason": m}),
+                );
+                if let Err(e) = self.store.record(&refused).await {
+                    tracing::error!(error = %e, "refused purge not recorded in the audit trail");
+                }
+                return Err(OpsError::conflict(m));
+            }
             Err(e) => return Err(e.into()),
         };
         tracing::info!(dry_run = input.dry_run, before = %input.before, ?counts, "purge");
