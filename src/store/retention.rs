@@ -64,9 +64,29 @@ pub struct PurgeCounts {
 pub(crate) const PREFIX_PAGE: i64 = 5_000;
 
 /// The refusal of a purge whose prefix does not verify (409).
-pub(crate) fn prefix_does_not_verify(seq: i64) -> super::StoreError {
-    super::StoreError::Conflict(format!(
-        "the audit trail does not verify at sequence number {seq}, among the events this purge would delete: \
-         purging would erase the evidence of tampering, so nothing was purged (see `portier audit verify`)"
-    ))
+/// The verdict on a purge's prefix, `v` having read it through the first kept
+/// event, with the trail's latest `data.purged` event after it (which must
+/// name the current anchor): a prefix that does not verify refuses the purge.
+pub(crate) fn prefix_verdict(
+    mut v: crate::audit::ChainVerifier,
+    latest_purge: Option<&crate::audit::AuditRecord>,
+    cut: i64,
+) -> super::StoreResult<()> {
+    if let Some(r) = latest_purge {
+        v.note_latest_purge(r);
+    }
+    match v.finish().first_invalid_seq {
+        None => Ok(()),
+        Some(seq) => {
+            tracing::warn!(
+                first_invalid_seq = seq,
+                cut,
+                "purge refused: the audit prefix does not verify"
+            );
+            Err(super::StoreError::Conflict(format!(
+                "the audit trail does not verify at sequence number {seq}, among the events this purge would delete: \
+                 purging would erase the evidence of tampering, so nothing was purged (see `portier audit verify`)"
+            )))
+        }
+    }
 }

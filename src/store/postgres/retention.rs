@@ -4,7 +4,7 @@
 //! and moves the anchor (see `Store::purge_personal_data`).
 
 use super::*;
-use crate::store::retention::{prefix_does_not_verify, PREFIX_PAGE};
+use crate::store::retention::{prefix_verdict, PREFIX_PAGE};
 
 /// Windows whose reasons go: closed (ended, or closed early) before the
 /// cut-off, and none the rules still need: not pending, not an emergency grant
@@ -164,20 +164,8 @@ impl PgStore {
             .bind(crate::events::Event::DataPurged.as_str())
             .fetch_optional(&mut **tx)
             .await?;
-        if let Some(row) = &latest {
-            v.note_latest_purge(&Self::audit_row(row)?);
-        }
-        match v.finish().first_invalid_seq {
-            None => Ok(()),
-            Some(seq) => {
-                tracing::warn!(
-                    first_invalid_seq = seq,
-                    cut,
-                    "purge refused: the audit prefix does not verify"
-                );
-                Err(prefix_does_not_verify(seq))
-            }
-        }
+        let latest = latest.as_ref().map(Self::audit_row).transpose()?;
+        prefix_verdict(v, latest.as_ref(), cut)
     }
 
     pub(super) async fn anchor(&self) -> StoreResult<Option<AuditAnchor>> {
