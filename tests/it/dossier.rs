@@ -382,24 +382,10 @@ async fn served(db: crate::common::TestDb) {
                 _ => {}
             }
         }
-        let (st, _) = t
-            .call(
-                "GET",
-                &format!("/api/v1/dossier/{code}/secrets.toml"),
-                Some(&auditor),
-                None,
-            )
-            .await;
-        assert_eq!(st, 404);
-        let (st, _) = t
-            .call(
-                "GET",
-                &format!("/api/v1/dossier/{code}/..%2Fportier.toml"),
-                Some(&auditor),
-                None,
-            )
-            .await;
-        assert_eq!(st, 404);
+        for missing in ["secrets.toml", "..%2Fportier.toml"] {
+            let path = format!("/api/v1/dossier/{code}/{missing}");
+            assert_eq!(t.call("GET", &path, Some(&auditor), None).await.0, 404, "{path}");
+        }
     }
     let (st, body) = t.call("GET", "/api/v1/dossier/de", Some(&auditor), None).await;
     assert_eq!(st, 404, "{body}");
