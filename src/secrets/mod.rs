@@ -58,6 +58,29 @@ pub enum SecretsError {
         nodes.join(", ")
     )]
     NodesRunning { nodes: Vec<String>, stale_secs: u64 },
+    #[error("refused before any change: {} cannot be replaced: {err}; fix it and run rotate again", path.display())]
+    NotReplaceable {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+    #[error(
+        "{} changed since rotate read it (a renewed key, an edited configuration?): not overwritten",
+        path.display()
+    )]
+    ChangedMeanwhile { path: std::path::PathBuf },
+    #[error(
+        "rotation incomplete: {} {} under the new key, {} not yet (still under the old key, or in clear); keep \
+         both keys, fix the cause ({cause}), and run `portier secrets rotate` again with the same current and new \
+         keys: it reads each secret with whichever of them it was sealed under and finishes",
+        written.join(", "),
+        if written.len() == 1 { "is" } else { "are" },
+        pending.join(", ")
+    )]
+    Incomplete {
+        written: Vec<String>,
+        pending: Vec<String>,
+        cause: Box<SecretsError>,
+    },
 }
 
 /// `[secrets]`: where the master key is kept when it is neither a systemd
