@@ -69,6 +69,14 @@ pub enum SecretsError {
     )]
     ChangedMeanwhile { path: std::path::PathBuf },
     #[error(
+        "rotation incomplete: the files are under the new key, but the TOTP secrets of {} account(s) ({}) \
+         are not (written during the rotation by a node that still had the old key?): keep both keys, stop \
+         every node, and run `portier secrets rotate` again with the same current and new keys",
+        accounts.len(),
+        accounts.join(", ")
+    )]
+    TotpNotUnderNewKey { accounts: Vec<String> },
+    #[error(
         "rotation incomplete: {} {} under the new key, {} not yet (still under the old key, or in clear); keep \
          both keys, fix the cause ({cause}), and run `portier secrets rotate` again with the same current and new \
          keys: it reads each secret with whichever of them it was sealed under and finishes",

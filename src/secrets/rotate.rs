@@ -231,6 +231,9 @@ pub async fn rotate(
         ),
         None => None,
     };
+    if let Some(store) = store {
+        totp::verify_under(store, new).await?;
+    }
     let key_files = states;
     let report = RotateReport {
         new_key: new.id(),
