@@ -31,7 +31,7 @@ pub struct RotateReport {
     pub key_files: Vec<(PathBuf, KeyFileState)>,
     /// Encrypted values of the configuration file rewritten.
     pub config_values: usize,
-    /// Configuration secrets still in clear (to encrypt with `portier secrets encrypt`).
+    /// Configuration secrets still in clear (to encrypt with `portier secrets encrypt --field NAME`).
     pub clear_config_values: Vec<String>,
     /// The database's TOTP secrets.
     pub totp: Option<TotpCounts>,

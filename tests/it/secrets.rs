@@ -513,6 +513,12 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
         json!(["notify.webhooks[1].secret"]),
         "{report}"
     );
+    // The warning names the command as it must be run (`--field` is required).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`portier secrets encrypt --field notify.webhooks[1].secret`"),
+        "{stderr}"
+    );
     assert_eq!(report["totp"]["rewritten"], 1, "{report}");
     assert_eq!(report["key_files"].as_array().unwrap().len(), 3, "{report}");
     for (k, old) in keys.iter().zip(&before) {
