@@ -46,8 +46,13 @@ pub enum SecretsError {
         path: std::path::PathBuf,
         err: std::io::Error,
     },
-    #[error("{}: not TOML: {err}", path.display())]
-    ConfigSyntax { path: std::path::PathBuf, err: String },
+    // The line is not quoted: it may hold a secret.
+    #[error("{}: not TOML (syntax error at line {line}, column {column})", path.display())]
+    ConfigSyntax {
+        path: std::path::PathBuf,
+        line: usize,
+        column: usize,
+    },
     #[error(
         "refused: {} node(s) may be running on this database: {}. A running node keeps the old master key: \
          it would write TOTP secrets under it during the rotation and could not read what the rotation \

@@ -201,9 +201,10 @@ pub async fn rotate(
     }
     let config_text = key_file::read_text(config_path)?;
     let (new_config, config_values) = reseal_config_text(&config_text, &keys, new).map_err(|e| match e {
-        SecretsError::ConfigSyntax { err, .. } => SecretsError::ConfigSyntax {
+        SecretsError::ConfigSyntax { line, column, .. } => SecretsError::ConfigSyntax {
             path: config_path.to_owned(),
-            err,
+            line,
+            column,
         },
         other => other,
     })?;
@@ -326,12 +327,15 @@ fn incomplete(written: &[Rewrite], pending: &[Rewrite], totp: bool, cause: Secre
 /// under `new` (an interrupted rotation run again) is left alone.
 fn reseal_config_text(text: &str, keys: &[&MasterKey], new: &MasterKey) -> Result<(String, usize), SecretsError> {
     use toml_edit::{DocumentMut, Item, Value};
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| SecretsError::ConfigSyntax {
+    // Where, not what: the error's own text quotes the line, which may hold a secret.
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        let before = text.get(..e.span().map_or(0, |s| s.start)).unwrap_or_default();
+        SecretsError::ConfigSyntax {
             path: PathBuf::new(),
-            err: e.to_string(),
-        })?;
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().unwrap_or_default().chars().count() + 1,
+        }
+    })?;
     let mut count = 0;
     let mut reseal = |name: String, field: ConfigField, value: &mut Value| -> Result<(), SecretsError> {
         let Some(stored) = value.as_str().filter(|s| envelope::is_sealed_value(s)) else {
@@ -562,6 +566,20 @@ mod tests {
             .unwrap();
         let again = Settings::load(&d.join("portier.toml")).unwrap();
         super::super::unseal_settings(&again, &only_new).unwrap();
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line_and_column_but_does_not_quote_it() {
+        let (old, new) = (key(), key());
+        let text = "[auth.ldap]\nurl = \"ldaps://dir.example\"\nbind_password = \"hunter2-s3cr3t-passw0rd\n";
+        let err = reseal_config_text(text, &[&old, &new], &new).unwrap_err();
+        let SecretsError::ConfigSyntax { line, column, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(line, 3, "column {column}");
+        let err = err.to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("line 3, column"), "{err}");
     }
 
     #[test]
