@@ -202,6 +202,24 @@ pub fn clear_config_secrets(settings: &Settings) -> Vec<String> {
         .collect()
 }
 
+/// The secrets of the setup still in the legacy format (`enc:v1:` values,
+/// version 1 key files), which bind no purpose: the configuration fields by
+/// name, then the key files by path. `portier secrets rotate` upgrades them.
+pub fn legacy_secrets(settings: &Settings) -> Vec<String> {
+    let mut out: Vec<String> = config_secrets(&mut settings.clone())
+        .into_iter()
+        .filter(|(_, _, v)| envelope::is_legacy_value(v.expose()))
+        .map(|(name, _, _)| name)
+        .collect();
+    out.extend(
+        rotate::key_paths(settings)
+            .into_iter()
+            .filter(|p| key_file::is_legacy(p))
+            .map(|p| p.display().to_string()),
+    );
+    out
+}
+
 /// The settings with their encrypted values (`enc:v2:…`, legacy `enc:v1:…`)
 /// decrypted, then validated again as the values in clear. A value that does
 /// not decrypt is an error naming it; one encrypted for another field (moved
@@ -285,6 +303,15 @@ mod tests {
                 && err.contains("encrypted for config:auth.ldap.bind_password"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn legacy_secrets_are_named() {
+        let k = key();
+        let v1 = envelope::seal_legacy_value(&k, Purpose::Config(ConfigField::WebhookSecret), "an old webhook secret");
+        assert_eq!(legacy_secrets(&settings_with_hook(&v1)), ["notify.webhooks[0].secret"]);
+        let v2 = envelope::seal_value(&k, Purpose::Config(ConfigField::WebhookSecret), "a new webhook secret").unwrap();
+        assert!(legacy_secrets(&settings_with_hook(&v2)).is_empty());
     }
 
     #[test]
