@@ -294,7 +294,8 @@ fn write_all(rewrites: &[Rewrite], totp: bool) -> Result<(), SecretsError> {
             key_file::write_atomic(&r.path, &r.new).map_err(SecretsError::from)
         };
         if let Err(cause) = step {
-            return Err(incomplete(&rewrites[..done], &rewrites[done..], totp, cause));
+            let (written, pending) = rewrites.split_at(done);
+            return Err(incomplete(written, pending, totp, cause));
         }
     }
     Ok(())
