@@ -86,6 +86,13 @@ impl App {
                     "configuration secret stored in clear although a master key is configured: encrypt it with `portier secrets encrypt --field {field}` and paste the result"
                 );
             }
+            // Named from the settings as written: which values are `enc:v1:`.
+            for what in crate::secrets::legacy_secrets(outer_settings) {
+                tracing::warn!(
+                    secret = %what,
+                    "secret encrypted in the legacy format (v1, not bound to its purpose): `portier secrets rotate` upgrades it"
+                );
+            }
         }
         match at_rest.key() {
             Some(k) => {

@@ -664,7 +664,7 @@ async fn rotate_secrets(config: &Path, new_key_file: Option<&Path>, json: bool) 
     }
     for name in &report.clear_config_values {
         eprintln!(
-            "warning: {name} is still in clear in {}: encrypt it with `portier secrets encrypt` and paste the result",
+            "warning: {name} is still in clear in {}: encrypt it with `portier secrets encrypt --field {name}` and paste the result",
             config.display()
         );
     }

@@ -13,6 +13,8 @@ use crate::policy::{OverdueMode, PolicySettings};
 /// Smallest `gateway.fd_reserve`: the database pool, logs, notification
 /// sockets and the runtime's own descriptors live in it.
 const MIN_FD_RESERVE: u64 = 64;
+/// The largest `database.node_stale_secs`: one day (and dates computed from it stay in range).
+const MAX_NODE_STALE_SECS: u64 = 86_400;
 
 /// Sections that environment overrides may address.
 const SECTIONS: [&str; 11] = [
@@ -812,7 +814,13 @@ impl Settings {
                 return Err(ConfigError::Invalid(format!("{key} must be greater than 0")));
             }
         }
-        if d.node_stale_secs < 3 * d.heartbeat_secs {
+        if d.node_stale_secs > MAX_NODE_STALE_SECS {
+            return Err(ConfigError::Invalid(format!(
+                "database.node_stale_secs ({}) must be at most {MAX_NODE_STALE_SECS} (one day): a node silent that long is dead",
+                d.node_stale_secs
+            )));
+        }
+        if d.node_stale_secs < d.heartbeat_secs.saturating_mul(3) {
             return Err(ConfigError::Invalid(format!(
                 "database.node_stale_secs ({}) must be at least 3 × database.heartbeat_secs ({}), or a slow beat would pass for a dead node",
                 d.node_stale_secs, d.heartbeat_secs
@@ -1091,6 +1099,33 @@ mod tests {
                 "{text:?} should fail"
             );
         }
+    }
+
+    #[test]
+    fn node_stale_secs_is_at_most_a_day() {
+        for (text, vars) in [
+            ("[database]\nnode_stale_secs = 86401\n", env(&[])),
+            ("[database]\nnode_stale_secs = 9223372036854775807\n", env(&[])),
+            ("", env(&[("PORTIER_DATABASE_NODE_STALE_SECS", "100000")])),
+        ] {
+            let err = Settings::from_toml(text, Path::new("/x"), vars)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("database.node_stale_secs") && err.contains("at most 86400"),
+                "{err}"
+            );
+        }
+        // 3 × this overflows: no panic either.
+        let err = Settings::from_toml(
+            "[database]\nheartbeat_secs = 9223372036854775807\n",
+            Path::new("/x"),
+            env(&[]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("at least 3 × database.heartbeat_secs"), "{err}");
+        Settings::from_toml("[database]\nnode_stale_secs = 86400\n", Path::new("/x"), env(&[])).unwrap();
     }
 
     #[test]

@@ -63,11 +63,13 @@ pub fn running(
     stale_after: chrono::Duration,
 ) -> Vec<crate::store::NodeRecord> {
     let host = hostname();
+    // A bound too far back to compute: every unstopped node may be running.
+    let fresh_since = now.checked_sub_signed(stale_after);
     nodes
         .into_iter()
         .filter(|n| {
             n.stopped_at.is_none()
-                && n.last_seen >= now - stale_after
+                && fresh_since.is_none_or(|since| n.last_seen >= since)
                 // On another host, or its process still there.
                 && (n.host != host || crate::store::process_exists(n.pid))
         })
@@ -101,7 +103,9 @@ impl NodeBeat {
         let Ok(stale) = chrono::Duration::from_std(self.settings.stale_after) else {
             return;
         };
-        let stale_before = self.clock.now() - stale;
+        let Some(stale_before) = self.clock.now().checked_sub_signed(stale) else {
+            return;
+        };
         match tokio::time::timeout(
             BEAT_TIMEOUT,
             self.store.close_lost_node_sessions(&self.node.name, stale_before),
@@ -218,5 +222,30 @@ mod tests {
             .map(|n| n.name)
             .collect();
         assert_eq!(names, ["alive-here", "alive-elsewhere"]);
+    }
+
+    #[test]
+    fn a_staleness_bound_too_large_for_a_date_counts_every_unstopped_node_as_running() {
+        let now = chrono::Utc::now();
+        let node = |name: &str, stopped: bool| crate::store::NodeRecord {
+            name: name.into(),
+            instance_id: name.into(),
+            pid: 1,
+            host: "another-host".into(),
+            started_at: now - chrono::Duration::days(400),
+            last_seen: now - chrono::Duration::days(365),
+            stopped_at: stopped.then_some(now),
+            open_sessions: 0,
+        };
+        // What `rotate` falls back to for a bound `chrono` cannot hold: no panic.
+        let names: Vec<String> = running(
+            vec![node("old", false), node("stopped", true)],
+            now,
+            chrono::Duration::MAX,
+        )
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+        assert_eq!(names, ["old"]);
     }
 }

@@ -208,10 +208,40 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), KeyFileError> {
         path: path.to_owned(),
         err,
     };
+    let (mut f, tmp, dir) = temp_beside(path).map_err(io)?;
+    let written = (|| {
+        f.write_all(contents.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename itself reaches the disk with the directory.
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written.map_err(io)
+}
+
+/// Whether [`write_atomic`] can replace `path`, without changing it: not a
+/// symbolic link, a temporary file can be made beside it with its owner and
+/// mode (then removed). `rotate` checks every file so before writing any.
+pub fn check_replaceable(path: &Path) -> Result<(), KeyFileError> {
+    let (_, tmp, _) = temp_beside(path).map_err(|err| KeyFileError::Io {
+        path: path.to_owned(),
+        err,
+    })?;
+    std::fs::remove_file(&tmp).map_err(|err| KeyFileError::Io { path: tmp, err })
+}
+
+/// A new temporary file beside `path` (owner-only, or with the owner and mode
+/// of the file at `path`), its path and the directory; refused if `path` is
+/// a symbolic link. Removed again if it cannot be given that owner and mode.
+fn temp_beside(path: &Path) -> std::io::Result<(std::fs::File, PathBuf, PathBuf)> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+        .to_owned();
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -219,9 +249,9 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), KeyFileError> {
     // A symlink would be replaced by a regular file, leaving its target (the
     // clear key, another tool's file) where it was: refused.
     if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(io(std::io::Error::other(
+        return Err(std::io::Error::other(
             "is a symbolic link: point the configuration at the file itself",
-        )));
+        ));
     }
     let tmp = dir.join(format!(".{name}.{}.tmp", crate::credentials::random_text(8)));
     let mut opts = std::fs::OpenOptions::new();
@@ -232,24 +262,26 @@ pub fn write_atomic(path: &Path, contents: &str) -> Result<(), KeyFileError> {
         opts.mode(0o600);
     }
     let previous = std::fs::metadata(path).ok();
-    let written = (|| {
-        let mut f = opts.open(&tmp)?;
-        #[cfg(unix)]
-        if let Some(meta) = &previous {
-            use std::os::unix::fs::{MetadataExt, PermissionsExt};
-            std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))?;
-            f.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o777))?;
+    let f = opts.open(&tmp)?;
+    #[cfg(unix)]
+    if let Some(meta) = &previous {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let owned = std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))
+            .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o777)));
+        if let Err(e) = owned {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        f.write_all(contents.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename itself reaches the disk with the directory.
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
     }
-    written.map_err(io)
+    #[cfg(not(unix))]
+    let _ = previous;
+    Ok((f, tmp, dir))
+}
+
+/// The key id an encrypted key file's text was sealed under (`None` in clear
+/// or unreadable).
+pub fn key_id(text: &str) -> Option<super::master_key::KeyId> {
+    envelope_of(text).and_then(|e| envelope::key_id_of(&e).ok())
 }
 
 #[cfg(test)]

@@ -46,8 +46,13 @@ pub enum SecretsError {
         path: std::path::PathBuf,
         err: std::io::Error,
     },
-    #[error("{}: not TOML: {err}", path.display())]
-    ConfigSyntax { path: std::path::PathBuf, err: String },
+    // The line is not quoted: it may hold a secret.
+    #[error("{}: not TOML (syntax error at line {line}, column {column})", path.display())]
+    ConfigSyntax {
+        path: std::path::PathBuf,
+        line: usize,
+        column: usize,
+    },
     #[error(
         "refused: {} node(s) may be running on this database: {}. A running node keeps the old master key: \
          it would write TOTP secrets under it during the rotation and could not read what the rotation \
@@ -58,6 +63,37 @@ pub enum SecretsError {
         nodes.join(", ")
     )]
     NodesRunning { nodes: Vec<String>, stale_secs: u64 },
+    #[error("refused before any change: {} cannot be replaced: {err}; fix it and run rotate again", path.display())]
+    NotReplaceable {
+        path: std::path::PathBuf,
+        err: std::io::Error,
+    },
+    #[error(
+        "{} changed since rotate read it (a renewed key, an edited configuration?): not overwritten",
+        path.display()
+    )]
+    ChangedMeanwhile { path: std::path::PathBuf },
+    #[error(
+        "rotation incomplete: the files are under the new key, but the TOTP secrets of {} account(s) ({}) \
+         are not (written during the rotation by a node that still had the old key?): keep both keys, stop \
+         every node, and run `portier secrets rotate` again with the same current and new keys",
+        accounts.len(),
+        accounts.join(", ")
+    )]
+    TotpNotUnderNewKey { accounts: Vec<String> },
+    #[error(
+        "rotation incomplete: {} {} under the new key, {} not yet (still under the old key, or in clear); keep \
+         both keys, fix the cause ({cause}), and run `portier secrets rotate` again with the same current and new \
+         keys: it reads each secret with whichever of them it was sealed under and finishes",
+        written.join(", "),
+        if written.len() == 1 { "is" } else { "are" },
+        pending.join(", ")
+    )]
+    Incomplete {
+        written: Vec<String>,
+        pending: Vec<String>,
+        cause: Box<SecretsError>,
+    },
 }
 
 /// `[secrets]`: where the master key is kept when it is neither a systemd
@@ -166,6 +202,24 @@ pub fn clear_config_secrets(settings: &Settings) -> Vec<String> {
         .collect()
 }
 
+/// The secrets of the setup still in the legacy format (`enc:v1:` values,
+/// version 1 key files), which bind no purpose: the configuration fields by
+/// name, then the key files by path. `portier secrets rotate` upgrades them.
+pub fn legacy_secrets(settings: &Settings) -> Vec<String> {
+    let mut out: Vec<String> = config_secrets(&mut settings.clone())
+        .into_iter()
+        .filter(|(_, _, v)| envelope::is_legacy_value(v.expose()))
+        .map(|(name, _, _)| name)
+        .collect();
+    out.extend(
+        rotate::key_paths(settings)
+            .into_iter()
+            .filter(|p| key_file::is_legacy(p))
+            .map(|p| p.display().to_string()),
+    );
+    out
+}
+
 /// The settings with their encrypted values (`enc:v2:…`, legacy `enc:v1:…`)
 /// decrypted, then validated again as the values in clear. A value that does
 /// not decrypt is an error naming it; one encrypted for another field (moved
@@ -249,6 +303,15 @@ mod tests {
                 && err.contains("encrypted for config:auth.ldap.bind_password"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn legacy_secrets_are_named() {
+        let k = key();
+        let v1 = envelope::seal_legacy_value(&k, Purpose::Config(ConfigField::WebhookSecret), "an old webhook secret");
+        assert_eq!(legacy_secrets(&settings_with_hook(&v1)), ["notify.webhooks[0].secret"]);
+        let v2 = envelope::seal_value(&k, Purpose::Config(ConfigField::WebhookSecret), "a new webhook secret").unwrap();
+        assert!(legacy_secrets(&settings_with_hook(&v2)).is_empty());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use zeroize::Zeroizing;
+
 use crate::audit::AuditEvent;
 use crate::config::Settings;
 use crate::events::Event;
@@ -29,7 +31,7 @@ pub struct RotateReport {
     pub key_files: Vec<(PathBuf, KeyFileState)>,
     /// Encrypted values of the configuration file rewritten.
     pub config_values: usize,
-    /// Configuration secrets still in clear (to encrypt with `portier secrets encrypt`).
+    /// Configuration secrets still in clear (to encrypt with `portier secrets encrypt --field NAME`).
     pub clear_config_values: Vec<String>,
     /// The database's TOTP secrets.
     pub totp: Option<TotpCounts>,
@@ -173,7 +175,8 @@ pub async fn rotate(
     keys.push(new);
 
     // 1. Read everything; nothing is written unless all of it decrypts.
-    let mut files = Vec::new();
+    let mut rewrites = Vec::new();
+    let mut states = Vec::new();
     for key_path in key_files(settings) {
         let path = &key_path.path;
         let was = key_file::state(path)?;
@@ -184,19 +187,34 @@ pub async fn rotate(
         }
         let text = key_file::read_text(path)?;
         let (clear, opened) = key_file::open_pem_as(&keys, &key_path.roles(), &text, path)?;
-        files.push((key_path.path, was, opened.role, clear));
+        // Under the new key already (an interrupted rotation run again): left alone.
+        if was == KeyFileState::Encrypted && !opened.legacy && key_file::key_id(&text) == Some(new.id()) {
+            continue;
+        }
+        let sealed = key_file::seal_pem(new, opened.role, &clear, path)?;
+        rewrites.push(Rewrite {
+            path: key_path.path.clone(),
+            read: text,
+            new: Zeroizing::new(sealed),
+        });
+        states.push((key_path.path, was));
     }
-    let config_text = std::fs::read_to_string(config_path).map_err(|err| SecretsError::Io {
-        path: config_path.to_owned(),
-        err,
-    })?;
+    let config_text = key_file::read_text(config_path)?;
     let (new_config, config_values) = reseal_config_text(&config_text, &keys, new).map_err(|e| match e {
-        SecretsError::ConfigSyntax { err, .. } => SecretsError::ConfigSyntax {
+        SecretsError::ConfigSyntax { line, column, .. } => SecretsError::ConfigSyntax {
             path: config_path.to_owned(),
-            err,
+            line,
+            column,
         },
         other => other,
     })?;
+    if config_values > 0 {
+        rewrites.push(Rewrite {
+            path: config_path.to_owned(),
+            read: config_text,
+            new: Zeroizing::new(new_config),
+        });
+    }
     let clear_config_values = super::clear_config_secrets(settings);
     if let Some(store) = store {
         totp::reseal(store, &keys, None, false).await?;
@@ -204,20 +222,20 @@ pub async fn rotate(
         refuse_running_nodes(store, settings).await?;
     }
 
-    // 2. Write, each file atomically.
-    let mut key_files = Vec::new();
-    for (path, was, role, clear) in files {
-        let sealed = key_file::seal_pem(new, role, &clear, &path)?;
-        key_file::write_atomic(&path, &sealed)?;
-        key_files.push((path, was));
-    }
-    if config_values > 0 {
-        key_file::write_atomic(config_path, &new_config)?;
-    }
+    // 2. Write, each file atomically, once every one is known replaceable.
+    write_all(&rewrites, store.is_some())?;
     let totp = match store {
-        Some(store) => Some(totp::reseal(store, &keys, Some(new), true).await?),
+        Some(store) => Some(
+            totp::reseal(store, &keys, Some(new), true)
+                .await
+                .map_err(|cause| incomplete(&rewrites, &[], true, cause))?,
+        ),
         None => None,
     };
+    if let Some(store) = store {
+        totp::verify_under(store, new).await?;
+    }
+    let key_files = states;
     let report = RotateReport {
         new_key: new.id(),
         key_files,
@@ -246,6 +264,62 @@ pub async fn rotate(
     Ok(report)
 }
 
+/// A file `rotate` replaces: its text as read, and what replaces it.
+struct Rewrite {
+    path: PathBuf,
+    read: Zeroizing<String>,
+    new: Zeroizing<String>,
+}
+
+/// Replaces each file of `rewrites`: every one is first checked replaceable
+/// (nothing is written otherwise), and each is read again just before it is
+/// replaced, left alone if it changed since it was first read. An error after
+/// the first write says which files are under which key (`totp`: the
+/// database's TOTP secrets are still to do).
+fn write_all(rewrites: &[Rewrite], totp: bool) -> Result<(), SecretsError> {
+    for r in rewrites {
+        key_file::check_replaceable(&r.path).map_err(|e| match e {
+            key_file::KeyFileError::Io { err, .. } => SecretsError::NotReplaceable {
+                path: r.path.clone(),
+                err,
+            },
+            other => other.into(),
+        })?;
+    }
+    for (done, r) in rewrites.iter().enumerate() {
+        let unchanged = key_file::read_text(&r.path)?;
+        let step = if *unchanged != *r.read {
+            Err(SecretsError::ChangedMeanwhile { path: r.path.clone() })
+        } else {
+            key_file::write_atomic(&r.path, &r.new).map_err(SecretsError::from)
+        };
+        if let Err(cause) = step {
+            let (written, pending) = rewrites.split_at(done);
+            return Err(incomplete(written, pending, totp, cause));
+        }
+    }
+    Ok(())
+}
+
+/// `cause`, said to have stopped a rotation once `written` were replaced,
+/// `pending` (and, with `totp`, the TOTP secrets) not yet; as is if nothing
+/// was written.
+fn incomplete(written: &[Rewrite], pending: &[Rewrite], totp: bool, cause: SecretsError) -> SecretsError {
+    if written.is_empty() {
+        return cause;
+    }
+    let name = |r: &Rewrite| r.path.display().to_string();
+    let mut pending: Vec<String> = pending.iter().map(name).collect();
+    if totp {
+        pending.push("the database's TOTP secrets".to_owned());
+    }
+    SecretsError::Incomplete {
+        written: written.iter().map(name).collect(),
+        pending,
+        cause: Box::new(cause),
+    }
+}
+
 /// The configuration text with each encrypted secret value re-encrypted under
 /// `new` for its field, and how many were rewritten. Edited as a TOML document
 /// (`toml_edit`), so that only the values of the secret fields change: the
@@ -254,12 +328,15 @@ pub async fn rotate(
 /// under `new` (an interrupted rotation run again) is left alone.
 fn reseal_config_text(text: &str, keys: &[&MasterKey], new: &MasterKey) -> Result<(String, usize), SecretsError> {
     use toml_edit::{DocumentMut, Item, Value};
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| SecretsError::ConfigSyntax {
+    // Where, not what: the error's own text quotes the line, which may hold a secret.
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        let before = text.get(..e.span().map_or(0, |s| s.start)).unwrap_or_default();
+        SecretsError::ConfigSyntax {
             path: PathBuf::new(),
-            err: e.to_string(),
-        })?;
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().unwrap_or_default().chars().count() + 1,
+        }
+    })?;
     let mut count = 0;
     let mut reseal = |name: String, field: ConfigField, value: &mut Value| -> Result<(), SecretsError> {
         let Some(stored) = value.as_str().filter(|s| envelope::is_sealed_value(s)) else {
@@ -331,6 +408,15 @@ mod tests {
         MasterKey::parse(&generate(), KeySource::File { path: "k".into() }).unwrap()
     }
 
+    /// A copy of `key` (`MasterKey` is not `Clone`, by design).
+    fn copy(key: &MasterKey) -> AtRest {
+        let text = zeroize::Zeroizing::new(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            key.bytes(),
+        ));
+        AtRest::with_key(MasterKey::parse(&text, KeySource::File { path: "k".into() }).unwrap())
+    }
+
     const HOOK: Purpose<'static> = Purpose::Config(ConfigField::WebhookSecret);
     const BIND: Purpose<'static> = Purpose::Config(ConfigField::BindPassword);
 
@@ -374,6 +460,127 @@ mod tests {
         assert_eq!((again.as_str(), n), (out.as_str(), 0));
         // A wrong key changes nothing.
         assert!(reseal_config_text(&text, &[&key()], &new).is_err());
+    }
+
+    /// A setup in a temporary directory: the server and vendor CA keys
+    /// encrypted under `old`, a webhook secret too; its settings.
+    fn site(old: &MasterKey) -> (tempfile::TempDir, Settings) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("certs")).unwrap();
+        for (name, role) in [("server.key", KeyRole::TlsServer), ("vendor-ca.key", KeyRole::VendorCa)] {
+            let path = dir.path().join("certs").join(name);
+            let clear = rcgen::KeyPair::generate().unwrap().serialize_pem();
+            key_file::write_atomic(&path, &key_file::seal_pem(old, role, &clear, &path).unwrap()).unwrap();
+        }
+        let hook = envelope::seal_value(old, HOOK, "a webhook secret").unwrap();
+        let text = format!(
+            "[gateway]\nnode = \"n1\"\n[[notify.webhooks]]\nurl = \"https://h.example/\"\nsecret = \"{hook}\"\n"
+        );
+        std::fs::write(dir.path().join("portier.toml"), &text).unwrap();
+        let settings = Settings::from_toml(&text, dir.path(), std::iter::empty()).unwrap();
+        (dir, settings)
+    }
+
+    fn read(dir: &Path, name: &str) -> String {
+        std::fs::read_to_string(dir.join(name)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_target_that_cannot_be_replaced_stops_the_rotation_before_any_write() {
+        let (old, new) = (key(), key());
+        let (dir, settings) = site(&old);
+        let d = dir.path();
+        let before = [read(d, "certs/server.key"), read(d, "certs/vendor-ca.key")];
+        // The configuration file replaced by a symbolic link to its content.
+        std::fs::rename(d.join("portier.toml"), d.join("real.toml")).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d.join("real.toml"), d.join("portier.toml")).unwrap();
+        let current = copy(&old);
+        let err = rotate(&d.join("portier.toml"), &settings, &current, &new, None, "test")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("refused before any change") && err.contains("portier.toml") && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert_eq!([read(d, "certs/server.key"), read(d, "certs/vendor-ca.key")], before);
+        // No temporary file left behind.
+        assert_eq!(std::fs::read_dir(d.join("certs")).unwrap().count(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_file_changed_after_the_read_is_not_overwritten_and_a_second_run_finishes() {
+        let (old, new) = (key(), key());
+        let (dir, settings) = site(&old);
+        let d = dir.path();
+        let current = copy(&old);
+        let rewrite = |name: &str, text: String| Rewrite {
+            path: d.join(name),
+            read: Zeroizing::new(text),
+            new: Zeroizing::new(format!("rewritten {name}\n")),
+        };
+        // The vendor CA key renewed between the read and the write.
+        let rewrites = [
+            rewrite("certs/server.key", read(d, "certs/server.key")),
+            rewrite("certs/vendor-ca.key", "as first read".to_owned()),
+            rewrite("portier.toml", read(d, "portier.toml")),
+        ];
+        let renewed = read(d, "certs/vendor-ca.key");
+        let err = write_all(&rewrites, true).unwrap_err().to_string();
+        assert!(
+            err.starts_with("rotation incomplete: ")
+                && err.contains("certs/server.key is under the new key")
+                && err.contains("certs/vendor-ca.key, ")
+                && err.contains("portier.toml, the database's TOTP secrets not yet")
+                && err.contains("vendor-ca.key changed since rotate read it")
+                && err.contains("keep both keys")
+                && err.contains("run `portier secrets rotate` again"),
+            "{err}"
+        );
+        assert_eq!(read(d, "certs/server.key"), "rewritten certs/server.key\n");
+        assert_eq!(read(d, "certs/vendor-ca.key"), renewed);
+        // The same change before any write: nothing written, no "incomplete".
+        let err = write_all(&rewrites[1..], false).unwrap_err().to_string();
+        assert!(
+            err.contains("changed since rotate read it") && !err.contains("incomplete"),
+            "{err}"
+        );
+
+        // Interrupted for real: the server key under the new key, the rest
+        // under the old. Run again with both keys, it finishes, leaving the
+        // server key alone.
+        let server = d.join("certs/server.key");
+        let clear = rcgen::KeyPair::generate().unwrap().serialize_pem();
+        let done = key_file::seal_pem(&new, KeyRole::TlsServer, &clear, &server).unwrap();
+        key_file::write_atomic(&server, &done).unwrap();
+        let report = rotate(&d.join("portier.toml"), &settings, &current, &new, None, "test")
+            .await
+            .unwrap();
+        assert_eq!(read(d, "certs/server.key"), done);
+        let written: Vec<_> = report.key_files.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(written, [d.join("certs/vendor-ca.key")]);
+        assert_eq!(report.config_values, 1);
+        let only_new = copy(&new);
+        only_new
+            .read_key_file(&d.join("certs/vendor-ca.key"), KeyRole::VendorCa)
+            .unwrap();
+        let again = Settings::load(&d.join("portier.toml")).unwrap();
+        super::super::unseal_settings(&again, &only_new).unwrap();
+    }
+
+    #[test]
+    fn a_syntax_error_names_the_line_and_column_but_does_not_quote_it() {
+        let (old, new) = (key(), key());
+        let text = "[auth.ldap]\nurl = \"ldaps://dir.example\"\nbind_password = \"hunter2-s3cr3t-passw0rd\n";
+        let err = reseal_config_text(text, &[&old, &new], &new).unwrap_err();
+        let SecretsError::ConfigSyntax { line, column, .. } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(line, 3, "column {column}");
+        let err = err.to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(err.contains("line 3, column"), "{err}");
     }
 
     #[test]

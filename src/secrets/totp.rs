@@ -90,3 +90,58 @@ pub async fn reseal(
     }
     Ok(counts)
 }
+
+/// Checks that every stored TOTP secret opens with `key` alone: after
+/// `rotate` re-sealed them, one that does not was written meanwhile under
+/// another key (a node started during the rotation, with the old one).
+pub async fn verify_under(store: &dyn Store, key: &MasterKey) -> Result<(), SecretsError> {
+    let rows = store
+        .all_credentials()
+        .await?
+        .into_iter()
+        .filter_map(|(id, creds)| creds.totp_secret.map(|s| (id.to_string(), s)));
+    let accounts = not_under(rows, key);
+    if accounts.is_empty() {
+        Ok(())
+    } else {
+        Err(SecretsError::TotpNotUnderNewKey { accounts })
+    }
+}
+
+/// The accounts of `rows` (account id, stored TOTP secret) whose secret does
+/// not open with `key` alone (under another key, in clear, damaged).
+fn not_under(rows: impl IntoIterator<Item = (String, String)>, key: &MasterKey) -> Vec<String> {
+    rows.into_iter()
+        .filter(|(id, stored)| {
+            !is_sealed_value(stored) || envelope::open_value(&[key], Purpose::Totp(id), stored).is_err()
+        })
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::master_key::{generate, KeySource};
+    use super::*;
+
+    fn key() -> MasterKey {
+        MasterKey::parse(&generate(), KeySource::File { path: "k".into() }).unwrap()
+    }
+
+    #[test]
+    fn a_secret_not_under_the_new_key_is_named() {
+        let (old, new) = (key(), key());
+        let seal = |k: &MasterKey, id: &str| envelope::seal_value(k, Purpose::Totp(id), "JBSWY3DPEHPK3PXP").unwrap();
+        let rows = vec![
+            ("u1".to_owned(), seal(&new, "u1")),
+            // Sealed by a node that still had the old key.
+            ("u2".to_owned(), seal(&old, "u2")),
+            // Written in clear behind the rotation's back.
+            ("u3".to_owned(), "JBSWY3DPEHPK3PXP".to_owned()),
+            // Copied from another account's row.
+            ("u4".to_owned(), seal(&new, "u1")),
+        ];
+        assert_eq!(not_under(rows, &new), ["u2", "u3", "u4"]);
+        assert!(not_under(vec![("u1".to_owned(), seal(&new, "u1"))], &new).is_empty());
+    }
+}

@@ -402,8 +402,17 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
             && l.contains("WARN")),
         "{log}"
     );
+    assert!(!log.contains("notify.webhooks[0].secret"), "{log}");
+    // The legacy value is named once, as legacy.
+    let named: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("notify.webhooks[2].secret"))
+        .collect();
     assert!(
-        !log.contains("notify.webhooks[0].secret") && !log.contains("notify.webhooks[2].secret"),
+        named.len() == 1
+            && named[0].contains("legacy format")
+            && named[0].contains("portier secrets rotate")
+            && named[0].contains("WARN"),
         "{log}"
     );
     let tls = tunnel_scene(&node, &admin, &certs.join("server-ca.pem")).await;
@@ -512,6 +521,12 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
         report["clear_config_values"],
         json!(["notify.webhooks[1].secret"]),
         "{report}"
+    );
+    // The warning names the command as it must be run (`--field` is required).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("`portier secrets encrypt --field notify.webhooks[1].secret`"),
+        "{stderr}"
     );
     assert_eq!(report["totp"]["rewritten"], 1, "{report}");
     assert_eq!(report["key_files"].as_array().unwrap().len(), 3, "{report}");
