@@ -577,9 +577,16 @@ impl Settings {
         base: &Path,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let mut doc: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+        // Where and why, not the line itself: it may hold a secret in clear.
+        let mut doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let before = text.get(..e.span().map_or(0, |s| s.start)).unwrap_or_default();
+            ConfigError::Parse(format!(
+                "line {}, column {}: {}",
+                before.matches('\n').count() + 1,
+                before.rsplit('\n').next().unwrap_or_default().chars().count() + 1,
+                e.message()
+            ))
+        })?;
         for (name, raw) in env {
             let Some(rest) = name.strip_prefix("PORTIER_") else {
                 continue;
@@ -967,6 +974,18 @@ mod tests {
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// A syntax error names the line and column, never the line's text: a
+    /// secret in clear there would end up in the journal.
+    #[test]
+    fn a_syntax_error_does_not_quote_the_line() {
+        let text = "[gateway]\nnode = \"n1\"\n[auth.ldap]\nbind_password = \"hunter2-s3cr3t\n";
+        let e = Settings::from_toml(text, Path::new("."), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(e.contains("line 4, column"), "{e}");
     }
 
     #[test]
