@@ -396,3 +396,25 @@ async fn served(db: crate::common::TestDb) {
     t.stop().await;
 }
 crate::on_both_backends!(the_dossier_is_served_to_auditors, super::served);
+
+/// Requests at the same moment share one assembly, and an assembly is served
+/// again for a few seconds: the same documents, not a second database read.
+async fn one_assembly_at_a_time(db: crate::common::TestDb) {
+    use portier::dossier::Served;
+    use portier::ops::Lang;
+    let t = crate::common::TestApp::spawn(db).await;
+    let settings = t.settings().clone();
+    let at_rest = portier::secrets::AtRest::locate(&settings.secrets).unwrap();
+    let served = Served::new(settings, at_rest);
+    let store = t.app.store.as_ref();
+    let (a, b) = tokio::join!(served.current(store, Lang::En), served.current(store, Lang::En));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert!(Arc::ptr_eq(&a, &b), "two assemblies for two requests at once");
+    let again = served.current(store, Lang::En).await.unwrap();
+    assert!(Arc::ptr_eq(&a, &again), "not served again within its freshness");
+    let fr = served.current(store, Lang::Fr).await.unwrap();
+    assert!(!Arc::ptr_eq(&a, &fr));
+    assert!(fr.get("procedures.md").is_some() && a.get("procedures.md").is_some());
+    t.stop().await;
+}
+crate::on_both_backends!(requests_share_one_assembly, super::one_assembly_at_a_time);
