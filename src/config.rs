@@ -607,7 +607,7 @@ impl Settings {
         }
         let mut s: Settings = toml::Value::Table(doc)
             .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Parse(e.to_string()))?;
+            .map_err(|e: toml::de::Error| ConfigError::Parse(without_values(&e.to_string())))?;
         s.resolve_paths(base);
         if s.gateway.node.is_empty() {
             s.gateway.node = host_node_name()?;
@@ -968,12 +968,47 @@ fn env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_owned()))
 }
 
+/// A deserialization error without the values it quotes: "invalid type:
+/// integer `12345678`, expected a string" would put a password written
+/// without quotes into the journal. Field names (``in `auth.ldap.bind_password` ``)
+/// stay: they say where to look.
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for line in message.lines() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        if line.starts_with("invalid type") || line.starts_with("invalid value") {
+            for (i, part) in line.split('`').enumerate() {
+                out.push_str(if i % 2 == 1 { "…" } else { part });
+            }
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    /// A value of the wrong type is not quoted either; the field is named.
+    #[test]
+    fn a_type_error_does_not_quote_the_value() {
+        let text = "[gateway]\nnode = \"n1\"\n[auth.ldap]\nurl = \"ldaps://x\"\nbind_password = 12345678\n";
+        let e = Settings::from_toml(text, Path::new("."), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("12345678"), "{e}");
+        assert!(
+            e.contains("auth.ldap.bind_password") && e.contains("expected a string"),
+            "{e}"
+        );
     }
 
     /// A syntax error names the line and column, never the line's text: a

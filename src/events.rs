@@ -70,6 +70,8 @@ pub enum Event {
     JournalEventsDropped,
     AuditAnchor,
     ApiRefused,
+    /// A rotation about to write (recorded first: an interrupted one leaves a trace).
+    SecretsRotationStarted,
     /// Secrets at rest re-encrypted under a new master key (`portier secrets rotate`).
     SecretsRotated,
     DataPurged,
@@ -80,7 +82,7 @@ pub enum Event {
 
 impl Event {
     /// Every event, for documentation and tests.
-    pub const ALL: [Event; 56] = [
+    pub const ALL: [Event; 57] = [
         Event::WindowRequested,
         Event::WindowApproved,
         Event::WindowRejected,
@@ -134,6 +136,7 @@ impl Event {
         Event::JournalEventsDropped,
         Event::AuditAnchor,
         Event::ApiRefused,
+        Event::SecretsRotationStarted,
         Event::SecretsRotated,
         Event::DataPurged,
         Event::DataPurgeRefused,
@@ -195,6 +198,7 @@ impl Event {
             Event::JournalEventsDropped => "journal.events_dropped",
             Event::AuditAnchor => "audit.anchor",
             Event::ApiRefused => "api.refused",
+            Event::SecretsRotationStarted => "secrets.rotation_started",
             Event::SecretsRotated => "secrets.rotated",
             Event::DataPurged => "data.purged",
             Event::DataPurgeRefused => "data.purge_refused",

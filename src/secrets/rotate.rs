@@ -65,6 +65,17 @@ pub fn key_paths(settings: &Settings) -> Vec<PathBuf> {
     key_files(settings).into_iter().map(|k| k.path).collect()
 }
 
+/// Whether two paths name one file (`certs/x.key` and `/etc/portier/certs/x.key`
+/// alike): listed twice, the second would be "changed meanwhile" by the first
+/// rewrite.
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b
+        || matches!(
+            (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 /// The private key files of a setup, each once: those the configuration
 /// names, then, beside them, the development server CA's key `init` writes
 /// (which no node reads) and any `*.key` file already sealed by Portier —
@@ -76,7 +87,7 @@ pub fn key_files(settings: &Settings) -> Vec<KeyPath> {
         (&settings.api.key, KeyRole::TlsServer),
         (&settings.gateway.vendor_ca_key, KeyRole::VendorCa),
     ] {
-        if !out.iter().any(|k| k.path == *p) {
+        if !out.iter().any(|k| same_file(&k.path, p)) {
             out.push(KeyPath {
                 path: p.clone(),
                 role,
@@ -95,7 +106,7 @@ pub fn key_files(settings: &Settings) -> Vec<KeyPath> {
             let named_key = path.extension().is_some_and(|e| e == "key") && path.is_file();
             let server_ca = path.file_name().is_some_and(|n| n == INIT_SERVER_CA_KEY);
             let ours = server_ca || sealed_by_portier(&path);
-            let known = out.iter().chain(&beside).any(|k| k.path == path);
+            let known = out.iter().chain(&beside).any(|k| same_file(&k.path, &path));
             if named_key && ours && !known && holds_private_key(&path) {
                 let role = if server_ca { KeyRole::ServerCa } else { KeyRole::Other };
                 beside.push(KeyPath {
@@ -222,7 +233,24 @@ pub async fn rotate(
         refuse_running_nodes(store, settings).await?;
     }
 
-    // 2. Write, each file atomically, once every one is known replaceable.
+    // 2. Write, each file atomically, once every one is known replaceable. The
+    // trail hears of it first: a rotation cut short leaves a trace of which
+    // key was replacing which, and none starts unrecorded.
+    if let Some(store) = store {
+        let started = AuditEvent::new(
+            crate::clock::Clock::now(&crate::clock::SystemClock),
+            actor,
+            Event::SecretsRotationStarted,
+            "secrets",
+            "success",
+            serde_json::json!({
+                "old_key": current.key().map(|k| k.id()),
+                "new_key": new.id(),
+                "files": rewrites.iter().map(|r| r.path.display().to_string()).collect::<Vec<_>>(),
+            }),
+        );
+        store.append_audit(&started).await?;
+    }
     write_all(&rewrites, store.is_some())?;
     let totp = match store {
         Some(store) => Some(
@@ -287,12 +315,17 @@ fn write_all(rewrites: &[Rewrite], totp: bool) -> Result<(), SecretsError> {
         })?;
     }
     for (done, r) in rewrites.iter().enumerate() {
-        let unchanged = key_file::read_text(&r.path)?;
-        let step = if *unchanged != *r.read {
-            Err(SecretsError::ChangedMeanwhile { path: r.path.clone() })
-        } else {
-            key_file::write_atomic(&r.path, &r.new).map_err(SecretsError::from)
-        };
+        // Every error from here on goes through `incomplete`: once one file
+        // is written, the operator must hear which key each one is under.
+        let step = key_file::read_text(&r.path)
+            .map_err(SecretsError::from)
+            .and_then(|unchanged| {
+                if *unchanged == *r.read {
+                    key_file::write_atomic(&r.path, &r.new).map_err(SecretsError::from)
+                } else {
+                    Err(SecretsError::ChangedMeanwhile { path: r.path.clone() })
+                }
+            });
         if let Err(cause) = step {
             let (written, pending) = rewrites.split_at(done);
             return Err(incomplete(written, pending, totp, cause));
@@ -507,6 +540,50 @@ mod tests {
         assert_eq!([read(d, "certs/server.key"), read(d, "certs/vendor-ca.key")], before);
         // No temporary file left behind.
         assert_eq!(std::fs::read_dir(d.join("certs")).unwrap().count(), 2);
+    }
+
+    /// A file gone (or unreadable) after the first write: the operator still
+    /// hears which files are under which key.
+    #[test]
+    fn a_file_unreadable_after_the_first_write_still_says_incomplete() {
+        let old = key();
+        let (dir, _) = site(&old);
+        let d = dir.path();
+        let rewrites = [
+            Rewrite {
+                path: d.join("certs/server.key"),
+                read: Zeroizing::new(read(d, "certs/server.key")),
+                new: Zeroizing::new("rewritten\n".to_owned()),
+            },
+            Rewrite {
+                path: d.join("certs/gone.key"),
+                read: Zeroizing::new("was here\n".to_owned()),
+                new: Zeroizing::new("rewritten\n".to_owned()),
+            },
+        ];
+        let err = write_all(&rewrites, false).unwrap_err().to_string();
+        assert!(
+            err.starts_with("rotation incomplete: ") && err.contains("certs/server.key is under the new key"),
+            "{err}"
+        );
+    }
+
+    /// One file named two ways is listed once.
+    #[test]
+    fn a_key_file_named_two_ways_is_listed_once() {
+        let old = key();
+        let (dir, mut settings) = site(&old);
+        settings.api.key = dir.path().join("certs/../certs/server.key");
+        let server: Vec<_> = key_files(&settings)
+            .into_iter()
+            .filter(|k| k.path.ends_with("server.key"))
+            .collect();
+        assert_eq!(
+            server.len(),
+            1,
+            "{:?}",
+            server.iter().map(|k| &k.path).collect::<Vec<_>>()
+        );
     }
 
     #[tokio::test]

@@ -577,6 +577,21 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
     let details: Value = serde_json::from_str(&rotated[0].details).unwrap();
     assert_eq!(details["new_key"], new_id.as_str(), "{details}");
     assert_eq!(details["totp_secrets"], 1, "{details}");
+    // Recorded before its first write, naming what it was about to replace.
+    let started = setup
+        .db
+        .store
+        .list_audit(&portier::store::AuditFilter {
+            action: Some("secrets.rotation_started".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(started.len(), 1);
+    assert!(started[0].seq < rotated[0].seq);
+    let details: Value = serde_json::from_str(&started[0].details).unwrap();
+    assert_eq!(details["new_key"], new_id.as_str(), "{details}");
+    assert!(!details["files"].as_array().unwrap().is_empty(), "{details}");
     let chain = portier::audit::verify_store(setup.db.store.as_ref(), |_| {})
         .await
         .unwrap();
