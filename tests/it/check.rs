@@ -2,7 +2,7 @@
 //! left as `init` makes it and weakened exits non-zero with each FAIL line;
 //! the same setup commissioned (master key, MFA, a webhook receiving
 //! lockdowns, anchoring, a lockdown drill, the bootstrap token revoked) exits 0
-//! without any FAIL.
+//! without any FAIL; on PostgreSQL the checks read that database.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -240,4 +240,39 @@ fn a_commissioned_setup_passes() {
         ),
         "{text}"
     );
+}
+
+/// The same checks on PostgreSQL: the database is read (its chain verified,
+/// its accounts looked at), no SQLite file is looked for, and the backup
+/// advice names pg_dump.
+#[tokio::test]
+async fn the_checks_read_postgresql_too() {
+    let Some(db) = crate::common::TestDb::postgres().await else {
+        eprintln!("skipped: PORTIER_TEST_PG_URL is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    run(portier().args(["init", "--json", "--dir"]).arg(&site));
+    let config = site.join("portier.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen("url = \"sqlite://portier.db\"", &format!("url = \"{}\"", db.url), 1);
+    assert!(text.contains("postgres"), "{text}");
+    std::fs::write(&config, text).unwrap();
+    run(portier().args(["migrate", "--config"]).arg(&config));
+    // A drill recorded in PostgreSQL: what the checks read is that database.
+    for state in ["on", "off"] {
+        run(portier()
+            .args(["lockdown", state, "--reason", "drill", "--config"])
+            .arg(&config));
+    }
+    let (_, text) = check(&config);
+    assert!(has_line(&text, "OK", "lockdown", &[]), "{text}");
+    assert!(has_line(&text, "OK", "audit_chain", &["verifies"]), "{text}");
+    assert!(!text.contains("(0 events)"), "{text}");
+    assert!(has_line(&text, "WARN", "backups", &["pg_dump"]), "{text}");
+    assert!(!text.contains("cannot be read"), "{text}");
+    assert!(!text.contains("sqlite"), "{text}");
+    // The bootstrap account `init` made lives in the SQLite file, not here.
+    assert!(!has_line(&text, "FAIL", "bootstrap_token", &[]), "{text}");
 }
