@@ -551,21 +551,22 @@ async fn timeline_period(db: TestDb) {
     let next_window = w["id"].as_str().unwrap().to_owned();
     let auditor = t.token("auditor", "anssi", None).await;
     let at = |d: DateTime<Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let q = |subject: &str, since: DateTime<Utc>, until: DateTime<Utc>| {
-        format!("/api/v1/timeline?{subject}&since={}&until={}", at(since), at(until))
+    let app = &t;
+    let timeline = |subject: String, since: DateTime<Utc>, until: DateTime<Utc>| {
+        let path = format!("/api/v1/timeline?{subject}&since={}&until={}", at(since), at(until));
+        let auditor = auditor.clone();
+        async move { app.call("GET", &path, Some(&auditor), None).await }
     };
     for subject in [
         format!("vendor_id={}", p.scene.vendor_id),
         format!("device_id={}", p.scene.device_id),
     ] {
-        let (st, tl) = t
-            .call(
-                "GET",
-                &q(&subject, start + Duration::minutes(90), start + Duration::hours(3)),
-                Some(&auditor),
-                None,
-            )
-            .await;
+        let (st, tl) = timeline(
+            subject.clone(),
+            start + Duration::minutes(90),
+            start + Duration::hours(3),
+        )
+        .await;
         assert_eq!(st, 200, "{tl}");
         assert_eq!(
             events(&tl),
@@ -576,14 +577,12 @@ async fn timeline_period(db: TestDb) {
             "{subject}"
         );
         // The window's own period: its end, no event of next week's window.
-        let (st, tl) = t
-            .call(
-                "GET",
-                &q(&subject, start + Duration::minutes(30), start + Duration::minutes(90)),
-                Some(&auditor),
-                None,
-            )
-            .await;
+        let (st, tl) = timeline(
+            subject.clone(),
+            start + Duration::minutes(30),
+            start + Duration::minutes(90),
+        )
+        .await;
         assert_eq!(st, 200, "{tl}");
         assert_eq!(
             events(&tl),
@@ -591,23 +590,14 @@ async fn timeline_period(db: TestDb) {
             "{subject}"
         );
         // A year (366 days) is the most.
-        let (st, tl) = t
-            .call(
-                "GET",
-                &q(&subject, start - Duration::days(366), start),
-                Some(&auditor),
-                None,
-            )
-            .await;
+        let (st, tl) = timeline(subject.clone(), start - Duration::days(366), start).await;
         assert_eq!(st, 200, "{tl}");
-        let (st, b) = t
-            .call(
-                "GET",
-                &q(&subject, start - Duration::days(366) - Duration::seconds(1), start),
-                Some(&auditor),
-                None,
-            )
-            .await;
+        let (st, b) = timeline(
+            subject.clone(),
+            start - Duration::days(366) - Duration::seconds(1),
+            start,
+        )
+        .await;
         assert_eq!(st, 400, "{b}");
         assert!(b["message"].as_str().unwrap().contains("longer than 366 days"), "{b}");
     }
