@@ -167,6 +167,9 @@ pub async fn assemble(
     let vendors = store.list_vendors().await?;
     let devices = store.list_devices().await?;
     let users = store.list_users().await?;
+    let bootstrap_active = users
+        .iter()
+        .any(|u| u.name == "bootstrap-admin" && u.disabled_at.is_none());
     let credentials = store.all_credentials().await?;
     let nodes = store.list_nodes().await?;
     let at_rest_report = crate::secrets::describe(settings, at_rest, Some(store)).await?;
@@ -330,11 +333,6 @@ pub async fn assemble(
     ));
 
     // Installation guide and procedures.
-    let bootstrap_active = store
-        .list_users()
-        .await?
-        .iter()
-        .any(|u| u.name == "bootstrap-admin" && u.disabled_at.is_none());
     let facts = guide::Facts {
         config: config.clone(),
         gateway: settings.gateway.listen,

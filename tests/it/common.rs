@@ -435,26 +435,31 @@ pub async fn technician(store: &dyn Store, pki: &Pki, vendor: &Vendor, name: &st
     (tech, cert)
 }
 
-pub async fn scene(store: &dyn Store, pki: &Pki, device_addr: SocketAddr) -> Scene {
-    let vendor = store
+/// The scenes' vendor "Acme Imaging" (security contact soc@acme.example),
+/// declared from `network`, stored directly.
+pub async fn acme(store: &dyn Store, network: &str) -> Vendor {
+    store
         .create_vendor(
             &NewVendor {
                 name: "Acme Imaging".into(),
-                networks: vec![portier::domain::parse_network("127.0.0.2").unwrap()],
+                networks: vec![portier::domain::parse_network(network).unwrap()],
                 security_contact: Some("soc@acme.example".into()),
             },
             Utc::now(),
             &|_| test_effects(),
         )
         .await
-        .unwrap();
-    let (tech, tech_cert) = technician(store, pki, &vendor, "alice").await;
-    let device = store
+        .unwrap()
+}
+
+/// The scenes' device "mri-1" at `address`, assigned to `vendor`, stored directly.
+pub async fn mri(store: &dyn Store, vendor: &Vendor, address: &str, protocol: &str) -> Device {
+    store
         .create_device(
             &NewDevice {
                 name: "mri-1".parse::<DeviceName>().unwrap(),
-                address: device_addr.to_string(),
-                protocol: "echo".into(),
+                address: address.to_owned(),
+                protocol: protocol.into(),
                 description: None,
                 vendor_ids: vec![vendor.id.clone()],
             },
@@ -462,7 +467,24 @@ pub async fn scene(store: &dyn Store, pki: &Pki, device_addr: SocketAddr) -> Sce
             &|_| test_effects(),
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// The audit events named `action`, oldest first.
+pub async fn audit_events(store: &dyn Store, action: &str) -> Vec<portier::audit::AuditRecord> {
+    store
+        .list_audit(&portier::store::AuditFilter {
+            action: Some(action.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+}
+
+pub async fn scene(store: &dyn Store, pki: &Pki, device_addr: SocketAddr) -> Scene {
+    let vendor = acme(store, "127.0.0.2").await;
+    let (tech, tech_cert) = technician(store, pki, &vendor, "alice").await;
+    let device = mri(store, &vendor, &device_addr.to_string(), "echo").await;
     let now = Utc::now();
     let window = approved_window(
         store,

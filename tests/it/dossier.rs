@@ -8,15 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use chrono::Utc;
 use portier::config::Settings;
-use portier::domain::DeviceName;
 use portier::gateway::tls;
-use portier::store::{NewDevice, NewVendor};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-
-use crate::common::test_effects;
 
 fn portier() -> Command {
     Command::new(env!("CARGO_BIN_EXE_portier"))
@@ -43,32 +38,8 @@ async fn deployment(dir: &Path) -> PathBuf {
     let config = setup.join("portier.toml");
     let settings = Settings::load(&config).unwrap();
     let store = portier::store::connect(&settings.database.url).await.unwrap();
-    let vendor = store
-        .create_vendor(
-            &NewVendor {
-                name: "Acme Imaging".into(),
-                networks: vec![portier::domain::parse_network("198.51.100.0/24").unwrap()],
-                security_contact: Some("soc@acme.example".into()),
-            },
-            Utc::now(),
-            &|_| test_effects(),
-        )
-        .await
-        .unwrap();
-    store
-        .create_device(
-            &NewDevice {
-                name: "mri-1".parse::<DeviceName>().unwrap(),
-                address: "10.20.30.40:104".into(),
-                protocol: "dicom".into(),
-                description: None,
-                vendor_ids: vec![vendor.id.clone()],
-            },
-            Utc::now(),
-            &|_| test_effects(),
-        )
-        .await
-        .unwrap();
+    let vendor = crate::common::acme(store.as_ref(), "198.51.100.0/24").await;
+    crate::common::mri(store.as_ref(), &vendor, "10.20.30.40:104", "dicom").await;
     config
 }
 

@@ -563,30 +563,14 @@ async fn encrypted_init_serves_and_rotates(db: TestDb) {
     assert_no_clear_key(&setup.site());
     let row_b = stored_totp(setup.db.store.as_ref(), "sec").await;
     assert_ne!(row_b, row);
-    let rotated = setup
-        .db
-        .store
-        .list_audit(&portier::store::AuditFilter {
-            action: Some("secrets.rotated".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let rotated = crate::common::audit_events(setup.db.store.as_ref(), "secrets.rotated").await;
     assert_eq!(rotated.len(), 1);
     let new_id = setup.at_rest("b.key").key().unwrap().id().to_string();
     let details: Value = serde_json::from_str(&rotated[0].details).unwrap();
     assert_eq!(details["new_key"], new_id.as_str(), "{details}");
     assert_eq!(details["totp_secrets"], 1, "{details}");
     // Recorded before its first write, naming what it was about to replace.
-    let started = setup
-        .db
-        .store
-        .list_audit(&portier::store::AuditFilter {
-            action: Some("secrets.rotation_started".into()),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let started = crate::common::audit_events(setup.db.store.as_ref(), "secrets.rotation_started").await;
     assert_eq!(started.len(), 1);
     assert!(started[0].seq < rotated[0].seq);
     let details: Value = serde_json::from_str(&started[0].details).unwrap();
